@@ -1,0 +1,24 @@
+package orderflow
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"regexp"
+	"time"
+)
+
+// NewOrderID returns a new 32-hex-character id whose first 12 characters
+// are the creation time in milliseconds, so ids sort by creation time
+// (like UUIDv7) and make stable paging cursors. The rest is 80 random bits.
+func NewOrderID(now time.Time) OrderID {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixMilli())<<16)
+	_, _ = rand.Read(b[6:]) // crypto/rand.Read never fails (Go 1.24+)
+	return OrderID(hex.EncodeToString(b[:]))
+}
+
+var orderIDRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// Valid reports whether id has the shape NewOrderID produces.
+func (id OrderID) Valid() bool { return orderIDRE.MatchString(string(id)) }

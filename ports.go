@@ -1,0 +1,147 @@
+package orderflow
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// IdempotencyKey is a client's Idempotency-Key, scoped to its user, with a
+// hash of the request it first came with. Records are kept at least 24 h.
+type IdempotencyKey struct {
+	UserID      string
+	Key         string
+	RequestHash string
+}
+
+// Store keeps orders, idempotency records and stock. Implementations are
+// safe for concurrent use. Every method returns an *Error with code
+// EUnavailable when the backing service cannot be reached, so that callers
+// can tell "retry later" from a bug.
+type Store interface {
+	// CreateOrder stores o, which must be PENDING. With key.Key set it also
+	// records the key: if this user already used the key with the same
+	// RequestHash, nothing is written and the original order is returned
+	// with created=false; with another hash the error code is EMismatch; if
+	// the first request with the key has not finished, EConflict.
+	CreateOrder(ctx context.Context, o Order, key IdempotencyKey) (stored Order, created bool, err error)
+
+	// GetOrder returns the order, or ENotFound.
+	GetOrder(ctx context.Context, id OrderID) (Order, error)
+
+	// ListOrders returns up to limit orders of userID, newest first,
+	// starting after the cursor (an order id; "" for the first page).
+	ListOrders(ctx context.Context, userID string, cursor OrderID, limit int) ([]Order, error)
+
+	// Transition applies t only if the order is in t.From (a conditional
+	// write) and returns the order as stored afterwards. If the order is in
+	// another status the error code is EConflict and the returned order is
+	// the current one; ENotFound if there is no such order.
+	Transition(ctx context.Context, t Transition) (Order, error)
+
+	// Reserve takes the items of order id from stock, all or nothing. It is
+	// idempotent per order: a second call for the same order changes
+	// nothing and returns the first outcome. A business decline (a SKU not
+	// stocked, or not enough of it) is returned as a *Failure with
+	// ReasonUnknownSKU or ReasonOutOfStock, and err nil.
+	Reserve(ctx context.Context, id OrderID, items []Item) (*Failure, error)
+
+	// Release gives back what Reserve took for order id. Idempotent; a
+	// no-op when nothing is reserved.
+	Release(ctx context.Context, id OrderID) error
+
+	// SetStock sets the available quantity of sku.
+	SetStock(ctx context.Context, sku string, quantity int) error
+
+	// Stock returns the available quantity of sku, ENotFound if unstocked.
+	Stock(ctx context.Context, sku string) (int, error)
+
+	// UserActivity returns how many orders userID created at or after
+	// since, and their total amount (all currencies added, in minor units).
+	UserActivity(ctx context.Context, userID string, since time.Time) (count int, total int64, err error)
+
+	// Ping checks that the store can be reached.
+	Ping(ctx context.Context) error
+}
+
+// Message is what the queue carries for one order.
+type Message struct {
+	OrderID     OrderID `json:"order_id"`
+	RequestID   string  `json:"request_id,omitempty"`
+	TraceParent string  `json:"traceparent,omitempty"`
+}
+
+// Delivery is a message handed out by Receive. While it is in flight it is
+// invisible to other receivers until the visibility timeout passes.
+type Delivery struct {
+	Message
+	// MessageID is the queue's id of the message (stable across receives).
+	MessageID string
+	// Receipt identifies this receive for Delete and ChangeVisibility.
+	Receipt string
+	// ReceiveCount is 1 on the first delivery.
+	ReceiveCount int
+	// Body is the raw message body.
+	Body []byte
+	// Err is set when Body could not be decoded into Message (a poison
+	// message); it is left for the dead-letter path.
+	Err error
+}
+
+// QueueDepth is the approximate number of messages in a queue.
+type QueueDepth struct {
+	Visible  int // waiting to be received
+	InFlight int // received and not yet deleted
+	Dead     int // in the dead-letter queue
+}
+
+// Queue is an at-least-once queue with SQS semantics: a received message
+// is hidden for the visibility timeout and comes back if not deleted; each
+// receive counts, and a message that was received MaxReceives times is
+// moved to the dead-letter queue instead of delivered again.
+// Implementations are safe for concurrent use and return EUnavailable when
+// the service cannot be reached.
+type Queue interface {
+	// Send enqueues msgs. Concurrent calls may be coalesced into batches.
+	Send(ctx context.Context, msgs ...Message) error
+
+	// Receive waits up to wait for messages and returns at most max.
+	Receive(ctx context.Context, max int, wait time.Duration) ([]Delivery, error)
+
+	// Delete acknowledges the given receipts. If some fail, the error is a
+	// *BatchError listing them; the others are deleted.
+	Delete(ctx context.Context, receipts ...string) error
+
+	// ChangeVisibility hides the message for timeout from now (0 makes it
+	// visible at once). It fails if the receipt is stale.
+	ChangeVisibility(ctx context.Context, receipt string, timeout time.Duration) error
+
+	// Depth reports approximate message counts.
+	Depth(ctx context.Context) (QueueDepth, error)
+
+	// Ping checks that the queue can be reached.
+	Ping(ctx context.Context) error
+}
+
+// DeadLetters is the operator's view of the dead-letter queue.
+type DeadLetters interface {
+	// ListDead returns up to max dead messages without removing them.
+	ListDead(ctx context.Context, max int) ([]Delivery, error)
+	// Redrive moves up to max dead messages back to the main queue with
+	// their receive count reset, and returns how many moved.
+	Redrive(ctx context.Context, max int) (int, error)
+	// Purge deletes every dead message and returns how many were deleted.
+	Purge(ctx context.Context) (int, error)
+}
+
+// BatchError reports the entries of a batch call that failed.
+type BatchError struct {
+	Failed map[string]error // by receipt or entry id
+}
+
+func (e *BatchError) Error() string {
+	for id, err := range e.Failed {
+		return fmt.Sprintf("batch: %d entries failed, e.g. %s: %v", len(e.Failed), id, err)
+	}
+	return "batch: no entries failed"
+}
