@@ -1,0 +1,56 @@
+package orderflow
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestMessageRoundTrip(t *testing.T) {
+	m := Message{OrderID: NewOrderID(testTime), RequestID: "req-1", TraceParent: "00-abc-def-01"}
+	got, err := DecodeMessage(EncodeMessage(m))
+	if err != nil || got != m {
+		t.Fatalf("got %+v, %v; want %+v", got, err, m)
+	}
+}
+
+func TestDecodeMessageRejectsPoison(t *testing.T) {
+	id := string(NewOrderID(testTime))
+	tests := []struct{ name, body string }{
+		{"empty body", ""},
+		{"not json", "hello"},
+		{"unknown field", `{"order_id":"` + id + `","x":1}`},
+		{"trailing data", `{"order_id":"` + id + `"} {}`},
+		{"missing order id", `{"request_id":"r"}`},
+		{"malformed order id", `{"order_id":"../etc/passwd"}`},
+		{"wrong type", `{"order_id":42}`},
+		{"overlong request id", `{"order_id":"` + id + `","request_id":"` + strings.Repeat("r", 129) + `"}`},
+		{"oversized body", `{"order_id":"` + id + `","request_id":"` + strings.Repeat(" ", MaxMessageBytes) + `"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if m, err := DecodeMessage([]byte(tt.body)); err == nil || ErrorCode(err) != EInvalid {
+				t.Fatalf("got %+v, %v; want an invalid error", m, err)
+			}
+		})
+	}
+}
+
+func FuzzDecodeMessage(f *testing.F) {
+	f.Add(EncodeMessage(Message{OrderID: NewOrderID(testTime), RequestID: "r"}))
+	f.Add([]byte(`{"order_id":"0123456789abcdef0123456789abcdef"}`))
+	f.Add([]byte(`{"order_id":null}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		m, err := DecodeMessage(body)
+		if err != nil {
+			return
+		}
+		if !m.OrderID.Valid() {
+			t.Fatalf("accepted invalid order id %q", m.OrderID)
+		}
+		again, err := DecodeMessage(EncodeMessage(m))
+		if err != nil || again != m {
+			t.Fatalf("accepted message does not round-trip: %+v vs %+v (%v)", m, again, err)
+		}
+	})
+}

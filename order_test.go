@@ -1,0 +1,142 @@
+package orderflow
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+var testTime = time.UnixMilli(1_750_000_000_000)
+
+func validOrder() Order {
+	return Order{UserID: "u123", Amount: 999, Currency: "USD", Items: []Item{{SKU: "widget", Quantity: 2}}}
+}
+
+func TestOrderValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*Order)
+		want   string // substring of the detail; "" = valid
+	}{
+		{"a plain order is valid", func(o *Order) {}, ""},
+		{"an order without items is valid", func(o *Order) { o.Items = nil }, ""},
+		{"amount of zero is rejected", func(o *Order) { o.Amount = 0 }, "amount must be a positive"},
+		{"negative amount is rejected", func(o *Order) { o.Amount = -5 }, "amount must be a positive"},
+		{"amount above the maximum is rejected", func(o *Order) { o.Amount = MaxAmount + 1 }, "at most"},
+		{"amount at the maximum is accepted", func(o *Order) { o.Amount = MaxAmount }, ""},
+		{"lower-case currency is rejected", func(o *Order) { o.Currency = "usd" }, "currency"},
+		{"empty currency is rejected", func(o *Order) { o.Currency = "" }, "currency"},
+		{"empty user id is rejected", func(o *Order) { o.UserID = "" }, "user_id"},
+		{"user id with a space is rejected", func(o *Order) { o.UserID = "a b" }, "user_id"},
+		{"overlong user id is rejected", func(o *Order) { o.UserID = strings.Repeat("a", MaxUserIDLength+1) }, "user_id"},
+		{"email-like user id is accepted", func(o *Order) { o.UserID = "ada+test@example.com" }, ""},
+		{"empty sku is rejected", func(o *Order) { o.Items[0].SKU = "" }, "items[0].sku"},
+		{"sku with a slash is rejected", func(o *Order) { o.Items[0].SKU = "a/b" }, "items[0].sku"},
+		{"quantity of zero is rejected", func(o *Order) { o.Items[0].Quantity = 0 }, "items[0].quantity"},
+		{"quantity above the maximum is rejected", func(o *Order) { o.Items[0].Quantity = MaxQuantity + 1 }, "items[0].quantity"},
+		{"the same sku twice is rejected", func(o *Order) { o.Items = append(o.Items, Item{SKU: "widget", Quantity: 1}) }, "appears twice"},
+		{"too many items are rejected", func(o *Order) {
+			o.Items = nil
+			for i := 0; i <= MaxItems; i++ {
+				o.Items = append(o.Items, Item{SKU: "s" + itoa3(i), Quantity: 1})
+			}
+		}, "at most"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := validOrder()
+			tt.mutate(&o)
+			err := o.Validate()
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("got %v, want valid", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("got valid, want an error containing %q", tt.want)
+			}
+			if ErrorCode(err) != EInvalid || !strings.Contains(ErrorDetail(err), tt.want) {
+				t.Fatalf("got %s %q, want invalid containing %q", ErrorCode(err), ErrorDetail(err), tt.want)
+			}
+		})
+	}
+}
+
+func itoa3(i int) string { return string(rune('a'+i/26)) + string(rune('a'+i%26)) }
+
+func TestStatusMovesForwardOnly(t *testing.T) {
+	all := []Status{StatusPending, StatusProcessing, StatusCompleted, StatusRejected, StatusFailed}
+	allowed := map[[2]Status]bool{
+		{StatusPending, StatusProcessing}:   true,
+		{StatusPending, StatusCompleted}:    true,
+		{StatusPending, StatusRejected}:     true,
+		{StatusPending, StatusFailed}:       true,
+		{StatusProcessing, StatusCompleted}: true,
+		{StatusProcessing, StatusRejected}:  true,
+		{StatusProcessing, StatusFailed}:    true,
+	}
+	for _, from := range all {
+		for _, to := range all {
+			if got, want := from.CanMoveTo(to), allowed[[2]Status{from, to}]; got != want {
+				t.Errorf("%s→%s: got %v, want %v", from, to, got, want)
+			}
+		}
+		if from.CanMoveTo("BOGUS") || Status("BOGUS").CanMoveTo(from) {
+			t.Errorf("unknown status moves with %s", from)
+		}
+	}
+	for _, s := range all {
+		if got, want := s.Terminal(), s != StatusPending && s != StatusProcessing; got != want {
+			t.Errorf("%s.Terminal() = %v, want %v", s, got, want)
+		}
+	}
+}
+
+func TestTransitionValidate(t *testing.T) {
+	f := &Failure{Code: ReasonFraudSuspected, Detail: "score 60"}
+	tests := []struct {
+		name string
+		t    Transition
+		ok   bool
+	}{
+		{"pending to processing is fine", Transition{ID: "x", From: StatusPending, To: StatusProcessing}, true},
+		{"processing to rejected with a failure is fine", Transition{ID: "x", From: StatusProcessing, To: StatusRejected, Failure: f}, true},
+		{"rejected without a failure is refused", Transition{ID: "x", From: StatusProcessing, To: StatusRejected}, false},
+		{"completed with a failure is refused", Transition{ID: "x", From: StatusProcessing, To: StatusCompleted, Failure: f}, false},
+		{"backward is refused", Transition{ID: "x", From: StatusCompleted, To: StatusProcessing}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.t.Validate()
+			if (err == nil) != tt.ok {
+				t.Fatalf("got %v, want ok=%v", err, tt.ok)
+			}
+			if err != nil && ErrorCode(err) != EInvalid {
+				t.Fatalf("got code %s, want invalid", ErrorCode(err))
+			}
+		})
+	}
+	if got := (Transition{ID: "o1", From: StatusPending, To: StatusProcessing}).String(); got != "o1 PENDING→PROCESSING" {
+		t.Errorf("got %q", got)
+	}
+}
+
+func TestNewOrderIDSortsByTime(t *testing.T) {
+	t0 := time.UnixMilli(1_700_000_000_000)
+	a, b := NewOrderID(t0), NewOrderID(t0.Add(time.Millisecond))
+	if !a.Valid() || !b.Valid() {
+		t.Fatalf("ids not valid: %s %s", a, b)
+	}
+	if !(a < b) {
+		t.Fatalf("got %s >= %s, want ids to sort by time", a, b)
+	}
+	if NewOrderID(t0) == NewOrderID(t0) {
+		t.Fatal("two ids in the same millisecond are equal")
+	}
+	for _, bad := range []OrderID{"", "xyz", OrderID(strings.Repeat("A", 32)), a + "0"} {
+		if bad.Valid() {
+			t.Errorf("%q is valid, want invalid", bad)
+		}
+	}
+}
