@@ -113,21 +113,28 @@ func (t *Tokens) Issue(userID string) (token string, expiresIn time.Duration, er
 // are required, exp and iat are checked with Leeway, tokens longer than
 // MaxTokenBytes are rejected unparsed, and sub must be a valid user id.
 func (t *Tokens) Verify(token string) (userID string, err error) {
+	userID, _, err = t.VerifyExpiry(token)
+	return userID, err
+}
+
+// VerifyExpiry is Verify that also returns when the token expires, so that
+// a caller caching verified tokens never keeps one past its expiry.
+func (t *Tokens) VerifyExpiry(token string) (userID string, expires time.Time, err error) {
 	if len(token) > MaxTokenBytes {
-		return "", reject(ErrInvalidToken, "token too long", nil)
+		return "", time.Time{}, reject(ErrInvalidToken, "token too long", nil)
 	}
 	var claims jwt.RegisteredClaims
 	tok, err := t.parser.ParseWithClaims(token, &claims, t.keyFunc)
 	if err != nil {
-		return "", classify(tok, err)
+		return "", time.Time{}, classify(tok, err)
 	}
 	if claims.IssuedAt == nil {
-		return "", reject(ErrInvalidToken, "token missing required claim", nil)
+		return "", time.Time{}, reject(ErrInvalidToken, "token missing required claim", nil)
 	}
 	if !orderflow.ValidUserID(claims.Subject) {
-		return "", reject(ErrInvalidToken, "token subject invalid", nil)
+		return "", time.Time{}, reject(ErrInvalidToken, "token subject invalid", nil)
 	}
-	return claims.Subject, nil
+	return claims.Subject, claims.ExpiresAt.Time, nil
 }
 
 // key is the jwt.Keyfunc: the "kid" header picks the secret.

@@ -1,0 +1,43 @@
+package httpapi
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// readBody checks that the request carries JSON and reads its body, at most
+// MaxBodyBytes. Errors: 415 for another content type, 413 for a larger
+// body. The caller returns the buffer with s.bodies.put.
+func (s *server) readBody(w http.ResponseWriter, r *http.Request) (*bytes.Buffer, error) {
+	if !isJSONContentType(r.Header.Get("Content-Type")) {
+		return nil, newClientError(codeUnsupportedMedia, "", "Content-Type must be application/json")
+	}
+	limit := s.cfg.MaxBodyBytes
+	if r.ContentLength > limit {
+		return nil, tooLarge(limit)
+	}
+	buf := s.bodies.get()
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
+		s.bodies.put(buf)
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge(limit)
+		}
+		return nil, newClientError(codeBadRequest, "", "could not read the request body")
+	}
+	return buf, nil
+}
+
+func tooLarge(limit int64) error {
+	return newClientError(codeTooLarge, "", "request body exceeds "+strconv.FormatInt(limit, 10)+" bytes")
+}
+
+// isJSONContentType reports whether v is application/json, with or without
+// parameters such as charset.
+func isJSONContentType(v string) bool {
+	mt, _, _ := strings.Cut(v, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "application/json")
+}

@@ -1,0 +1,112 @@
+package httpapi
+
+import (
+	"embed"
+	"errors"
+	"io"
+	"io/fs"
+	"net/http"
+	"strings"
+	"time"
+
+	redoc "github.com/mvrilo/go-redoc"
+	swaggerfiles "github.com/swaggo/files/v2"
+
+	"github.com/orderflow/orderflow"
+)
+
+// openapiJSON is the OpenAPI 3.1 description of every route; it is kept
+// by hand next to routes.go, and a test checks that the two agree.
+//
+//go:embed openapi.json
+var openapiJSON []byte
+
+// pages holds our own HTML pages and the Swagger UI initializer: no inline
+// script anywhere, so the pages run under a strict Content-Security-Policy.
+//
+//go:embed assets
+var pages embed.FS
+
+// handleOpenAPI serves GET /openapi.json.
+func (s *server) handleOpenAPI() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Cache-Control"] = s.hdr.noCache
+		writeBody(w, r, http.StatusOK, s.hdr.json, openapiJSON)
+	})
+}
+
+// handleSwaggerPage serves GET /docs, Swagger UI on /openapi.json.
+func (s *server) handleSwaggerPage() http.Handler {
+	return s.page("assets/swagger/index.html", s.hdr.cspSwagger)
+}
+
+// handleRedocPage serves GET /redoc, ReDoc on /openapi.json.
+func (s *server) handleRedocPage() http.Handler {
+	return s.page("assets/redoc/index.html", s.hdr.cspRedoc)
+}
+
+// page serves one of our HTML pages under the given CSP.
+func (s *server) page(name string, csp []string) http.Handler {
+	body, err := pages.ReadFile(name)
+	if err != nil {
+		panic("httpapi: missing embedded page " + name) // caught by the tests
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h["Content-Security-Policy"] = csp
+		h["Cache-Control"] = s.hdr.noCache
+		writeBody(w, r, http.StatusOK, s.hdr.html, body)
+	})
+}
+
+// handleSwaggerAsset serves GET /docs/{file}: Swagger UI's scripts, styles
+// and icons from github.com/swaggo/files/v2, and our initializer.js.
+func (s *server) handleSwaggerAsset() http.Handler {
+	// The files of Swagger UI's dist that are served. Its own index.html
+	// and initializer are not: ours replace them.
+	swaggerAssets := map[string]bool{
+		"swagger-ui.css":                  true,
+		"swagger-ui-bundle.js":            true,
+		"swagger-ui-standalone-preset.js": true,
+		"index.css":                       true,
+		"favicon-16x16.png":               true,
+		"favicon-32x32.png":               true,
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("file")
+		var fsys fs.FS = swaggerfiles.FS
+		if name == "initializer.js" {
+			fsys, name = pages, "assets/swagger/initializer.js"
+		} else if !swaggerAssets[name] {
+			s.problem(w, r, orderflow.ENotFound, "no documentation asset "+name, nil)
+			return
+		}
+		f, err := fsys.Open(name)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		defer f.Close()
+		rs, ok := f.(io.ReadSeeker)
+		if !ok {
+			s.fail(w, r, errors.New("embedded asset "+name+" is not seekable"))
+			return
+		}
+		s.serveAsset(w, r, name, rs)
+	})
+}
+
+// handleRedocScript serves GET /redoc/redoc.standalone.js from
+// github.com/mvrilo/go-redoc.
+func (s *server) handleRedocScript() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.serveAsset(w, r, "redoc.standalone.js", strings.NewReader(redoc.JavaScript))
+	})
+}
+
+// serveAsset serves a static documentation asset with a long cache life
+// (they change only when the modules are upgraded).
+func (s *server) serveAsset(w http.ResponseWriter, r *http.Request, name string, content io.ReadSeeker) {
+	w.Header()["Cache-Control"] = s.hdr.longCache
+	http.ServeContent(w, r, name, time.Time{}, content)
+}

@@ -1,0 +1,45 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/orderflow/orderflow"
+)
+
+// readyRetryAfter is the Retry-After of a 503 from /ready, in seconds.
+const readyRetryAfter = "5"
+
+// handleHealth serves GET /health (liveness): the process answers.
+func (s *server) handleHealth() http.Handler {
+	body := []byte(`{"status":"healthy"}` + "\n")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeBody(w, r, http.StatusOK, s.hdr.json, body)
+	})
+}
+
+// handleReady serves GET /ready (readiness): the queue and store are
+// reachable, as Deps.Ready reports. Not ready is a 503 problem with
+// Retry-After.
+func (s *server) handleReady() http.Handler {
+	body := []byte(`{"status":"ready"}` + "\n")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.ready(r.Context()); err != nil {
+			s.log.WarnContext(r.Context(), "not ready", "err", err)
+			detail := "not ready: a dependency is unreachable"
+			if orderflow.ErrorCode(err) != orderflow.EInternal {
+				detail = "not ready: " + orderflow.ErrorDetail(err)
+			}
+			w.Header().Set("Retry-After", readyRetryAfter)
+			s.problem(w, r, codeNotReady, detail, nil)
+			return
+		}
+		writeBody(w, r, http.StatusOK, s.hdr.json, body)
+	})
+}
+
+// handleMetrics serves GET /metrics in the Prometheus exposition format.
+func (s *server) handleMetrics() http.Handler {
+	return promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{})
+}

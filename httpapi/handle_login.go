@@ -1,0 +1,85 @@
+package httpapi
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-json-experiment/json"
+
+	"github.com/orderflow/orderflow"
+)
+
+// handleLogin serves POST /login: it checks the credentials (any valid
+// user_id in dev mode) and issues a bearer token. Unknown body fields are
+// ignored, so the spec's {"user_id":"u123","amount":1} works unchanged.
+// Attempts are rate limited per client IP.
+func (s *server) handleLogin() http.Handler {
+	type request struct {
+		UserID   string `json:"user_id"`
+		Password string `json:"password"`
+	}
+	type response struct {
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+		ExpiresIn   int64  `json:"expires_in"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d := s.loginLim.take(clientIP(r), s.now()); !d.allowed {
+			secs := max(1, ceilSeconds(d.retryAfter))
+			w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+			s.problem(w, r, codeRateLimited, "too many login attempts from this address; retry in "+strconv.FormatInt(secs, 10)+" s", nil)
+			return
+		}
+		body, err := s.readBody(w, r)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		var req request
+		empty := body.Len() == 0
+		err = json.Unmarshal(body.Bytes(), &req)
+		s.bodies.put(body)
+		if empty {
+			s.problem(w, r, codeBadRequest, `request body is empty; send {"user_id":"..."}`, nil)
+			return
+		}
+		if err != nil {
+			s.fail(w, r, decodeError(err))
+			return
+		}
+		switch {
+		case req.UserID == "":
+			s.problem(w, r, orderflow.EInvalid, "user_id is required", []fieldError{{Field: "user_id", Detail: "user_id is required"}})
+			return
+		case s.cfg.DevLogin && !orderflow.ValidUserID(req.UserID):
+			detail := "user_id must be 1-128 letters, digits or ._@+- starting with a letter or digit"
+			s.problem(w, r, orderflow.EInvalid, detail, []fieldError{{Field: "user_id", Detail: detail}})
+			return
+		case !s.cfg.DevLogin && !s.cfg.Users.Check(req.UserID, req.Password):
+			s.problem(w, r, codeBadCredentials, "unknown user_id or wrong password", nil)
+			return
+		}
+		tok, ttl, err := s.cfg.Tokens.Issue(req.UserID)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if rec, ok := w.(*recorder); ok {
+			rec.userID = req.UserID
+		}
+		w.Header().Set("Pragma", "no-cache") // RFC 6749 §5.1
+		writeJSON(w, r, http.StatusOK, s.hdr.json, response{AccessToken: tok, TokenType: "bearer", ExpiresIn: int64(ttl / time.Second)})
+	})
+}
+
+// clientIP is the address of the peer. X-Forwarded-For is not trusted:
+// behind a proxy, the proxy must do per-client limiting itself.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

@@ -1,0 +1,122 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/orderflow/orderflow/auth"
+)
+
+// usersFile returns users "alice" with password "s3cret".
+func usersFile(t testing.TB) *auth.Users {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := auth.LoadUsers(strings.NewReader("alice:" + string(hash) + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func TestLogin(t *testing.T) {
+	passwords := func(c *Config, _ *Deps) { c.DevLogin = false; c.Users = usersFile(t) }
+	tests := []struct {
+		name     string
+		mode     func(*Config, *Deps)
+		body     string
+		ctype    string
+		want     int
+		wantType string
+	}{
+		{name: "dev mode takes the spec's body with its extra amount field", body: `{"user_id":"u123","amount":1}`, want: 200},
+		{name: "dev mode ignores a password", body: `{"user_id":"u123","password":"whatever"}`, want: 200},
+		{name: "dev mode accepts a charset parameter", body: `{"user_id":"u123"}`, ctype: "application/json; charset=utf-8", want: 200},
+		{name: "dev mode rejects an invalid user_id", body: `{"user_id":"-bad id-"}`, want: 422, wantType: "validation-failed"},
+		{name: "user_id is required", body: `{"amount":1}`, want: 422, wantType: "validation-failed"},
+		{name: "user_id of the wrong type is 422", body: `{"user_id":123}`, want: 422, wantType: "validation-failed"},
+		{name: "malformed JSON is 400", body: `{"user_id":`, want: 400, wantType: "malformed-json"},
+		{name: "an empty body is 400", body: ``, want: 400, wantType: "bad-request"},
+		{name: "another content type is 415", body: `user_id=u123`, ctype: "application/x-www-form-urlencoded", want: 415, wantType: "unsupported-media-type"},
+		{name: "a body over the limit is 413", body: `{"user_id":"` + strings.Repeat("u", 70<<10) + `"}`, want: 413, wantType: "payload-too-large"},
+		{name: "the right password logs in", mode: passwords, body: `{"user_id":"alice","password":"s3cret"}`, want: 200},
+		{name: "a wrong password is 401", mode: passwords, body: `{"user_id":"alice","password":"guess"}`, want: 401, wantType: "invalid-credentials"},
+		{name: "an unknown user is 401", mode: passwords, body: `{"user_id":"mallory","password":"s3cret"}`, want: 401, wantType: "invalid-credentials"},
+		{name: "a missing password is 401", mode: passwords, body: `{"user_id":"alice"}`, want: 401, wantType: "invalid-credentials"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var f *fixture
+			if tt.mode != nil {
+				f = newFixture(t, tt.mode)
+			} else {
+				f = newFixture(t)
+			}
+			ctype := "application/json"
+			if tt.ctype != "" {
+				ctype = tt.ctype
+			}
+			rr := f.do(request(http.MethodPost, "/login", tt.body, "Content-Type", ctype))
+			if rr.Code != tt.want {
+				t.Fatalf("status %d, want %d; body %s", rr.Code, tt.want, rr.Body)
+			}
+			if tt.want != 200 {
+				if p := problemOf(t, rr); p.Type != problemTypeBase+tt.wantType {
+					t.Errorf("type %q, want %q", p.Type, tt.wantType)
+				}
+				return
+			}
+			var resp struct {
+				AccessToken string `json:"access_token"`
+				TokenType   string `json:"token_type"`
+				ExpiresIn   int64  `json:"expires_in"`
+			}
+			decode(t, rr, &resp)
+			if resp.TokenType != "bearer" || resp.ExpiresIn != int64(time.Hour/time.Second) {
+				t.Errorf("token_type %q expires_in %d, want bearer 3600", resp.TokenType, resp.ExpiresIn)
+			}
+			if rr.Header().Get("Cache-Control") != "no-store" {
+				t.Error("a token answer is cacheable")
+			}
+			// The token works for POST /orders.
+			order := f.do(request(http.MethodPost, "/orders", `{"amount":1}`, "Content-Type", "application/json", "Authorization", "Bearer "+resp.AccessToken))
+			if order.Code != 202 {
+				t.Errorf("POST /orders with the new token: %d %s", order.Code, order.Body)
+			}
+		})
+	}
+}
+
+func TestLoginRateLimitPerIP(t *testing.T) {
+	f := newFixture(t, func(c *Config, _ *Deps) { c.LoginRateLimit = 2 })
+	login := func(ip string) int {
+		req := request(http.MethodPost, "/login", `{"user_id":"u123"}`, "Content-Type", "application/json")
+		req.RemoteAddr = ip + ":4242"
+		rr := f.do(req)
+		if rr.Code == 429 {
+			if got := rr.Header().Get("Retry-After"); got != "30" {
+				t.Errorf("Retry-After = %q, want 30", got)
+			}
+			if p := problemOf(t, rr); p.Type != problemTypeBase+"rate-limited" {
+				t.Errorf("type %q", p.Type)
+			}
+		}
+		return rr.Code
+	}
+	got := []int{login("10.0.0.1"), login("10.0.0.1"), login("10.0.0.1"), login("10.0.0.2")}
+	want := []int{200, 200, 429, 200}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("attempt %d: status %d, want %d", i+1, got[i], want[i])
+		}
+	}
+	if ip := clientIP(&http.Request{RemoteAddr: "no-port"}); ip != "no-port" {
+		t.Errorf("clientIP without a port = %q", ip)
+	}
+}

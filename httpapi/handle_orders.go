@@ -1,0 +1,222 @@
+package httpapi
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/orderflow/orderflow"
+)
+
+// Paging of GET /orders.
+const (
+	defaultPageSize = 20
+	maxPageSize     = 100
+)
+
+// handleCreateOrder serves POST /orders: rate limit, Idempotency-Key,
+// strict decoding and validation, then Intake.Accept, answered with 202
+// and the signed status URL. A replay (created=false) gets the same body
+// (the URL's expiry counts from the order's creation) and
+// Idempotent-Replayed: true.
+func (s *server) handleCreateOrder() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		user := orderflow.UserID(ctx)
+		now := s.now()
+		h := w.Header()
+
+		d := s.orderLim.take(user, now)
+		h["Ratelimit-Policy"] = s.limitPolicy
+		h["Ratelimit"] = []string{d.header()}
+		if !d.allowed {
+			secs := strconv.FormatInt(max(1, ceilSeconds(d.retryAfter)), 10)
+			h["Retry-After"] = []string{secs}
+			s.problem(w, r, codeRateLimited, "rate limit of "+strconv.Itoa(s.cfg.RateLimit)+" orders per minute exceeded; retry in "+secs+" s", nil)
+			return
+		}
+		key, err := idempotencyKey(r.Header)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		body, err := s.readBody(w, r)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		o, err := decodeOrder(body.Bytes(), user)
+		s.bodies.put(body)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+
+		var ik orderflow.IdempotencyKey
+		if key != "" {
+			end, ok := s.inflight.begin(user, key)
+			if !ok {
+				h["Retry-After"] = []string{"1"}
+				s.problem(w, r, codeInFlight, "a request with this Idempotency-Key is still being processed; retry shortly", nil)
+				return
+			}
+			defer end()
+			ik = orderflow.IdempotencyKey{UserID: user, Key: key, RequestHash: requestHash(o)}
+		}
+		o.ID = s.newID()
+		o.Status = orderflow.StatusPending
+		o.RequestID = orderflow.RequestID(ctx)
+		o.CreatedAt = now.UTC().Truncate(time.Millisecond) // what every store keeps exactly
+		o.UpdatedAt = o.CreatedAt
+
+		stored, created, err := s.intake.Accept(orderflow.WithOrderID(ctx, o.ID), o, ik)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if created {
+			s.metrics.accepted.Inc()
+		} else {
+			h["Idempotent-Replayed"] = s.hdr.replayed
+		}
+		statusURL, expires := s.statusURL(r, stored)
+		b := make([]byte, 0, 160+len(statusURL))
+		b = append(b, `{"order_id":`...)
+		b = appendJSONString(b, string(stored.ID))
+		b = append(b, `,"status":"PENDING","status_url":`...)
+		b = appendJSONString(b, statusURL)
+		b = append(b, `,"expires_at":"`...)
+		b = expires.AppendFormat(b, time.RFC3339)
+		b = append(b, "\"}\n"...)
+		h["Location"] = []string{statusURL}
+		h["Retry-After"] = s.retryPoll
+		writeBody(w, r, http.StatusAccepted, s.hdr.json, b)
+	})
+}
+
+// statusURL returns the absolute signed status URL of o and its expiry,
+// which is o.CreatedAt + StatusURLTTL so that the URL of an order is the
+// same every time it is computed.
+func (s *server) statusURL(r *http.Request, o orderflow.Order) (string, time.Time) {
+	q := s.cfg.URLs.Sign(o.ID, o.CreatedAt.Add(s.cfg.StatusURLTTL))
+	exp := q.Get("exp")
+	b := make([]byte, 0, 192)
+	if s.publicURL != "" {
+		b = append(b, s.publicURL...)
+	} else {
+		if r.TLS != nil {
+			b = append(b, "https://"...)
+		} else {
+			b = append(b, "http://"...)
+		}
+		b = append(b, r.Host...)
+	}
+	b = append(b, "/orders/"...)
+	b = append(b, url.PathEscape(string(o.ID))...)
+	b = append(b, "/status?exp="...)
+	b = append(b, url.QueryEscape(exp)...)
+	b = append(b, "&kid="...)
+	b = append(b, url.QueryEscape(q.Get("kid"))...)
+	b = append(b, "&sig="...)
+	b = append(b, url.QueryEscape(q.Get("sig"))...)
+	secs, _ := strconv.ParseInt(exp, 10, 64)
+	return string(b), time.Unix(secs, 0).UTC()
+}
+
+// handleGetOrder serves GET /orders/{id} to the order's owner. Another
+// user's order is answered exactly like a missing one (404), so that ids
+// of others cannot be probed.
+func (s *server) handleGetOrder() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		id := orderflow.OrderID(r.PathValue("id"))
+		notFound := func() { s.problem(w, r, orderflow.ENotFound, "order "+string(id)+" not found", nil) }
+		if !id.Valid() {
+			notFound()
+			return
+		}
+		o, err := s.orders.GetOrder(ctx, id)
+		switch {
+		case orderflow.ErrorCode(err) == orderflow.ENotFound:
+			notFound()
+			return
+		case err != nil:
+			s.fail(w, r, err)
+			return
+		case o.UserID != orderflow.UserID(ctx):
+			notFound()
+			return
+		}
+		writeJSON(w, r, http.StatusOK, s.hdr.json, newOrderView(o, true))
+	})
+}
+
+// handleListOrders serves GET /orders?limit=&cursor=: the user's orders,
+// newest first, a page at a time. next_cursor is null on the last page.
+func (s *server) handleListOrders() http.Handler {
+	type page struct {
+		Orders     []orderView `json:"orders"`
+		NextCursor *string     `json:"next_cursor"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		q := r.URL.Query()
+		limit := defaultPageSize
+		if q.Has("limit") {
+			n, err := strconv.Atoi(q.Get("limit"))
+			if err != nil || n < 1 || n > maxPageSize || len(q["limit"]) > 1 {
+				s.problem(w, r, codeBadRequest, "limit must be one integer from 1 to "+strconv.Itoa(maxPageSize), nil)
+				return
+			}
+			limit = n
+		}
+		var cursor orderflow.OrderID
+		if q.Has("cursor") {
+			c, err := decodeCursor(q.Get("cursor"))
+			if err != nil || len(q["cursor"]) > 1 {
+				s.problem(w, r, codeBadRequest, "cursor must be a next_cursor returned by this API", nil)
+				return
+			}
+			cursor = c
+		}
+		orders, err := s.orders.ListOrders(ctx, orderflow.UserID(ctx), cursor, limit+1)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		var p page
+		if len(orders) > limit {
+			orders = orders[:limit]
+			next := encodeCursor(orders[limit-1].ID)
+			p.NextCursor = &next
+		}
+		p.Orders = make([]orderView, len(orders))
+		for i, o := range orders {
+			p.Orders[i] = newOrderView(o, true)
+		}
+		writeJSON(w, r, http.StatusOK, s.hdr.json, p)
+	})
+}
+
+// encodeCursor makes the opaque paging cursor of the order id (base64url
+// of its 16 bytes).
+func encodeCursor(id orderflow.OrderID) string {
+	raw, err := hex.DecodeString(string(id))
+	if err != nil {
+		return base64.RawURLEncoding.EncodeToString([]byte(id))
+	}
+	return base64.RawURLEncoding.EncodeToString(raw)
+}
+
+// decodeCursor is the inverse of encodeCursor.
+func decodeCursor(c string) (orderflow.OrderID, error) {
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(c)
+	if err != nil || len(raw) != 16 {
+		return "", errors.New("bad cursor")
+	}
+	return orderflow.OrderID(hex.EncodeToString(raw)), nil
+}

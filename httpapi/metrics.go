@@ -1,0 +1,83 @@
+package httpapi
+
+import (
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the API's Prometheus collectors; their names are fixed by
+// DESIGN.md because dashboards and alerts depend on them.
+type metrics struct {
+	requests *prometheus.CounterVec   // http_requests_total{method,route,code}
+	duration *prometheus.HistogramVec // http_request_duration_seconds{method,route}
+	accepted prometheus.Counter       // orders_accepted_total
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "http_requests_total",
+			Help: "HTTP requests answered, by method, route pattern and status code.",
+		}, []string{"method", "route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "http_request_duration_seconds",
+			Help:    "Time to answer HTTP requests, by method and route pattern.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"method", "route"}),
+		accepted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "orders_accepted_total",
+			Help: "Orders accepted by POST /orders (idempotent replays not counted).",
+		}),
+	}
+	m.requests = register(reg, m.requests)
+	m.duration = register(reg, m.duration)
+	m.accepted = register(reg, m.accepted)
+	return m
+}
+
+// register registers c, or returns the collector already registered under
+// the same name (so that two servers may share a registry).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic("httpapi: register metrics: " + err.Error())
+	}
+	return c
+}
+
+// observe records one answered request.
+func (m *metrics) observe(method, route string, status int, elapsed time.Duration) {
+	m.requests.WithLabelValues(method, route, statusLabel(status)).Inc()
+	m.duration.WithLabelValues(method, route).Observe(elapsed.Seconds())
+}
+
+// statusLabel renders common statuses without allocating.
+func statusLabel(code int) string {
+	switch code {
+	case 200:
+		return "200"
+	case 202:
+		return "202"
+	case 304:
+		return "304"
+	case 400:
+		return "400"
+	case 401:
+		return "401"
+	case 404:
+		return "404"
+	case 422:
+		return "422"
+	case 429:
+		return "429"
+	}
+	return strconv.Itoa(code)
+}

@@ -1,0 +1,161 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestMain runs the tests, then checks that every status a test observed
+// on a route is documented for that operation in openapi.json.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if problems := undocumentedStatuses(); len(problems) > 0 {
+			fmt.Fprintln(os.Stderr, "FAIL: statuses observed in the tests but missing from openapi.json:")
+			for _, p := range problems {
+				fmt.Fprintln(os.Stderr, "  "+p)
+			}
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// openapiDoc is the part of the OpenAPI document the checks read.
+type openapiDoc struct {
+	OpenAPI string `json:"openapi"`
+	Paths   map[string]map[string]struct {
+		OperationID string `json:"operationId"`
+		Parameters  []struct {
+			Ref  string `json:"$ref"`
+			Name string `json:"name"`
+			In   string `json:"in"`
+		} `json:"parameters"`
+		Responses map[string]json.RawMessage `json:"responses"`
+	} `json:"paths"`
+	Components struct {
+		Schemas   map[string]json.RawMessage `json:"schemas"`
+		Responses map[string]json.RawMessage `json:"responses"`
+	} `json:"components"`
+}
+
+func loadOpenAPI() (openapiDoc, error) {
+	var d openapiDoc
+	err := json.Unmarshal(openapiJSON, &d)
+	return d, err
+}
+
+// patternParts splits "GET /orders/{id}" into get and /orders/{id}.
+func patternParts(pattern string) (method, path string) {
+	m, p, _ := strings.Cut(pattern, " ")
+	return strings.ToLower(m), p
+}
+
+func undocumentedStatuses() []string {
+	d, err := loadOpenAPI()
+	if err != nil {
+		return []string{"openapi.json: " + err.Error()}
+	}
+	observed.Lock()
+	defer observed.Unlock()
+	var out []string
+	for pattern, codes := range observed.codes {
+		method, path := patternParts(pattern)
+		op, ok := d.Paths[path][method]
+		if !ok {
+			out = append(out, pattern+": no operation")
+			continue
+		}
+		for code := range codes {
+			if _, ok := op.Responses[strconv.Itoa(code)]; !ok {
+				out = append(out, fmt.Sprintf("%s: %d", pattern, code))
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestOpenAPIDescribesEveryRouteAndNothingElse(t *testing.T) {
+	d, err := loadOpenAPI()
+	if err != nil {
+		t.Fatalf("openapi.json is not JSON: %v", err)
+	}
+	if !strings.HasPrefix(d.OpenAPI, "3.1.") {
+		t.Errorf("openapi = %q, want 3.1.x", d.OpenAPI)
+	}
+	f := newFixture(t)
+	routes := map[string]bool{}
+	for _, rt := range f.s.table {
+		method, path := patternParts(rt.pattern)
+		routes[method+" "+path] = true
+		op, ok := d.Paths[path][method]
+		if !ok {
+			t.Errorf("route %s is not in openapi.json", rt.pattern)
+			continue
+		}
+		if op.OperationID == "" || len(op.Responses) == 0 {
+			t.Errorf("%s: operation lacks an operationId or responses", rt.pattern)
+		}
+		// Every path wildcard is a documented path parameter.
+		for _, seg := range strings.Split(path, "/") {
+			if !strings.HasPrefix(seg, "{") {
+				continue
+			}
+			name := strings.Trim(seg, "{}")
+			found := false
+			for _, p := range op.Parameters {
+				if p.Name == name && p.In == "path" || p.Ref == "#/components/parameters/OrderID" && name == "id" {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("%s: path parameter %q is not documented", rt.pattern, name)
+			}
+		}
+		// Every error response is a problem document (or plain text from net/http for ranges).
+		for code, raw := range op.Responses {
+			if code >= "400" && code != "416" && !strings.Contains(string(raw), "#/components/responses/") && !strings.Contains(string(raw), "application/problem+json") {
+				t.Errorf("%s %s: error response is not a problem: %s", rt.pattern, code, raw)
+			}
+		}
+	}
+	for path, ops := range d.Paths {
+		for method := range ops {
+			if !routes[method+" "+path] {
+				t.Errorf("openapi.json documents %s %s, which routes.go does not serve", strings.ToUpper(method), path)
+			}
+		}
+	}
+	refs := string(openapiJSON)
+	for _, name := range []string{"Problem", "OrderRequest", "Accepted", "OrderStatus", "Order", "OrderPage", "Token", "LoginRequest"} {
+		if _, ok := d.Components.Schemas[name]; !ok {
+			t.Errorf("schema %s missing", name)
+		}
+	}
+	// Every $ref resolves.
+	for _, part := range strings.Split(refs, `"$ref": "#/components/`)[1:] {
+		target, _, _ := strings.Cut(part, `"`)
+		kind, name, _ := strings.Cut(target, "/")
+		var all map[string]map[string]json.RawMessage
+		_ = json.Unmarshal(openapiJSON, &struct {
+			Components *map[string]map[string]json.RawMessage `json:"components"`
+		}{&all})
+		if _, ok := all[kind][name]; !ok {
+			t.Errorf("$ref #/components/%s does not resolve", target)
+		}
+	}
+}
+
+func TestOpenAPIIsServed(t *testing.T) {
+	f := newFixture(t)
+	rr := f.do(request("GET", "/openapi.json", ""))
+	if rr.Code != 200 || rr.Header().Get("Content-Type") != "application/json" || rr.Body.String() != string(openapiJSON) {
+		t.Errorf("status %d, type %q, %d bytes", rr.Code, rr.Header().Get("Content-Type"), rr.Body.Len())
+	}
+}

@@ -1,0 +1,243 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/auth"
+)
+
+// Intake accepts new orders: it stores the order and enqueues its message,
+// honouring the idempotency key. It returns the order as stored and
+// created=false when the key was seen before with the same request (an
+// idempotent replay). Errors carry orderflow codes: EMismatch for a key
+// reused with another request, EConflict for a key whose first request is
+// still in flight, EUnavailable when the store or queue cannot be reached.
+type Intake interface {
+	Accept(ctx context.Context, o orderflow.Order, key orderflow.IdempotencyKey) (orderflow.Order, bool, error)
+}
+
+// Orders reads orders. GetOrder returns ENotFound for an unknown id;
+// ListOrders returns up to limit orders of userID, newest first, after the
+// cursor ("" for the first page). Both return EUnavailable when the store
+// cannot be reached.
+type Orders interface {
+	GetOrder(ctx context.Context, id orderflow.OrderID) (orderflow.Order, error)
+	ListOrders(ctx context.Context, userID string, cursor orderflow.OrderID, limit int) ([]orderflow.Order, error)
+}
+
+// Defaults applied by NewServer to zero Config fields.
+const (
+	DefaultStatusURLTTL   = 24 * time.Hour
+	DefaultRateLimit      = 100 // orders per minute per user
+	DefaultLoginRateLimit = 20  // logins per minute per client IP
+	DefaultMaxBodyBytes   = 64 << 10
+	DefaultRequestTimeout = 10 * time.Second
+	DefaultPollAfter      = time.Second
+)
+
+// Config holds the settings of the API. Zero fields take the defaults above.
+type Config struct {
+	// Env names the deployment ("local", "prod", ...). It is informational.
+	Env string
+	// DevLogin lets any valid user_id log in without a password (the
+	// spec's dev mode). Never enable it outside local development.
+	DevLogin bool
+	// Users checks passwords when DevLogin is off.
+	Users *auth.Users
+	// Tokens issues and verifies bearer tokens. Required.
+	Tokens *auth.Tokens
+	// URLs signs and verifies status URLs. Required.
+	URLs *auth.URLSigner
+	// StatusURLTTL is how long a status URL stays valid, counted from the
+	// order's creation (so a replayed 202 carries the same URL).
+	StatusURLTTL time.Duration
+	// PublicURL, if set (e.g. "https://api.example.com"), is the base of
+	// absolute status URLs; otherwise the request's scheme and Host are used.
+	PublicURL string
+	// RateLimit is the number of orders per minute a user may create.
+	RateLimit int
+	// LoginRateLimit is the number of login attempts per minute per client IP.
+	LoginRateLimit int
+	// MaxBodyBytes bounds request bodies; larger ones get 413.
+	MaxBodyBytes int64
+	// RequestTimeout is the deadline of each request's context, so that a
+	// hanging dependency yields 503 instead of a hanging request.
+	RequestTimeout time.Duration
+	// PollAfter is the Retry-After given while an order is not terminal.
+	PollAfter time.Duration
+}
+
+// Deps are the collaborators of the API. Intake and Orders are required;
+// the rest have defaults (discard logger, a private registry, always ready,
+// time.Now, orderflow.NewOrderID).
+type Deps struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	Intake     Intake
+	Orders     Orders
+	// Ready reports whether the queue and store are reachable; nil error
+	// means ready. The caller caches it; /ready calls it on every request.
+	Ready func(ctx context.Context) error
+	Now   func() time.Time
+	NewID func() orderflow.OrderID
+}
+
+// server is the state shared by the handlers.
+type server struct {
+	cfg      Config
+	log      *slog.Logger
+	intake   Intake
+	orders   Orders
+	ready    func(ctx context.Context) error
+	now      func() time.Time
+	newID    func() orderflow.OrderID
+	gatherer prometheus.Gatherer
+	metrics  *metrics
+
+	mux      *http.ServeMux
+	table    []route
+	handler  http.Handler
+	orderLim *limiter
+	loginLim *limiter
+	inflight *inflight
+	tokens   *tokenCache
+	bodies   bufferPool
+	hdr      headerValues
+
+	publicURL   string // without trailing slash; "" = from the request
+	ridPrefix   string // random per server, so generated request ids are unique across replicas
+	ridCounter  atomic.Uint64
+	retryPoll   []string // Retry-After for pending orders, whole seconds
+	limitPolicy []string
+}
+
+// NewServer returns the HTTP handler of the order API. It panics if a
+// required dependency (cfg.Tokens, cfg.URLs, deps.Intake, deps.Orders, and
+// cfg.Users unless cfg.DevLogin) is missing: that is a wiring bug.
+func NewServer(cfg Config, deps Deps) http.Handler {
+	return newServer(cfg, deps).handler
+}
+
+func newServer(cfg Config, deps Deps) *server {
+	switch {
+	case cfg.Tokens == nil:
+		panic("httpapi: Config.Tokens is required")
+	case cfg.URLs == nil:
+		panic("httpapi: Config.URLs is required")
+	case !cfg.DevLogin && cfg.Users == nil:
+		panic("httpapi: Config.Users is required unless DevLogin")
+	case deps.Intake == nil || deps.Orders == nil:
+		panic("httpapi: Deps.Intake and Deps.Orders are required")
+	}
+	if cfg.StatusURLTTL <= 0 {
+		cfg.StatusURLTTL = DefaultStatusURLTTL
+	}
+	if cfg.RateLimit <= 0 {
+		cfg.RateLimit = DefaultRateLimit
+	}
+	if cfg.LoginRateLimit <= 0 {
+		cfg.LoginRateLimit = DefaultLoginRateLimit
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.PollAfter <= 0 {
+		cfg.PollAfter = DefaultPollAfter
+	}
+	s := &server{
+		cfg:    cfg,
+		log:    deps.Logger,
+		intake: deps.Intake,
+		orders: deps.Orders,
+		ready:  deps.Ready,
+		now:    deps.Now,
+		newID:  deps.NewID,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.newID == nil {
+		s.newID = func() orderflow.OrderID { return orderflow.NewOrderID(s.now()) }
+	}
+	if s.ready == nil {
+		s.ready = func(context.Context) error { return nil }
+	}
+	reg, gat := deps.Registerer, deps.Gatherer
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		reg, gat = r, r
+	}
+	if gat == nil {
+		if g, ok := reg.(prometheus.Gatherer); ok {
+			gat = g
+		} else {
+			gat = prometheus.NewRegistry()
+		}
+	}
+	s.gatherer = gat
+	s.metrics = newMetrics(reg)
+
+	s.publicURL = strings.TrimRight(cfg.PublicURL, "/")
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // never fails (Go 1.24+)
+	s.ridPrefix = hex.EncodeToString(b[:]) + "-"
+	s.retryPoll = []string{retryAfterSeconds(cfg.PollAfter)}
+	s.limitPolicy = []string{`"default";q=` + strconv.Itoa(cfg.RateLimit) + `;w=60`}
+	s.orderLim = newLimiter(cfg.RateLimit, time.Minute)
+	s.loginLim = newLimiter(cfg.LoginRateLimit, time.Minute)
+	s.inflight = newInflight()
+	s.tokens = newTokenCache()
+	s.bodies = newBufferPool()
+	s.hdr = newHeaderValues()
+
+	s.mux = http.NewServeMux()
+	s.table = s.routes()
+	for _, rt := range s.table {
+		s.mux.Handle(rt.pattern, rt.handler)
+	}
+	s.handler = s.observe(s.recoverPanics(s.mux))
+	return s
+}
+
+// NewHTTPServer returns an *http.Server for h on addr with timeouts that
+// bound slow clients: 5 s to send the headers, 15 s for the whole request,
+// 30 s to write the response, 2 min idle keep-alive, 64 KiB of headers.
+func NewHTTPServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// retryAfterSeconds renders d as a Retry-After value: whole seconds,
+// rounded up, at least 1.
+func retryAfterSeconds(d time.Duration) string {
+	secs := int64((d + time.Second - 1) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	return strconv.FormatInt(secs, 10)
+}

@@ -1,0 +1,61 @@
+package httpapi
+
+import (
+	"time"
+
+	"github.com/orderflow/orderflow"
+)
+
+// orderView is how an order is shown: by GET /orders/{id}, GET /orders and
+// the status URL. The status URL may be shared, so it omits user_id.
+type orderView struct {
+	OrderID   orderflow.OrderID `json:"order_id"`
+	UserID    string            `json:"user_id,omitempty"`
+	Status    orderflow.Status  `json:"status"`
+	Amount    int64             `json:"amount"`
+	Currency  string            `json:"currency"`
+	Items     []orderflow.Item  `json:"items"`
+	CreatedAt time.Time         `json:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at"`
+	Failure   *failureView      `json:"failure,omitempty"`
+}
+
+// failureView is the reason of a REJECTED or FAILED order as problem-style
+// fields (RFC 9457 vocabulary), plus the stable reason code.
+type failureView struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Detail string `json:"detail"`
+	Code   string `json:"code"`
+}
+
+func newOrderView(o orderflow.Order, withUser bool) orderView {
+	v := orderView{
+		OrderID:   o.ID,
+		Status:    o.Status,
+		Amount:    o.Amount,
+		Currency:  o.Currency,
+		Items:     o.Items,
+		CreatedAt: o.CreatedAt.UTC(),
+		UpdatedAt: o.UpdatedAt.UTC(),
+	}
+	if withUser {
+		v.UserID = o.UserID
+	}
+	if v.Items == nil {
+		v.Items = []orderflow.Item{}
+	}
+	if o.Status == orderflow.StatusRejected || o.Status == orderflow.StatusFailed {
+		f := orderflow.Failure{Code: "unknown", Detail: "no reason was recorded"}
+		if o.Failure != nil {
+			f = *o.Failure
+		}
+		v.Failure = &failureView{
+			Type:   failureType(f.Code),
+			Title:  failureTitle(f.Code, o.Status),
+			Detail: f.Detail,
+			Code:   f.Code,
+		}
+	}
+	return v
+}
