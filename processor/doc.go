@@ -1,0 +1,62 @@
+// Package processor is the worker of the order pipeline: it takes order
+// messages off an orderflow.Queue, runs each order through its stages
+// (inventory, fraud, payment) and records the outcome in an
+// orderflow.Store with conditional writes. It also serves the worker's
+// /health, /ready and /metrics.
+//
+// # Acknowledgement
+//
+// Like a Watermill handler, the outcome of one message decides what
+// happens to it:
+//
+//   - The order reached a terminal state (COMPLETED or REJECTED), or it
+//     already was in one (a redelivery or a duplicate): the message is
+//     deleted, in batches.
+//   - A transient error (a dependency down, a payment gateway timeout): the
+//     message is kept and hidden for an exponential backoff with jitter
+//     (ChangeVisibility), so that it comes back later.
+//   - A transient error on the last receive (ReceiveCount ≥ MaxReceives):
+//     the stock is released and the order moves to FAILED with reason
+//     processing_failed. The message is not deleted but made visible at
+//     once, so the queue moves it to the dead-letter queue promptly: the
+//     DLQ is the operator's record of what failed.
+//   - An undecodable (poison) message: kept, with the same backoff, until
+//     the queue dead-letters it; never deleted. Messages are counted in
+//     processor_poison_messages_total, not in orders_processed_total, which
+//     counts orders. On the last receive, if the body still names an order
+//     that was never started (PENDING: nothing reserved, nothing charged),
+//     that order moves to FAILED with reason dead_lettered and counts as
+//     status="error".
+//   - An order that does not exist (yet): kept with backoff, as in the AWS
+//     mode the store write may lag the queue send; on the last receive it
+//     is left to the DLQ.
+//
+// FAILED is final for the customer: they were told the order failed, and a
+// silent later charge would be worse than asking them to order again. A
+// message redriven from the DLQ whose order is already terminal is simply
+// deleted; redrive is for messages whose orders are not terminal (for
+// instance the store was down when the last attempt tried to record FAILED).
+//
+// # Effects once
+//
+// Delivery is at least once, so every stage is safe to repeat: Reserve and
+// Release are idempotent per order, and every charge carries the order id
+// as its idempotency key, so a repeated charge returns the first one. Every
+// status change is a conditional write (Store.Transition); losing such a
+// race to another worker is not an error. Within one process an order is
+// worked by one message at a time: another message for an order in work is
+// deleted (the one in work stays queued until the order is final), and the
+// same message coming back while still in work is put back with backoff.
+//
+// After a successful charge, the order is never moved to FAILED: if the
+// COMPLETED write fails on the last receive, the message is left for the
+// DLQ and its redrive completes the order (the charge is not repeated).
+//
+// # Shutdown
+//
+// When Run's context is cancelled the processor stops receiving, lets the
+// orders in work finish (their visibility is still extended), deletes what
+// finished and returns. Orders still unfinished after DrainTimeout are
+// abandoned without any state change and their messages made visible again
+// for another worker.
+package processor

@@ -1,0 +1,179 @@
+package processor
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sync"
+	"time"
+
+	"github.com/orderflow/orderflow"
+)
+
+// Ledger is the simulated gateway's own database of charges. RecordCharge
+// stores c under c.IdempotencyKey unless a charge with that key exists, in
+// which case it returns the stored charge and created=false.
+type Ledger interface {
+	RecordCharge(ctx context.Context, c orderflow.Charge) (stored orderflow.Charge, created bool, err error)
+}
+
+// GatewayConfig configures a SimulatedGateway. Rules look at the last two
+// digits of the amount in minor units (1002 ends in 02). A zero field takes
+// its default; set a cents field to -1 to disable its rule.
+type GatewayConfig struct {
+	// Latency of every call (default 2ms; negative for none).
+	Latency time.Duration
+	// DeclineCents: such amounts are declined with "card_declined"
+	// (default 2).
+	DeclineCents int
+	// TransientCents: such amounts fail transiently on the first
+	// TransientAttempts attempts of an idempotency key, then succeed
+	// (default 3).
+	TransientCents int
+	// TransientAttempts is how many attempts TransientCents fails
+	// (default 2).
+	TransientAttempts int
+	// AlwaysFailCents: such amounts always fail transiently (default 4).
+	AlwaysFailCents int
+	// TransientRate is the share (0..1) of attempts that fail transiently,
+	// chosen by a hash of the idempotency key and the attempt number, so
+	// runs repeat exactly (default 0).
+	TransientRate float64
+}
+
+func (c GatewayConfig) withDefaults() GatewayConfig {
+	if c.Latency == 0 {
+		c.Latency = 2 * time.Millisecond
+	}
+	if c.DeclineCents == 0 {
+		c.DeclineCents = 2
+	}
+	if c.TransientCents == 0 {
+		c.TransientCents = 3
+	}
+	if c.TransientAttempts == 0 {
+		c.TransientAttempts = 2
+	}
+	if c.AlwaysFailCents == 0 {
+		c.AlwaysFailCents = 4
+	}
+	return c
+}
+
+// SimulatedGateway is a payment gateway that behaves like a real one,
+// deterministically: it takes time, declines some amounts, fails
+// transiently on others, and never charges an idempotency key twice (the
+// Ledger keeps the charges). It is safe for concurrent use.
+type SimulatedGateway struct {
+	cfg    GatewayConfig
+	ledger Ledger
+	now    func() time.Time
+
+	mu       sync.Mutex
+	attempts map[string]int // by idempotency key, only where a transient rule can apply
+}
+
+// ErrTransient is the error of a simulated transient gateway failure.
+var ErrTransient = errors.New("payment gateway unavailable (simulated)")
+
+// NewSimulatedGateway returns a gateway with the given rules that records
+// charges in ledger and stamps them with now.
+func NewSimulatedGateway(cfg GatewayConfig, ledger Ledger, now func() time.Time) *SimulatedGateway {
+	if now == nil {
+		now = time.Now
+	}
+	return &SimulatedGateway{cfg: cfg.withDefaults(), ledger: ledger, now: now, attempts: map[string]int{}}
+}
+
+// Charge takes the payment of req, or returns the charge already taken
+// with req.IdempotencyKey. It returns a *Declined for a business decline
+// and other errors for transient failures; it returns ctx's error if ctx
+// ends during the simulated latency.
+func (g *SimulatedGateway) Charge(ctx context.Context, req ChargeRequest) (orderflow.Charge, error) {
+	if req.IdempotencyKey == "" {
+		return orderflow.Charge{}, errors.New("charge: idempotency key is required")
+	}
+	if req.Amount <= 0 {
+		return orderflow.Charge{}, &Declined{Code: "invalid_amount", Detail: fmt.Sprintf("amount %d must be positive", req.Amount)}
+	}
+	if err := sleep(ctx, g.cfg.Latency); err != nil {
+		return orderflow.Charge{}, err
+	}
+	cents := int(req.Amount % 100)
+	if cents == g.cfg.DeclineCents {
+		return orderflow.Charge{}, &Declined{Code: "card_declined", Detail: "the card was declined (simulated)"}
+	}
+	if cents == g.cfg.AlwaysFailCents {
+		return orderflow.Charge{}, fmt.Errorf("charge %s: %w", req.IdempotencyKey, ErrTransient)
+	}
+	transientByAmount := cents == g.cfg.TransientCents
+	if transientByAmount || g.cfg.TransientRate > 0 {
+		attempt := g.attempt(req.IdempotencyKey)
+		if transientByAmount && attempt <= g.cfg.TransientAttempts {
+			return orderflow.Charge{}, fmt.Errorf("charge %s attempt %d: %w", req.IdempotencyKey, attempt, ErrTransient)
+		}
+		if g.cfg.TransientRate > 0 && unitHash(req.IdempotencyKey, attempt) < g.cfg.TransientRate {
+			return orderflow.Charge{}, fmt.Errorf("charge %s attempt %d: %w", req.IdempotencyKey, attempt, ErrTransient)
+		}
+	}
+	c, _, err := g.ledger.RecordCharge(ctx, orderflow.Charge{
+		ID:             newChargeID(),
+		IdempotencyKey: req.IdempotencyKey,
+		OrderID:        req.OrderID,
+		Amount:         req.Amount,
+		Currency:       req.Currency,
+		At:             g.now().UTC(),
+	})
+	if err != nil {
+		return orderflow.Charge{}, fmt.Errorf("record charge %s: %w", req.IdempotencyKey, err)
+	}
+	if c.Amount != req.Amount || c.Currency != req.Currency {
+		// A real gateway refuses a key reused with other parameters.
+		return orderflow.Charge{}, fmt.Errorf("charge %s: idempotency key already used for %d %s", req.IdempotencyKey, c.Amount, c.Currency)
+	}
+	return c, nil
+}
+
+// attempt counts the attempts for key and returns this one's number (1 on
+// the first).
+func (g *SimulatedGateway) attempt(key string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.attempts[key]++
+	return g.attempts[key]
+}
+
+// unitHash maps (key, attempt) to [0, 1) deterministically.
+func unitHash(key string, attempt int) float64 {
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(attempt))
+	h.Write(b[:])
+	return float64(h.Sum64()>>11) / (1 << 53)
+}
+
+func newChargeID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return "ch_" + hex.EncodeToString(b[:])
+}
+
+// sleep waits for d or until ctx ends, and then returns ctx's error.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

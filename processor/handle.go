@@ -1,0 +1,327 @@
+package processor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/orderflow/orderflow"
+)
+
+// action is what happens to a message after an attempt.
+type action int
+
+const (
+	actDelete  action = iota // finished: delete it
+	actRetry                 // keep it, hidden for delay (0: visible at once)
+	actAbandon               // the drain timed out: put it back unchanged
+)
+
+type outcome struct {
+	action action
+	delay  time.Duration
+}
+
+var deleteIt = outcome{action: actDelete}
+
+// attempt is one delivery of one order on its way through the stages.
+type attempt struct {
+	d       orderflow.Delivery
+	o       orderflow.Order
+	last    bool // ReceiveCount ≥ MaxReceives: no redelivery follows
+	charged bool // the payment was taken in this attempt
+	start   time.Time
+}
+
+// process runs d through the pipeline and says what to do with it.
+func (p *Processor) process(ctx context.Context, d orderflow.Delivery) outcome {
+	a := &attempt{d: d, last: d.ReceiveCount >= p.cfg.MaxReceives, start: time.Now()}
+	if d.Err != nil {
+		p.metrics.poison.Inc()
+		p.log.ErrorContext(ctx, "poison message: cannot decode; it goes to the dead-letter queue after max receives",
+			"message_id", d.MessageID, "receive_count", d.ReceiveCount, "err", d.Err)
+		if a.last {
+			p.failPoisoned(ctx, a)
+		}
+		return p.later(a, "poison")
+	}
+	if owner, ok := p.claim(d.OrderID, d.MessageID); !ok {
+		if owner != d.MessageID {
+			// Another message for this order is in work here and stays in
+			// the queue until the order is final: this copy is redundant.
+			p.log.InfoContext(ctx, "duplicate message for an order in work; deleting it",
+				"message_id", d.MessageID, "in_work", owner)
+			return deleteIt
+		}
+		// The same message came back while still in work (its visibility
+		// lapsed): the attempt in work decides; look again later.
+		p.log.WarnContext(ctx, "message redelivered while still in work; putting it back",
+			"message_id", d.MessageID, "receive_count", d.ReceiveCount)
+		return p.later(a, "busy")
+	}
+	defer p.unclaim(d.OrderID)
+
+	o, err := call(ctx, p, func(ctx context.Context) (orderflow.Order, error) { return p.store.GetOrder(ctx, d.OrderID) })
+	switch {
+	case orderflow.ErrorCode(err) == orderflow.ENotFound:
+		if ctx.Err() != nil {
+			return outcome{action: actAbandon}
+		}
+		p.log.WarnContext(ctx, "order not found (yet); will retry", "receive_count", d.ReceiveCount)
+		return p.later(a, "not_found")
+	case err != nil:
+		return p.transient(ctx, a, "get order", err)
+	}
+	a.o = o
+	ctx = orderflow.WithUserID(ctx, o.UserID)
+	if o.RequestID != "" && d.RequestID == "" {
+		ctx = orderflow.WithRequestID(ctx, o.RequestID)
+	}
+	if o.Status.Terminal() {
+		p.log.InfoContext(ctx, "order already final; deleting the redelivered message", "status", o.Status)
+		return deleteIt
+	}
+	if o.Status == orderflow.StatusPending {
+		done, err := p.move(ctx, a, orderflow.StatusProcessing, nil)
+		if err != nil {
+			return p.transient(ctx, a, "start processing", err)
+		}
+		if done {
+			return deleteIt
+		}
+	}
+
+	// Inventory.
+	if len(o.Items) > 0 {
+		f, err := timed(ctx, p, stageInventory, func(ctx context.Context) (*orderflow.Failure, error) {
+			return p.inv.Reserve(ctx, o.ID, o.Items)
+		})
+		if err != nil {
+			return p.transient(ctx, a, "reserve stock", err)
+		}
+		if f != nil {
+			return p.reject(ctx, a, *f, false)
+		}
+	}
+
+	// Fraud.
+	f, err := timed(ctx, p, stageFraud, func(ctx context.Context) (*orderflow.Failure, error) {
+		return p.fraud.Check(ctx, o)
+	})
+	if err != nil {
+		return p.transient(ctx, a, "fraud check", err)
+	}
+	if f != nil {
+		return p.reject(ctx, a, *f, true)
+	}
+
+	// Payment, with the order id as the idempotency key.
+	_, err = timed(ctx, p, stagePayment, func(ctx context.Context) (orderflow.Charge, error) {
+		return p.pay.Charge(ctx, ChargeRequest{IdempotencyKey: string(o.ID), OrderID: o.ID, Amount: o.Amount, Currency: o.Currency})
+	})
+	var declined *Declined
+	switch {
+	case errors.As(err, &declined):
+		return p.reject(ctx, a, orderflow.Failure{Code: orderflow.ReasonPaymentDeclined, Detail: declined.Error()}, true)
+	case err != nil:
+		return p.transient(ctx, a, "payment", err)
+	}
+	a.charged = true
+
+	if _, err := p.move(ctx, a, orderflow.StatusCompleted, nil); err != nil {
+		return p.transient(ctx, a, "complete", err)
+	}
+	return deleteIt
+}
+
+// failPoisoned records FAILED for the order a poison message names, if
+// the body still names one and that order was never started: a PENDING
+// order has no stock reserved and no charge, so failing it is safe, and
+// the customer learns its fate instead of waiting for ever.
+func (p *Processor) failPoisoned(ctx context.Context, a *attempt) {
+	var m struct {
+		OrderID orderflow.OrderID `json:"order_id"`
+	}
+	if len(a.d.Body) > orderflow.MaxMessageBytes || json.Unmarshal(a.d.Body, &m) != nil || !m.OrderID.Valid() {
+		return
+	}
+	ctx = orderflow.WithOrderID(ctx, m.OrderID)
+	o, err := call(ctx, p, func(ctx context.Context) (orderflow.Order, error) { return p.store.GetOrder(ctx, m.OrderID) })
+	if err != nil || o.Status != orderflow.StatusPending {
+		return
+	}
+	a.o = o
+	ctx = orderflow.WithUserID(ctx, o.UserID)
+	f := orderflow.Failure{
+		Code:   orderflow.ReasonDeadLettered,
+		Detail: "the order's queue message could not be read: " + orderflow.ErrorDetail(a.d.Err),
+	}
+	if _, err := p.move(ctx, a, orderflow.StatusFailed, &f); err != nil {
+		p.log.ErrorContext(ctx, "cannot record the order of a poison message as FAILED", "err", err)
+	}
+}
+
+// reject releases the stock if asked and moves the order to REJECTED.
+func (p *Processor) reject(ctx context.Context, a *attempt, f orderflow.Failure, release bool) outcome {
+	if release && len(a.o.Items) > 0 {
+		if _, err := call(ctx, p, func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, p.inv.Release(ctx, a.o.ID)
+		}); err != nil {
+			return p.transient(ctx, a, "release stock", err)
+		}
+	}
+	if _, err := p.move(ctx, a, orderflow.StatusRejected, &f); err != nil {
+		return p.transient(ctx, a, "reject", err)
+	}
+	return deleteIt
+}
+
+// transient handles a retryable error of step: another attempt later, or
+// on the last receive, FAILED and the dead-letter queue.
+func (p *Processor) transient(ctx context.Context, a *attempt, step string, err error) outcome {
+	if ctx.Err() != nil {
+		p.log.WarnContext(ctx, "order abandoned by the drain; it will be redelivered", "step", step)
+		return outcome{action: actAbandon}
+	}
+	if !a.last {
+		p.log.WarnContext(ctx, "transient error; will retry", "step", step, "err", err, "receive_count", a.d.ReceiveCount)
+		return p.later(a, "transient")
+	}
+	if a.charged {
+		// Never FAILED after taking the money: the DLQ's redrive completes
+		// the order without charging again.
+		p.log.ErrorContext(ctx, "order paid but its completion could not be recorded; left for the dead-letter queue (redrive it)",
+			"step", step, "err", err)
+		return outcome{action: actRetry}
+	}
+	if a.o.ID == "" {
+		p.log.ErrorContext(ctx, "giving up on an order that could not be read; left for the dead-letter queue", "step", step, "err", err)
+		return outcome{action: actRetry}
+	}
+	if len(a.o.Items) > 0 {
+		if _, rerr := call(ctx, p, func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, p.inv.Release(ctx, a.o.ID)
+		}); rerr != nil {
+			p.log.ErrorContext(ctx, "giving up on the order but cannot release its stock; left for the dead-letter queue",
+				"step", step, "err", err, "release_err", rerr)
+			return outcome{action: actRetry}
+		}
+	}
+	f := orderflow.Failure{
+		Code:   orderflow.ReasonProcessingFailed,
+		Detail: fmt.Sprintf("%s failed after %d attempts: %s", step, a.d.ReceiveCount, failureDetail(err)),
+	}
+	if _, merr := p.move(ctx, a, orderflow.StatusFailed, &f); merr != nil {
+		p.log.ErrorContext(ctx, "cannot record the order as FAILED; left for the dead-letter queue",
+			"step", step, "err", err, "record_err", merr)
+	}
+	// Visible at once, so that the queue dead-letters it promptly as the
+	// operator's record of the failure.
+	return outcome{action: actRetry}
+}
+
+// later keeps the message for another attempt after a backoff, or, on the
+// last receive, makes it visible at once so that the queue moves it to the
+// dead-letter queue.
+func (p *Processor) later(a *attempt, reason string) outcome {
+	if a.last {
+		return outcome{action: actRetry}
+	}
+	p.metrics.retries.WithLabelValues(reason).Inc()
+	return outcome{action: actRetry, delay: backoff(p.cfg.BackoffBase, p.cfg.BackoffMax, a.d.ReceiveCount, a.d.MessageID)}
+}
+
+// move applies a conditional transition of a.o to status to and keeps
+// a.o current. done reports that the order is terminal afterwards (by
+// this move or by another worker's).
+func (p *Processor) move(ctx context.Context, a *attempt, to orderflow.Status, f *orderflow.Failure) (done bool, err error) {
+	from := a.o.Status
+	t := orderflow.Transition{ID: a.o.ID, From: from, To: to, Failure: f, At: p.now().UTC()}
+	o, err := call(ctx, p, func(ctx context.Context) (orderflow.Order, error) { return p.store.Transition(ctx, t) })
+	if orderflow.ErrorCode(err) == orderflow.EConflict {
+		// Another delivery moved it first.
+		switch {
+		case o.Status.Terminal():
+			p.log.InfoContext(ctx, "order already final", "status", o.Status, "wanted", to)
+			a.o = o
+			return true, nil
+		case o.Status == to:
+			a.o = o
+			return false, nil
+		case o.Status.CanMoveTo(to) && o.Status != from:
+			a.o = o
+			return p.move(ctx, a, to, f)
+		}
+	}
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", t, err)
+	}
+	a.o = o
+	attrs := []any{"from", from, "to", to}
+	if f != nil {
+		attrs = append(attrs, "reason", f.Code, "detail", f.Detail)
+	}
+	p.log.InfoContext(ctx, "order transition", attrs...)
+	switch to {
+	case orderflow.StatusCompleted:
+		p.metrics.processed.WithLabelValues(p.cfg.Env, statusSuccess).Inc()
+	case orderflow.StatusRejected:
+		p.metrics.processed.WithLabelValues(p.cfg.Env, statusRejected).Inc()
+	case orderflow.StatusFailed:
+		p.metrics.processed.WithLabelValues(p.cfg.Env, statusError).Inc()
+	}
+	if to.Terminal() {
+		p.metrics.duration.WithLabelValues(stageTotal).Observe(time.Since(a.start).Seconds())
+	}
+	return to.Terminal(), nil
+}
+
+// call runs f with the stage timeout.
+func call[T any](ctx context.Context, p *Processor, f func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.StageTimeout)
+	defer cancel()
+	return f(ctx)
+}
+
+// timed runs f with the stage timeout and records its duration.
+func timed[T any](ctx context.Context, p *Processor, stage string, f func(context.Context) (T, error)) (T, error) {
+	start := time.Now()
+	v, err := call(ctx, p, f)
+	p.metrics.duration.WithLabelValues(stage).Observe(time.Since(start).Seconds())
+	return v, err
+}
+
+// failureDetail is the part of err shown to the customer: the domain
+// detail of store errors (whose causes may name internals), the text of
+// other errors (a gateway's messages are meant to be read).
+func failureDetail(err error) string {
+	var e *orderflow.Error
+	s := err.Error()
+	if errors.As(err, &e) {
+		s = orderflow.ErrorDetail(err)
+	}
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}
+
+// claim marks order id as in work in this process for message msgID; if
+// it already is, it returns the message in work and false.
+func (p *Processor) claim(id orderflow.OrderID, msgID string) (owner string, ok bool) {
+	p.busyMu.Lock()
+	defer p.busyMu.Unlock()
+	if owner, busy := p.busy[id]; busy {
+		return owner, false
+	}
+	p.busy[id] = msgID
+	return msgID, true
+}
+
+func (p *Processor) unclaim(id orderflow.OrderID) {
+	p.busyMu.Lock()
+	defer p.busyMu.Unlock()
+	delete(p.busy, id)
+}

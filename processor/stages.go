@@ -1,0 +1,69 @@
+package processor
+
+import (
+	"context"
+	"time"
+
+	"github.com/orderflow/orderflow"
+)
+
+// Queue is the part of orderflow.Queue the processor uses.
+type Queue interface {
+	Receive(ctx context.Context, max int, wait time.Duration) ([]orderflow.Delivery, error)
+	Delete(ctx context.Context, receipts ...string) error
+	ChangeVisibility(ctx context.Context, receipt string, timeout time.Duration) error
+	Depth(ctx context.Context) (orderflow.QueueDepth, error)
+	Ping(ctx context.Context) error
+}
+
+// Store is the part of orderflow.Store the processor uses.
+type Store interface {
+	GetOrder(ctx context.Context, id orderflow.OrderID) (orderflow.Order, error)
+	Transition(ctx context.Context, t orderflow.Transition) (orderflow.Order, error)
+	Ping(ctx context.Context) error
+}
+
+// Inventory reserves and releases the stock of an order. Both calls are
+// idempotent per order (orderflow.Store implements it). A business decline
+// (unknown SKU, not enough stock) is a *Failure with a nil error.
+type Inventory interface {
+	Reserve(ctx context.Context, id orderflow.OrderID, items []orderflow.Item) (*orderflow.Failure, error)
+	Release(ctx context.Context, id orderflow.OrderID) error
+}
+
+// Fraud scores an order. A nil failure means it passes; a non-nil failure
+// rejects the order; an error is transient.
+type Fraud interface {
+	Check(ctx context.Context, o orderflow.Order) (*orderflow.Failure, error)
+}
+
+// Payment charges an order. A *Declined error is a business decline (the
+// order is rejected); any other error is transient and the charge is tried
+// again with the same IdempotencyKey, which the gateway uses to never
+// charge twice.
+type Payment interface {
+	Charge(ctx context.Context, req ChargeRequest) (orderflow.Charge, error)
+}
+
+// ChargeRequest asks a payment gateway to take Amount minor units of
+// Currency for an order.
+type ChargeRequest struct {
+	IdempotencyKey string
+	OrderID        orderflow.OrderID
+	Amount         int64
+	Currency       string
+}
+
+// Declined is a payment gateway's business decline, such as a card
+// declined for insufficient funds. Retrying does not help.
+type Declined struct {
+	Code   string // the gateway's decline code, e.g. "card_declined"
+	Detail string
+}
+
+func (e *Declined) Error() string {
+	if e.Detail == "" {
+		return "payment declined: " + e.Code
+	}
+	return "payment declined: " + e.Code + ": " + e.Detail
+}
