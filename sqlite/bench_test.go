@@ -1,0 +1,141 @@
+package sqlite_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/sqlite"
+)
+
+// cpuTime returns the user+system CPU time this process has used, so that
+// benchmarks can report CPU per order, which other load on the machine
+// disturbs less than wall-clock throughput.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func benchDB(b *testing.B, opts sqlite.Options) *sqlite.DB {
+	b.Helper()
+	db, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"), opts)
+	if err != nil {
+		b.Fatalf("Open: %v", err)
+	}
+	b.Cleanup(func() { db.Close() })
+	return db
+}
+
+// BenchmarkAccept measures the API's write path (order + idempotency key +
+// message, durable) with many concurrent callers, as the HTTP server has.
+func BenchmarkAccept(b *testing.B) {
+	for _, sync := range []string{"FULL", "NORMAL"} {
+		b.Run("synchronous="+sync, func(b *testing.B) {
+			db := benchDB(b, sqlite.Options{Synchronous: sync})
+			var n atomic.Int64
+			b.SetParallelism(64) // 64 × GOMAXPROCS concurrent requests
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0 := cpuTime()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := n.Add(1)
+					user := fmt.Sprint("user-", i%1000)
+					o := order(user, time.Now())
+					key := orderflow.IdempotencyKey{UserID: user, Key: fmt.Sprint("key-", i), RequestHash: "h"}
+					if _, _, err := db.Accept(context.Background(), o, key); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "orders/s")
+			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/order")
+		})
+	}
+}
+
+// BenchmarkProcessCycle measures what the processor does per order against
+// the store and queue: receive (batches of 10), PENDING → PROCESSING,
+// reserve stock, record the charge, PROCESSING → COMPLETED, delete. 16
+// pollers each handle their batch with one goroutine per message, like the
+// processor's bounded concurrency. One op is one order.
+func BenchmarkProcessCycle(b *testing.B) {
+	db := benchDB(b, sqlite.Options{})
+	ctx := context.Background()
+	if err := db.SetStock(ctx, "widget", 1<<40); err != nil {
+		b.Fatal(err)
+	}
+	// Fill the queue outside the timer, concurrently so that it batches.
+	sem := make(chan struct{}, 256)
+	var fillErr atomic.Value
+	for range b.N {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			if _, _, err := db.Accept(ctx, order("bench", time.Now()), orderflow.IdempotencyKey{}); err != nil {
+				fillErr.Store(err)
+			}
+		}()
+	}
+	for range cap(sem) {
+		sem <- struct{}{}
+	}
+	if err := fillErr.Load(); err != nil {
+		b.Fatal(err)
+	}
+	handle := func(d orderflow.Delivery) error {
+		now := time.Now()
+		if _, err := db.Transition(ctx, orderflow.Transition{ID: d.OrderID, From: orderflow.StatusPending, To: orderflow.StatusProcessing, At: now}); err != nil {
+			return err
+		}
+		if f, err := db.Reserve(ctx, d.OrderID, []orderflow.Item{{SKU: "widget", Quantity: 1}}); err != nil || f != nil {
+			return fmt.Errorf("reserve: %v %v", f, err)
+		}
+		c := orderflow.Charge{ID: "ch_" + string(d.OrderID), IdempotencyKey: string(d.OrderID), OrderID: d.OrderID, Amount: 1999, Currency: "USD"}
+		if _, _, err := db.RecordCharge(ctx, c); err != nil {
+			return err
+		}
+		if _, err := db.Transition(ctx, orderflow.Transition{ID: d.OrderID, From: orderflow.StatusProcessing, To: orderflow.StatusCompleted, At: now}); err != nil {
+			return err
+		}
+		return db.Delete(ctx, d.Receipt)
+	}
+	var done atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for done.Load() < int64(b.N) {
+				ds, err := db.Receive(ctx, 10, 100*time.Millisecond)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				var inner sync.WaitGroup
+				for _, d := range ds {
+					inner.Go(func() {
+						if err := handle(d); err != nil {
+							b.Error(err)
+						}
+						done.Add(1)
+					})
+				}
+				inner.Wait()
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(done.Load())/b.Elapsed().Seconds(), "orders/s")
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/order")
+}

@@ -1,0 +1,72 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/orderflow/orderflow"
+)
+
+// RecordCharge is the ledger of the simulated payment gateway: it stores c
+// unless a charge with c.IdempotencyKey exists, and returns the stored
+// charge, with duplicate=true when it was already there.
+func (db *DB) RecordCharge(ctx context.Context, c orderflow.Charge) (orderflow.Charge, bool, error) {
+	if c.IdempotencyKey == "" || c.ID == "" {
+		return orderflow.Charge{}, false, orderflow.Errorf(orderflow.EInvalid, "a charge needs an id and an idempotency key")
+	}
+	var (
+		stored    orderflow.Charge
+		duplicate bool
+	)
+	err := db.write(ctx, func(w *wtx) error {
+		if c.At.IsZero() {
+			c.At = w.now
+		}
+		var at int64
+		var orderID string
+		err := w.getCharge.QueryRow(c.IdempotencyKey).Scan(&stored.ID, &orderID, &stored.Amount, &stored.Currency, &at)
+		switch {
+		case err == nil:
+			stored.IdempotencyKey, stored.OrderID, stored.At = c.IdempotencyKey, orderflow.OrderID(orderID), fromMS(at)
+			duplicate = true
+			return nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return unavailable(err, "read charge %s", c.IdempotencyKey)
+		}
+		if _, err := w.exec(w.insertCharge, c.IdempotencyKey, c.ID, string(c.OrderID), c.Amount, c.Currency, ms(c.At)); err != nil {
+			return unavailable(err, "insert charge %s", c.IdempotencyKey)
+		}
+		stored, duplicate = c, false
+		stored.At = fromMS(ms(c.At))
+		return nil
+	})
+	if err != nil {
+		return orderflow.Charge{}, false, err
+	}
+	return stored, duplicate, nil
+}
+
+// Charges returns the charges recorded for order id, oldest first.
+func (db *DB) Charges(ctx context.Context, id orderflow.OrderID) ([]orderflow.Charge, error) {
+	rows, err := db.rs.charges.QueryContext(ctx, string(id))
+	if err != nil {
+		return nil, unavailable(err, "list charges of order %s", id)
+	}
+	defer rows.Close()
+	var out []orderflow.Charge
+	for rows.Next() {
+		var c orderflow.Charge
+		var orderID string
+		var at int64
+		if err := rows.Scan(&c.IdempotencyKey, &c.ID, &orderID, &c.Amount, &c.Currency, &at); err != nil {
+			return nil, unavailable(err, "read charge of order %s", id)
+		}
+		c.OrderID, c.At = orderflow.OrderID(orderID), fromMS(at)
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, unavailable(err, "list charges of order %s", id)
+	}
+	return out, nil
+}

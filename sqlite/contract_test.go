@@ -1,0 +1,43 @@
+package sqlite_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/sqlite"
+	"github.com/orderflow/orderflow/storetest"
+)
+
+// open opens a DB on a fresh file in t's temp dir and closes it at cleanup.
+func open(t *testing.T, opts sqlite.Options) (*sqlite.DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "orderflow.db")
+	db, err := sqlite.Open(context.Background(), path, opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return db, path
+}
+
+func TestQueueContract(t *testing.T) {
+	t.Parallel()
+	storetest.TestQueue(t, func(t *testing.T, o storetest.QueueOptions) (orderflow.Queue, orderflow.DeadLetters) {
+		db, _ := open(t, sqlite.Options{VisibilityTimeout: o.VisibilityTimeout, MaxReceives: o.MaxReceives})
+		return db, db
+	})
+}
+
+func TestStoreContract(t *testing.T) {
+	t.Parallel()
+	storetest.TestStore(t, func(t *testing.T) orderflow.Store {
+		db, _ := open(t, sqlite.Options{})
+		return db
+	})
+}

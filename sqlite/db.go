@@ -1,0 +1,276 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/orderflow/orderflow"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultVisibilityTimeout = 30 * time.Second
+	DefaultMaxReceives       = 5
+	DefaultIdempotencyTTL    = 24 * time.Hour
+	DefaultJanitorInterval   = time.Minute
+	DefaultSynchronous       = "FULL"
+)
+
+// Options configures a DB. Zero fields take the defaults above.
+type Options struct {
+	// VisibilityTimeout is how long a received message stays hidden.
+	VisibilityTimeout time.Duration
+	// MaxReceives is how many receives a message gets; the next receive
+	// moves it to the dead-letter table.
+	MaxReceives int
+	// IdempotencyTTL is how long idempotency records are kept. The janitor
+	// purges records older than this, never sooner.
+	IdempotencyTTL time.Duration
+	// JanitorInterval is how often the janitor looks for expired records.
+	JanitorInterval time.Duration
+	// Now returns the current time; time.Now if nil.
+	Now func() time.Time
+	// Logger receives warnings (dead-lettered messages, janitor errors).
+	Logger *slog.Logger
+	// Synchronous is FULL (default: a write is reported only once it is
+	// fsynced, durable against power loss) or NORMAL (reported once it is
+	// written to the WAL, durable against a process crash only); see the
+	// package documentation.
+	Synchronous string
+}
+
+// DB is the embedded queue and store on one SQLite file. It is safe for
+// concurrent use. Close it to flush pending writes and stop its goroutines.
+type DB struct {
+	opts   Options
+	now    func() time.Time
+	logger *slog.Logger
+
+	wdb   *sql.DB   // pool holding the single write connection
+	wconn *sql.Conn // the write connection, owned by the writer goroutine
+	ws    writeStmts
+	rdb   *sql.DB // read-only connections
+	rs    readStmts
+	cdb   *sql.DB // the checkpointer's connection
+
+	ops        chan *writeOp
+	committed  chan []*writeOp // from the writer to the syncer
+	wal        *walFile        // fsynced by the syncer; nil when not durable
+	syncFailed atomic.Bool     // set for good when an fsync of the WAL failed
+	closing    chan struct{}   // closed by Close
+	writerDone chan struct{}   // closed when writer and syncer have drained and exited
+	background sync.WaitGroup  // janitor and checkpointer
+	closeOnce  sync.Once
+	closeErr   error
+
+	arrivals notifier // broadcast when messages are enqueued
+}
+
+var (
+	_ orderflow.Store       = (*DB)(nil)
+	_ orderflow.Queue       = (*DB)(nil)
+	_ orderflow.DeadLetters = (*DB)(nil)
+)
+
+// Open opens (creating if needed) the database file at path, migrates its
+// schema and starts the writer and the janitor.
+func Open(ctx context.Context, path string, opts Options) (*DB, error) {
+	if path == "" || strings.ContainsAny(path, "?#") || path == ":memory:" {
+		return nil, orderflow.Errorf(orderflow.EInvalid, "sqlite path %q must name a file and contain no ? or #", path)
+	}
+	if opts.VisibilityTimeout <= 0 {
+		opts.VisibilityTimeout = DefaultVisibilityTimeout
+	}
+	if opts.MaxReceives <= 0 {
+		opts.MaxReceives = DefaultMaxReceives
+	}
+	if opts.IdempotencyTTL <= 0 {
+		opts.IdempotencyTTL = DefaultIdempotencyTTL
+	}
+	if opts.JanitorInterval <= 0 {
+		opts.JanitorInterval = DefaultJanitorInterval
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	opts.Synchronous = strings.ToUpper(opts.Synchronous)
+	switch opts.Synchronous {
+	case "":
+		opts.Synchronous = DefaultSynchronous
+	case "FULL", "NORMAL":
+	default:
+		return nil, orderflow.Errorf(orderflow.EInvalid, "sqlite synchronous must be FULL or NORMAL, got %q", opts.Synchronous)
+	}
+
+	db := &DB{
+		opts:       opts,
+		now:        opts.Now,
+		logger:     opts.Logger,
+		ops:        make(chan *writeOp, 4096),
+		committed:  make(chan []*writeOp, 64),
+		closing:    make(chan struct{}),
+		writerDone: make(chan struct{}),
+		arrivals:   newNotifier(),
+	}
+	if err := db.openConns(ctx, path); err != nil {
+		db.closeConns()
+		return nil, err
+	}
+	go db.runWriter()
+	db.background.Go(db.runJanitor)
+	db.background.Go(db.runCheckpointer)
+	return db, nil
+}
+
+func (db *DB) openConns(ctx context.Context, path string) error {
+	var err error
+	db.wdb, err = sql.Open("sqlite", path+
+		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"+
+		"&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)&_pragma=foreign_keys(0)"+
+		"&_pragma=wal_autocheckpoint(20000)&_pragma=journal_size_limit(67108864)")
+	if err != nil {
+		return unavailable(err, "open sqlite %s", path)
+	}
+	db.wdb.SetMaxOpenConns(1)
+	db.wdb.SetMaxIdleConns(1)
+	db.wdb.SetConnMaxLifetime(0)
+	db.wdb.SetConnMaxIdleTime(0)
+	db.wconn, err = db.wdb.Conn(ctx)
+	if err != nil {
+		return unavailable(err, "open sqlite %s", path)
+	}
+	var mode string
+	if err := db.wconn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return unavailable(err, "read journal mode of %s", path)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return orderflow.Errorf(orderflow.EUnavailable, "sqlite %s: journal mode is %q, want wal", path, mode)
+	}
+	if err := migrate(ctx, db.wconn); err != nil {
+		return err
+	}
+	if err := db.ws.prepare(ctx, db.wconn); err != nil {
+		return err
+	}
+	if db.opts.Synchronous == "FULL" {
+		// The write connection runs with synchronous=NORMAL, so COMMIT only
+		// writes the WAL; the syncer fsyncs it before callers are told.
+		if db.wal, err = openWAL(path); err != nil {
+			return unavailable(err, "open sqlite WAL of %s", path)
+		}
+	}
+
+	db.rdb, err = sql.Open("sqlite", path+
+		"?_pragma=busy_timeout(10000)&_pragma=cache_size(-16384)&_pragma=query_only(1)")
+	if err != nil {
+		return unavailable(err, "open sqlite %s for reading", path)
+	}
+	db.cdb, err = openCheckpointer(path)
+	if err != nil {
+		return unavailable(err, "open sqlite %s for checkpoints", path)
+	}
+	readers := max(4, 2*runtime.GOMAXPROCS(0))
+	db.rdb.SetMaxOpenConns(readers)
+	db.rdb.SetMaxIdleConns(readers)
+	db.rdb.SetConnMaxIdleTime(0)
+	return db.rs.prepare(ctx, db.rdb)
+}
+
+func (db *DB) closeConns() error {
+	var errs []error
+	db.ws.close()
+	db.rs.close()
+	if db.wconn != nil {
+		errs = append(errs, db.wconn.Close())
+	}
+	if db.wdb != nil {
+		errs = append(errs, db.wdb.Close())
+	}
+	if db.rdb != nil {
+		errs = append(errs, db.rdb.Close())
+	}
+	if db.cdb != nil {
+		errs = append(errs, db.cdb.Close())
+	}
+	errs = append(errs, db.wal.close())
+	return errors.Join(errs...)
+}
+
+// Close stops the janitor, commits the writes already queued, and closes
+// the file. Calls made after Close return EUnavailable errors. Close is
+// idempotent.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() {
+		close(db.closing)
+		<-db.writerDone
+		db.background.Wait()
+		if err := db.closeConns(); err != nil {
+			db.closeErr = fmt.Errorf("close sqlite: %w", err)
+		}
+	})
+	return db.closeErr
+}
+
+// Ping checks that the file can be read and that the writer is running.
+func (db *DB) Ping(ctx context.Context) error {
+	select {
+	case <-db.closing:
+		return errClosed()
+	default:
+	}
+	var one int
+	if err := db.rs.ping.QueryRowContext(ctx).Scan(&one); err != nil {
+		return unavailable(err, "ping sqlite")
+	}
+	return nil
+}
+
+func errClosed() error {
+	return orderflow.Errorf(orderflow.EUnavailable, "sqlite database is closed")
+}
+
+// unavailable wraps an error from the driver. The file being busy, full,
+// unreadable or closed is something to retry later, not a bug.
+func unavailable(err error, format string, args ...any) error {
+	return orderflow.Unavailable(err, format, args...)
+}
+
+// ms converts t to the stored form, milliseconds since the Unix epoch.
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+// fromMS converts a stored time back to a UTC time.Time.
+func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
+
+// notifier wakes every goroutine waiting on the channel that wait returned
+// when broadcast is called.
+type notifier struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func newNotifier() notifier { return notifier{ch: make(chan struct{})} }
+
+func (n *notifier) wait() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ch
+}
+
+func (n *notifier) broadcast() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	close(n.ch)
+	n.ch = make(chan struct{})
+}

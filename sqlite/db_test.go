@@ -1,0 +1,666 @@
+package sqlite_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/sqlite"
+)
+
+// clock is a settable Options.Now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock(t time.Time) *clock { return &clock{t: t} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+
+func ctx(t *testing.T) context.Context {
+	t.Helper()
+	c, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return c
+}
+
+func order(user string, at time.Time) orderflow.Order {
+	return orderflow.Order{
+		ID:        orderflow.NewOrderID(at),
+		UserID:    user,
+		Amount:    1999,
+		Currency:  "USD",
+		Items:     []orderflow.Item{{SKU: "widget", Quantity: 1}},
+		Status:    orderflow.StatusPending,
+		RequestID: "req-" + user,
+		CreatedAt: at,
+		UpdatedAt: at,
+	}
+}
+
+func accept(t *testing.T, db *sqlite.DB, o orderflow.Order, key orderflow.IdempotencyKey) (orderflow.Order, bool) {
+	t.Helper()
+	got, created, err := db.Accept(ctx(t), o, key)
+	if err != nil {
+		t.Fatalf("Accept(%s): %v", o.ID, err)
+	}
+	return got, created
+}
+
+func depth(t *testing.T, db *sqlite.DB) orderflow.QueueDepth {
+	t.Helper()
+	d, err := db.Depth(ctx(t))
+	if err != nil {
+		t.Fatalf("Depth: %v", err)
+	}
+	return d
+}
+
+func receive(t *testing.T, db *sqlite.DB, max int) []orderflow.Delivery {
+	t.Helper()
+	ds, err := db.Receive(ctx(t), max, 0)
+	if err != nil {
+		t.Fatalf("Receive: %v", err)
+	}
+	return ds
+}
+
+func TestAcceptStoresOrderAndMessageTogether(t *testing.T) {
+	t.Parallel()
+	db, _ := open(t, sqlite.Options{})
+	o := order("alice", t0)
+	key := orderflow.IdempotencyKey{UserID: "alice", Key: "k1", RequestHash: "h1"}
+	if _, created := accept(t, db, o, key); !created {
+		t.Fatalf("first Accept: created = false")
+	}
+	if got, err := db.GetOrder(ctx(t), o.ID); err != nil || got.Status != orderflow.StatusPending {
+		t.Fatalf("GetOrder after Accept = %+v, %v; want the PENDING order", got, err)
+	}
+	if got, want := depth(t, db), (orderflow.QueueDepth{Visible: 1}); got != want {
+		t.Errorf("depth after Accept = %+v, want %+v", got, want)
+	}
+
+	// A replay returns the original and enqueues nothing.
+	replay := order("alice", t0.Add(time.Second))
+	got, created := accept(t, db, replay, key)
+	if created || got.ID != o.ID {
+		t.Errorf("replay returned %s created=%v, want %s created=false", got.ID, created, o.ID)
+	}
+	// A mismatched key fails and enqueues nothing either.
+	_, _, err := db.Accept(ctx(t), order("alice", t0.Add(2*time.Second)), orderflow.IdempotencyKey{UserID: "alice", Key: "k1", RequestHash: "other"})
+	if orderflow.ErrorCode(err) != orderflow.EMismatch {
+		t.Errorf("Accept with a reused key and another hash: got %v, want %s", err, orderflow.EMismatch)
+	}
+	if got, want := depth(t, db), (orderflow.QueueDepth{Visible: 1}); got != want {
+		t.Errorf("depth after replay and mismatch = %+v, want %+v", got, want)
+	}
+	ds := receive(t, db, 10)
+	if len(ds) != 1 || ds[0].OrderID != o.ID || ds[0].RequestID != o.RequestID {
+		t.Fatalf("received %+v, want one message for %s with request id %q", ds, o.ID, o.RequestID)
+	}
+}
+
+func TestAcceptRejectsInvalidOrders(t *testing.T) {
+	t.Parallel()
+	db, _ := open(t, sqlite.Options{})
+	processing := order("bob", t0)
+	processing.Status = orderflow.StatusProcessing
+	noID := order("bob", t0)
+	noID.ID = ""
+	for name, o := range map[string]orderflow.Order{"status not PENDING": processing, "no id": noID} {
+		if _, _, err := db.Accept(ctx(t), o, orderflow.IdempotencyKey{}); orderflow.ErrorCode(err) != orderflow.EInvalid {
+			t.Errorf("%s: got %v, want %s", name, err, orderflow.EInvalid)
+		}
+	}
+	o := order("bob", t0)
+	accept(t, db, o, orderflow.IdempotencyKey{})
+	if _, _, err := db.Accept(ctx(t), o, orderflow.IdempotencyKey{}); orderflow.ErrorCode(err) != orderflow.EConflict {
+		t.Errorf("Accept of an existing order id: got %v, want %s", err, orderflow.EConflict)
+	}
+	if got, want := depth(t, db), (orderflow.QueueDepth{Visible: 1}); got != want {
+		t.Errorf("depth = %+v, want %+v (failed accepts enqueue nothing)", got, want)
+	}
+}
+
+func TestAcceptFillsMissingTimes(t *testing.T) {
+	t.Parallel()
+	clk := newClock(t0)
+	db, _ := open(t, sqlite.Options{Now: clk.Now})
+	o := order("carol", t0)
+	o.CreatedAt, o.UpdatedAt = time.Time{}, time.Time{}
+	got, _ := accept(t, db, o, orderflow.IdempotencyKey{})
+	if !got.CreatedAt.Equal(t0) || !got.UpdatedAt.Equal(t0) {
+		t.Errorf("got created %v updated %v, want both %v", got.CreatedAt, got.UpdatedAt, t0)
+	}
+}
+
+func TestDataSurvivesCloseAndOpen(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "orderflow.db")
+	db, err := sqlite.Open(ctx(t), path, sqlite.Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	var ids []orderflow.OrderID
+	for i := range 20 {
+		o := order("dave", t0.Add(time.Duration(i)*time.Millisecond))
+		accept(t, db, o, orderflow.IdempotencyKey{UserID: "dave", Key: fmt.Sprint("key-", i), RequestHash: "h"})
+		ids = append(ids, o.ID)
+	}
+	if err := db.SetStock(ctx(t), "widget", 7); err != nil {
+		t.Fatalf("SetStock: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	db, err = sqlite.Open(ctx(t), path, sqlite.Options{})
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer db.Close()
+	for _, id := range ids {
+		if _, err := db.GetOrder(ctx(t), id); err != nil {
+			t.Errorf("GetOrder(%s) after reopen: %v", id, err)
+		}
+	}
+	if n, err := db.Stock(ctx(t), "widget"); err != nil || n != 7 {
+		t.Errorf("Stock after reopen = %d, %v; want 7", n, err)
+	}
+	// The idempotency records survived too: a replay creates nothing.
+	if _, created := accept(t, db, order("dave", t0), orderflow.IdempotencyKey{UserID: "dave", Key: "key-3", RequestHash: "h"}); created {
+		t.Errorf("replay after reopen created a new order")
+	}
+	if got, want := depth(t, db), (orderflow.QueueDepth{Visible: len(ids)}); got != want {
+		t.Errorf("depth after reopen = %+v, want %+v", got, want)
+	}
+}
+
+func TestDeadLetterMarksOrderFailed(t *testing.T) {
+	t.Parallel()
+	db, _ := open(t, sqlite.Options{MaxReceives: 2})
+	pending := order("erin", t0)
+	processing := order("erin", t0.Add(time.Millisecond))
+	completed := order("erin", t0.Add(2*time.Millisecond))
+	for _, o := range []orderflow.Order{pending, processing, completed} {
+		accept(t, db, o, orderflow.IdempotencyKey{})
+	}
+	if err := db.SendRaw(ctx(t), []byte("poison")); err != nil {
+		t.Fatalf("SendRaw: %v", err)
+	}
+	mustTransition(t, db, orderflow.Transition{ID: processing.ID, From: orderflow.StatusPending, To: orderflow.StatusProcessing, At: t0})
+	mustTransition(t, db, orderflow.Transition{ID: completed.ID, From: orderflow.StatusPending, To: orderflow.StatusProcessing, At: t0})
+	done := mustTransition(t, db, orderflow.Transition{ID: completed.ID, From: orderflow.StatusProcessing, To: orderflow.StatusCompleted, At: t0})
+
+	for range 2 {
+		ds := receive(t, db, 10)
+		if len(ds) != 4 {
+			t.Fatalf("received %d messages, want 4", len(ds))
+		}
+		for _, d := range ds {
+			if err := db.ChangeVisibility(ctx(t), d.Receipt, 0); err != nil {
+				t.Fatalf("ChangeVisibility: %v", err)
+			}
+		}
+	}
+	if ds := receive(t, db, 10); len(ds) != 0 {
+		t.Fatalf("third receive returned %d messages, want none (all dead-lettered)", len(ds))
+	}
+	if got, want := depth(t, db), (orderflow.QueueDepth{Dead: 4}); got != want {
+		t.Errorf("depth = %+v, want %+v", got, want)
+	}
+	for _, o := range []orderflow.Order{pending, processing} {
+		got, err := db.GetOrder(ctx(t), o.ID)
+		if err != nil {
+			t.Fatalf("GetOrder: %v", err)
+		}
+		if got.Status != orderflow.StatusFailed || got.Failure == nil || got.Failure.Code != orderflow.ReasonDeadLettered {
+			t.Errorf("dead-lettered order is %s with failure %+v, want FAILED %s", got.Status, got.Failure, orderflow.ReasonDeadLettered)
+		}
+	}
+	if got, err := db.GetOrder(ctx(t), completed.ID); err != nil || got.Status != orderflow.StatusCompleted || !got.UpdatedAt.Equal(done.UpdatedAt) {
+		t.Errorf("completed order after dead-lettering = %+v, %v; want it unchanged", got, err)
+	}
+
+	// Redrive puts all four back with a fresh receive count.
+	if n, err := db.Redrive(ctx(t), 10); err != nil || n != 4 {
+		t.Fatalf("Redrive = %d, %v; want 4", n, err)
+	}
+	for _, d := range receive(t, db, 10) {
+		if d.ReceiveCount != 1 {
+			t.Errorf("redriven message %s has ReceiveCount %d, want 1", d.MessageID, d.ReceiveCount)
+		}
+	}
+}
+
+func mustTransition(t *testing.T, db *sqlite.DB, tr orderflow.Transition) orderflow.Order {
+	t.Helper()
+	o, err := db.Transition(ctx(t), tr)
+	if err != nil {
+		t.Fatalf("Transition %v: %v", tr, err)
+	}
+	return o
+}
+
+func TestStaleReceiptNoLongerWorks(t *testing.T) {
+	t.Parallel()
+	db, _ := open(t, sqlite.Options{})
+	accept(t, db, order("frank", t0), orderflow.IdempotencyKey{})
+	first := receive(t, db, 1)[0]
+	if err := db.ChangeVisibility(ctx(t), first.Receipt, 0); err != nil {
+		t.Fatalf("ChangeVisibility: %v", err)
+	}
+	second := receive(t, db, 1)[0]
+	if err := db.ChangeVisibility(ctx(t), first.Receipt, time.Minute); orderflow.ErrorCode(err) != orderflow.ENotFound {
+		t.Errorf("ChangeVisibility with a stale receipt: got %v, want %s", err, orderflow.ENotFound)
+	}
+	var be *orderflow.BatchError
+	if err := db.Delete(ctx(t), first.Receipt); !errors.As(err, &be) || be.Failed[first.Receipt] == nil {
+		t.Errorf("Delete with a stale receipt: got %v, want a BatchError naming it", err)
+	}
+	if err := db.Delete(ctx(t), second.Receipt); err != nil {
+		t.Errorf("Delete with the current receipt: %v", err)
+	}
+	if got := depth(t, db); got != (orderflow.QueueDepth{}) {
+		t.Errorf("depth after delete = %+v, want empty", got)
+	}
+}
+
+func TestQueueRejectsBadArguments(t *testing.T) {
+	t.Parallel()
+	db, _ := open(t, sqlite.Options{})
+	for name, err := range map[string]error{
+		"negative visibility":     db.ChangeVisibility(ctx(t), "1.abc", -time.Second),
+		"visibility beyond 12h":   db.ChangeVisibility(ctx(t), "1.abc", 13*time.Hour),
+		"malformed receipt":       db.ChangeVisibility(ctx(t), "garbage", 0),
+		"raw body beyond 256 KiB": db.SendRaw(ctx(t), make([]byte, 257<<10)),
+	} {
+		if orderflow.ErrorCode(err) != orderflow.EInvalid {
+			t.Errorf("%s: got %v, want %s", name, err, orderflow.EInvalid)
+		}
+	}
+	for name, err := range map[string]error{
+		"send of nothing":   db.Send(ctx(t)),
+		"delete of nothing": db.Delete(ctx(t)),
+	} {
+		if err != nil {
+			t.Errorf("%s: got %v, want nil", name, err)
+		}
+	}
+	if ds, err := db.ListDead(ctx(t), 0); err != nil || len(ds) != 0 {
+		t.Errorf("ListDead(0) = %v, %v; want nothing", ds, err)
+	}
+	if n, err := db.Redrive(ctx(t), 0); err != nil || n != 0 {
+		t.Errorf("Redrive(0) = %d, %v; want 0", n, err)
+	}
+	accept(t, db, order("gina", t0), orderflow.IdempotencyKey{})
+	if ds, err := db.Receive(ctx(t), 0, 0); err != nil || len(ds) != 1 {
+		t.Errorf("Receive(max 0) = %d messages, %v; want 1", len(ds), err)
+	}
+}
+
+func TestReceiveWakesOnAccept(t *testing.T) {
+	t.Parallel()
+	db, _ := open(t, sqlite.Options{})
+	got := make(chan []orderflow.Delivery, 1)
+	go func() {
+		ds, _ := db.Receive(context.Background(), 10, 30*time.Second)
+		got <- ds
+	}()
+	time.Sleep(100 * time.Millisecond)
+	o := order("hank", t0)
+	accept(t, db, o, orderflow.IdempotencyKey{})
+	if ds := <-got; len(ds) != 1 || ds[0].OrderID != o.ID {
+		t.Errorf("waiting Receive got %+v, want the accepted order's message", ds)
+	}
+}
+
+func TestReceiveStopsWhenContextEndsOrDBCloses(t *testing.T) {
+	t.Parallel()
+	db, _ := open(t, sqlite.Options{})
+	c, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := db.Receive(c, 10, time.Minute)
+		errc <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Errorf("Receive after cancel: got %v, want context.Canceled", err)
+	}
+
+	go func() {
+		_, err := db.Receive(context.Background(), 10, time.Minute)
+		errc <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	db.Close()
+	if err := <-errc; orderflow.ErrorCode(err) != orderflow.EUnavailable {
+		t.Errorf("Receive during Close: got %v, want %s", err, orderflow.EUnavailable)
+	}
+}
+
+func TestJanitorPurgesKeysOnlyAfterTTL(t *testing.T) {
+	t.Parallel()
+	clk := newClock(t0)
+	db, _ := open(t, sqlite.Options{Now: clk.Now, IdempotencyTTL: time.Hour, JanitorInterval: time.Hour})
+	key := orderflow.IdempotencyKey{UserID: "ivy", Key: "once", RequestHash: "h"}
+	first := order("ivy", t0)
+	accept(t, db, first, key)
+
+	clk.Set(t0.Add(time.Hour)) // exactly the TTL: not older than it yet
+	if n, err := db.PurgeExpiredKeys(ctx(t)); err != nil || n != 0 {
+		t.Errorf("purge at the TTL = %d, %v; want 0", n, err)
+	}
+	if got, created := accept(t, db, order("ivy", t0.Add(time.Hour)), key); created || got.ID != first.ID {
+		t.Errorf("replay at the TTL created a new order")
+	}
+
+	clk.Set(t0.Add(time.Hour + time.Millisecond))
+	if n, err := db.PurgeExpiredKeys(ctx(t)); err != nil || n != 1 {
+		t.Errorf("purge past the TTL = %d, %v; want 1", n, err)
+	}
+	if _, created := accept(t, db, order("ivy", t0.Add(2*time.Hour)), key); !created {
+		t.Errorf("after the record expired the key did not create a new order")
+	}
+}
+
+func TestJanitorRunsInTheBackground(t *testing.T) {
+	t.Parallel()
+	clk := newClock(t0)
+	db, _ := open(t, sqlite.Options{Now: clk.Now, IdempotencyTTL: time.Minute, JanitorInterval: 10 * time.Millisecond})
+	var wg sync.WaitGroup
+	for g := range 30 { // 1500 keys, more than one purge chunk
+		wg.Go(func() {
+			for i := range 50 {
+				key := orderflow.IdempotencyKey{UserID: "jack", Key: fmt.Sprint("k", g*50+i), RequestHash: "h"}
+				if _, _, err := db.Accept(ctx(t), order("jack", t0), key); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	clk.Set(t0.Add(2 * time.Minute))
+	key := orderflow.IdempotencyKey{UserID: "jack", Key: "k1499", RequestHash: "other"}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		// Once the record is gone the reused key is fresh instead of a mismatch.
+		_, created, err := db.Accept(ctx(t), order("jack", t0.Add(2*time.Minute)), key)
+		if err == nil && created {
+			return
+		}
+		if orderflow.ErrorCode(err) != orderflow.EMismatch {
+			t.Fatalf("Accept: %v", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("janitor did not purge the expired record within 30s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestConcurrentAcceptLosesNothing(t *testing.T) {
+	t.Parallel()
+	db, _ := open(t, sqlite.Options{})
+	const goroutines, each = 64, 20
+	var wg sync.WaitGroup
+	ids := make([][]orderflow.OrderID, goroutines)
+	errs := make(chan error, goroutines)
+	for g := range goroutines {
+		wg.Go(func() {
+			user := fmt.Sprint("user-", g)
+			for i := range each {
+				o := order(user, t0.Add(time.Duration(i)*time.Millisecond))
+				key := orderflow.IdempotencyKey{UserID: user, Key: fmt.Sprint("k", i), RequestHash: "h"}
+				if _, _, err := db.Accept(context.Background(), o, key); err != nil {
+					errs <- err
+					return
+				}
+				ids[g] = append(ids[g], o.ID)
+				// A mismatching reuse in the same batch fails alone.
+				key.RequestHash = "other"
+				if _, _, err := db.Accept(context.Background(), order(user, t0), key); orderflow.ErrorCode(err) != orderflow.EMismatch {
+					errs <- fmt.Errorf("mismatched reuse: got %v, want %s", err, orderflow.EMismatch)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	want := map[orderflow.OrderID]bool{}
+	for g := range ids {
+		for _, id := range ids[g] {
+			want[id] = true
+		}
+	}
+	if len(want) != goroutines*each {
+		t.Fatalf("accepted %d distinct orders, want %d", len(want), goroutines*each)
+	}
+	got := map[orderflow.OrderID]int{}
+	for {
+		ds := receive(t, db, 100)
+		if len(ds) == 0 {
+			break
+		}
+		for _, d := range ds {
+			got[d.OrderID]++
+			if _, err := db.GetOrder(ctx(t), d.OrderID); err != nil {
+				t.Errorf("message for order %s without the order: %v", d.OrderID, err)
+			}
+		}
+	}
+	for id := range want {
+		if got[id] != 1 {
+			t.Errorf("order %s has %d messages, want 1", id, got[id])
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("queue holds messages for %d orders, want %d", len(got), len(want))
+	}
+}
+
+func TestRecordChargeOnce(t *testing.T) {
+	t.Parallel()
+	clk := newClock(t0)
+	db, _ := open(t, sqlite.Options{Now: clk.Now})
+	id := orderflow.NewOrderID(t0)
+	c := orderflow.Charge{ID: "ch_1", IdempotencyKey: string(id), OrderID: id, Amount: 500, Currency: "USD"}
+	got, dup, err := db.RecordCharge(ctx(t), c)
+	if err != nil || dup {
+		t.Fatalf("first RecordCharge = %+v, %v, %v; want stored, not duplicate", got, dup, err)
+	}
+	want := c
+	want.At = t0
+	if got != want {
+		t.Errorf("stored charge %+v, want %+v", got, want)
+	}
+	again := c
+	again.ID, again.Amount = "ch_2", 999
+	got, dup, err = db.RecordCharge(ctx(t), again)
+	if err != nil || !dup || got != want {
+		t.Errorf("second RecordCharge = %+v, %v, %v; want the first charge as a duplicate", got, dup, err)
+	}
+	list, err := db.Charges(ctx(t), id)
+	if err != nil || len(list) != 1 || list[0] != want {
+		t.Errorf("Charges = %+v, %v; want exactly %+v", list, err, want)
+	}
+	if _, _, err := db.RecordCharge(ctx(t), orderflow.Charge{ID: "x"}); orderflow.ErrorCode(err) != orderflow.EInvalid {
+		t.Errorf("charge without a key: got %v, want %s", err, orderflow.EInvalid)
+	}
+}
+
+func TestStoreRejectsBadArguments(t *testing.T) {
+	t.Parallel()
+	db, _ := open(t, sqlite.Options{})
+	for name, err := range map[string]error{
+		"negative stock":     db.SetStock(ctx(t), "widget", -1),
+		"stock without sku":  db.SetStock(ctx(t), "", 1),
+		"reserve without id": func() error { _, err := db.Reserve(ctx(t), "", nil); return err }(),
+		"reserve of zero": func() error {
+			_, err := db.Reserve(ctx(t), orderflow.NewOrderID(t0), []orderflow.Item{{SKU: "widget", Quantity: 0}})
+			return err
+		}(),
+	} {
+		if orderflow.ErrorCode(err) != orderflow.EInvalid {
+			t.Errorf("%s: got %v, want %s", name, err, orderflow.EInvalid)
+		}
+	}
+}
+
+func TestReserveMergesRepeatedSKUsAndRemembersDeclines(t *testing.T) {
+	t.Parallel()
+	db, _ := open(t, sqlite.Options{})
+	if err := db.SetStock(ctx(t), "widget", 3); err != nil {
+		t.Fatal(err)
+	}
+	id := orderflow.NewOrderID(t0)
+	f, err := db.Reserve(ctx(t), id, []orderflow.Item{{SKU: "widget", Quantity: 2}, {SKU: "widget", Quantity: 2}})
+	if err != nil || f == nil || f.Code != orderflow.ReasonOutOfStock {
+		t.Fatalf("Reserve of 2+2 from 3 = %+v, %v; want out of stock", f, err)
+	}
+	if err := db.SetStock(ctx(t), "widget", 10); err != nil {
+		t.Fatal(err)
+	}
+	again, err := db.Reserve(ctx(t), id, []orderflow.Item{{SKU: "widget", Quantity: 4}})
+	if err != nil || again == nil || *again != *f {
+		t.Errorf("second Reserve = %+v, %v; want the first outcome %+v", again, err, f)
+	}
+	if n, _ := db.Stock(ctx(t), "widget"); n != 10 {
+		t.Errorf("stock = %d, want 10", n)
+	}
+}
+
+func TestListOrdersClampsLimit(t *testing.T) {
+	t.Parallel()
+	db, _ := open(t, sqlite.Options{})
+	for i := range 25 {
+		accept(t, db, order("kim", t0.Add(time.Duration(i)*time.Millisecond)), orderflow.IdempotencyKey{})
+	}
+	list, err := db.ListOrders(ctx(t), "kim", "", 0)
+	if err != nil || len(list) != 20 {
+		t.Errorf("ListOrders(limit 0) = %d orders, %v; want the default 20", len(list), err)
+	}
+}
+
+func TestClosedDBReturnsErrors(t *testing.T) {
+	t.Parallel()
+	db, _ := open(t, sqlite.Options{})
+	accept(t, db, order("lee", t0), orderflow.IdempotencyKey{})
+	if err := db.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	c := context.Background()
+	id := orderflow.NewOrderID(t0)
+	calls := map[string]func() error{
+		"Accept":      func() error { _, _, err := db.Accept(c, order("lee", t0), orderflow.IdempotencyKey{}); return err },
+		"CreateOrder": func() error { _, _, err := db.CreateOrder(c, order("lee", t0), orderflow.IdempotencyKey{}); return err },
+		"GetOrder":    func() error { _, err := db.GetOrder(c, id); return err },
+		"ListOrders":  func() error { _, err := db.ListOrders(c, "lee", "", 10); return err },
+		"Transition": func() error {
+			_, err := db.Transition(c, orderflow.Transition{ID: id, From: orderflow.StatusPending, To: orderflow.StatusProcessing})
+			return err
+		},
+		"Reserve":          func() error { _, err := db.Reserve(c, id, nil); return err },
+		"Release":          func() error { return db.Release(c, id) },
+		"SetStock":         func() error { return db.SetStock(c, "widget", 1) },
+		"Stock":            func() error { _, err := db.Stock(c, "widget"); return err },
+		"UserActivity":     func() error { _, _, err := db.UserActivity(c, "lee", t0); return err },
+		"Ping":             func() error { return db.Ping(c) },
+		"Send":             func() error { return db.Send(c, orderflow.Message{OrderID: id}) },
+		"SendRaw":          func() error { return db.SendRaw(c, []byte("x")) },
+		"Receive":          func() error { _, err := db.Receive(c, 1, time.Second); return err },
+		"Delete":           func() error { return db.Delete(c, "1.a") },
+		"ChangeVisibility": func() error { return db.ChangeVisibility(c, "1.a", 0) },
+		"Depth":            func() error { _, err := db.Depth(c); return err },
+		"ListDead":         func() error { _, err := db.ListDead(c, 1); return err },
+		"Redrive":          func() error { _, err := db.Redrive(c, 1); return err },
+		"Purge":            func() error { _, err := db.Purge(c); return err },
+		"RecordCharge": func() error {
+			_, _, err := db.RecordCharge(c, orderflow.Charge{ID: "c", IdempotencyKey: "k"})
+			return err
+		},
+		"Charges":          func() error { _, err := db.Charges(c, id); return err },
+		"PurgeExpiredKeys": func() error { _, err := db.PurgeExpiredKeys(c); return err },
+	}
+	for name, call := range calls {
+		if err := call(); orderflow.ErrorCode(err) != orderflow.EUnavailable {
+			t.Errorf("%s on a closed DB: got %v, want %s", name, err, orderflow.EUnavailable)
+		}
+	}
+}
+
+func TestCanceledContextWritesNothing(t *testing.T) {
+	t.Parallel()
+	db, _ := open(t, sqlite.Options{})
+	c, cancel := context.WithCancel(context.Background())
+	cancel()
+	o := order("max", t0)
+	if _, _, err := db.Accept(c, o, orderflow.IdempotencyKey{}); err == nil {
+		t.Fatalf("Accept with a canceled context succeeded")
+	}
+	if _, err := db.GetOrder(ctx(t), o.ID); orderflow.ErrorCode(err) != orderflow.ENotFound {
+		t.Errorf("GetOrder after a canceled Accept: got %v, want %s", err, orderflow.ENotFound)
+	}
+}
+
+func TestOpenValidatesOptions(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for name, c := range map[string]struct {
+		path string
+		opts sqlite.Options
+	}{
+		"empty path":           {"", sqlite.Options{}},
+		"in-memory database":   {":memory:", sqlite.Options{}},
+		"query in path":        {filepath.Join(dir, "x.db?mode=ro"), sqlite.Options{}},
+		"unknown synchronous":  {filepath.Join(dir, "y.db"), sqlite.Options{Synchronous: "SOMETIMES"}},
+		"synchronous OFF lies": {filepath.Join(dir, "z.db"), sqlite.Options{Synchronous: "off"}},
+	} {
+		if db, err := sqlite.Open(ctx(t), c.path, c.opts); orderflow.ErrorCode(err) != orderflow.EInvalid {
+			t.Errorf("%s: got %v, want %s", name, err, orderflow.EInvalid)
+			if db != nil {
+				db.Close()
+			}
+		}
+	}
+	if _, err := sqlite.Open(ctx(t), filepath.Join(dir, "no", "such", "dir.db"), sqlite.Options{}); orderflow.ErrorCode(err) != orderflow.EUnavailable {
+		t.Errorf("file in a missing directory: got %v, want %s", err, orderflow.EUnavailable)
+	}
+}
+
+func TestSynchronousNormalWorks(t *testing.T) {
+	t.Parallel()
+	db, _ := open(t, sqlite.Options{Synchronous: "normal"})
+	accept(t, db, order("ned", t0), orderflow.IdempotencyKey{})
+	if err := db.Ping(ctx(t)); err != nil {
+		t.Errorf("Ping: %v", err)
+	}
+}

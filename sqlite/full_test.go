@@ -1,0 +1,91 @@
+package sqlite_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/sqlite"
+)
+
+func TestFullDiskFailsWritesAsUnavailableAndKeepsCommittedData(t *testing.T) {
+	t.Parallel()
+	db, path := open(t, sqlite.Options{MaxReceives: 1})
+	kept := order("pia", t0)
+	accept(t, db, kept, orderflow.IdempotencyKey{})
+	if err := db.SetStock(ctx(t), "widget", 5); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := db.Reserve(ctx(t), kept.ID, []orderflow.Item{{SKU: "widget", Quantity: 1}}); err != nil || f != nil {
+		t.Fatalf("Reserve = %v, %v", f, err)
+	}
+	// The file may not grow any more: every write that needs a new page fails.
+	if err := db.ExecOnWriter(ctx(t), "PRAGMA max_page_count = 1"); err != nil {
+		t.Fatalf("limit the file: %v", err)
+	}
+	big := strings.Repeat("x", 3000) // each order needs pages of its own
+	var wg sync.WaitGroup
+	errs := make([]error, 40)
+	for i := range errs {
+		wg.Go(func() {
+			o := order("pia", t0.Add(time.Duration(i+1)*time.Millisecond))
+			o.RequestID = big
+			key := orderflow.IdempotencyKey{UserID: "pia", Key: fmt.Sprint("full-", i), RequestHash: big}
+			_, _, errs[i] = db.Accept(context.Background(), o, key)
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if orderflow.ErrorCode(err) != orderflow.EUnavailable {
+			t.Errorf("accept %d on a full disk: got %v, want %s", i, err, orderflow.EUnavailable)
+		}
+	}
+	c := ctx(t)
+	big1 := []byte(big)
+	for name, err := range map[string]error{
+		"Send":    db.Send(c, orderflow.Message{OrderID: orderflow.NewOrderID(t0), RequestID: big}, orderflow.Message{OrderID: orderflow.NewOrderID(t0), RequestID: big}),
+		"SendRaw": db.SendRaw(c, append(big1, big1...)),
+		"SetStock": func() error {
+			for i := range 200 {
+				if err := db.SetStock(c, fmt.Sprintf("%s-%d", big[:60], i), 1); err != nil {
+					return err
+				}
+			}
+			return nil
+		}(),
+		"RecordCharge": func() error {
+			_, _, err := db.RecordCharge(c, orderflow.Charge{ID: big, IdempotencyKey: big, OrderID: kept.ID, Amount: 1, Currency: "USD"})
+			return err
+		}(),
+	} {
+		if orderflow.ErrorCode(err) != orderflow.EUnavailable {
+			t.Errorf("%s on a full disk: got %v, want %s", name, err, orderflow.EUnavailable)
+		}
+	}
+
+	// What was committed before is intact and readable.
+	if got, err := db.GetOrder(ctx(t), kept.ID); err != nil || got.ID != kept.ID {
+		t.Errorf("GetOrder of a committed order = %v, %v", got.ID, err)
+	}
+	if n, err := db.Stock(ctx(t), "widget"); err != nil || n != 4 {
+		t.Errorf("Stock = %d, %v; want 4", n, err)
+	}
+
+	// Once there is room again, writes work.
+	if err := db.ExecOnWriter(ctx(t), "PRAGMA max_page_count = 1073741823"); err != nil {
+		t.Fatalf("lift the limit: %v", err)
+	}
+	o := order("pia", t0.Add(time.Minute))
+	o.RequestID = big
+	if _, created, err := db.Accept(ctx(t), o, orderflow.IdempotencyKey{UserID: "pia", Key: "full-0", RequestHash: big}); err != nil || !created {
+		t.Errorf("Accept after the disk has room = %v, %v; want a new order (the failed one left no key)", created, err)
+	}
+	if got, want := depth(t, db).Visible, 2; got != want {
+		t.Errorf("queue holds %d messages, want %d (failed accepts enqueue nothing)", got, want)
+	}
+	checkIntegrity(t, path)
+}

@@ -1,0 +1,254 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/orderflow/orderflow"
+)
+
+// Paging limits for ListOrders.
+const (
+	defaultListLimit = 20
+	maxListLimit     = 1000
+)
+
+// CreateOrder stores o (which must be PENDING) and records key; see
+// orderflow.Store. It does not enqueue a message: the API uses Accept.
+func (db *DB) CreateOrder(ctx context.Context, o orderflow.Order, key orderflow.IdempotencyKey) (orderflow.Order, bool, error) {
+	return db.create(ctx, o, key, false)
+}
+
+// Accept is the API's write path: it stores o and records key like
+// CreateOrder and, in the same transaction, enqueues the order's message.
+// A replay (same user, key and request hash) returns the original order
+// with created=false and enqueues nothing. A nil error means the order and
+// its message are committed to disk.
+func (db *DB) Accept(ctx context.Context, o orderflow.Order, key orderflow.IdempotencyKey) (orderflow.Order, bool, error) {
+	return db.create(ctx, o, key, true)
+}
+
+func (db *DB) create(ctx context.Context, o orderflow.Order, key orderflow.IdempotencyKey, enqueue bool) (orderflow.Order, bool, error) {
+	if o.ID == "" || o.Status != orderflow.StatusPending {
+		return orderflow.Order{}, false, orderflow.Errorf(orderflow.EInvalid, "order %q: a new order needs an id and status PENDING, got %q", o.ID, o.Status)
+	}
+	items, err := encodeItems(o.Items)
+	if err != nil {
+		return orderflow.Order{}, false, err
+	}
+	var body []byte
+	if enqueue {
+		body = orderflow.EncodeMessage(orderflow.Message{OrderID: o.ID, RequestID: o.RequestID})
+	}
+	var (
+		stored  orderflow.Order
+		created bool
+	)
+	err = db.write(ctx, func(w *wtx) error {
+		if o.CreatedAt.IsZero() {
+			o.CreatedAt = w.now
+		}
+		if o.UpdatedAt.IsZero() {
+			o.UpdatedAt = o.CreatedAt
+		}
+		if key.Key != "" {
+			// Claim the key first: in the common case (a new key) this one
+			// statement is the whole idempotency check.
+			res, err := w.claimKey.Exec(key.UserID, key.Key, key.RequestHash, string(o.ID), ms(w.now))
+			if err != nil {
+				return unavailable(err, "insert idempotency key")
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return w.replay(key, &stored)
+			}
+			w.wrote = true
+		}
+		if _, err := w.exec(w.insertOrder, orderArgs(o, items)...); err != nil {
+			if isConstraint(err) {
+				return orderflow.Errorf(orderflow.EConflict, "order %s already exists", o.ID)
+			}
+			return unavailable(err, "insert order %s", o.ID)
+		}
+		if enqueue {
+			if err := w.enqueueBody(body); err != nil {
+				return err
+			}
+		}
+		stored, created = o, true
+		return nil
+	})
+	if err != nil {
+		return orderflow.Order{}, false, err
+	}
+	return normalize(stored), created, nil
+}
+
+// replay handles a key this user already used: the same request gets the
+// original order, another request EMismatch.
+func (w *wtx) replay(key orderflow.IdempotencyKey, stored *orderflow.Order) error {
+	var hash string
+	var id orderflow.OrderID
+	if err := w.getKey.QueryRow(key.UserID, key.Key).Scan(&hash, &id); err != nil {
+		return unavailable(err, "read idempotency key")
+	}
+	if hash != key.RequestHash {
+		return orderflow.Errorf(orderflow.EMismatch, "idempotency key %q was used with a different request", key.Key)
+	}
+	o, err := scanOrder(w.getOrder.QueryRow(string(id)))
+	if orderflow.ErrorCode(err) == orderflow.ENotFound {
+		return orderflow.Errorf(orderflow.EConflict, "the first request with idempotency key %q has not finished", key.Key)
+	}
+	*stored = o
+	return err
+}
+
+// GetOrder returns the order with id, or ENotFound.
+func (db *DB) GetOrder(ctx context.Context, id orderflow.OrderID) (orderflow.Order, error) {
+	return scanOrder(db.rs.getOrder.QueryRowContext(ctx, string(id)))
+}
+
+// ListOrders returns up to limit (default 20, at most 1000) orders of
+// userID, newest first (by creation time, then id), after cursor. A cursor
+// that is not one of the user's orders yields an empty page.
+func (db *DB) ListOrders(ctx context.Context, userID string, cursor orderflow.OrderID, limit int) ([]orderflow.Order, error) {
+	if limit <= 0 {
+		limit = defaultListLimit
+	}
+	limit = min(limit, maxListLimit)
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if cursor == "" {
+		rows, err = db.rs.listFirst.QueryContext(ctx, userID, limit)
+	} else {
+		rows, err = db.rs.listAfter.QueryContext(ctx, userID, string(cursor), limit)
+	}
+	if err != nil {
+		return nil, unavailable(err, "list orders")
+	}
+	defer rows.Close()
+	var out []orderflow.Order
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, unavailable(err, "list orders")
+	}
+	return out, nil
+}
+
+// Transition applies t if the order is in t.From; see orderflow.Store.
+func (db *DB) Transition(ctx context.Context, t orderflow.Transition) (orderflow.Order, error) {
+	if err := t.Validate(); err != nil {
+		return orderflow.Order{}, err
+	}
+	var code, detail any
+	if t.Failure != nil {
+		code, detail = t.Failure.Code, t.Failure.Detail
+	}
+	var out orderflow.Order
+	err := db.write(ctx, func(w *wtx) error {
+		at := t.At
+		if at.IsZero() {
+			at = w.now
+		}
+		o, err := scanOrder(w.queryWrite(w.transition, string(t.To), code, detail, ms(at), string(t.ID), string(t.From)))
+		if err == nil {
+			out = o
+			return nil
+		}
+		if orderflow.ErrorCode(err) != orderflow.ENotFound {
+			return err
+		}
+		cur, err := scanOrder(w.getOrder.QueryRow(string(t.ID)))
+		if err != nil {
+			return err
+		}
+		out = cur
+		return orderflow.Errorf(orderflow.EConflict, "order %s is %s, not %s", t.ID, cur.Status, t.From)
+	})
+	if err != nil && orderflow.ErrorCode(err) != orderflow.EConflict {
+		return orderflow.Order{}, err
+	}
+	return out, err
+}
+
+// UserActivity counts the orders userID created at or after since and adds
+// up their amounts.
+func (db *DB) UserActivity(ctx context.Context, userID string, since time.Time) (int, int64, error) {
+	var n int
+	var total int64
+	if err := db.rs.activity.QueryRowContext(ctx, userID, ms(since)).Scan(&n, &total); err != nil {
+		return 0, 0, unavailable(err, "read activity of user %s", userID)
+	}
+	return n, total, nil
+}
+
+func orderArgs(o orderflow.Order, items any) []any {
+	var code, detail any
+	if o.Failure != nil {
+		code, detail = o.Failure.Code, o.Failure.Detail
+	}
+	return []any{string(o.ID), o.UserID, o.Amount, o.Currency, items, string(o.Status),
+		code, detail, o.RequestID, ms(o.CreatedAt), ms(o.UpdatedAt)}
+}
+
+// encodeItems renders items as JSON, or NULL when there are none.
+func encodeItems(items []orderflow.Item) (any, error) {
+	if len(items) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(items)
+	if err != nil {
+		return nil, orderflow.Errorf(orderflow.EInvalid, "order items cannot be encoded: %v", err)
+	}
+	return string(b), nil
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+// scanOrder reads one row of orderCols; sql.ErrNoRows becomes ENotFound.
+func scanOrder(row scanner) (orderflow.Order, error) {
+	var (
+		o                  orderflow.Order
+		id, status         string
+		items, code, detai sql.NullString
+		created, updated   int64
+	)
+	err := row.Scan(&id, &o.UserID, &o.Amount, &o.Currency, &items, &status, &code, &detai, &o.RequestID, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return orderflow.Order{}, orderflow.Errorf(orderflow.ENotFound, "order not found")
+	}
+	if err != nil {
+		return orderflow.Order{}, unavailable(err, "read order")
+	}
+	o.ID, o.Status = orderflow.OrderID(id), orderflow.Status(status)
+	o.CreatedAt, o.UpdatedAt = fromMS(created), fromMS(updated)
+	if items.Valid && items.String != "" {
+		if err := json.Unmarshal([]byte(items.String), &o.Items); err != nil {
+			return orderflow.Order{}, &orderflow.Error{Code: orderflow.EInternal, Detail: "stored items of order " + id + " are corrupt", Err: err}
+		}
+	}
+	if code.Valid {
+		o.Failure = &orderflow.Failure{Code: code.String, Detail: detai.String}
+	}
+	return o, nil
+}
+
+// normalize makes an order read back from memory look like one read from
+// the file: times in UTC with millisecond precision.
+func normalize(o orderflow.Order) orderflow.Order {
+	o.CreatedAt, o.UpdatedAt = fromMS(ms(o.CreatedAt)), fromMS(ms(o.UpdatedAt))
+	if len(o.Items) == 0 {
+		o.Items = nil
+	}
+	return o
+}

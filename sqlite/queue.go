@@ -1,0 +1,380 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/orderflow/orderflow"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+const (
+	// pollInterval bounds how long a waiting Receive takes to notice a
+	// message whose visibility timeout ran out (arrivals wake it at once).
+	pollInterval = 50 * time.Millisecond
+	// maxReceiveBatch bounds one Receive.
+	maxReceiveBatch = 100
+	// maxVisibility is SQS's limit on a visibility timeout.
+	maxVisibility = 12 * time.Hour
+	// maxRawBody bounds SendRaw, like SQS's message size limit.
+	maxRawBody = 256 << 10
+)
+
+// Send enqueues msgs in one transaction, visible at once.
+func (db *DB) Send(ctx context.Context, msgs ...orderflow.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	bodies := make([][]byte, len(msgs))
+	for i, m := range msgs {
+		bodies[i] = orderflow.EncodeMessage(m)
+	}
+	return db.write(ctx, func(w *wtx) error {
+		for _, b := range bodies {
+			if err := w.enqueueBody(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// SendRaw enqueues body as it is, so that tests can send poison messages.
+func (db *DB) SendRaw(ctx context.Context, body []byte) error {
+	if len(body) > maxRawBody {
+		return orderflow.Errorf(orderflow.EInvalid, "message of %d bytes exceeds %d", len(body), maxRawBody)
+	}
+	body = append([]byte(nil), body...)
+	return db.write(ctx, func(w *wtx) error { return w.enqueueBody(body) })
+}
+
+func (w *wtx) enqueueBody(body []byte) error {
+	now := ms(w.now)
+	if _, err := w.exec(w.enqueue, body, now, now); err != nil {
+		return unavailable(err, "enqueue message")
+	}
+	w.notify = true
+	return nil
+}
+
+// Receive returns up to max messages (at most 100), waiting up to wait for
+// the first one to arrive. See orderflow.Queue.
+func (db *DB) Receive(ctx context.Context, max int, wait time.Duration) ([]orderflow.Delivery, error) {
+	max = min(maxReceiveBatch, max)
+	if max <= 0 {
+		max = 1
+	}
+	deadline := time.Now().Add(wait)
+	woken := true
+	for {
+		arrival := db.arrivals.wait()
+		if woken || db.anyVisible(ctx) {
+			ds, err := db.receiveOnce(ctx, max)
+			if err != nil || len(ds) > 0 {
+				return ds, err
+			}
+		}
+		remaining := time.Until(deadline)
+		if remaining <= 0 {
+			return nil, nil
+		}
+		timer := time.NewTimer(min(remaining, pollInterval))
+		select {
+		case <-arrival:
+			woken = true
+		case <-timer.C:
+			woken = false
+		case <-ctx.Done():
+			timer.Stop()
+			return nil, unavailable(ctx.Err(), "receive")
+		case <-db.closing:
+			timer.Stop()
+			return nil, errClosed()
+		}
+		timer.Stop()
+	}
+}
+
+// anyVisible asks a reader whether a receive could find anything, so that
+// polling an empty queue costs the writer nothing. On error it answers yes
+// and lets the writer find out.
+func (db *DB) anyVisible(ctx context.Context) bool {
+	var yes bool
+	if err := db.rs.anyVisible.QueryRowContext(ctx, ms(db.now())).Scan(&yes); err != nil {
+		return true
+	}
+	return yes
+}
+
+type queued struct {
+	id    int64
+	body  []byte
+	count int
+}
+
+func (db *DB) receiveOnce(ctx context.Context, max int) ([]orderflow.Delivery, error) {
+	var out []orderflow.Delivery
+	var dead []orderflow.Delivery
+	err := db.write(ctx, func(w *wtx) error {
+		out, dead = out[:0], dead[:0]
+		now := ms(w.now)
+		hidden := ms(w.now.Add(db.opts.VisibilityTimeout))
+		for len(out) < max {
+			rows, err := w.selectVisible.Query(now, max-len(out))
+			if err != nil {
+				return unavailable(err, "select visible messages")
+			}
+			var batch []queued
+			for rows.Next() {
+				var q queued
+				if err := rows.Scan(&q.id, &q.body, &q.count); err != nil {
+					rows.Close()
+					return unavailable(err, "read message")
+				}
+				batch = append(batch, q)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return unavailable(err, "read messages")
+			}
+			deadNow := 0
+			for _, q := range batch {
+				if q.count >= db.opts.MaxReceives {
+					d, err := w.deadLetterMsg(q)
+					if err != nil {
+						return err
+					}
+					dead = append(dead, d)
+					deadNow++
+					continue
+				}
+				receipt := strconv.FormatInt(q.id, 10) + "." + strconv.FormatUint(rand.Uint64(), 36)
+				if _, err := w.exec(w.markReceived, hidden, receipt, q.id); err != nil {
+					return unavailable(err, "mark message received")
+				}
+				d := delivery(q.id, q.body, q.count+1)
+				d.Receipt = receipt
+				out = append(out, d)
+			}
+			if deadNow == 0 || len(batch) == 0 {
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range dead {
+		db.logger.WarnContext(orderflow.WithOrderID(ctx, d.OrderID), "message moved to the dead-letter queue",
+			"message_id", d.MessageID, "receive_count", d.ReceiveCount, "poison", d.Err != nil)
+	}
+	return out, nil
+}
+
+// deadLetterMsg moves q to the dead-letter table and marks its order FAILED
+// unless it is already terminal: the backstop that ends every accepted
+// order even if the processor died during its last attempt.
+func (w *wtx) deadLetterMsg(q queued) (orderflow.Delivery, error) {
+	now := ms(w.now)
+	if _, err := w.exec(w.deadLetter, now, q.id); err != nil {
+		return orderflow.Delivery{}, unavailable(err, "dead-letter message %d", q.id)
+	}
+	if _, err := w.exec(w.deleteQueued, q.id); err != nil {
+		return orderflow.Delivery{}, unavailable(err, "dead-letter message %d", q.id)
+	}
+	d := delivery(q.id, q.body, q.count)
+	if d.Err == nil {
+		detail := fmt.Sprintf("the order's message was received %d times without the order being finished and was moved to the dead-letter queue", q.count)
+		if _, err := w.exec(w.failOrder, orderflow.ReasonDeadLettered, detail, now, string(d.OrderID)); err != nil {
+			return orderflow.Delivery{}, unavailable(err, "fail order %s", d.OrderID)
+		}
+	}
+	return d, nil
+}
+
+func delivery(id int64, body []byte, count int) orderflow.Delivery {
+	d := orderflow.Delivery{MessageID: strconv.FormatInt(id, 10), ReceiveCount: count, Body: body}
+	d.Message, d.Err = orderflow.DecodeMessage(body)
+	return d
+}
+
+// parseReceipt splits a receipt into its message id and the whole receipt.
+func parseReceipt(receipt string) (int64, error) {
+	idPart, _, ok := strings.Cut(receipt, ".")
+	id, err := strconv.ParseInt(idPart, 10, 64)
+	if !ok || err != nil {
+		return 0, orderflow.Errorf(orderflow.EInvalid, "receipt %q is not one of this queue's", receipt)
+	}
+	return id, nil
+}
+
+func staleReceipt(receipt string) error {
+	return orderflow.Errorf(orderflow.ENotFound, "receipt %q is stale: the message was deleted or received again", receipt)
+}
+
+// Delete acknowledges receipts. Receipts that are malformed or stale are
+// reported in a *orderflow.BatchError; the others are deleted.
+func (db *DB) Delete(ctx context.Context, receipts ...string) error {
+	if len(receipts) == 0 {
+		return nil
+	}
+	failed := map[string]error{}
+	err := db.write(ctx, func(w *wtx) error {
+		clear(failed)
+		for _, r := range receipts {
+			id, err := parseReceipt(r)
+			if err != nil {
+				failed[r] = err
+				continue
+			}
+			res, err := w.exec(w.deleteMsg, id, r)
+			if err != nil {
+				return unavailable(err, "delete message %d", id)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				failed[r] = staleReceipt(r)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(failed) > 0 {
+		return &orderflow.BatchError{Failed: failed}
+	}
+	return nil
+}
+
+// ChangeVisibility hides the message of receipt for timeout from now (0
+// makes it visible at once). A stale receipt is ENotFound.
+func (db *DB) ChangeVisibility(ctx context.Context, receipt string, timeout time.Duration) error {
+	if timeout < 0 || timeout > maxVisibility {
+		return orderflow.Errorf(orderflow.EInvalid, "visibility timeout %v is outside 0..%v", timeout, maxVisibility)
+	}
+	id, err := parseReceipt(receipt)
+	if err != nil {
+		return err
+	}
+	return db.write(ctx, func(w *wtx) error {
+		res, err := w.exec(w.changeVisibility, ms(w.now.Add(timeout)), id, receipt)
+		if err != nil {
+			return unavailable(err, "change visibility of message %d", id)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return staleReceipt(receipt)
+		}
+		if timeout == 0 {
+			w.notify = true
+		}
+		return nil
+	})
+}
+
+// Depth counts visible, in-flight and dead messages.
+func (db *DB) Depth(ctx context.Context) (orderflow.QueueDepth, error) {
+	var visible, total, dead int
+	if err := db.rs.depth.QueryRowContext(ctx, ms(db.now())).Scan(&visible, &total, &dead); err != nil {
+		return orderflow.QueueDepth{}, unavailable(err, "count messages")
+	}
+	return orderflow.QueueDepth{Visible: visible, InFlight: total - visible, Dead: dead}, nil
+}
+
+// ListDead returns up to max dead messages, oldest first, without removing
+// them.
+func (db *DB) ListDead(ctx context.Context, max int) ([]orderflow.Delivery, error) {
+	if max <= 0 {
+		return nil, nil
+	}
+	rows, err := db.rs.listDead.QueryContext(ctx, max)
+	if err != nil {
+		return nil, unavailable(err, "list dead messages")
+	}
+	defer rows.Close()
+	var out []orderflow.Delivery
+	for rows.Next() {
+		var q queued
+		if err := rows.Scan(&q.id, &q.body, &q.count); err != nil {
+			return nil, unavailable(err, "read dead message")
+		}
+		out = append(out, delivery(q.id, q.body, q.count))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, unavailable(err, "list dead messages")
+	}
+	return out, nil
+}
+
+// Redrive moves up to max dead messages back to the queue, visible at once
+// with their receive count reset, and returns how many moved.
+func (db *DB) Redrive(ctx context.Context, max int) (int, error) {
+	if max <= 0 {
+		return 0, nil
+	}
+	moved := 0
+	err := db.write(ctx, func(w *wtx) error {
+		moved = 0
+		rows, err := w.selectDead.Query(max)
+		if err != nil {
+			return unavailable(err, "select dead messages")
+		}
+		var ids []int64
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return unavailable(err, "read dead message")
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return unavailable(err, "read dead messages")
+		}
+		for _, id := range ids {
+			if _, err := w.exec(w.redrive, ms(w.now), id); err != nil {
+				return unavailable(err, "redrive message %d", id)
+			}
+			if _, err := w.exec(w.deleteDead, id); err != nil {
+				return unavailable(err, "redrive message %d", id)
+			}
+			moved++
+		}
+		w.notify = moved > 0
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return moved, nil
+}
+
+// Purge deletes every dead message and returns how many it deleted.
+func (db *DB) Purge(ctx context.Context) (int, error) {
+	var n int64
+	err := db.write(ctx, func(w *wtx) error {
+		res, err := w.exec(w.purgeDead)
+		if err != nil {
+			return unavailable(err, "purge dead messages")
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return int(n), nil
+}
+
+// isConstraint reports whether err is SQLite's constraint violation.
+func isConstraint(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT
+}

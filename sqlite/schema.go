@@ -1,0 +1,126 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migrations[i] takes the schema from user_version i to i+1. Append only.
+var migrations = []string{
+	`
+CREATE TABLE orders (
+	id             TEXT PRIMARY KEY,
+	user_id        TEXT NOT NULL,
+	amount         INTEGER NOT NULL,
+	currency       TEXT NOT NULL,
+	items          TEXT,
+	status         TEXT NOT NULL,
+	failure_code   TEXT,
+	failure_detail TEXT,
+	request_id     TEXT NOT NULL DEFAULT '',
+	created_at     INTEGER NOT NULL,
+	updated_at     INTEGER NOT NULL
+) WITHOUT ROWID;
+-- One index serves both per-user queries: ListOrders (newest first, by
+-- created_at then id) and UserActivity (count and sum since a time, covered
+-- thanks to amount). Each index costs a random page write per new order.
+CREATE INDEX orders_user ON orders (user_id, created_at, id, amount);
+
+CREATE TABLE idempotency (
+	user_id      TEXT NOT NULL,
+	key          TEXT NOT NULL,
+	request_hash TEXT NOT NULL,
+	order_id     TEXT NOT NULL,
+	created_at   INTEGER NOT NULL,
+	PRIMARY KEY (user_id, key)
+) WITHOUT ROWID;
+CREATE INDEX idempotency_created ON idempotency (created_at);
+
+CREATE TABLE queue (
+	id            INTEGER PRIMARY KEY AUTOINCREMENT,
+	body          BLOB NOT NULL,
+	receive_count INTEGER NOT NULL DEFAULT 0,
+	visible_at    INTEGER NOT NULL,
+	receipt       TEXT NOT NULL DEFAULT '',
+	sent_at       INTEGER NOT NULL
+);
+CREATE INDEX queue_visible ON queue (visible_at);
+
+CREATE TABLE dead (
+	id            INTEGER PRIMARY KEY,
+	body          BLOB NOT NULL,
+	receive_count INTEGER NOT NULL,
+	visible_at    INTEGER NOT NULL,
+	receipt       TEXT NOT NULL DEFAULT '',
+	sent_at       INTEGER NOT NULL
+);
+
+CREATE TABLE stock (
+	sku      TEXT PRIMARY KEY,
+	quantity INTEGER NOT NULL CHECK (quantity >= 0)
+) WITHOUT ROWID;
+
+CREATE TABLE reservations (
+	order_id TEXT NOT NULL,
+	sku      TEXT NOT NULL,
+	quantity INTEGER NOT NULL,
+	released INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (order_id, sku)
+) WITHOUT ROWID;
+
+-- The first outcome of Reserve per order (failure_code NULL: reserved),
+-- so that a repeated Reserve returns it instead of trying again.
+CREATE TABLE reserve_outcomes (
+	order_id       TEXT PRIMARY KEY,
+	failure_code   TEXT,
+	failure_detail TEXT
+) WITHOUT ROWID;
+
+CREATE TABLE charges (
+	idempotency_key TEXT PRIMARY KEY,
+	id              TEXT NOT NULL,
+	order_id        TEXT NOT NULL,
+	amount          INTEGER NOT NULL,
+	currency        TEXT NOT NULL,
+	at              INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX charges_order ON charges (order_id);
+`,
+}
+
+// migrate brings the schema to the latest version, one transaction per
+// step, recording progress in PRAGMA user_version.
+func migrate(ctx context.Context, conn *sql.Conn) error {
+	var version int
+	if err := conn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return unavailable(err, "read schema version")
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("sqlite schema version %d is newer than this program's %d", version, len(migrations))
+	}
+	for v := version; v < len(migrations); v++ {
+		if err := migrateStep(ctx, conn, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func migrateStep(ctx context.Context, conn *sql.Conn, v int) error {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return unavailable(err, "begin migration %d", v+1)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+		return unavailable(err, "migrate schema to version %d", v+1)
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
+		return unavailable(err, "record schema version %d", v+1)
+	}
+	if err := tx.Commit(); err != nil {
+		return unavailable(err, "commit migration %d", v+1)
+	}
+	return nil
+}

@@ -1,0 +1,138 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+)
+
+const orderCols = `id, user_id, amount, currency, items, status, failure_code, failure_detail, request_id, created_at, updated_at`
+
+// writeStmts are prepared on the write connection and used only by the
+// writer goroutine.
+type writeStmts struct {
+	all []*sql.Stmt
+
+	begin, commit, rollback              *sql.Stmt
+	savepoint, rollbackTo, release       *sql.Stmt
+	insertOrder, getOrder, transition    *sql.Stmt
+	getKey, claimKey, purgeKeys          *sql.Stmt
+	enqueue, selectVisible, markReceived *sql.Stmt
+	deleteMsg, changeVisibility          *sql.Stmt
+	deadLetter, deleteQueued, failOrder  *sql.Stmt
+	selectDead, redrive, deleteDead      *sql.Stmt
+	purgeDead                            *sql.Stmt
+	getOutcome, insertOutcome            *sql.Stmt
+	getStock, takeStock, setStock        *sql.Stmt
+	insertReservation, heldReservations  *sql.Stmt
+	giveStock, releaseReservations       *sql.Stmt
+	getCharge, insertCharge              *sql.Stmt
+}
+
+func (s *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
+	p := func(dst **sql.Stmt, query string) error {
+		st, err := conn.PrepareContext(ctx, query)
+		if err != nil {
+			return unavailable(err, "prepare %q", query)
+		}
+		*dst = st
+		s.all = append(s.all, st)
+		return nil
+	}
+	return errors.Join(
+		p(&s.begin, `BEGIN IMMEDIATE`),
+		p(&s.commit, `COMMIT`),
+		p(&s.rollback, `ROLLBACK`),
+		p(&s.savepoint, `SAVEPOINT op`),
+		p(&s.rollbackTo, `ROLLBACK TO op`),
+		p(&s.release, `RELEASE op`),
+
+		p(&s.insertOrder, `INSERT INTO orders (`+orderCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		p(&s.getOrder, `SELECT `+orderCols+` FROM orders WHERE id = ?`),
+		p(&s.transition, `UPDATE orders SET status = ?, failure_code = ?, failure_detail = ?, updated_at = ?
+			WHERE id = ? AND status = ? RETURNING `+orderCols),
+		p(&s.getKey, `SELECT request_hash, order_id FROM idempotency WHERE user_id = ? AND key = ?`),
+		p(&s.claimKey, `INSERT INTO idempotency (user_id, key, request_hash, order_id, created_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (user_id, key) DO NOTHING`),
+		p(&s.purgeKeys, `DELETE FROM idempotency WHERE (user_id, key) IN
+			(SELECT user_id, key FROM idempotency WHERE created_at < ? LIMIT ?)`),
+
+		p(&s.enqueue, `INSERT INTO queue (body, receive_count, visible_at, receipt, sent_at) VALUES (?, 0, ?, '', ?)`),
+		p(&s.selectVisible, `SELECT id, body, receive_count FROM queue WHERE visible_at <= ? ORDER BY visible_at, id LIMIT ?`),
+		p(&s.markReceived, `UPDATE queue SET receive_count = receive_count + 1, visible_at = ?, receipt = ? WHERE id = ?`),
+		p(&s.deleteMsg, `DELETE FROM queue WHERE id = ? AND receipt = ?`),
+		p(&s.changeVisibility, `UPDATE queue SET visible_at = ? WHERE id = ? AND receipt = ?`),
+		p(&s.deadLetter, `INSERT INTO dead (id, body, receive_count, visible_at, receipt, sent_at)
+			SELECT id, body, receive_count, ?, '', sent_at FROM queue WHERE id = ?`),
+		p(&s.deleteQueued, `DELETE FROM queue WHERE id = ?`),
+		p(&s.failOrder, `UPDATE orders SET status = 'FAILED', failure_code = ?, failure_detail = ?, updated_at = ?
+			WHERE id = ? AND status IN ('PENDING', 'PROCESSING')`),
+		p(&s.selectDead, `SELECT id FROM dead ORDER BY id LIMIT ?`),
+		p(&s.redrive, `INSERT INTO queue (id, body, receive_count, visible_at, receipt, sent_at)
+			SELECT id, body, 0, ?, '', sent_at FROM dead WHERE id = ?`),
+		p(&s.deleteDead, `DELETE FROM dead WHERE id = ?`),
+		p(&s.purgeDead, `DELETE FROM dead`),
+
+		p(&s.getOutcome, `SELECT failure_code, failure_detail FROM reserve_outcomes WHERE order_id = ?`),
+		p(&s.insertOutcome, `INSERT INTO reserve_outcomes (order_id, failure_code, failure_detail) VALUES (?, ?, ?)`),
+		p(&s.getStock, `SELECT quantity FROM stock WHERE sku = ?`),
+		p(&s.takeStock, `UPDATE stock SET quantity = quantity - ? WHERE sku = ?`),
+		p(&s.setStock, `INSERT INTO stock (sku, quantity) VALUES (?, ?) ON CONFLICT (sku) DO UPDATE SET quantity = excluded.quantity`),
+		p(&s.insertReservation, `INSERT INTO reservations (order_id, sku, quantity, released) VALUES (?, ?, ?, 0)`),
+		p(&s.heldReservations, `SELECT sku, quantity FROM reservations WHERE order_id = ? AND released = 0`),
+		p(&s.giveStock, `INSERT INTO stock (sku, quantity) VALUES (?, ?) ON CONFLICT (sku) DO UPDATE SET quantity = quantity + excluded.quantity`),
+		p(&s.releaseReservations, `UPDATE reservations SET released = 1 WHERE order_id = ? AND released = 0`),
+
+		p(&s.getCharge, `SELECT id, order_id, amount, currency, at FROM charges WHERE idempotency_key = ?`),
+		p(&s.insertCharge, `INSERT INTO charges (idempotency_key, id, order_id, amount, currency, at) VALUES (?, ?, ?, ?, ?, ?)`),
+	)
+}
+
+func (s *writeStmts) close() {
+	for _, st := range s.all {
+		_ = st.Close()
+	}
+	s.all = nil
+}
+
+// readStmts are prepared on the read-only pool.
+type readStmts struct {
+	all []*sql.Stmt
+
+	ping, getOrder, listFirst, listAfter *sql.Stmt
+	activity, stock, anyVisible, depth   *sql.Stmt
+	listDead, charges                    *sql.Stmt
+}
+
+func (s *readStmts) prepare(ctx context.Context, db *sql.DB) error {
+	p := func(dst **sql.Stmt, query string) error {
+		st, err := db.PrepareContext(ctx, query)
+		if err != nil {
+			return unavailable(err, "prepare %q", query)
+		}
+		*dst = st
+		s.all = append(s.all, st)
+		return nil
+	}
+	return errors.Join(
+		p(&s.ping, `SELECT 1`),
+		p(&s.getOrder, `SELECT `+orderCols+` FROM orders WHERE id = ?`),
+		p(&s.listFirst, `SELECT `+orderCols+` FROM orders WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`),
+		p(&s.listAfter, `SELECT `+orderCols+` FROM orders WHERE user_id = ?1
+			AND (created_at, id) < ((SELECT created_at FROM orders WHERE id = ?2 AND user_id = ?1), ?2)
+			ORDER BY created_at DESC, id DESC LIMIT ?3`),
+		p(&s.activity, `SELECT count(*), coalesce(sum(amount), 0) FROM orders WHERE user_id = ? AND created_at >= ?`),
+		p(&s.stock, `SELECT quantity FROM stock WHERE sku = ?`),
+		p(&s.anyVisible, `SELECT EXISTS (SELECT 1 FROM queue WHERE visible_at <= ?)`),
+		p(&s.depth, `SELECT (SELECT count(*) FROM queue WHERE visible_at <= ?), (SELECT count(*) FROM queue), (SELECT count(*) FROM dead)`),
+		p(&s.listDead, `SELECT id, body, receive_count FROM dead ORDER BY id LIMIT ?`),
+		p(&s.charges, `SELECT idempotency_key, id, order_id, amount, currency, at FROM charges WHERE order_id = ? ORDER BY at, id`),
+	)
+}
+
+func (s *readStmts) close() {
+	for _, st := range s.all {
+		_ = st.Close()
+	}
+	s.all = nil
+}

@@ -1,0 +1,298 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/orderflow/orderflow"
+)
+
+// maxBatch caps how many operations share one transaction, so that one
+// commit never holds callers for long.
+const maxBatch = 512
+
+// writeOp is one caller's unit of work for the writer.
+type writeOp struct {
+	ctx  context.Context
+	fn   func(w *wtx) error
+	err  error
+	done chan struct{}
+}
+
+// wtx is what an operation sees: the write statements and the batch's
+// clock. Operations must only use it while they run.
+type wtx struct {
+	*writeStmts
+	db  *DB
+	now time.Time
+	// notify is set by an operation that enqueued messages, so that
+	// waiting receivers are woken once the batch commits.
+	notify bool
+	// wrote is set (by exec and queryWrite) once an operation has run a
+	// writing statement. Operations run every write through them.
+	wrote bool
+}
+
+// write runs fn in the writer's next transaction and returns once that
+// transaction has committed (or fn failed). Results that fn stores in
+// variables of the caller are valid only when write returns nil.
+func (db *DB) write(ctx context.Context, fn func(w *wtx) error) error {
+	select {
+	case <-db.closing:
+		return errClosed()
+	default:
+	}
+	if db.syncFailed.Load() {
+		return orderflow.Errorf(orderflow.EUnavailable, "sqlite WAL could not be synced; restart to recover")
+	}
+	op := &writeOp{ctx: ctx, fn: fn, done: make(chan struct{})}
+	select {
+	case db.ops <- op:
+	case <-db.closing:
+		return errClosed()
+	case <-ctx.Done():
+		return unavailable(ctx.Err(), "sqlite write")
+	}
+	select {
+	case <-op.done:
+		return op.err
+	case <-db.writerDone:
+		// The writer finishes every operation it took before it exits.
+		select {
+		case <-op.done:
+			return op.err
+		default:
+			return errClosed()
+		}
+	case <-ctx.Done():
+		// The operation may still commit; the caller has stopped waiting.
+		return unavailable(ctx.Err(), "sqlite write")
+	}
+}
+
+// runWriter is the only goroutine that writes. It takes every waiting
+// operation (up to maxBatch) and commits them together, then hands the
+// batch to the syncer, which releases the callers once the commit is on
+// disk; meanwhile the next batch runs.
+func (db *DB) runWriter() {
+	synced := make(chan struct{})
+	go db.runSyncer(synced)
+	defer func() {
+		close(db.committed)
+		<-synced
+		close(db.writerDone)
+	}()
+	batch := make([]*writeOp, 0, maxBatch)
+	for {
+		select {
+		case op := <-db.ops:
+			batch = append(batch, op)
+		case <-db.closing:
+			// Flush what callers queued before Close.
+			for {
+				select {
+				case op := <-db.ops:
+					batch = append(batch, op)
+					if len(batch) == maxBatch {
+						db.commitBatch(batch)
+						batch = make([]*writeOp, 0, maxBatch)
+					}
+				default:
+					if len(batch) > 0 {
+						db.commitBatch(batch)
+					}
+					return
+				}
+			}
+		}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case op := <-db.ops:
+				batch = append(batch, op)
+			default:
+				break fill
+			}
+		}
+		db.commitBatch(batch)
+		batch = make([]*writeOp, 0, min(maxBatch, 2*len(batch)))
+	}
+}
+
+// runSyncer releases committed batches. With durable commits it first
+// fsyncs the WAL, once for every batch committed so far, so that a caller
+// hears of success only when its commit survives a power loss.
+func (db *DB) runSyncer(done chan<- struct{}) {
+	defer close(done)
+	var pending [][]*writeOp
+	for batch := range db.committed {
+		pending = append(pending[:0], batch)
+	more:
+		for {
+			select {
+			case b, ok := <-db.committed:
+				if !ok {
+					break more
+				}
+				pending = append(pending, b)
+			default:
+				break more
+			}
+		}
+		var err error
+		if db.wal != nil {
+			err = db.wal.sync()
+			if err != nil {
+				// After a failed fsync the kernel may have dropped the dirty
+				// pages, and a later fsync can succeed without them: refuse
+				// every further write; a restart recovers from the WAL.
+				db.logger.Error("sqlite fsync of the WAL failed; refusing further writes", "err", err)
+				err = unavailable(err, "sync sqlite WAL")
+				db.syncFailed.Store(true)
+			}
+		}
+		for _, b := range pending {
+			for _, op := range b {
+				if op.err == nil {
+					op.err = err
+				}
+				close(op.done)
+			}
+		}
+		clear(pending)
+	}
+}
+
+// commitBatch runs batch in one transaction, commits it and hands it to
+// the syncer, which releases the callers. An operation that fails must not affect the others:
+//
+//   - An operation that fails before it wrote anything (every domain error:
+//     conflict, mismatch, not found, invalid) simply reports its error; the
+//     others go on in the same transaction. This is the common case, and it
+//     needs no savepoint, whose statement journal copies every page an
+//     operation touches.
+//   - If an operation fails after it wrote, or with a driver error, the
+//     whole transaction is rolled back and the batch is run again with
+//     each operation inside its own SAVEPOINT, so that the failing one
+//     rolls back alone.
+func (db *DB) commitBatch(batch []*writeOp) {
+	if !db.runBatch(batch, false) {
+		for _, op := range batch {
+			op.err = nil
+		}
+		db.runBatch(batch, true)
+	}
+	db.committed <- batch
+}
+
+// runBatch runs and commits batch, with a savepoint around each operation
+// if savepoints is set. Without savepoints it returns false, having rolled
+// back, when an operation failed after writing; the caller then retries
+// with savepoints. Otherwise it returns true with every op.err final.
+func (db *DB) runBatch(batch []*writeOp, savepoints bool) bool {
+	ctx := context.Background() // one caller's cancellation must not abort the others
+	if _, err := db.ws.begin.ExecContext(ctx); err != nil {
+		db.failAll(batch, unavailable(err, "begin sqlite transaction"))
+		return true
+	}
+	w := &wtx{writeStmts: &db.ws, db: db, now: db.now()}
+	notify := false
+	for _, op := range batch {
+		if err := op.ctx.Err(); err != nil {
+			op.err = unavailable(err, "sqlite write")
+			continue
+		}
+		if savepoints {
+			if _, err := db.ws.savepoint.ExecContext(ctx); err != nil {
+				db.abort(batch, unavailable(err, "sqlite savepoint"))
+				return true
+			}
+		}
+		w.notify, w.wrote = false, false
+		op.err = runOp(op, w)
+		switch {
+		case op.err == nil && savepoints:
+			if _, err := db.ws.release.ExecContext(ctx); err != nil {
+				db.abort(batch, unavailable(err, "sqlite release savepoint"))
+				return true
+			}
+		case op.err != nil && savepoints:
+			_, err1 := db.ws.rollbackTo.ExecContext(ctx)
+			_, err2 := db.ws.release.ExecContext(ctx)
+			if err := errors.Join(err1, err2); err != nil {
+				db.abort(batch, unavailable(err, "sqlite rollback to savepoint"))
+				return true
+			}
+		case op.err != nil && (w.wrote || !isDomain(op.err)):
+			// Partial writes, or a driver error that may have rolled back
+			// the whole transaction (SQLite does so on some I/O errors).
+			db.abort(batch, nil)
+			return false
+		}
+		notify = notify || (op.err == nil && w.notify)
+	}
+	if _, err := db.ws.commit.ExecContext(ctx); err != nil {
+		db.abort(batch, unavailable(err, "commit sqlite transaction"))
+		return true
+	}
+	if notify {
+		db.arrivals.broadcast()
+	}
+	return true
+}
+
+// abort rolls the whole transaction back and gives err (if not nil) to
+// every operation that has not failed on its own.
+func (db *DB) abort(batch []*writeOp, err error) {
+	if _, rerr := db.ws.rollback.ExecContext(context.Background()); rerr != nil {
+		db.logger.Error("sqlite rollback", "err", rerr)
+	}
+	if err != nil {
+		db.failAll(batch, err)
+	}
+}
+
+func (db *DB) failAll(batch []*writeOp, err error) {
+	for _, op := range batch {
+		if op.err == nil {
+			op.err = err
+		}
+	}
+}
+
+// exec runs a writing statement and records that the operation wrote.
+func (w *wtx) exec(st *sql.Stmt, args ...any) (sql.Result, error) {
+	w.wrote = true
+	return st.Exec(args...)
+}
+
+// queryWrite runs a writing statement that returns a row (RETURNING) and
+// records that the operation wrote.
+func (w *wtx) queryWrite(st *sql.Stmt, args ...any) *sql.Row {
+	w.wrote = true
+	return st.QueryRow(args...)
+}
+
+// runOp runs one operation, turning a panic into an EInternal error so that
+// a bug in one operation cannot stop the writer.
+func runOp(op *writeOp, w *wtx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &orderflow.Error{Code: orderflow.EInternal, Detail: "sqlite write operation panicked", Err: fmt.Errorf("%v", r)}
+		}
+	}()
+	return op.fn(w)
+}
+
+// isDomain reports whether err is a domain outcome (decided before any
+// write) rather than a failure of the database.
+func isDomain(err error) bool {
+	switch orderflow.ErrorCode(err) {
+	case orderflow.EInvalid, orderflow.ENotFound, orderflow.EConflict, orderflow.EMismatch:
+		return true
+	}
+	return false
+}
