@@ -194,26 +194,41 @@ func TestDataSurvivesCloseAndOpen(t *testing.T) {
 	}
 }
 
-func TestDeadLetterMarksOrderFailed(t *testing.T) {
+// TestDeadLetterEndsTheOrder: the backstop ends every order whose message
+// is dead-lettered: FAILED with its stock given back, or COMPLETED when the
+// gateway's ledger shows the charge went through.
+func TestDeadLetterEndsTheOrder(t *testing.T) {
 	t.Parallel()
 	db, _ := open(t, sqlite.Options{MaxReceives: 2})
 	pending := order("erin", t0)
 	processing := order("erin", t0.Add(time.Millisecond))
 	completed := order("erin", t0.Add(2*time.Millisecond))
-	for _, o := range []orderflow.Order{pending, processing, completed} {
+	charged := order("erin", t0.Add(3*time.Millisecond))
+	for _, o := range []orderflow.Order{pending, processing, completed, charged} {
 		accept(t, db, o, orderflow.IdempotencyKey{})
+	}
+	if err := db.SetStock(ctx(t), "bolt", 10); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []orderflow.OrderID{processing.ID, charged.ID} {
+		mustTransition(t, db, orderflow.Transition{ID: id, From: orderflow.StatusPending, To: orderflow.StatusProcessing, At: t0})
+		if f, err := db.Reserve(ctx(t), id, []orderflow.Item{{SKU: "bolt", Quantity: 3}}); f != nil || err != nil {
+			t.Fatalf("Reserve: %v %v", f, err)
+		}
+	}
+	if _, _, err := db.RecordCharge(ctx(t), orderflow.Charge{ID: "ch_1", IdempotencyKey: string(charged.ID), OrderID: charged.ID, Amount: 1, Currency: "USD", At: t0}); err != nil {
+		t.Fatal(err)
 	}
 	if err := db.SendRaw(ctx(t), []byte("poison")); err != nil {
 		t.Fatalf("SendRaw: %v", err)
 	}
-	mustTransition(t, db, orderflow.Transition{ID: processing.ID, From: orderflow.StatusPending, To: orderflow.StatusProcessing, At: t0})
 	mustTransition(t, db, orderflow.Transition{ID: completed.ID, From: orderflow.StatusPending, To: orderflow.StatusProcessing, At: t0})
 	done := mustTransition(t, db, orderflow.Transition{ID: completed.ID, From: orderflow.StatusProcessing, To: orderflow.StatusCompleted, At: t0})
 
 	for range 2 {
 		ds := receive(t, db, 10)
-		if len(ds) != 4 {
-			t.Fatalf("received %d messages, want 4", len(ds))
+		if len(ds) != 5 {
+			t.Fatalf("received %d messages, want 5", len(ds))
 		}
 		for _, d := range ds {
 			if err := db.ChangeVisibility(ctx(t), d.Receipt, 0); err != nil {
@@ -224,7 +239,7 @@ func TestDeadLetterMarksOrderFailed(t *testing.T) {
 	if ds := receive(t, db, 10); len(ds) != 0 {
 		t.Fatalf("third receive returned %d messages, want none (all dead-lettered)", len(ds))
 	}
-	if got, want := depth(t, db), (orderflow.QueueDepth{Dead: 4}); got != want {
+	if got, want := depth(t, db), (orderflow.QueueDepth{Dead: 5}); got != want {
 		t.Errorf("depth = %+v, want %+v", got, want)
 	}
 	for _, o := range []orderflow.Order{pending, processing} {
@@ -239,10 +254,16 @@ func TestDeadLetterMarksOrderFailed(t *testing.T) {
 	if got, err := db.GetOrder(ctx(t), completed.ID); err != nil || got.Status != orderflow.StatusCompleted || !got.UpdatedAt.Equal(done.UpdatedAt) {
 		t.Errorf("completed order after dead-lettering = %+v, %v; want it unchanged", got, err)
 	}
+	if got, err := db.GetOrder(ctx(t), charged.ID); err != nil || got.Status != orderflow.StatusCompleted || got.Failure != nil {
+		t.Errorf("charged order after dead-lettering = %+v, %v; want COMPLETED", got, err)
+	}
+	if n, err := db.Stock(ctx(t), "bolt"); err != nil || n != 7 {
+		t.Errorf("stock after dead-lettering = %d, %v; want 7 (the FAILED order's 3 given back, the charged order's 3 kept)", n, err)
+	}
 
-	// Redrive puts all four back with a fresh receive count.
-	if n, err := db.Redrive(ctx(t), 10); err != nil || n != 4 {
-		t.Fatalf("Redrive = %d, %v; want 4", n, err)
+	// Redrive puts all five back with a fresh receive count.
+	if n, err := db.Redrive(ctx(t), 10); err != nil || n != 5 {
+		t.Fatalf("Redrive = %d, %v; want 5", n, err)
 	}
 	for _, d := range receive(t, db, 10) {
 		if d.ReceiveCount != 1 {

@@ -178,9 +178,12 @@ func (db *DB) receiveOnce(ctx context.Context, max int) ([]orderflow.Delivery, e
 	return out, nil
 }
 
-// deadLetterMsg moves q to the dead-letter table and marks its order FAILED
-// unless it is already terminal: the backstop that ends every accepted
-// order even if the processor died during its last attempt.
+// deadLetterMsg moves q to the dead-letter table and ends its order unless
+// it is already terminal: the backstop that ends every accepted order even
+// if the processor died during its last attempt. The payment ledger
+// decides how: an order that was charged passed every stage (payment is
+// the last), so it is COMPLETED; any other is FAILED and its stock is
+// given back, so no customer is charged for a FAILED order.
 func (w *wtx) deadLetterMsg(q queued) (orderflow.Delivery, error) {
 	now := ms(w.now)
 	if _, err := w.exec(w.deadLetter, now, q.id); err != nil {
@@ -190,10 +193,24 @@ func (w *wtx) deadLetterMsg(q queued) (orderflow.Delivery, error) {
 		return orderflow.Delivery{}, unavailable(err, "dead-letter message %d", q.id)
 	}
 	d := delivery(q.id, q.body, q.count)
-	if d.Err == nil {
-		detail := fmt.Sprintf("the order's message was received %d times without the order being finished and was moved to the dead-letter queue", q.count)
-		if _, err := w.exec(w.failOrder, orderflow.ReasonDeadLettered, detail, now, string(d.OrderID)); err != nil {
-			return orderflow.Delivery{}, unavailable(err, "fail order %s", d.OrderID)
+	if d.Err != nil {
+		return d, nil
+	}
+	res, err := w.exec(w.completeCharged, now, string(d.OrderID))
+	if err != nil {
+		return orderflow.Delivery{}, unavailable(err, "complete charged order %s", d.OrderID)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return d, nil
+	}
+	detail := fmt.Sprintf("the order's message was received %d times without the order being finished and was moved to the dead-letter queue", q.count)
+	res, err = w.exec(w.failOrder, orderflow.ReasonDeadLettered, detail, now, string(d.OrderID))
+	if err != nil {
+		return orderflow.Delivery{}, unavailable(err, "fail order %s", d.OrderID)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		if err := w.release(d.OrderID); err != nil {
+			return orderflow.Delivery{}, err
 		}
 	}
 	return d, nil

@@ -20,6 +20,7 @@ type writeStmts struct {
 	enqueue, selectVisible, markReceived *sql.Stmt
 	deleteMsg, changeVisibility          *sql.Stmt
 	deadLetter, deleteQueued, failOrder  *sql.Stmt
+	completeCharged                      *sql.Stmt
 	selectDead, redrive, deleteDead      *sql.Stmt
 	purgeDead                            *sql.Stmt
 	getOutcome, insertOutcome            *sql.Stmt
@@ -67,6 +68,8 @@ func (s *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 		p(&s.deleteQueued, `DELETE FROM queue WHERE id = ?`),
 		p(&s.failOrder, `UPDATE orders SET status = 'FAILED', failure_code = ?, failure_detail = ?, updated_at = ?
 			WHERE id = ? AND status IN ('PENDING', 'PROCESSING')`),
+		p(&s.completeCharged, `UPDATE orders SET status = 'COMPLETED', updated_at = ?
+			WHERE id = ? AND status = 'PROCESSING' AND EXISTS (SELECT 1 FROM charges WHERE order_id = orders.id)`),
 		p(&s.selectDead, `SELECT id FROM dead ORDER BY id LIMIT ?`),
 		p(&s.redrive, `INSERT INTO queue (id, body, receive_count, visible_at, receipt, sent_at)
 			SELECT id, body, 0, ?, '', sent_at FROM dead WHERE id = ?`),

@@ -87,37 +87,40 @@ func (db *DB) Reserve(ctx context.Context, id orderflow.OrderID, items []orderfl
 // Release gives back what Reserve took for order id. It is idempotent and a
 // no-op when nothing is held.
 func (db *DB) Release(ctx context.Context, id orderflow.OrderID) error {
-	return db.write(ctx, func(w *wtx) error {
-		rows, err := w.heldReservations.Query(string(id))
-		if err != nil {
-			return unavailable(err, "read reservations of order %s", id)
+	return db.write(ctx, func(w *wtx) error { return w.release(id) })
+}
+
+// release gives back the stock held for order id, inside w's transaction.
+func (w *wtx) release(id orderflow.OrderID) error {
+	rows, err := w.heldReservations.Query(string(id))
+	if err != nil {
+		return unavailable(err, "read reservations of order %s", id)
+	}
+	var held []orderflow.Item
+	for rows.Next() {
+		var it orderflow.Item
+		if err := rows.Scan(&it.SKU, &it.Quantity); err != nil {
+			rows.Close()
+			return unavailable(err, "read reservation of order %s", id)
 		}
-		var held []orderflow.Item
-		for rows.Next() {
-			var it orderflow.Item
-			if err := rows.Scan(&it.SKU, &it.Quantity); err != nil {
-				rows.Close()
-				return unavailable(err, "read reservation of order %s", id)
-			}
-			held = append(held, it)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return unavailable(err, "read reservations of order %s", id)
-		}
-		if len(held) == 0 {
-			return nil
-		}
-		for _, it := range held {
-			if _, err := w.exec(w.giveStock, it.SKU, it.Quantity); err != nil {
-				return unavailable(err, "give back stock of %s", it.SKU)
-			}
-		}
-		if _, err := w.exec(w.releaseReservations, string(id)); err != nil {
-			return unavailable(err, "release reservations of order %s", id)
-		}
+		held = append(held, it)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return unavailable(err, "read reservations of order %s", id)
+	}
+	if len(held) == 0 {
 		return nil
-	})
+	}
+	for _, it := range held {
+		if _, err := w.exec(w.giveStock, it.SKU, it.Quantity); err != nil {
+			return unavailable(err, "give back stock of %s", it.SKU)
+		}
+	}
+	if _, err := w.exec(w.releaseReservations, string(id)); err != nil {
+		return unavailable(err, "release reservations of order %s", id)
+	}
+	return nil
 }
 
 // SetStock sets the available quantity of sku.
