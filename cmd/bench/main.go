@@ -1,0 +1,403 @@
+// Command bench measures orderflow on this machine: it builds and starts
+// the server as a child process, drives it with concurrent users over
+// loopback for a fixed time, and prints accepted orders/s, ack latency,
+// end-to-end completion rate and latency, and the server's peak RSS. In the
+// same run and with the same load generator it measures a bare net/http
+// handler that answers a fixed 202 (the ceiling), and prints the ratio.
+//
+//	go run ./cmd/bench [-duration 10s] [-workers 64] [-users 200]
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/sqlite"
+)
+
+func main() {
+	if addr := os.Getenv("BENCH_CEILING_ADDR"); addr != "" {
+		ceilingServer(addr)
+		return
+	}
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// ceilingServer is the baseline: net/http answering a fixed 202.
+func ceilingServer(addr string) {
+	body := []byte(`{"order_id":"0123456789abcdef0123456789abcdef","status":"PENDING"}`)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		w.Write(body)
+	})
+	fmt.Fprintln(os.Stderr, http.ListenAndServe(addr, h))
+	os.Exit(1)
+}
+
+type options struct {
+	duration time.Duration
+	workers  int
+	users    int
+	keep     bool
+}
+
+func run() error {
+	var o options
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measured phase")
+	flag.IntVar(&o.workers, "workers", 64, "concurrent client connections")
+	flag.IntVar(&o.users, "users", 200, "distinct users (tokens) the load is spread over")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (database, logs)")
+	flag.Parse()
+
+	dir, err := os.MkdirTemp("", "orderflow-bench-")
+	if err != nil {
+		return err
+	}
+	if !o.keep {
+		defer os.RemoveAll(dir)
+	}
+	bin := filepath.Join(dir, "orderflow")
+	fmt.Printf("building orderflow … ")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/orderflow").CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	fmt.Println("ok")
+	fmt.Printf("machine: %d cores; each phase %s with %d workers\n\n", runtime.NumCPU(), o.duration, o.workers)
+
+	// 1. The ceiling: a bare handler, same load generator.
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	ceilAddr := freeAddr()
+	ceil, err := startChild(self, []string{"BENCH_CEILING_ADDR=" + ceilAddr}, filepath.Join(dir, "ceiling.log"), "http://"+ceilAddr+"/")
+	if err != nil {
+		return err
+	}
+	cres := load(o, "http://"+ceilAddr+"/orders", []string{"x"}, 0)
+	ceil.stop()
+	fmt.Printf("ceiling (bare net/http 202):   %8.0f req/s   p50 %6s  p99 %6s\n", cres.rate(), cres.pct(50), cres.pct(99))
+
+	// 2. orderflow serve, embedded mode.
+	apiAddr, procAddr := freeAddr(), freeAddr()
+	db := filepath.Join(dir, "orderflow.db")
+	env := []string{
+		"ENV=local", "ORDERFLOW_DB=" + db,
+		"ORDERFLOW_API_ADDR=" + apiAddr, "ORDERFLOW_PROCESSOR_ADDR=" + procAddr,
+		"ORDERFLOW_RATE_LIMIT=100000000", "ORDERFLOW_FRAUD_THRESHOLD=1000",
+		"ORDERFLOW_LOG_LEVEL=warn",
+	}
+	api, proc := "http://"+apiAddr, "http://"+procAddr
+	srv, err := startChild(bin, env, filepath.Join(dir, "orderflow.log"), api+"/ready", proc+"/ready")
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	tokens, err := logins(api, o.users)
+	if err != nil {
+		return err
+	}
+
+	before, err := processed(proc)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	res := load(o, api+"/orders", tokens, 0)
+	// Wait for the processor to finish the backlog.
+	accepted := float64(res.ok)
+	var done float64
+	for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		n, err := processed(proc)
+		if err != nil {
+			return err
+		}
+		if done = n - before; done >= accepted {
+			break
+		}
+	}
+	e2eElapsed := time.Since(start)
+	fmt.Printf("orderflow accepted (durable):  %8.0f orders/s   p50 %6s  p99 %6s   (%d errors)\n", res.rate(), res.pct(50), res.pct(99), res.errs)
+	fmt.Printf("ratio to the ceiling:          %8.2f\n", res.rate()/cres.rate())
+	fmt.Printf("completed end to end:          %8.0f orders/s   (%0.f orders, last one %s after the load began)\n", done/e2eElapsed.Seconds(), done, e2eElapsed.Round(time.Millisecond))
+
+	// 3. Half the peak, paced: the ack latency a sane operator sees.
+	half := load(o, api+"/orders", tokens, res.rate()/2)
+	fmt.Printf("at half the peak (%5.0f/s):    ack p50 %6s  p99 %6s\n", res.rate()/2, half.pct(50), half.pct(99))
+	for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		n, err := processed(proc)
+		if err != nil {
+			return err
+		}
+		if n-before >= float64(res.ok+half.ok) {
+			break
+		}
+	}
+	rss := peakRSS(srv.cmd.Process.Pid)
+	srv.stop()
+
+	p50, p99, n, err := endToEnd(db)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("end-to-end latency (202 → COMPLETED, %d orders): p50 %s  p99 %s\n", n, p50, p99)
+	fmt.Printf("peak RSS of the server:        %8.1f MB\n", float64(rss)/(1<<20))
+	return nil
+}
+
+type result struct {
+	ok, errs int
+	elapsed  time.Duration
+	lat      []time.Duration
+}
+
+func (r result) rate() float64 { return float64(r.ok) / r.elapsed.Seconds() }
+
+func (r result) pct(p int) time.Duration {
+	if len(r.lat) == 0 {
+		return 0
+	}
+	i := (len(r.lat) - 1) * p / 100
+	return r.lat[i].Round(10 * time.Microsecond)
+}
+
+// load runs o.workers closed-loop clients for o.duration; with pace > 0 the
+// whole load is held to pace requests/s (open loop, requests on a schedule).
+func load(o options, url string, tokens []string, pace float64) result {
+	tr := &http.Transport{MaxIdleConns: o.workers, MaxIdleConnsPerHost: o.workers, DisableCompression: true}
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	defer tr.CloseIdleConnections()
+	var ok, errs atomic.Int64
+	lats := make([][]time.Duration, o.workers)
+	start := time.Now()
+	end := start.Add(o.duration)
+	var next atomic.Int64 // paced schedule: n-th request at start + n/pace
+	var wg sync.WaitGroup
+	for w := range o.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := []byte(`{"amount":1250,"currency":"USD"}`)
+			for i := 0; ; i++ {
+				if pace > 0 {
+					n := next.Add(1)
+					at := start.Add(time.Duration(float64(n) / pace * float64(time.Second)))
+					time.Sleep(time.Until(at))
+				}
+				if time.Now().After(end) {
+					return
+				}
+				req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+tokens[(w+i*o.workers)%len(tokens)])
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusAccepted {
+					errs.Add(1)
+					continue
+				}
+				lats[w] = append(lats[w], time.Since(t0))
+				ok.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	r := result{ok: int(ok.Load()), errs: int(errs.Load()), elapsed: time.Since(start)}
+	for _, l := range lats {
+		r.lat = append(r.lat, l...)
+	}
+	slices.Sort(r.lat)
+	return r
+}
+
+func logins(api string, n int) ([]string, error) {
+	tokens := make([]string, n)
+	for i := range tokens {
+		resp, err := http.Post(api+"/login", "application/json", strings.NewReader(fmt.Sprintf(`{"user_id":"bench%d"}`, i)))
+		if err != nil {
+			return nil, err
+		}
+		var t struct {
+			AccessToken string `json:"access_token"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&t)
+		resp.Body.Close()
+		if err != nil || t.AccessToken == "" {
+			return nil, fmt.Errorf("login bench%d: %d %v", i, resp.StatusCode, err)
+		}
+		tokens[i] = t.AccessToken
+	}
+	return tokens, nil
+}
+
+var processedRE = regexp.MustCompile(`(?m)^orders_processed_total\{[^}]*\} (\S+)$`)
+
+// processed sums orders_processed_total over its labels.
+func processed(proc string) (float64, error) {
+	resp, err := http.Get(proc + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	var sum float64
+	for _, m := range processedRE.FindAllSubmatch(b, -1) {
+		v, err := strconv.ParseFloat(string(m[1]), 64)
+		if err != nil {
+			return 0, err
+		}
+		sum += v
+	}
+	return sum, nil
+}
+
+// endToEnd reads every bench order's created and updated times back from
+// the database: the latency from the 202 to the COMPLETED write.
+func endToEnd(path string) (p50, p99 time.Duration, n int, err error) {
+	db, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer db.Close()
+	var lat []time.Duration
+	for u := 0; ; u++ {
+		var cursor orderflow.OrderID
+		found := false
+		for {
+			page, err := db.ListOrders(context.Background(), fmt.Sprintf("bench%d", u), cursor, 100)
+			if err != nil {
+				return 0, 0, 0, err
+			}
+			for _, o := range page {
+				found = true
+				if o.Status == orderflow.StatusCompleted {
+					lat = append(lat, o.UpdatedAt.Sub(o.CreatedAt))
+				}
+			}
+			if len(page) < 100 {
+				break
+			}
+			cursor = page[len(page)-1].ID
+		}
+		if !found {
+			break
+		}
+	}
+	if len(lat) == 0 {
+		return 0, 0, 0, errors.New("no completed orders")
+	}
+	slices.Sort(lat)
+	return lat[len(lat)/2], lat[(len(lat)-1)*99/100], len(lat), nil
+}
+
+type child struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func startChild(bin string, env []string, logPath string, readyURLs ...string) (*child, error) {
+	log, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &child{cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); log.Close(); close(c.done) }()
+	for _, u := range readyURLs {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			resp, err := http.Get(u)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode < 500 {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				c.stop()
+				b, _ := os.ReadFile(logPath)
+				return nil, fmt.Errorf("%s not ready: %v\n%s", u, err, b)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return c, nil
+}
+
+func (c *child) stop() {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(30 * time.Second):
+		c.cmd.Process.Kill()
+		<-c.done
+	}
+}
+
+func freeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// peakRSS reads VmHWM (the resident set's high-water mark) in bytes.
+func peakRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/sqlite"
+)
+
+// backend is the queue and store the program runs on: one SQLite file in
+// the embedded mode, SQS and DynamoDB in the AWS mode.
+type backend struct {
+	intake interface {
+		Accept(ctx context.Context, o orderflow.Order, key orderflow.IdempotencyKey) (orderflow.Order, bool, error)
+	}
+	store  orderflow.Store
+	queue  orderflow.Queue
+	dead   orderflow.DeadLetters
+	ledger interface {
+		RecordCharge(ctx context.Context, c orderflow.Charge) (orderflow.Charge, bool, error)
+	}
+	close func() error
+}
+
+func openBackend(ctx context.Context, cfg config, log *slog.Logger) (*backend, error) {
+	if cfg.awsMode() {
+		return nil, fmt.Errorf("SQS_QUEUE_URL: the AWS mode is not built yet")
+	}
+	db, err := sqlite.Open(ctx, cfg.DBPath, sqlite.Options{
+		VisibilityTimeout: cfg.VisibilityTimeout,
+		MaxReceives:       cfg.MaxReceives,
+		IdempotencyTTL:    cfg.IdempotencyTTL,
+		Logger:            log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", cfg.DBPath, err)
+	}
+	return &backend{intake: db, store: db, queue: db, dead: db, ledger: db, close: db.Close}, nil
+}
+
+// ping checks both the queue and the store.
+func (b *backend) ping(ctx context.Context) error {
+	if err := b.store.Ping(ctx); err != nil {
+		return err
+	}
+	return b.queue.Ping(ctx)
+}
+
+// seedStock stocks every SKU of spec ("sku:qty,...") that has no stock
+// record yet, so restarts never reset stock that orders have used.
+func seedStock(ctx context.Context, s orderflow.Store, spec string) error {
+	for _, part := range strings.Split(spec, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		sku, qty, ok := strings.Cut(part, ":")
+		n, err := strconv.Atoi(qty)
+		if !ok || err != nil || n < 0 {
+			return fmt.Errorf("ORDERFLOW_STOCK: %q is not sku:quantity", part)
+		}
+		_, err = s.Stock(ctx, sku)
+		switch orderflow.ErrorCode(err) {
+		case "":
+			continue
+		case orderflow.ENotFound:
+			if err := s.SetStock(ctx, sku, n); err != nil {
+				return fmt.Errorf("seed stock %s: %w", sku, err)
+			}
+		default:
+			return fmt.Errorf("read stock %s: %w", sku, err)
+		}
+	}
+	return nil
+}
+
+// cachedCheck runs check at most once per ttl and returns the last result
+// in between, so that probes cannot hammer the queue and store.
+func cachedCheck(ttl time.Duration, now func() time.Time, check func(context.Context) error) func(context.Context) error {
+	type result struct {
+		at  time.Time
+		err error
+	}
+	sem := make(chan struct{}, 1)
+	var last *result
+	return func(ctx context.Context) error {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		defer func() { <-sem }()
+		if last != nil && now().Sub(last.at) < ttl {
+			return last.err
+		}
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		last = &result{at: now(), err: check(cctx)}
+		return last.err
+	}
+}

@@ -1,0 +1,276 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Insecure defaults, accepted only when ENV is local, dev or test.
+const (
+	devJWTSecret = "dev:orderflow-dev-jwt-secret-do-not-use-in-production"
+	devURLKey    = "dev:orderflow-dev-url-signing-key-do-not-use-in-prod"
+)
+
+// config is every setting of orderflow, parsed once from the environment.
+// Nothing else in the program reads the environment.
+type config struct {
+	Env      string
+	LogLevel string
+
+	APIAddr       string
+	ProcessorAddr string
+	DBPath        string
+
+	JWTSecret     string // keyring: "kid:secret,kid:secret" or a bare secret
+	URLSigningKey string
+	DevLogin      bool
+	UsersFile     string
+	TokenTTL      time.Duration
+	StatusURLTTL  time.Duration
+	PublicURL     string
+
+	RateLimit      int
+	LoginRateLimit int
+	MaxBodyBytes   int64
+	RequestTimeout time.Duration
+
+	Concurrency       int
+	BatchSize         int
+	VisibilityTimeout time.Duration
+	MaxReceives       int
+	IdempotencyTTL    time.Duration
+	DrainTimeout      time.Duration
+
+	Stock string // "sku:qty,..." seeded when a sku is not stocked yet
+
+	PaymentLatency         time.Duration
+	PaymentDeclineCents    int
+	PaymentTransientCents  int
+	PaymentAlwaysFailCents int
+	FraudThreshold         int
+	FraudMaxAmount         int64
+
+	// AWS mode (issue: Run on Amazon SQS and DynamoDB).
+	SQSQueueURL string
+	SQSDLQURL   string
+	DDBTable    string
+	AWSEndpoint string
+	AWSRegion   string
+}
+
+// setting documents one environment variable; the README's table is made
+// from this list (see TestREADMEListsEverySetting).
+type setting struct {
+	Name, Default, Help string
+}
+
+var settings = []setting{
+	{"ENV", "local", "deployment name; the env label of metrics. Outside local/dev/test, default secrets and dev login refuse to start"},
+	{"ORDERFLOW_LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"ORDERFLOW_API_ADDR", ":8000", "listen address of the api"},
+	{"ORDERFLOW_PROCESSOR_ADDR", ":9090", "listen address of the processor's /health, /ready and /metrics"},
+	{"ORDERFLOW_DB", "orderflow.db", "SQLite file of the embedded mode (queue and store)"},
+	{"JWT_SECRET", "(dev secret in local)", "HS256 keys as kid:secret[,kid:secret]; the first signs, all verify. Also JWT_SECRET_FILE"},
+	{"ORDERFLOW_URL_SIGNING_KEY", "(dev key in local)", "HMAC keys for status URLs, same format. Also ORDERFLOW_URL_SIGNING_KEY_FILE"},
+	{"ORDERFLOW_DEV_LOGIN", "true in local/dev/test", "any user_id logs in without a password"},
+	{"ORDERFLOW_USERS_FILE", "", "user_id:bcrypt-hash lines, used when dev login is off"},
+	{"ORDERFLOW_TOKEN_TTL", "1h", "lifetime of access tokens"},
+	{"ORDERFLOW_STATUS_URL_TTL", "24h", "lifetime of signed status URLs"},
+	{"ORDERFLOW_PUBLIC_URL", "", "base of status URLs (e.g. https://api.example.com); default: the request's host"},
+	{"ORDERFLOW_RATE_LIMIT", "100", "orders per minute per user"},
+	{"ORDERFLOW_LOGIN_RATE_LIMIT", "20", "logins per minute per client IP"},
+	{"ORDERFLOW_MAX_BODY_BYTES", "65536", "largest accepted request body"},
+	{"ORDERFLOW_REQUEST_TIMEOUT", "10s", "deadline of one api request, dependency calls included"},
+	{"ORDERFLOW_CONCURRENCY", "64", "orders the processor works on at once"},
+	{"ORDERFLOW_BATCH_SIZE", "10", "messages per receive (1-10)"},
+	{"ORDERFLOW_VISIBILITY_TIMEOUT", "30s", "how long a received message stays hidden (extended while in work)"},
+	{"ORDERFLOW_MAX_RECEIVES", "5", "receives before a message goes to the dead-letter queue"},
+	{"ORDERFLOW_IDEMPOTENCY_TTL", "24h", "how long Idempotency-Key records are kept (at least 24h)"},
+	{"ORDERFLOW_DRAIN_TIMEOUT", "25s", "how long SIGTERM waits for in-flight orders"},
+	{"ORDERFLOW_STOCK", "widget:1000000,gadget:1000000,gizmo:5", "stock seeded for SKUs not stocked yet (sku:qty,...)"},
+	{"ORDERFLOW_PAYMENT_LATENCY", "2ms", "latency of the simulated payment gateway"},
+	{"ORDERFLOW_PAYMENT_DECLINE_CENTS", "2", "amounts ending in these minor units are declined (-1: never)"},
+	{"ORDERFLOW_PAYMENT_TRANSIENT_CENTS", "3", "amounts ending in these fail transiently twice, then succeed (-1: never)"},
+	{"ORDERFLOW_PAYMENT_ALWAYS_FAIL_CENTS", "4", "amounts ending in these always fail transiently, so end FAILED (-1: never)"},
+	{"ORDERFLOW_FRAUD_THRESHOLD", "50", "fraud score at which an order is rejected"},
+	{"ORDERFLOW_FRAUD_MAX_AMOUNT", "500000", "single-order amount (minor units) that scores 60"},
+	{"SQS_QUEUE_URL", "", "AWS mode: the order queue (with DDB_TABLE)"},
+	{"SQS_DLQ_URL", "", "AWS mode: its dead-letter queue (default: from the queue's RedrivePolicy)"},
+	{"DDB_TABLE", "", "AWS mode: the Orders table (with SQS_QUEUE_URL)"},
+	{"AWS_ENDPOINT_URL", "", "AWS endpoint override (LocalStack, moto_server)"},
+	{"AWS_REGION", "us-east-1", "AWS region; credentials come from the standard AWS chain"},
+}
+
+func defaultOf(name string) string {
+	for _, s := range settings {
+		if s.Name == name {
+			return s.Default
+		}
+	}
+	panic("no setting " + name) // a programming error caught by every test run
+}
+
+// loadConfig parses the environment. Errors name the variable.
+func loadConfig(getenv func(string) string) (config, error) {
+	p := parser{getenv: getenv}
+	c := config{
+		Env:           p.str("ENV"),
+		LogLevel:      p.str("ORDERFLOW_LOG_LEVEL"),
+		APIAddr:       p.str("ORDERFLOW_API_ADDR"),
+		ProcessorAddr: p.str("ORDERFLOW_PROCESSOR_ADDR"),
+		DBPath:        p.str("ORDERFLOW_DB"),
+		JWTSecret:     p.secret("JWT_SECRET"),
+		URLSigningKey: p.secret("ORDERFLOW_URL_SIGNING_KEY"),
+		UsersFile:     p.str("ORDERFLOW_USERS_FILE"),
+		TokenTTL:      p.duration("ORDERFLOW_TOKEN_TTL"),
+		StatusURLTTL:  p.duration("ORDERFLOW_STATUS_URL_TTL"),
+		PublicURL:     strings.TrimRight(p.str("ORDERFLOW_PUBLIC_URL"), "/"),
+
+		RateLimit:      p.positive("ORDERFLOW_RATE_LIMIT"),
+		LoginRateLimit: p.positive("ORDERFLOW_LOGIN_RATE_LIMIT"),
+		MaxBodyBytes:   int64(p.positive("ORDERFLOW_MAX_BODY_BYTES")),
+		RequestTimeout: p.duration("ORDERFLOW_REQUEST_TIMEOUT"),
+
+		Concurrency:       p.positive("ORDERFLOW_CONCURRENCY"),
+		BatchSize:         p.positive("ORDERFLOW_BATCH_SIZE"),
+		VisibilityTimeout: p.duration("ORDERFLOW_VISIBILITY_TIMEOUT"),
+		MaxReceives:       p.positive("ORDERFLOW_MAX_RECEIVES"),
+		IdempotencyTTL:    p.duration("ORDERFLOW_IDEMPOTENCY_TTL"),
+		DrainTimeout:      p.duration("ORDERFLOW_DRAIN_TIMEOUT"),
+		Stock:             p.str("ORDERFLOW_STOCK"),
+
+		PaymentLatency:         p.duration("ORDERFLOW_PAYMENT_LATENCY"),
+		PaymentDeclineCents:    p.cents("ORDERFLOW_PAYMENT_DECLINE_CENTS"),
+		PaymentTransientCents:  p.cents("ORDERFLOW_PAYMENT_TRANSIENT_CENTS"),
+		PaymentAlwaysFailCents: p.cents("ORDERFLOW_PAYMENT_ALWAYS_FAIL_CENTS"),
+		FraudThreshold:         p.positive("ORDERFLOW_FRAUD_THRESHOLD"),
+		FraudMaxAmount:         int64(p.positive("ORDERFLOW_FRAUD_MAX_AMOUNT")),
+
+		SQSQueueURL: p.str("SQS_QUEUE_URL"),
+		SQSDLQURL:   p.str("SQS_DLQ_URL"),
+		DDBTable:    p.str("DDB_TABLE"),
+		AWSEndpoint: p.str("AWS_ENDPOINT_URL"),
+		AWSRegion:   p.str("AWS_REGION"),
+	}
+	local := c.Env == "local" || c.Env == "dev" || c.Env == "test"
+	devLogin := p.getenv("ORDERFLOW_DEV_LOGIN")
+	if devLogin == "" {
+		c.DevLogin = local
+	} else if v, err := strconv.ParseBool(devLogin); err != nil {
+		p.fail("ORDERFLOW_DEV_LOGIN", "must be true or false, got %q", devLogin)
+	} else {
+		c.DevLogin = v
+	}
+	if c.JWTSecret == "" {
+		c.JWTSecret = devJWTSecret
+	}
+	if c.URLSigningKey == "" {
+		c.URLSigningKey = devURLKey
+	}
+	if c.Env == "" {
+		p.fail("ENV", "must not be empty")
+	}
+	if !local {
+		if c.JWTSecret == devJWTSecret {
+			p.fail("JWT_SECRET", "must be set when ENV=%s (the built-in secret is for local/dev/test only)", c.Env)
+		}
+		if c.URLSigningKey == devURLKey {
+			p.fail("ORDERFLOW_URL_SIGNING_KEY", "must be set when ENV=%s (the built-in key is for local/dev/test only)", c.Env)
+		}
+		if c.DevLogin {
+			p.fail("ORDERFLOW_DEV_LOGIN", "dev login is refused when ENV=%s; use ORDERFLOW_USERS_FILE", c.Env)
+		}
+	}
+	if !c.DevLogin && c.UsersFile == "" {
+		p.fail("ORDERFLOW_USERS_FILE", "must be set when dev login is off")
+	}
+	if c.BatchSize > 10 {
+		p.fail("ORDERFLOW_BATCH_SIZE", "must be 1-10 (the SQS limit), got %d", c.BatchSize)
+	}
+	if c.IdempotencyTTL < 24*time.Hour {
+		p.fail("ORDERFLOW_IDEMPOTENCY_TTL", "must be at least 24h, got %s", c.IdempotencyTTL)
+	}
+	if c.VisibilityTimeout < time.Second {
+		p.fail("ORDERFLOW_VISIBILITY_TIMEOUT", "must be at least 1s, got %s", c.VisibilityTimeout)
+	}
+	if (c.SQSQueueURL == "") != (c.DDBTable == "") {
+		p.fail("SQS_QUEUE_URL", "SQS_QUEUE_URL and DDB_TABLE must be set together (AWS mode) or not at all (embedded mode)")
+	}
+	if c.AWSRegion == "" {
+		c.AWSRegion = "us-east-1"
+	}
+	return c, errors.Join(p.errs...)
+}
+
+// awsMode reports whether the queue and store are SQS and DynamoDB.
+func (c config) awsMode() bool { return c.SQSQueueURL != "" }
+
+type parser struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (p *parser) fail(name, format string, args ...any) {
+	p.errs = append(p.errs, fmt.Errorf("%s: "+format, append([]any{name}, args...)...))
+}
+
+func (p *parser) str(name string) string {
+	if v := p.getenv(name); v != "" {
+		return v
+	}
+	d := defaultOf(name)
+	if strings.HasPrefix(d, "(") {
+		return ""
+	}
+	return d
+}
+
+// secret reads NAME, or the file named by NAME_FILE (as Vault Agent and
+// Kubernetes render secrets); setting both is an error.
+func (p *parser) secret(name string) string {
+	v, file := p.getenv(name), p.getenv(name+"_FILE")
+	if file == "" {
+		return v
+	}
+	if v != "" {
+		p.fail(name, "set either %s or %s_FILE, not both", name, name)
+		return ""
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		p.fail(name+"_FILE", "%v", err)
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func (p *parser) duration(name string) time.Duration {
+	s := p.str(name)
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		p.fail(name, "must be a duration such as 30s or 2m, got %q", s)
+	}
+	return d
+}
+
+func (p *parser) positive(name string) int {
+	s := p.str(name)
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		p.fail(name, "must be a positive integer, got %q", s)
+	}
+	return n
+}
+
+func (p *parser) cents(name string) int {
+	s := p.str(name)
+	n, err := strconv.Atoi(s)
+	if err != nil || n < -1 || n == 0 || n > 99 {
+		p.fail(name, "must be 1-99, or -1 to disable, got %q", s)
+	}
+	return n
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+func TestConfigDefaults(t *testing.T) {
+	c, err := loadConfig(getenvOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Env != "local" || c.APIAddr != ":8000" || c.ProcessorAddr != ":9090" || !c.DevLogin || c.RateLimit != 100 || c.awsMode() {
+		t.Fatalf("got %+v, want the documented defaults", c)
+	}
+}
+
+func TestConfigRefusesInsecureSettingsOutsideLocal(t *testing.T) {
+	users := filepath.Join(t.TempDir(), "users")
+	os.WriteFile(users, []byte("ada:$2a$04$abcdefghijklmnopqrstuuZ5WjJmV1rM1xG7yqQeQy9r3U6sMmv2K\n"), 0o600)
+	good := map[string]string{
+		"ENV":                       "prod",
+		"JWT_SECRET":                "k1:0123456789abcdef0123456789abcdef",
+		"ORDERFLOW_URL_SIGNING_KEY": "u1:fedcba9876543210fedcba9876543210",
+		"ORDERFLOW_USERS_FILE":      users,
+	}
+	if _, err := loadConfig(getenvOf(good)); err != nil {
+		t.Fatalf("a secure prod config is refused: %v", err)
+	}
+	tests := []struct {
+		name    string
+		change  map[string]string
+		wantVar string
+	}{
+		{"default JWT secret is refused in prod", map[string]string{"JWT_SECRET": ""}, "JWT_SECRET"},
+		{"default URL key is refused in prod", map[string]string{"ORDERFLOW_URL_SIGNING_KEY": ""}, "ORDERFLOW_URL_SIGNING_KEY"},
+		{"dev login is refused in prod", map[string]string{"ORDERFLOW_DEV_LOGIN": "true"}, "ORDERFLOW_DEV_LOGIN"},
+		{"no users file without dev login", map[string]string{"ORDERFLOW_USERS_FILE": ""}, "ORDERFLOW_USERS_FILE"},
+		{"a queue without a table is refused", map[string]string{"SQS_QUEUE_URL": "http://q"}, "SQS_QUEUE_URL and DDB_TABLE"},
+		{"a table without a queue is refused", map[string]string{"DDB_TABLE": "Orders"}, "SQS_QUEUE_URL and DDB_TABLE"},
+		{"a bad duration names its variable", map[string]string{"ORDERFLOW_TOKEN_TTL": "soon"}, "ORDERFLOW_TOKEN_TTL"},
+		{"a bad number names its variable", map[string]string{"ORDERFLOW_RATE_LIMIT": "-1"}, "ORDERFLOW_RATE_LIMIT"},
+		{"batch size above the SQS limit", map[string]string{"ORDERFLOW_BATCH_SIZE": "11"}, "ORDERFLOW_BATCH_SIZE"},
+		{"idempotency kept less than a day", map[string]string{"ORDERFLOW_IDEMPOTENCY_TTL": "1h"}, "ORDERFLOW_IDEMPOTENCY_TTL"},
+		{"a secret and its file both set", map[string]string{"JWT_SECRET_FILE": users}, "JWT_SECRET"},
+		{"a missing secret file", map[string]string{"JWT_SECRET": "", "JWT_SECRET_FILE": "/nonexistent/secret"}, "JWT_SECRET_FILE"},
+		{"bad cents", map[string]string{"ORDERFLOW_PAYMENT_DECLINE_CENTS": "100"}, "ORDERFLOW_PAYMENT_DECLINE_CENTS"},
+		{"zero cents (would mean the default)", map[string]string{"ORDERFLOW_PAYMENT_TRANSIENT_CENTS": "0"}, "ORDERFLOW_PAYMENT_TRANSIENT_CENTS"},
+		{"bad bool", map[string]string{"ORDERFLOW_DEV_LOGIN": "maybe"}, "ORDERFLOW_DEV_LOGIN"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{}
+			for k, v := range good {
+				env[k] = v
+			}
+			for k, v := range tt.change {
+				env[k] = v
+			}
+			_, err := loadConfig(getenvOf(env))
+			if err == nil || !strings.Contains(err.Error(), tt.wantVar) {
+				t.Fatalf("got %v, want an error naming %s", err, tt.wantVar)
+			}
+			// run refuses to start, before opening anything.
+			if err := run(context.Background(), []string{"serve"}, getenvOf(env), nil, &syncBuffer{}); err == nil {
+				t.Fatal("run started with an insecure or broken configuration")
+			}
+		})
+	}
+}
+
+func TestSecretFromFile(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "jwt")
+	os.WriteFile(f, []byte("k9:0123456789abcdef0123456789abcdef\n"), 0o600)
+	c, err := loadConfig(getenvOf(map[string]string{"JWT_SECRET_FILE": f}))
+	if err != nil || c.JWTSecret != "k9:0123456789abcdef0123456789abcdef" {
+		t.Fatalf("got %q, %v", c.JWTSecret, err)
+	}
+}
+
+// TestREADMEListsEverySetting keeps the README's settings table true.
+func TestREADMEListsEverySetting(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range settings {
+		row := "| `" + s.Name + "` | "
+		if !strings.Contains(string(b), row) {
+			t.Errorf("README has no row for %s (want a line starting %q)", s.Name, row)
+		}
+	}
+}
+
+func TestCommands(t *testing.T) {
+	var out syncBuffer
+	if err := run(context.Background(), []string{"help"}, getenvOf(nil), nil, &out); err != nil || !strings.Contains(out.String(), "dlq redrive") {
+		t.Fatalf("help: %v %q", err, out.String())
+	}
+	if err := run(context.Background(), []string{"frobnicate"}, getenvOf(nil), nil, &out); err == nil || !strings.Contains(err.Error(), "unknown command") {
+		t.Fatalf("unknown command: got %v", err)
+	}
+	env := testEnv(t, nil)
+	for _, args := range [][]string{{"dlq"}, {"dlq", "shred"}, {"dlq", "list", "-max", "0"}, {"serve", "extra"}} {
+		if err := run(context.Background(), args, getenvOf(env), nil, &out); err == nil {
+			t.Errorf("orderflow %v: got no error", args)
+		}
+	}
+	var hash syncBuffer
+	if err := run(context.Background(), []string{"hash-password"}, getenvOf(nil), strings.NewReader("s3cret\n"), &hash); err != nil {
+		t.Fatal(err)
+	}
+	if err := bcrypt.CompareHashAndPassword([]byte(strings.TrimSpace(hash.String())), []byte("s3cret")); err != nil {
+		t.Fatalf("hash-password printed %q, which does not match: %v", hash.String(), err)
+	}
+	if err := run(context.Background(), []string{"hash-password"}, getenvOf(nil), strings.NewReader(""), &out); err == nil {
+		t.Fatal("hash-password with no input: got no error")
+	}
+}

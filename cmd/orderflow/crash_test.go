@@ -1,0 +1,239 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/sqlite"
+)
+
+// child is orderflow running as a separate process (this test binary in
+// child mode, see TestMain), so that it can be killed with SIGKILL.
+type child struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
+	err  error         // its exit status, once done is closed
+}
+
+func startChild(t *testing.T, env map[string]string, logPath string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "serve")
+	cmd.Env = append(os.Environ(), "ORDERFLOW_TEST_CHILD=1")
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: cmd, done: make(chan struct{})}
+	exited := make(chan error, 1)
+	go func() {
+		c.err = cmd.Wait()
+		log.Close()
+		close(c.done)
+		exited <- c.err
+	}()
+	t.Cleanup(func() { cmd.Process.Kill(); <-c.done })
+	out := stringerFunc(func() string { b, _ := os.ReadFile(logPath); return string(b) })
+	waitReady(t, "http://"+env["ORDERFLOW_API_ADDR"]+"/ready", exited, out)
+	waitReady(t, "http://"+env["ORDERFLOW_PROCESSOR_ADDR"]+"/ready", exited, out)
+	return c
+}
+
+type stringerFunc func() string
+
+func (f stringerFunc) String() string { return f() }
+
+func (c *child) kill9(t *testing.T) {
+	t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-c.done
+}
+
+// crashClient places orders with idempotency keys and remembers, per key,
+// whether the api answered 202 or the answer was lost.
+type crashClient struct {
+	api     string
+	token   string
+	mu      sync.Mutex
+	ok      map[string]accepted // by idempotency key
+	unknown map[string]int      // key → amount, answer lost in the crash
+}
+
+func (c *crashClient) place(key string, amount int) error {
+	body, _ := json.Marshal(map[string]any{"amount": amount, "items": []map[string]any{{"sku": "widget", "quantity": 1}}})
+	req, _ := http.NewRequest("POST", c.api+"/orders", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Idempotency-Key", key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.mu.Lock()
+		c.unknown[key] = amount
+		c.mu.Unlock()
+		return err
+	}
+	defer resp.Body.Close()
+	var a accepted
+	if resp.StatusCode != 202 || json.NewDecoder(resp.Body).Decode(&a) != nil {
+		return fmt.Errorf("key %s: status %d", key, resp.StatusCode)
+	}
+	c.mu.Lock()
+	delete(c.unknown, key)
+	c.ok[key] = a
+	c.mu.Unlock()
+	return nil
+}
+
+// TestCrashKill9 kills the whole program with SIGKILL twice, once while
+// orders are being accepted and once while they are processed, and checks
+// the invariants: every 202 ends terminal, a retried request is not a
+// second order, no order is charged twice, stock moves once per order.
+func TestCrashKill9(t *testing.T) {
+	const stock = 100000
+	env := testEnv(t, map[string]string{
+		"ORDERFLOW_PAYMENT_LATENCY":    "15ms",
+		"ORDERFLOW_CONCURRENCY":        "16",
+		"ORDERFLOW_VISIBILITY_TIMEOUT": "2s",
+		"ORDERFLOW_RATE_LIMIT":         "1000000",
+		"ORDERFLOW_STOCK":              fmt.Sprintf("widget:%d", stock),
+		"ORDERFLOW_LOG_LEVEL":          "error",
+		"ORDERFLOW_FRAUD_THRESHOLD":    "1000", // velocity and spend rules would reject a load test
+	})
+	logPath := filepath.Join(t.TempDir(), "child.log")
+	api := "http://" + env["ORDERFLOW_API_ADDR"]
+
+	c := startChild(t, env, logPath)
+	cl := &crashClient{api: api, token: login(t, api, "crash"), ok: map[string]accepted{}, unknown: map[string]int{}}
+
+	// Load from 8 clients until the process dies under them.
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				// Amounts ending in 03 fail transiently twice first.
+				amount := 1000 + 100*n + 3*(n%5/4)
+				if cl.place(fmt.Sprintf("w%d-%d", w, n), amount) != nil {
+					return
+				}
+			}
+		}()
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		cl.mu.Lock()
+		n := len(cl.ok)
+		cl.mu.Unlock()
+		if n >= 300 {
+			break
+		}
+	}
+	c.kill9(t)
+	close(stop)
+	wg.Wait()
+	t.Logf("first kill: %d accepted, %d answers lost", len(cl.ok), len(cl.unknown))
+
+	// Restart; clients retry the requests whose answer was lost, with the
+	// same idempotency key, as a client library would.
+	c = startChild(t, env, logPath)
+	for key, amount := range cl.unknown {
+		if err := cl.place(key, amount); err != nil {
+			t.Fatalf("retry after restart: %v", err)
+		}
+	}
+	time.Sleep(150 * time.Millisecond) // let the processor get into the backlog
+	c.kill9(t)
+	c = startChild(t, env, logPath)
+
+	final := map[string]statusDoc{}
+	for key, a := range cl.ok {
+		final[key] = pollUntilTerminal(t, a.StatusURL, 60*time.Second)
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if <-c.done; c.err != nil {
+		b, _ := os.ReadFile(logPath)
+		err := c.err
+		t.Fatalf("graceful stop after SIGTERM: %v\n%s", err, b)
+	}
+
+	// Check the books with the program stopped.
+	db, err := sqlite.Open(context.Background(), env["ORDERFLOW_DB"], sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	orders, err := allOrders(ctx, db, "crash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(orders) != len(cl.ok) {
+		t.Errorf("got %d orders stored, want %d (one per idempotency key)", len(orders), len(cl.ok))
+	}
+	completed := 0
+	for key, doc := range final {
+		charges, err := db.Charges(ctx, orderflow.OrderID(doc.OrderID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 0
+		if doc.Status == "COMPLETED" {
+			want = 1
+			completed++
+		}
+		if len(charges) != want {
+			t.Errorf("order %s (key %s) is %s with %d charges, want %d", doc.OrderID, key, doc.Status, len(charges), want)
+		}
+	}
+	left, err := db.Stock(ctx, "widget")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left != stock-completed {
+		t.Errorf("stock: got %d left, want %d - %d completed = %d", left, stock, completed, stock-completed)
+	}
+	t.Logf("%d orders accepted across two SIGKILLs, %d completed, every one terminal, charged and stocked once", len(final), completed)
+}
+
+func allOrders(ctx context.Context, db *sqlite.DB, user string) ([]orderflow.Order, error) {
+	var all []orderflow.Order
+	var cursor orderflow.OrderID
+	for {
+		page, err := db.ListOrders(ctx, user, cursor, 100)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page...)
+		if len(page) < 100 {
+			return all, nil
+		}
+		cursor = page[len(page)-1].ID
+	}
+}

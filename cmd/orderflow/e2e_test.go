@@ -1,0 +1,124 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSpecFlow is the spec's verification flow: login, create an order,
+// poll the signed URL until COMPLETED, see the processor's metric move.
+func TestSpecFlow(t *testing.T) {
+	in := startRun(t, testEnv(t, nil))
+
+	var health map[string]string
+	if resp := call(t, "GET", in.processor+"/health", "", nil, &health); resp.StatusCode != 200 || health["status"] != "healthy" {
+		t.Fatalf("processor /health: got %d %v, want 200 healthy", resp.StatusCode, health)
+	}
+
+	token := login(t, in.api, "u123")
+	var a accepted
+	resp := call(t, "POST", in.api+"/orders", token, map[string]any{"user_id": "u123", "amount": 999}, &a)
+	if resp.StatusCode != 202 || a.Status != "PENDING" || a.StatusURL == "" {
+		t.Fatalf("create: got %d %+v, want 202 PENDING with a status URL", resp.StatusCode, a)
+	}
+	if loc := resp.Header.Get("Location"); loc != a.StatusURL {
+		t.Errorf("Location: got %q, want the status URL %q", loc, a.StatusURL)
+	}
+	if resp.Header.Get("Retry-After") == "" {
+		t.Error("202 without Retry-After")
+	}
+
+	doc := pollUntilTerminal(t, a.StatusURL, 20*time.Second)
+	if doc.Status != "COMPLETED" || doc.OrderID != a.OrderID {
+		t.Fatalf("got %+v, want order %s COMPLETED", doc, a.OrderID)
+	}
+	m := metricsText(t, in.processor+"/metrics")
+	if want := `orders_processed_total{env="local",status="success"} 1`; !strings.Contains(m, want) {
+		t.Fatalf("processor /metrics lacks %q:\n%s", want, grepLines(m, "orders_processed_total"))
+	}
+	if !strings.Contains(metricsText(t, in.api+"/metrics"), "orders_accepted_total 1") {
+		t.Error("api /metrics lacks orders_accepted_total 1")
+	}
+
+	// The owner sees the order through the authenticated routes too.
+	var own struct {
+		Status string `json:"status"`
+	}
+	if resp := call(t, "GET", in.api+"/orders/"+a.OrderID, token, nil, &own); resp.StatusCode != 200 || own.Status != "COMPLETED" {
+		t.Errorf("GET /orders/{id}: got %d %+v", resp.StatusCode, own)
+	}
+	var list struct {
+		Orders []json.RawMessage `json:"orders"`
+	}
+	if resp := call(t, "GET", in.api+"/orders", token, nil, &list); resp.StatusCode != 200 || len(list.Orders) != 1 {
+		t.Errorf("GET /orders: got %d with %d orders, want 200 with 1", resp.StatusCode, len(list.Orders))
+	}
+	other := login(t, in.api, "mallory")
+	if resp := call(t, "GET", in.api+"/orders/"+a.OrderID, other, nil, nil); resp.StatusCode != 404 {
+		t.Errorf("another user's order: got %d, want 404", resp.StatusCode)
+	}
+	for _, page := range []string{"/docs", "/redoc", "/openapi.json", "/health"} {
+		if resp := call(t, "GET", in.api+page, "", nil, nil); resp.StatusCode != 200 {
+			t.Errorf("GET %s: got %d, want 200", page, resp.StatusCode)
+		}
+	}
+}
+
+// TestOutcomes drives each way an order can end through the real stages.
+func TestOutcomes(t *testing.T) {
+	in := startRun(t, testEnv(t, map[string]string{
+		"ORDERFLOW_MAX_RECEIVES":       "3", // the gateway's "03" amounts fail twice
+		"ORDERFLOW_VISIBILITY_TIMEOUT": "1s",
+		"ORDERFLOW_STOCK":              "widget:10,gizmo:1",
+	}))
+	token := login(t, in.api, "ada")
+	tests := []struct {
+		name       string
+		order      map[string]any
+		status     string
+		reasonCode string
+	}{
+		{"a plain order completes", map[string]any{"amount": 1250}, "COMPLETED", ""},
+		{"an order with stocked items completes", map[string]any{"amount": 1250, "items": []map[string]any{{"sku": "widget", "quantity": 2}}}, "COMPLETED", ""},
+		{"more than the stock is rejected", map[string]any{"amount": 1250, "items": []map[string]any{{"sku": "gizmo", "quantity": 3}}}, "REJECTED", "out_of_stock"},
+		{"an unknown sku is rejected", map[string]any{"amount": 1250, "items": []map[string]any{{"sku": "nope", "quantity": 1}}}, "REJECTED", "unknown_sku"},
+		{"a large amount is rejected as fraud", map[string]any{"amount": 600000}, "REJECTED", "fraud_suspected"},
+		{"a declined card is rejected", map[string]any{"amount": 1002}, "REJECTED", "payment_declined"},
+		{"transient gateway errors are retried until success", map[string]any{"amount": 1003}, "COMPLETED", ""},
+		{"a gateway that always fails ends FAILED", map[string]any{"amount": 1004}, "FAILED", "processing_failed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var a accepted
+			if resp := call(t, "POST", in.api+"/orders", token, tt.order, &a); resp.StatusCode != 202 {
+				t.Fatalf("create: got %d", resp.StatusCode)
+			}
+			doc := pollUntilTerminal(t, a.StatusURL, 30*time.Second)
+			if doc.Status != tt.status {
+				t.Fatalf("got %s, want %s", doc.Status, tt.status)
+			}
+			if tt.reasonCode == "" {
+				if doc.Failure != nil {
+					t.Fatalf("got failure %+v on a completed order", doc.Failure)
+				}
+				return
+			}
+			if doc.Failure == nil || doc.Failure.Code != tt.reasonCode || doc.Failure.Detail == "" {
+				t.Fatalf("got failure %+v, want code %s with a detail", doc.Failure, tt.reasonCode)
+			}
+		})
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

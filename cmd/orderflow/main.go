@@ -1,0 +1,69 @@
+// Command orderflow runs the order pipeline: the api, the processor, or
+// both (serve, the default), and the operator's commands.
+//
+//	orderflow [serve|api|processor|dlq|hash-password|help]
+//
+// Settings come from the environment; see config.go or the README.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "orderflow:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: orderflow [command]
+
+commands:
+  serve          api and processor in one process (default)
+  api            the HTTP api only (:8000)
+  processor      the processor only (health and metrics on :9090)
+  dlq list       show messages in the dead-letter queue
+  dlq redrive    move dead-letter messages back to the queue
+  dlq purge      delete every dead-letter message
+  hash-password  read a password on stdin, print its bcrypt hash for ORDERFLOW_USERS_FILE
+  help           this text
+
+Settings are environment variables; see the README.
+`
+
+// run is the whole program; main only supplies the process's environment.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "help", "-h", "-help", "--help":
+		_, err := io.WriteString(stdout, usage)
+		return err
+	case "hash-password":
+		return hashPassword(stdin, stdout)
+	}
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	switch cmd {
+	case "serve", "api", "processor":
+		if len(args) > 0 {
+			return fmt.Errorf("%s takes no arguments, got %q", cmd, args)
+		}
+		return serve(ctx, cmd, cfg, stdout)
+	case "dlq":
+		return dlq(ctx, cfg, args, stdout)
+	}
+	return fmt.Errorf("unknown command %q\n\n%s", cmd, usage)
+}

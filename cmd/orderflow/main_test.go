@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestMain lets the crash test run this test binary as an orderflow child
+// process: with ORDERFLOW_TEST_CHILD=1 it is the program, not the tests.
+func TestMain(m *testing.M) {
+	if os.Getenv("ORDERFLOW_TEST_CHILD") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// testEnv is a getenv over a map, with the settings every test needs.
+func testEnv(t *testing.T, overrides map[string]string) map[string]string {
+	t.Helper()
+	env := map[string]string{
+		"ENV":                       "local",
+		"ORDERFLOW_DB":              filepath.Join(t.TempDir(), "orderflow.db"),
+		"ORDERFLOW_API_ADDR":        freeAddr(t),
+		"ORDERFLOW_PROCESSOR_ADDR":  freeAddr(t),
+		"ORDERFLOW_LOG_LEVEL":       "warn",
+		"ORDERFLOW_PAYMENT_LATENCY": "1ms",
+	}
+	for k, v := range overrides {
+		env[k] = v
+	}
+	return env
+}
+
+func getenvOf(env map[string]string) func(string) string {
+	return func(k string) string { return env[k] }
+}
+
+// syncBuffer collects a running program's output.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// instance is a running orderflow started by startRun.
+type instance struct {
+	api, processor string // base URLs
+	env            map[string]string
+	out            *syncBuffer
+}
+
+// startRun runs the program in-process ("serve" unless args say otherwise)
+// and waits until it is ready; the test's cleanup stops it and checks that
+// it stopped cleanly.
+func startRun(t *testing.T, env map[string]string, args ...string) *instance {
+	t.Helper()
+	if len(args) == 0 {
+		args = []string{"serve"}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	in := &instance{
+		api:       "http://" + env["ORDERFLOW_API_ADDR"],
+		processor: "http://" + env["ORDERFLOW_PROCESSOR_ADDR"],
+		env:       env,
+		out:       &syncBuffer{},
+	}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, getenvOf(env), strings.NewReader(""), in.out) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run returned %v\n%s", err, in.out)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("run did not stop within 30s after cancel\n%s", in.out)
+		}
+	})
+	var urls []string
+	if args[0] != "processor" {
+		urls = append(urls, in.api+"/ready")
+	}
+	if args[0] != "api" {
+		urls = append(urls, in.processor+"/ready")
+	}
+	for _, u := range urls {
+		waitReady(t, u, done, in.out)
+	}
+	return in
+}
+
+func waitReady(t *testing.T, url string, done chan error, out fmt.Stringer) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-done:
+			t.Fatalf("run stopped before %s was ready: %v\n%s", url, err, out)
+		default:
+		}
+		resp, err := http.Get(url)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s not ready after 20s\n%s", url, out)
+}
+
+// call makes a JSON request and decodes a JSON answer into out (if non-nil).
+func call(t *testing.T, method, url, token string, body any, out any) *http.Response {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = strings.NewReader(string(b))
+	}
+	req, err := http.NewRequest(method, url, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %d %s: %v", method, url, resp.StatusCode, b, err)
+		}
+	}
+	return resp
+}
+
+func login(t *testing.T, api, user string) string {
+	t.Helper()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+	}
+	resp := call(t, "POST", api+"/login", "", map[string]any{"user_id": user, "amount": 1}, &tok)
+	if resp.StatusCode != 200 || tok.AccessToken == "" || tok.TokenType != "bearer" {
+		t.Fatalf("login: got %d %+v", resp.StatusCode, tok)
+	}
+	return tok.AccessToken
+}
+
+type accepted struct {
+	OrderID   string `json:"order_id"`
+	Status    string `json:"status"`
+	StatusURL string `json:"status_url"`
+	ExpiresAt string `json:"expires_at"`
+}
+
+type statusDoc struct {
+	OrderID string `json:"order_id"`
+	Status  string `json:"status"`
+	Failure *struct {
+		Type   string `json:"type"`
+		Code   string `json:"code"`
+		Detail string `json:"detail"`
+	} `json:"failure"`
+}
+
+// pollUntilTerminal polls a signed status URL as a client would.
+func pollUntilTerminal(t *testing.T, statusURL string, within time.Duration) statusDoc {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var doc statusDoc
+	for time.Now().Before(deadline) {
+		resp := call(t, "GET", statusURL, "", nil, &doc)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %d", statusURL, resp.StatusCode)
+		}
+		switch doc.Status {
+		case "COMPLETED", "REJECTED", "FAILED":
+			return doc
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("order at %s still %s after %s", statusURL, doc.Status, within)
+	return doc
+}
+
+func metricsText(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
