@@ -151,7 +151,9 @@ func (s *server) handleGetOrder() http.Handler {
 			notFound()
 			return
 		}
-		writeJSON(w, r, http.StatusOK, s.hdr.json, newOrderView(o, true))
+		v := newOrderView(o, true)
+		v.StatusURL, _ = s.statusURL(r, o)
+		writeJSON(w, r, http.StatusOK, s.hdr.json, v)
 	})
 }
 
@@ -197,6 +199,7 @@ func (s *server) handleListOrders() http.Handler {
 		p.Orders = make([]orderView, len(orders))
 		for i, o := range orders {
 			p.Orders[i] = newOrderView(o, true)
+			p.Orders[i].StatusURL, _ = s.statusURL(r, o)
 		}
 		writeJSON(w, r, http.StatusOK, s.hdr.json, p)
 	})

@@ -153,3 +153,35 @@ func TestListOrders(t *testing.T) {
 func json200HasNullCursor(rr *httptest.ResponseRecorder) bool {
 	return rr.Code == 200 && strings.Contains(rr.Body.String(), `"next_cursor":null`)
 }
+
+func TestOwnerViewsCarryTheStatusURL(t *testing.T) {
+	f := newFixture(t)
+	var a accepted
+	decode(t, f.postOrder("alice", `{"amount":1250}`), &a)
+	auth := []string{"Authorization", "Bearer " + f.token("alice")}
+
+	var one orderView
+	decode(t, f.do(request(http.MethodGet, "/orders/"+a.OrderID, "", auth...)), &one)
+	if one.StatusURL != a.StatusURL {
+		t.Errorf("GET /orders/{id} status_url = %q, want the 202's %q", one.StatusURL, a.StatusURL)
+	}
+	var page struct {
+		Orders []orderView `json:"orders"`
+	}
+	decode(t, f.do(request(http.MethodGet, "/orders", "", auth...)), &page)
+	if len(page.Orders) != 1 || page.Orders[0].StatusURL != a.StatusURL {
+		t.Errorf("GET /orders = %+v, want one order with status_url %q", page.Orders, a.StatusURL)
+	}
+	rr := f.do(request(http.MethodGet, one.StatusURL, ""))
+	var doc map[string]any
+	decode(t, rr, &doc)
+	if rr.Code != 200 || doc["order_id"] != a.OrderID {
+		t.Errorf("following status_url: %d %v", rr.Code, doc)
+	}
+	if _, ok := doc["status_url"]; ok {
+		t.Error("the shareable status document carries status_url")
+	}
+	if _, ok := doc["user_id"]; ok {
+		t.Error("the shareable status document carries user_id")
+	}
+}

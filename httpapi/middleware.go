@@ -160,13 +160,14 @@ func (s *server) newRequestID() string {
 }
 
 // routeOf is the route label of r: its mux pattern without the method
-// ("/orders/{id}"), or "unmatched". Raw paths never become labels.
+// and without the exact-match marker {$} ("/orders/{id}", "/"), or
+// "unmatched". Raw paths never become labels.
 func routeOf(r *http.Request) string {
 	if r.Pattern == "" {
 		return "unmatched"
 	}
 	if _, path, ok := strings.Cut(r.Pattern, " "); ok {
-		return path
+		return strings.TrimSuffix(path, "{$}")
 	}
 	return r.Pattern
 }

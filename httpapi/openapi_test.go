@@ -50,10 +50,11 @@ func loadOpenAPI() (openapiDoc, error) {
 	return d, err
 }
 
-// patternParts splits "GET /orders/{id}" into get and /orders/{id}.
+// patternParts splits "GET /orders/{id}" into get and /orders/{id}; the
+// exact-match marker goes ("GET /{$}" is get and /).
 func patternParts(pattern string) (method, path string) {
 	m, p, _ := strings.Cut(pattern, " ")
-	return strings.ToLower(m), p
+	return strings.ToLower(m), strings.TrimSuffix(p, "{$}")
 }
 
 func undocumentedStatuses() []string {

@@ -18,6 +18,9 @@ const (
 	cspAPI     = "default-src 'none'; frame-ancestors 'none'"
 	cspSwagger = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 	cspRedoc   = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+	// cspWeb is the order page's: our own modules and stylesheet only, no
+	// inline script or style at all, and requests to this server only.
+	cspWeb = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 
 // headerValues are header values built once, so that the hot path sets
@@ -25,7 +28,7 @@ const (
 type headerValues struct {
 	json, problemJSON, html               []string
 	nosniff, noReferrer, deny             []string
-	cspAPI, cspSwagger, cspRedoc          []string
+	cspAPI, cspSwagger, cspRedoc, cspWeb  []string
 	noStore, noCache, longCache, replayed []string
 }
 
@@ -40,6 +43,7 @@ func newHeaderValues() headerValues {
 		cspAPI:      []string{cspAPI},
 		cspSwagger:  []string{cspSwagger},
 		cspRedoc:    []string{cspRedoc},
+		cspWeb:      []string{cspWeb},
 		noStore:     []string{"no-store"},
 		noCache:     []string{"no-cache"},
 		longCache:   []string{"public, max-age=604800"},

@@ -12,7 +12,11 @@ type route struct {
 // routes lists every route of the API. openapi.json documents each of
 // them (a test checks that the two agree). A GET pattern also serves HEAD.
 func (s *server) routes() []route {
+	page := s.handleOrderPage()
 	return []route{
+		{"GET /{$}", page},
+		{"GET /app/{file}", page},
+
 		{"POST /login", s.handleLogin()},
 
 		{"POST /orders", s.authenticate(s.handleCreateOrder())},

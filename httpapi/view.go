@@ -7,10 +7,13 @@ import (
 )
 
 // orderView is how an order is shown: by GET /orders/{id}, GET /orders and
-// the status URL. The status URL may be shared, so it omits user_id.
+// the status URL. The status URL may be shared, so it omits user_id; the
+// owner's views carry the status URL itself, so that a client can follow
+// an order it did not create in this session.
 type orderView struct {
 	OrderID   orderflow.OrderID `json:"order_id"`
 	UserID    string            `json:"user_id,omitempty"`
+	StatusURL string            `json:"status_url,omitempty"`
 	Status    orderflow.Status  `json:"status"`
 	Amount    int64             `json:"amount"`
 	Currency  string            `json:"currency"`

@@ -59,9 +59,12 @@
 // longer Delete or ChangeVisibility it), and a receive that finds a message
 // already received MaxReceives times moves it to the dead-letter table
 // instead. In that same transaction the message's order, if it exists and
-// is not terminal, is marked FAILED with ReasonDeadLettered: the backstop
-// that brings every accepted order to a terminal state even when the
-// processor died during its last attempt. Receive long-polls: it wakes as
+// is not terminal, is ended: COMPLETED if the payment ledger holds its
+// charge (payment is the last stage, so the order passed them all),
+// otherwise FAILED with ReasonDeadLettered and its stock given back. This is
+// the backstop that brings every accepted order to a terminal state even
+// when the processor died during its last attempt, without ever leaving a
+// customer charged for a FAILED order. Receive long-polls: it wakes as
 // soon as a Send or Accept commits, and polls every 50 ms for messages whose
 // visibility timeout ran out.
 package sqlite

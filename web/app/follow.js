@@ -1,0 +1,85 @@
+// Following an order on its signed status URL: poll, honour Retry-After,
+// send the last ETag as If-None-Match (an unchanged order answers 304 with
+// no body), and stop at a terminal status.
+
+import { ApiError, retryAfterSeconds } from "./api.js";
+
+/** TERMINAL are the statuses after which an order never changes. */
+export const TERMINAL = new Set(["COMPLETED", "REJECTED", "FAILED"]);
+
+// Bounds on the wait between two polls, whatever the server says.
+const MIN_WAIT_MS = 250;
+const MAX_WAIT_MS = 30_000;
+const DEFAULT_WAIT_MS = 1_000;
+// Transient failures (network, 429, 5xx) in a row before giving up.
+const MAX_FAILURES = 8;
+
+function clampWait(ms) {
+  return Math.min(MAX_WAIT_MS, Math.max(MIN_WAIT_MS, ms));
+}
+
+/** sleep waits ms milliseconds, or rejects with an AbortError when signal aborts. */
+export function sleep(ms, signal) {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(new DOMException("aborted", "AbortError"));
+      return;
+    }
+    const t = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    function onAbort() {
+      clearTimeout(t);
+      reject(new DOMException("aborted", "AbortError"));
+    }
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/**
+ * follow polls statusURL until the order is terminal and resolves to its
+ * last status document. onUpdate(doc) is called for every new document;
+ * onPoll({waitMs, notModified, failures}) after each poll, before waiting.
+ * firstWaitMs is the 202's Retry-After. It rejects with an ApiError for an
+ * answer that retrying cannot fix (403 expired link, 404), or after
+ * MAX_FAILURES transient failures in a row; an abort rejects with AbortError.
+ */
+export async function follow(statusURL, { onUpdate, onPoll, signal, firstWaitMs = 0 } = {}) {
+  let etag = null;
+  let failures = 0;
+  let wait = firstWaitMs;
+  for (;;) {
+    if (wait > 0) await sleep(wait, signal);
+    const headers = { Accept: "application/json" };
+    if (etag) headers["If-None-Match"] = etag;
+    let res;
+    try {
+      res = await fetch(statusURL, { headers, cache: "no-store", credentials: "omit", signal });
+    } catch (err) {
+      if (err?.name === "AbortError") throw err;
+      res = null;
+    }
+    const after = res ? retryAfterSeconds(res.headers.get("Retry-After")) : null;
+    const serverWait = after == null ? null : after * 1000;
+    if (res && (res.status === 200 || res.status === 304)) {
+      failures = 0;
+      const notModified = res.status === 304;
+      if (!notModified) {
+        const doc = await res.json();
+        etag = res.headers.get("ETag");
+        onUpdate?.(doc);
+        if (TERMINAL.has(doc.status)) return doc;
+      }
+      wait = clampWait(serverWait ?? DEFAULT_WAIT_MS);
+      onPoll?.({ waitMs: wait, notModified, failures });
+      continue;
+    }
+    const transient = !res || res.status === 429 || res.status >= 500;
+    if (!transient) throw await ApiError.from(res);
+    failures++;
+    if (failures > MAX_FAILURES) throw res ? await ApiError.from(res) : new ApiError(0, null, null, "");
+    wait = clampWait(serverWait ?? DEFAULT_WAIT_MS * 2 ** Math.min(failures, 5));
+    onPoll?.({ waitMs: wait, notModified: false, failures });
+  }
+}
