@@ -100,6 +100,12 @@ func (r *Rules) Check(ctx context.Context, o orderflow.Order) (*orderflow.Failur
 		score += r.cfg.AmountScore
 		fired = append(fired, fmt.Sprintf("amount %d ≥ %d (+%d)", o.Amount, r.cfg.MaxAmount, r.cfg.AmountScore))
 	}
+	// Each window is read only when it can change the verdict or the
+	// reported reasons: the spend window (a scan of the user's last 24h of
+	// orders) is skipped for an order that passes whatever it holds.
+	if score+r.cfg.VelocityScore+r.cfg.SpendScore < r.cfg.Threshold {
+		return nil, nil
+	}
 	count, _, err := r.activity.UserActivity(ctx, o.UserID, now.Add(-r.cfg.VelocityWindow))
 	if err != nil {
 		return nil, fmt.Errorf("fraud velocity of %s: %w", o.UserID, err)
@@ -107,6 +113,9 @@ func (r *Rules) Check(ctx context.Context, o orderflow.Order) (*orderflow.Failur
 	if count > r.cfg.VelocityLimit {
 		score += r.cfg.VelocityScore
 		fired = append(fired, fmt.Sprintf("%d orders in %s > %d (+%d)", count, r.cfg.VelocityWindow, r.cfg.VelocityLimit, r.cfg.VelocityScore))
+	}
+	if score+r.cfg.SpendScore < r.cfg.Threshold {
+		return nil, nil
 	}
 	_, total, err := r.activity.UserActivity(ctx, o.UserID, now.Add(-r.cfg.SpendWindow))
 	if err != nil {

@@ -83,7 +83,7 @@ func TestRulesAskForTheConfiguredWindows(t *testing.T) {
 	r := NewRules(RulesConfig{VelocityWindow: 5 * time.Minute, SpendWindow: time.Hour, Now: func() time.Time { return now }},
 		activityFunc(func(since time.Time) (int, int64, error) {
 			windows = append(windows, now.Sub(since))
-			return 0, 0, nil
+			return 51, 0, nil // a fast user: the spend window matters too
 		}))
 	if _, err := r.Check(context.Background(), orderflow.Order{UserID: "u1", Amount: 1}); err != nil {
 		t.Fatal(err)
@@ -102,11 +102,49 @@ func TestRulesReturnActivityErrors(t *testing.T) {
 			if calls == failOn {
 				return 0, 0, boom
 			}
-			return 0, 0, nil
+			return 51, 0, nil // a fast user: the spend window matters too
 		}))
 		f, err := r.Check(context.Background(), orderflow.Order{UserID: "u1", Amount: 1})
 		if !errors.Is(err, boom) || f != nil {
 			t.Errorf("failing call %d: got %v, %v; want nil, %v", failOn, f, err, boom)
 		}
+	}
+}
+
+func TestRulesReadOnlyWindowsThatCanMatter(t *testing.T) {
+	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	tests := []struct {
+		name      string
+		cfg       RulesConfig
+		amount    int64
+		count     int
+		wantReads int
+		rejected  bool
+	}{
+		{"a threshold no score can reach needs no reads", RulesConfig{Threshold: 1000}, 100, 99, 0, false},
+		{"a quiet user's order skips the spend window", RulesConfig{}, 100, 1, 1, false},
+		{"a fast user's order also reads the spend window", RulesConfig{}, 100, 51, 2, false},
+		{"a large order reads both, to report every reason", RulesConfig{}, 500_000, 1, 2, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reads := 0
+			act := activityFunc(func(since time.Time) (int, int64, error) {
+				reads++
+				if now.Sub(since) <= time.Minute {
+					return tt.count, 0, nil
+				}
+				return 0, 100, nil
+			})
+			cfg := tt.cfg
+			cfg.Now = func() time.Time { return now }
+			f, err := NewRules(cfg, act).Check(context.Background(), orderflow.Order{ID: "o1", UserID: "u1", Amount: tt.amount})
+			if err != nil || (f != nil) != tt.rejected {
+				t.Fatalf("got %v, %v; want rejected=%v", f, err, tt.rejected)
+			}
+			if reads != tt.wantReads {
+				t.Errorf("activity reads = %d, want %d", reads, tt.wantReads)
+			}
+		})
 	}
 }

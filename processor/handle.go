@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/orderflow/orderflow"
@@ -63,7 +64,26 @@ func (p *Processor) process(ctx context.Context, d orderflow.Delivery) outcome {
 	}
 	defer p.unclaim(d.OrderID)
 
-	o, err := call(ctx, p, func(ctx context.Context) (orderflow.Order, error) { return p.store.GetOrder(ctx, d.OrderID) })
+	var (
+		o       orderflow.Order
+		err     error
+		started bool // this call moved the order to PROCESSING
+		step    = "get order"
+	)
+	if st, ok := p.store.(OrderStarter); ok {
+		// One conditional write instead of a read and a write.
+		step = "start processing"
+		o, err = call(ctx, p, func(ctx context.Context) (orderflow.Order, error) {
+			return st.StartOrder(ctx, d.OrderID, p.now().UTC())
+		})
+		if orderflow.ErrorCode(err) == orderflow.EConflict && o.ID != "" {
+			err = nil // not PENDING: o is its current state
+		} else {
+			started = err == nil
+		}
+	} else {
+		o, err = call(ctx, p, func(ctx context.Context) (orderflow.Order, error) { return p.store.GetOrder(ctx, d.OrderID) })
+	}
 	switch {
 	case orderflow.ErrorCode(err) == orderflow.ENotFound:
 		if ctx.Err() != nil {
@@ -72,12 +92,15 @@ func (p *Processor) process(ctx context.Context, d orderflow.Delivery) outcome {
 		p.log.WarnContext(ctx, "order not found (yet); will retry", "receive_count", d.ReceiveCount)
 		return p.later(a, "not_found")
 	case err != nil:
-		return p.transient(ctx, a, "get order", err)
+		return p.transient(ctx, a, step, err)
 	}
 	a.o = o
 	ctx = orderflow.WithUserID(ctx, o.UserID)
 	if o.RequestID != "" && d.RequestID == "" {
 		ctx = orderflow.WithRequestID(ctx, o.RequestID)
+	}
+	if started {
+		p.logTransition(ctx, orderflow.StatusPending, orderflow.StatusProcessing, nil)
 	}
 	if o.Status.Terminal() {
 		p.log.InfoContext(ctx, "order already final; deleting the redelivered message", "status", o.Status)
@@ -259,23 +282,32 @@ func (p *Processor) move(ctx context.Context, a *attempt, to orderflow.Status, f
 		return false, fmt.Errorf("%s: %w", t, err)
 	}
 	a.o = o
-	attrs := []any{"from", from, "to", to}
-	if f != nil {
-		attrs = append(attrs, "reason", f.Code, "detail", f.Detail)
-	}
-	p.log.InfoContext(ctx, "order transition", attrs...)
+	p.logTransition(ctx, from, to, f)
 	switch to {
 	case orderflow.StatusCompleted:
-		p.metrics.processed.WithLabelValues(p.cfg.Env, statusSuccess).Inc()
+		p.metrics.success.Inc()
 	case orderflow.StatusRejected:
-		p.metrics.processed.WithLabelValues(p.cfg.Env, statusRejected).Inc()
+		p.metrics.rejected.Inc()
 	case orderflow.StatusFailed:
-		p.metrics.processed.WithLabelValues(p.cfg.Env, statusError).Inc()
+		p.metrics.failed.Inc()
 	}
 	if to.Terminal() {
-		p.metrics.duration.WithLabelValues(stageTotal).Observe(time.Since(a.start).Seconds())
+		p.metrics.stage[stageTotal].Observe(time.Since(a.start).Seconds())
 	}
 	return to.Terminal(), nil
+}
+
+// logTransition writes the one Info line per transition. LogAttrs skips
+// all work when Info is disabled and avoids boxing the attributes.
+func (p *Processor) logTransition(ctx context.Context, from, to orderflow.Status, f *orderflow.Failure) {
+	if f == nil {
+		p.log.LogAttrs(ctx, slog.LevelInfo, "order transition",
+			slog.String("from", string(from)), slog.String("to", string(to)))
+		return
+	}
+	p.log.LogAttrs(ctx, slog.LevelInfo, "order transition",
+		slog.String("from", string(from)), slog.String("to", string(to)),
+		slog.String("reason", f.Code), slog.String("detail", f.Detail))
 }
 
 // call runs f with the stage timeout.
@@ -289,7 +321,7 @@ func call[T any](ctx context.Context, p *Processor, f func(context.Context) (T, 
 func timed[T any](ctx context.Context, p *Processor, stage string, f func(context.Context) (T, error)) (T, error) {
 	start := time.Now()
 	v, err := call(ctx, p, f)
-	p.metrics.duration.WithLabelValues(stage).Observe(time.Since(start).Seconds())
+	p.metrics.stage[stage].Observe(time.Since(start).Seconds())
 	return v, err
 }
 

@@ -32,6 +32,11 @@ type metrics struct {
 	duration  *prometheus.HistogramVec
 	poison    prometheus.Counter
 	retries   *prometheus.CounterVec
+
+	// The children used per order, resolved once: looking a child up by
+	// its label values hashes them on every call.
+	success, rejected, failed prometheus.Counter
+	stage                     map[string]prometheus.Observer
 }
 
 func newMetrics(env string, reg prometheus.Registerer, depth *depthCollector) (*metrics, error) {
@@ -72,6 +77,13 @@ func newMetrics(env string, reg prometheus.Registerer, depth *depthCollector) (*
 	}
 	if m.retries, err = register(reg, m.retries); err != nil {
 		return nil, err
+	}
+	m.success = m.processed.WithLabelValues(env, statusSuccess)
+	m.rejected = m.processed.WithLabelValues(env, statusRejected)
+	m.failed = m.processed.WithLabelValues(env, statusError)
+	m.stage = map[string]prometheus.Observer{}
+	for _, s := range []string{stageInventory, stageFraud, stagePayment, stageTotal} {
+		m.stage[s] = m.duration.WithLabelValues(s)
 	}
 	// The depth gauge reads this processor's queue: it replaces one left
 	// by an earlier processor on the same registry.

@@ -23,6 +23,19 @@ type Store interface {
 	Ping(ctx context.Context) error
 }
 
+// OrderStarter is an optional fast path of a Store, for stores where a
+// conditional write costs no more than a read (the embedded SQLite store,
+// where both go through one process). When the Store implements it, the
+// processor starts an order with one call instead of GetOrder followed by
+// a PENDING → PROCESSING Transition.
+type OrderStarter interface {
+	// StartOrder moves order id from PENDING to PROCESSING (updated at
+	// at) and returns it as stored afterwards. An order in another status
+	// is returned unchanged with an EConflict error; ENotFound if there is
+	// no such order; EUnavailable when the store cannot be reached.
+	StartOrder(ctx context.Context, id orderflow.OrderID, at time.Time) (orderflow.Order, error)
+}
+
 // Inventory reserves and releases the stock of an order. Both calls are
 // idempotent per order (orderflow.Store implements it). A business decline
 // (unknown SKU, not enough stock) is a *Failure with a nil error.

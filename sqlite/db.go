@@ -64,6 +64,8 @@ type DB struct {
 
 	ops        chan *writeOp
 	committed  chan []*writeOp // from the writer to the syncer
+	unsynced   atomic.Int64    // batches handed to the syncer and not yet released
+	syncerIdle chan struct{}   // the syncer found nothing more to sync
 	wal        *walFile        // fsynced by the syncer; nil when not durable
 	syncFailed atomic.Bool     // set for good when an fsync of the WAL failed
 	closing    chan struct{}   // closed by Close
@@ -120,6 +122,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		logger:     opts.Logger,
 		ops:        make(chan *writeOp, 4096),
 		committed:  make(chan []*writeOp, 64),
+		syncerIdle: make(chan struct{}, 1),
 		closing:    make(chan struct{}),
 		writerDone: make(chan struct{}),
 		arrivals:   newNotifier(),

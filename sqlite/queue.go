@@ -286,6 +286,7 @@ func (db *DB) ChangeVisibility(ctx context.Context, receipt string, timeout time
 			return unavailable(err, "change visibility of message %d", id)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
+			w.wrote = false // nothing matched, nothing changed
 			return staleReceipt(receipt)
 		}
 		if timeout == 0 {

@@ -73,10 +73,10 @@ func (db *DB) write(ctx context.Context, fn func(w *wtx) error) error {
 	}
 }
 
-// runWriter is the only goroutine that writes. It takes every waiting
-// operation (up to maxBatch) and commits them together, then hands the
-// batch to the syncer, which releases the callers once the commit is on
-// disk; meanwhile the next batch runs.
+// runWriter is the only goroutine that writes. It runs the waiting
+// operations in one transaction and commits it, then hands the batch to
+// the syncer, which releases the callers once the commit is on disk;
+// meanwhile the next transaction runs. See runTx for when it commits.
 func (db *DB) runWriter() {
 	synced := make(chan struct{})
 	go db.runSyncer(synced)
@@ -85,13 +85,13 @@ func (db *DB) runWriter() {
 		<-synced
 		close(db.writerDone)
 	}()
-	batch := make([]*writeOp, 0, maxBatch)
 	for {
 		select {
 		case op := <-db.ops:
-			batch = append(batch, op)
+			db.runTx(op)
 		case <-db.closing:
 			// Flush what callers queued before Close.
+			batch := make([]*writeOp, 0, maxBatch)
 			for {
 				select {
 				case op := <-db.ops:
@@ -108,18 +108,98 @@ func (db *DB) runWriter() {
 				}
 			}
 		}
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case op := <-db.ops:
-				batch = append(batch, op)
-			default:
-				break fill
-			}
-		}
-		db.commitBatch(batch)
-		batch = make([]*writeOp, 0, min(maxBatch, 2*len(batch)))
 	}
+}
+
+// runTx runs first and the operations that follow it in one transaction.
+// It commits as soon as the syncer is idle, and otherwise keeps taking new
+// operations into the open transaction (up to maxBatch) until the syncer
+// has finished its fsync: a commit made while an fsync is running could
+// not release its callers any sooner, and every commit writes each page it
+// dirtied to the WAL again, so waiting turns several small commits into
+// one. With Synchronous NORMAL the syncer is always idle and every batch
+// commits at once.
+//
+// Operations run as they arrive; the first that fails after writing (see
+// commitBatch) makes runTx roll back and run the batch again with
+// savepoints.
+func (db *DB) runTx(first *writeOp) {
+	batch := make([]*writeOp, 1, 64)
+	batch[0] = first
+	ctx := context.Background() // one caller's cancellation must not abort the others
+	if _, err := db.ws.begin.ExecContext(ctx); err != nil {
+		db.failAll(batch, unavailable(err, "begin sqlite transaction"))
+		db.handOver(batch)
+		return
+	}
+	w := &wtx{writeStmts: &db.ws, db: db}
+	notify := false
+	ran := 0
+	for {
+		for ; ran < len(batch); ran++ {
+			op := batch[ran]
+			w.now = db.now()
+			if !db.runFast(op, w) {
+				// Partial writes, or a driver error that may have rolled
+				// back the whole transaction: start again with savepoints.
+				db.abort(batch, nil)
+				for _, op := range batch {
+					op.err = nil
+				}
+				db.runBatch(batch, true)
+				db.handOver(batch)
+				return
+			}
+			notify = notify || (op.err == nil && w.notify)
+		}
+		if len(batch) >= maxBatch {
+			break
+		}
+		select {
+		case op := <-db.ops:
+			batch = append(batch, op)
+			continue
+		default:
+		}
+		if db.unsynced.Load() == 0 {
+			break
+		}
+		select {
+		case op := <-db.ops:
+			batch = append(batch, op)
+			continue
+		case <-db.syncerIdle:
+			continue // look again: more operations may have arrived
+		case <-db.closing:
+		}
+		break
+	}
+	if _, err := db.ws.commit.ExecContext(ctx); err != nil {
+		db.abort(batch, unavailable(err, "commit sqlite transaction"))
+	} else if notify {
+		db.arrivals.broadcast()
+	}
+	db.handOver(batch)
+}
+
+// runFast runs op inside the open transaction without a savepoint. It
+// returns false when the transaction must be rolled back: op failed after
+// it wrote, or with a driver error.
+func (db *DB) runFast(op *writeOp, w *wtx) bool {
+	if err := op.ctx.Err(); err != nil {
+		op.err = unavailable(err, "sqlite write")
+		return true
+	}
+	w.notify, w.wrote = false, false
+	op.err = runOp(op, w)
+	return op.err == nil || (!w.wrote && isDomain(op.err))
+}
+
+// handOver gives a finished batch to the syncer, which releases its
+// callers.
+func (db *DB) handOver(batch []*writeOp) {
+	db.unsynced.Add(1)
+	db.committed <- batch
 }
 
 // runSyncer releases committed batches. With durable commits it first
@@ -162,6 +242,12 @@ func (db *DB) runSyncer(done chan<- struct{}) {
 				close(op.done)
 			}
 		}
+		if db.unsynced.Add(-int64(len(pending))) == 0 {
+			select {
+			case db.syncerIdle <- struct{}{}:
+			default:
+			}
+		}
 		clear(pending)
 	}
 }
@@ -185,7 +271,7 @@ func (db *DB) commitBatch(batch []*writeOp) {
 		}
 		db.runBatch(batch, true)
 	}
-	db.committed <- batch
+	db.handOver(batch)
 }
 
 // runBatch runs and commits batch, with a savepoint around each operation

@@ -1,0 +1,154 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/orderflow/orderflow"
+)
+
+// startingStore is a fakeStore with the OrderStarter fast path. It fails
+// the next startErrs calls, and counts the calls of each kind.
+type startingStore struct {
+	*fakeStore
+	startErrs atomic.Int32
+	starts    atomic.Int32
+	reads     atomic.Int32
+}
+
+func (s *startingStore) StartOrder(ctx context.Context, id orderflow.OrderID, at time.Time) (orderflow.Order, error) {
+	s.starts.Add(1)
+	if s.startErrs.Add(-1) >= 0 {
+		return orderflow.Order{}, orderflow.Unavailable(errors.New("timeout"), "store unreachable")
+	}
+	return s.Transition(ctx, orderflow.Transition{ID: id, From: orderflow.StatusPending, To: orderflow.StatusProcessing, At: at})
+}
+
+func (s *startingStore) GetOrder(ctx context.Context, id orderflow.OrderID) (orderflow.Order, error) {
+	s.reads.Add(1)
+	return s.fakeStore.GetOrder(ctx, id)
+}
+
+func withStarter(s **startingStore) func(*harness) {
+	return func(h *harness) {
+		*s = &startingStore{fakeStore: h.s}
+		h.deps.Store = *s
+	}
+}
+
+func TestStoreWithStartOrderIsStartedWithoutARead(t *testing.T) {
+	t.Run("a pending order is started, logged and completed", func(t *testing.T) {
+		var s *startingStore
+		h := newHarness(t, withStarter(&s))
+		h.start()
+		o := h.order(1000, items("widget", 1)...)
+		h.waitDeleted(h.send(o))
+		if got := h.s.order(o.ID).Status; got != orderflow.StatusCompleted {
+			t.Errorf("status = %s, want COMPLETED", got)
+		}
+		if s.starts.Load() != 1 || s.reads.Load() != 0 {
+			t.Errorf("StartOrder calls = %d, GetOrder calls = %d; want 1 and 0", s.starts.Load(), s.reads.Load())
+		}
+		lines := h.logs.lines("order transition")
+		if len(lines) != 2 {
+			t.Fatalf("transition log lines = %d, want 2", len(lines))
+		}
+		for i, to := range []string{"PROCESSING", "COMPLETED"} {
+			l := lines[i]
+			if l["to"] != to || l["order_id"] != string(o.ID) || l["user_id"] != "u1" || l["request_id"] != o.RequestID {
+				t.Errorf("line %d = %v, want to=%s with order_id, user_id and request_id", i, l, to)
+			}
+		}
+		if h.ledger.count() != 1 || h.s.stockOf("widget") != 99 {
+			t.Errorf("charges = %d, stock = %d; want 1 and 99", h.ledger.count(), h.s.stockOf("widget"))
+		}
+	})
+	t.Run("a redelivery of a finished order is deleted without effects", func(t *testing.T) {
+		var s *startingStore
+		h := newHarness(t, withStarter(&s))
+		o := h.order(1000)
+		o.Status = orderflow.StatusCompleted
+		h.s.put(o)
+		h.start()
+		h.waitDeleted(h.send(o))
+		if h.ledger.count() != 0 || len(h.logs.lines("order transition")) != 0 {
+			t.Errorf("charges = %d, transitions logged = %d; want none", h.ledger.count(), len(h.logs.lines("order transition")))
+		}
+		if len(h.logs.lines("order already final; deleting the redelivered message")) != 1 {
+			t.Error("want the redelivery logged")
+		}
+	})
+	t.Run("an order already PROCESSING (a crashed attempt) is continued", func(t *testing.T) {
+		var s *startingStore
+		h := newHarness(t, withStarter(&s))
+		o := h.order(1000)
+		o.Status = orderflow.StatusProcessing
+		h.s.put(o)
+		h.start()
+		h.waitDeleted(h.send(o))
+		if got := h.s.order(o.ID).Status; got != orderflow.StatusCompleted {
+			t.Errorf("status = %s, want COMPLETED", got)
+		}
+		lines := h.logs.lines("order transition")
+		if len(lines) != 1 || lines[0]["from"] != "PROCESSING" {
+			t.Errorf("transition lines = %v, want only PROCESSING→COMPLETED", lines)
+		}
+	})
+	t.Run("a store outage is retried", func(t *testing.T) {
+		var s *startingStore
+		h := newHarness(t, withStarter(&s))
+		s.startErrs.Store(2)
+		h.start()
+		o := h.order(1000)
+		h.waitDeleted(h.send(o))
+		if got := h.s.order(o.ID).Status; got != orderflow.StatusCompleted {
+			t.Errorf("status = %s, want COMPLETED", got)
+		}
+		if n := len(h.logs.lines("transient error; will retry")); n != 2 {
+			t.Errorf("retries logged = %d, want 2", n)
+		}
+	})
+	t.Run("an order that never exists goes to the DLQ untouched", func(t *testing.T) {
+		var s *startingStore
+		h := newHarness(t, withStarter(&s))
+		h.start()
+		h.waitDead(h.q.SendRaw(orderflow.EncodeMessage(orderflow.Message{OrderID: orderflow.NewOrderID(time.Now())})))
+		if n := len(h.logs.lines("order not found (yet); will retry")); n != testMaxReceives {
+			t.Errorf("not-found attempts logged = %d, want %d", n, testMaxReceives)
+		}
+	})
+}
+
+func TestSaturatedReceiveLoopGathersAFullBatch(t *testing.T) {
+	p := &Processor{cfg: Config{GatherDelay: time.Hour}}
+	r := &run{p: p, slots: make(chan struct{}, 10)}
+	for range 9 {
+		r.slots <- struct{}{} // nine orders in work, one slot free
+	}
+	got := make(chan int, 1)
+	go func() { got <- r.acquire(context.Background(), 5) }()
+	for range 4 {
+		<-r.slots // four orders finish
+	}
+	if n := <-got; n != 5 {
+		t.Errorf("acquired %d slots, want a full batch of 5", n)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var partial int
+	wg.Go(func() { partial = r.acquire(ctx, 5) })
+	<-r.slots // one order finishes: the loop takes its slot and waits for more
+	for len(r.slots) < cap(r.slots) {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+	if partial != 1 {
+		t.Errorf("acquired %d slots when the run ended, want the 1 it had", partial)
+	}
+}
