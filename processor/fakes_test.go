@@ -408,10 +408,20 @@ func (l *fakeLedger) RecordCharge(_ context.Context, c orderflow.Charge) (orderf
 		return orderflow.Charge{}, false, l.err
 	}
 	if first, ok := l.charges[c.IdempotencyKey]; ok {
-		return first, false, nil
+		return first, true, nil
 	}
 	l.charges[c.IdempotencyKey] = c
-	return c, true, nil
+	return c, false, nil
+}
+
+func (l *fakeLedger) LookupCharge(_ context.Context, key string) (orderflow.Charge, bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return orderflow.Charge{}, false, l.err
+	}
+	c, ok := l.charges[key]
+	return c, ok, nil
 }
 
 func (l *fakeLedger) count() int {

@@ -14,11 +14,14 @@ import (
 	"github.com/orderflow/orderflow"
 )
 
-// Ledger is the simulated gateway's own database of charges. RecordCharge
-// stores c under c.IdempotencyKey unless a charge with that key exists, in
-// which case it returns the stored charge and created=false.
+// Ledger is the simulated gateway's own database of charges, which
+// survives restarts of the processor as a real gateway's would.
+// RecordCharge stores c under c.IdempotencyKey unless a charge with that
+// key exists, in which case it returns the stored charge and
+// duplicate=true. LookupCharge returns the charge stored under key, if any.
 type Ledger interface {
-	RecordCharge(ctx context.Context, c orderflow.Charge) (stored orderflow.Charge, created bool, err error)
+	RecordCharge(ctx context.Context, c orderflow.Charge) (stored orderflow.Charge, duplicate bool, err error)
+	LookupCharge(ctx context.Context, key string) (orderflow.Charge, bool, error)
 }
 
 // GatewayConfig configures a SimulatedGateway. Rules look at the last two
@@ -103,6 +106,14 @@ func (g *SimulatedGateway) Charge(ctx context.Context, req ChargeRequest) (order
 	if err := sleep(ctx, g.cfg.Latency); err != nil {
 		return orderflow.Charge{}, err
 	}
+	// A key that was charged before gets its first charge back, whatever
+	// the simulated failure rules would say now: like a real gateway, and
+	// unlike the in-memory attempt counts, the ledger survives a restart.
+	if first, ok, err := g.ledger.LookupCharge(ctx, req.IdempotencyKey); err != nil {
+		return orderflow.Charge{}, fmt.Errorf("look up charge %s: %w", req.IdempotencyKey, err)
+	} else if ok {
+		return g.replay(first, req)
+	}
 	cents := int(req.Amount % 100)
 	if cents == g.cfg.DeclineCents {
 		return orderflow.Charge{}, &Declined{Code: "card_declined", Detail: "the card was declined (simulated)"}
@@ -131,8 +142,13 @@ func (g *SimulatedGateway) Charge(ctx context.Context, req ChargeRequest) (order
 	if err != nil {
 		return orderflow.Charge{}, fmt.Errorf("record charge %s: %w", req.IdempotencyKey, err)
 	}
+	return g.replay(c, req)
+}
+
+// replay returns the stored charge c for req, refusing (as a real gateway
+// does) a key reused with other parameters.
+func (g *SimulatedGateway) replay(c orderflow.Charge, req ChargeRequest) (orderflow.Charge, error) {
 	if c.Amount != req.Amount || c.Currency != req.Currency {
-		// A real gateway refuses a key reused with other parameters.
 		return orderflow.Charge{}, fmt.Errorf("charge %s: idempotency key already used for %d %s", req.IdempotencyKey, c.Amount, c.Currency)
 	}
 	return c, nil

@@ -198,3 +198,33 @@ func TestGatewayErrors(t *testing.T) {
 		t.Errorf("Declined.Error() = %q", got)
 	}
 }
+
+// TestGatewayChargedKeySurvivesARestart: after a restart the in-memory
+// attempt counts are gone, but a key that was charged still gets its
+// charge back instead of a fresh simulated failure (which would let the
+// processor fail an order whose money was taken).
+func TestGatewayChargedKeySurvivesARestart(t *testing.T) {
+	g, l := newTestGateway(GatewayConfig{TransientAttempts: 1})
+	if _, err := charge(g, "k1", 1003); !errors.Is(err, ErrTransient) {
+		t.Fatalf("first attempt: %v, want ErrTransient", err)
+	}
+	first, err := charge(g, "k1", 1003)
+	if err != nil {
+		t.Fatalf("second attempt: %v", err)
+	}
+	restarted := NewSimulatedGateway(GatewayConfig{TransientAttempts: 1, Latency: -1}, l, time.Now)
+	again, err := charge(restarted, "k1", 1003)
+	if err != nil || again != first {
+		t.Fatalf("after a restart: got %+v, %v; want the first charge %+v", again, err, first)
+	}
+	if _, err := charge(restarted, "k1", 2003); err == nil {
+		t.Fatal("a charged key reused with another amount was accepted")
+	}
+	l.err = errors.New("ledger down")
+	if _, err := charge(restarted, "k2", 1000); err == nil || errors.Is(err, ErrTransient) {
+		t.Fatalf("ledger down: got %v, want the ledger's error", err)
+	}
+	if l.count() != 1 {
+		t.Errorf("ledger has %d charges, want 1", l.count())
+	}
+}

@@ -30,8 +30,43 @@ if ! command -v chromium >/dev/null; then
 fi
 chromium --version
 
+command -v curl >/dev/null || apt_install curl
+
+say "moto_server (SQS and DynamoDB for the AWS-mode tests)"
+moto_version=5.2.5
+moto_venv="${XDG_CACHE_HOME:-$HOME/.cache}/orderflow/moto-$moto_version"
+if [ ! -x "$moto_venv/bin/moto_server" ]; then
+  python3 -m venv "$moto_venv" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$moto_venv"; }
+  "$moto_venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$moto_version"
+fi
+moto_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p artifacts
+"$moto_venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" > artifacts/moto.log 2>&1 &
+moto_pid=$!
+trap 'kill $moto_pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+  curl -sf -o /dev/null "http://127.0.0.1:$moto_port/moto-api/" && break
+  kill -0 $moto_pid 2>/dev/null || { cat artifacts/moto.log; exit 1; }
+  sleep 0.2
+done
+export ORDERFLOW_TEST_AWS_ENDPOINT="http://127.0.0.1:$moto_port"
+export ORDERFLOW_MOTO_SERVER="$moto_venv/bin/moto_server"
+echo "moto_server $moto_version on $ORDERFLOW_TEST_AWS_ENDPOINT"
+
+say "promtool, shellcheck (deploy checks)"
+if ! command -v promtool >/dev/null; then
+  apt_install prometheus
+  # Debian's package also starts a Prometheus service on :9090; the tests need only promtool.
+  { systemctl disable --now prometheus || sudo systemctl disable --now prometheus; } >/dev/null 2>&1 || true
+fi
+command -v shellcheck >/dev/null || apt_install shellcheck
+promtool check config deploy/prometheus/prometheus.yml
+promtool check rules deploy/prometheus/alerts.yml
+promtool test rules deploy/prometheus/alerts_test.yml
+shellcheck scripts/*.sh .ci/run
+
 say "gofmt"
-unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.venv/*'))
+unformatted=$(git ls-files -z '*.go' | xargs -0 gofmt -l)
 if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
@@ -40,7 +75,6 @@ say "go vet"
 go vet ./...
 
 say "go test -race"
-mkdir -p artifacts
 pkgs=("$@")
 [ ${#pkgs[@]} -gt 0 ] || pkgs=(./...)
 # Coverage counts every package but the benchmark program (run by hand, see

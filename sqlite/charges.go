@@ -47,6 +47,22 @@ func (db *DB) RecordCharge(ctx context.Context, c orderflow.Charge) (orderflow.C
 	return stored, duplicate, nil
 }
 
+// LookupCharge returns the charge recorded under idempotency key, if any.
+func (db *DB) LookupCharge(ctx context.Context, key string) (orderflow.Charge, bool, error) {
+	var c orderflow.Charge
+	var orderID string
+	var at int64
+	err := db.rs.chargeByKey.QueryRowContext(ctx, key).Scan(&c.IdempotencyKey, &c.ID, &orderID, &c.Amount, &c.Currency, &at)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return orderflow.Charge{}, false, nil
+	case err != nil:
+		return orderflow.Charge{}, false, unavailable(err, "read charge %s", key)
+	}
+	c.OrderID, c.At = orderflow.OrderID(orderID), fromMS(at)
+	return c, true, nil
+}
+
 // Charges returns the charges recorded for order id, oldest first.
 func (db *DB) Charges(ctx context.Context, id orderflow.OrderID) ([]orderflow.Charge, error) {
 	rows, err := db.rs.charges.QueryContext(ctx, string(id))

@@ -104,7 +104,7 @@ type readStmts struct {
 
 	ping, getOrder, listFirst, listAfter *sql.Stmt
 	activity, stock, anyVisible, depth   *sql.Stmt
-	listDead, charges                    *sql.Stmt
+	listDead, charges, chargeByKey       *sql.Stmt
 }
 
 func (s *readStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -130,6 +130,7 @@ func (s *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 		p(&s.depth, `SELECT (SELECT count(*) FROM queue WHERE visible_at <= ?), (SELECT count(*) FROM queue), (SELECT count(*) FROM dead)`),
 		p(&s.listDead, `SELECT id, body, receive_count FROM dead ORDER BY id LIMIT ?`),
 		p(&s.charges, `SELECT idempotency_key, id, order_id, amount, currency, at FROM charges WHERE order_id = ? ORDER BY at, id`),
+		p(&s.chargeByKey, `SELECT idempotency_key, id, order_id, amount, currency, at FROM charges WHERE idempotency_key = ?`),
 	)
 }
 

@@ -8,7 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/processor"
 	"github.com/orderflow/orderflow/sqlite"
 )
 
@@ -21,15 +24,18 @@ type backend struct {
 	store  orderflow.Store
 	queue  orderflow.Queue
 	dead   orderflow.DeadLetters
-	ledger interface {
-		RecordCharge(ctx context.Context, c orderflow.Charge) (orderflow.Charge, bool, error)
-	}
-	close func() error
+	ledger processor.Ledger // the simulated payment gateway's database
+	close  func() error
 }
 
-func openBackend(ctx context.Context, cfg config, log *slog.Logger) (*backend, error) {
+// The embedded store takes the processor's fast path.
+var _ processor.OrderStarter = (*sqlite.DB)(nil)
+
+// openBackend opens the queue and store of cfg's mode. reg, if not nil,
+// receives the backend's own metrics (aws_requests_total in the AWS mode).
+func openBackend(ctx context.Context, cfg config, log *slog.Logger, reg prometheus.Registerer) (*backend, error) {
 	if cfg.awsMode() {
-		return nil, fmt.Errorf("SQS_QUEUE_URL: the AWS mode is not built yet")
+		return openAWS(ctx, cfg, log, reg)
 	}
 	db, err := sqlite.Open(ctx, cfg.DBPath, sqlite.Options{
 		VisibilityTimeout: cfg.VisibilityTimeout,

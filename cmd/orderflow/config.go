@@ -60,6 +60,14 @@ type config struct {
 	DDBTable    string
 	AWSEndpoint string
 	AWSRegion   string
+
+	QueueName        string        // orderflow init: the queue to create
+	DLQName          string        // orderflow init: its dead-letter queue
+	TableName        string        // orderflow init: the table to create
+	AWSCallTimeout   time.Duration // bound of one SQS or DynamoDB call
+	SweepAfter       time.Duration // re-send the message of orders PENDING this long
+	TakeoverAfter    time.Duration // a retry takes over an Idempotency-Key in flight this long
+	DLQWatchInterval time.Duration // how often the processor looks into the SQS DLQ
 }
 
 // setting documents one environment variable; the README's table is made
@@ -103,6 +111,13 @@ var settings = []setting{
 	{"DDB_TABLE", "", "AWS mode: the Orders table (with SQS_QUEUE_URL)"},
 	{"AWS_ENDPOINT_URL", "", "AWS endpoint override (LocalStack, moto_server)"},
 	{"AWS_REGION", "us-east-1", "AWS region; credentials come from the standard AWS chain"},
+	{"ORDERFLOW_QUEUE_NAME", "order-queue", "orderflow init: name of the SQS queue to create"},
+	{"ORDERFLOW_DLQ_NAME", "order-queue-dlq", "orderflow init: name of its dead-letter queue"},
+	{"ORDERFLOW_TABLE_NAME", "Orders", "orderflow init: name of the DynamoDB table to create"},
+	{"ORDERFLOW_AWS_CALL_TIMEOUT", "3s", "AWS mode: longest wait for one SQS or DynamoDB call (retries included)"},
+	{"ORDERFLOW_SWEEP_AFTER", "2m", "AWS mode: the processor re-sends the message of orders still PENDING after this long"},
+	{"ORDERFLOW_TAKEOVER_AFTER", "30s", "AWS mode: a retry with an Idempotency-Key takes over a first request unfinished after this long"},
+	{"ORDERFLOW_DLQ_WATCH_INTERVAL", "10s", "AWS mode: how often the processor ends the orders of messages in the dead-letter queue"},
 }
 
 func defaultOf(name string) string {
@@ -155,6 +170,14 @@ func loadConfig(getenv func(string) string) (config, error) {
 		DDBTable:    p.str("DDB_TABLE"),
 		AWSEndpoint: p.str("AWS_ENDPOINT_URL"),
 		AWSRegion:   p.str("AWS_REGION"),
+
+		QueueName:        p.str("ORDERFLOW_QUEUE_NAME"),
+		DLQName:          p.str("ORDERFLOW_DLQ_NAME"),
+		TableName:        p.str("ORDERFLOW_TABLE_NAME"),
+		AWSCallTimeout:   p.duration("ORDERFLOW_AWS_CALL_TIMEOUT"),
+		SweepAfter:       p.duration("ORDERFLOW_SWEEP_AFTER"),
+		TakeoverAfter:    p.duration("ORDERFLOW_TAKEOVER_AFTER"),
+		DLQWatchInterval: p.duration("ORDERFLOW_DLQ_WATCH_INTERVAL"),
 	}
 	local := c.Env == "local" || c.Env == "dev" || c.Env == "test"
 	devLogin := p.getenv("ORDERFLOW_DEV_LOGIN")
@@ -199,6 +222,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	if (c.SQSQueueURL == "") != (c.DDBTable == "") {
 		p.fail("SQS_QUEUE_URL", "SQS_QUEUE_URL and DDB_TABLE must be set together (AWS mode) or not at all (embedded mode)")
+	}
+	if c.AWSCallTimeout <= 0 {
+		p.fail("ORDERFLOW_AWS_CALL_TIMEOUT", "must be positive, got %s", c.AWSCallTimeout)
+	}
+	if c.SweepAfter < time.Second || c.TakeoverAfter < time.Second || c.DLQWatchInterval < 100*time.Millisecond {
+		p.fail("ORDERFLOW_SWEEP_AFTER", "ORDERFLOW_SWEEP_AFTER and ORDERFLOW_TAKEOVER_AFTER must be at least 1s, ORDERFLOW_DLQ_WATCH_INTERVAL at least 100ms")
 	}
 	if c.AWSRegion == "" {
 		c.AWSRegion = "us-east-1"

@@ -33,7 +33,7 @@ func dlq(ctx context.Context, cfg config, args []string, stdout io.Writer) error
 	default:
 		return fmt.Errorf("unknown dlq subcommand %q: use list, redrive or purge", sub)
 	}
-	b, err := openBackend(ctx, cfg, newLogger(config{LogLevel: "warn"}, stdout))
+	b, err := openBackend(ctx, cfg, newLogger(config{LogLevel: "warn"}, stdout), nil)
 	if err != nil {
 		return err
 	}

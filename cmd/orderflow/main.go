@@ -1,7 +1,7 @@
 // Command orderflow runs the order pipeline: the api, the processor, or
 // both (serve, the default), and the operator's commands.
 //
-//	orderflow [serve|api|processor|dlq|hash-password|help]
+//	orderflow [serve|api|processor|init|dlq|hash-password|help]
 //
 // Settings come from the environment; see config.go or the README.
 package main
@@ -30,6 +30,7 @@ commands:
   serve          api and processor in one process (default)
   api            the HTTP api only (:8000)
   processor      the processor only (health and metrics on :9090)
+  init           create the SQS queue, its DLQ and the DynamoDB table (AWS mode; prints the exports)
   dlq list       show messages in the dead-letter queue
   dlq redrive    move dead-letter messages back to the queue
   dlq purge      delete every dead-letter message
@@ -64,6 +65,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return serve(ctx, cmd, cfg, stdout)
 	case "dlq":
 		return dlq(ctx, cfg, args, stdout)
+	case "init":
+		return initAWS(ctx, cfg, args, stdout)
 	}
 	return fmt.Errorf("unknown command %q\n\n%s", cmd, usage)
 }

@@ -37,7 +37,7 @@ func serve(ctx context.Context, mode string, cfg config, stdout io.Writer) error
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	b, err := openBackend(ctx, cfg, log)
+	b, err := openBackend(ctx, cfg, log, reg)
 	if err != nil {
 		return err
 	}

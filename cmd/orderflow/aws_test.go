@@ -1,0 +1,704 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/awstest"
+	"github.com/orderflow/orderflow/dynamostore"
+	"github.com/orderflow/orderflow/sqsqueue"
+)
+
+// awsCredentials gives the SDK's standard chain static test credentials
+// and keeps it off the EC2 metadata endpoint. The variables are
+// process-wide (the SDK reads the environment itself), so tests that use
+// them do not run in parallel.
+func awsCredentials(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+var exportRE = regexp.MustCompile(`^export SQS_QUEUE_URL=(\S+) SQS_DLQ_URL=(\S+) DDB_TABLE=(\S+)\n$`)
+
+// awsEnv returns testEnv in the AWS mode on moto (or the endpoint given),
+// with a fresh queue, dead-letter queue and table made by orderflow init.
+func awsEnv(t *testing.T, endpoint string, overrides map[string]string) map[string]string {
+	t.Helper()
+	awsCredentials(t)
+	name := awstest.Name("of")
+	env := testEnv(t, map[string]string{
+		"AWS_ENDPOINT_URL":             endpoint,
+		"AWS_REGION":                   awstest.Region,
+		"ORDERFLOW_QUEUE_NAME":         name,
+		"ORDERFLOW_DLQ_NAME":           name + "-dlq",
+		"ORDERFLOW_TABLE_NAME":         name,
+		"ORDERFLOW_AWS_CALL_TIMEOUT":   "2s",
+		"ORDERFLOW_DLQ_WATCH_INTERVAL": "2s",
+	})
+	for k, v := range overrides {
+		env[k] = v
+	}
+	out := runCmd(t, env, "init")
+	m := exportRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("orderflow init printed %q, want one export line", out)
+	}
+	env["SQS_QUEUE_URL"], env["SQS_DLQ_URL"], env["DDB_TABLE"] = m[1], m[2], m[3]
+	return env
+}
+
+// TestInitIsIdempotent: init creates the queues and the table, and a second
+// run finds them and prints the same settings.
+func TestInitIsIdempotent(t *testing.T) {
+	endpoint := awstest.Endpoint(t)
+	env := awsEnv(t, endpoint, map[string]string{"ORDERFLOW_MAX_RECEIVES": "4"})
+	again := runCmd(t, env, "init")
+	want := fmt.Sprintf("export SQS_QUEUE_URL=%s SQS_DLQ_URL=%s DDB_TABLE=%s\n", env["SQS_QUEUE_URL"], env["SQS_DLQ_URL"], env["DDB_TABLE"])
+	if again != want {
+		t.Errorf("second init printed %q, want %q", again, want)
+	}
+	if !strings.HasSuffix(env["SQS_DLQ_URL"], env["ORDERFLOW_DLQ_NAME"]) || env["DDB_TABLE"] != env["ORDERFLOW_TABLE_NAME"] {
+		t.Errorf("init used names %v, want those of the settings", env)
+	}
+	client := sqs.NewFromConfig(awstest.Config(endpoint))
+	attrs, err := client.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(env["SQS_QUEUE_URL"]), AttributeNames: []sqstypes.QueueAttributeName{"RedrivePolicy"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var policy struct {
+		MaxReceiveCount json.Number `json:"maxReceiveCount"`
+	}
+	if p := attrs.Attributes["RedrivePolicy"]; json.Unmarshal([]byte(p), &policy) != nil || policy.MaxReceiveCount != "4" {
+		t.Errorf("RedrivePolicy %s, want maxReceiveCount 4", p)
+	}
+	ddb := dynamodb.NewFromConfig(awstest.Config(endpoint))
+	ttl, err := ddb.DescribeTimeToLive(context.Background(), &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(env["DDB_TABLE"])})
+	if err != nil || ttl.TimeToLiveDescription == nil || aws.ToString(ttl.TimeToLiveDescription.AttributeName) != "expires_at" {
+		t.Errorf("TTL of the table: %+v, %v; want on expires_at", ttl, err)
+	}
+	var out syncBuffer
+	if err := run(context.Background(), []string{"init", "extra"}, getenvOf(env), nil, &out); err == nil {
+		t.Error("init with an argument: got no error")
+	}
+}
+
+// TestAWSSpecFlow is TestSpecFlow in the AWS mode, plus the AWS request
+// metrics.
+func TestAWSSpecFlow(t *testing.T) {
+	in := startRun(t, awsEnv(t, awstest.Endpoint(t), nil))
+	token := login(t, in.api, "u123")
+	var a accepted
+	resp := call(t, "POST", in.api+"/orders", token, map[string]any{"user_id": "u123", "amount": 999, "items": []map[string]any{{"sku": "widget", "quantity": 2}}}, &a)
+	if resp.StatusCode != 202 || a.Status != "PENDING" || a.StatusURL == "" {
+		t.Fatalf("create: got %d %+v, want 202 PENDING with a status URL", resp.StatusCode, a)
+	}
+	doc := pollUntilTerminal(t, a.StatusURL, 20*time.Second)
+	if doc.Status != "COMPLETED" || doc.OrderID != a.OrderID {
+		t.Fatalf("got %+v, want order %s COMPLETED", doc, a.OrderID)
+	}
+	var list struct {
+		Orders []struct {
+			OrderID string `json:"order_id"`
+		} `json:"orders"`
+	}
+	if resp := call(t, "GET", in.api+"/orders", token, nil, &list); resp.StatusCode != 200 || len(list.Orders) != 1 || list.Orders[0].OrderID != a.OrderID {
+		t.Errorf("GET /orders: got %d %+v, want the one order", resp.StatusCode, list)
+	}
+	m := metricsText(t, in.processor+"/metrics")
+	for _, want := range []string{
+		`orders_processed_total{env="local",status="success"} 1`,
+		`aws_requests_total{operation="ReceiveMessage",outcome="success",service="sqs"}`,
+		`aws_requests_total{operation="DeleteMessageBatch",outcome="success",service="sqs"}`,
+		`aws_requests_total{operation="SendMessageBatch",outcome="success",service="sqs"}`,
+		`aws_requests_total{operation="TransactWriteItems",outcome="success",service="dynamodb"}`,
+		`aws_requests_total{operation="UpdateItem",outcome="success",service="dynamodb"}`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s:\n%s", want, grepLines(m, "aws_requests_total"))
+		}
+	}
+}
+
+// TestAWSOutcomes drives each way an order can end through the real stages
+// on SQS and DynamoDB, the dead-letter path included.
+func TestAWSOutcomes(t *testing.T) {
+	env := awsEnv(t, awstest.Endpoint(t), map[string]string{
+		"ORDERFLOW_MAX_RECEIVES":       "3", // the gateway's "03" amounts fail twice
+		"ORDERFLOW_VISIBILITY_TIMEOUT": "1s",
+		"ORDERFLOW_STOCK":              "widget:10,gizmo:1",
+	})
+	in := startRun(t, env)
+	token := login(t, in.api, "ada")
+	tests := []struct {
+		name       string
+		order      map[string]any
+		status     string
+		reasonCode string
+	}{
+		{"more than the stock is rejected", map[string]any{"amount": 1250, "items": []map[string]any{{"sku": "gizmo", "quantity": 3}}}, "REJECTED", "out_of_stock"},
+		{"an unknown sku is rejected", map[string]any{"amount": 1250, "items": []map[string]any{{"sku": "nope", "quantity": 1}}}, "REJECTED", "unknown_sku"},
+		{"a declined card is rejected", map[string]any{"amount": 1002}, "REJECTED", "payment_declined"},
+		{"transient gateway errors are retried until success", map[string]any{"amount": 1003}, "COMPLETED", ""},
+		{"a gateway that always fails ends FAILED", map[string]any{"amount": 1004}, "FAILED", "processing_failed"},
+	}
+	var failed accepted
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var a accepted
+			if resp := call(t, "POST", in.api+"/orders", token, tt.order, &a); resp.StatusCode != 202 {
+				t.Fatalf("create: got %d", resp.StatusCode)
+			}
+			if tt.status == "FAILED" {
+				failed = a
+			}
+			doc := pollUntilTerminal(t, a.StatusURL, 30*time.Second)
+			if doc.Status != tt.status {
+				t.Fatalf("got %s, want %s", doc.Status, tt.status)
+			}
+			if tt.reasonCode != "" && (doc.Failure == nil || doc.Failure.Code != tt.reasonCode || doc.Failure.Detail == "") {
+				t.Fatalf("got failure %+v, want code %s with a detail", doc.Failure, tt.reasonCode)
+			}
+		})
+	}
+	if failed.OrderID == "" {
+		t.Fatal("no FAILED order")
+	}
+
+	// The FAILED order's message reaches the DLQ (SQS moves it after 3
+	// receives); redrive puts it back, the processor drops it as a
+	// duplicate, and the order stays FAILED.
+	var list string
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		list = runCmd(t, env, "dlq", "list")
+		if strings.Contains(list, failed.OrderID) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !strings.Contains(list, failed.OrderID) {
+		t.Fatalf("dlq list: got\n%s\nwant the failed order %s", list, failed.OrderID)
+	}
+	if out := runCmd(t, env, "dlq", "redrive"); !strings.Contains(out, "redrove 1 message(s)") {
+		t.Fatalf("dlq redrive: got %q", out)
+	}
+	if again := pollUntilTerminal(t, failed.StatusURL, time.Second); again.Status != "FAILED" {
+		t.Fatalf("after redrive the order is %s, want it to stay FAILED", again.Status)
+	}
+	if out := runCmd(t, env, "dlq", "purge"); !strings.Contains(out, "purged 0 message(s)") && !strings.Contains(out, "purged 1 message(s)") {
+		t.Fatalf("dlq purge: got %q", out)
+	}
+}
+
+// awsParts is a store and queue on moto, for tests that drive the AWS
+// mode's pieces directly.
+type awsParts struct {
+	store    *dynamostore.Store
+	queue    *sqsqueue.Queue
+	dlq      *sqsqueue.Queue // sends straight into the dead-letter queue
+	clock    *testClock
+	sqs      *sqs.Client
+	dlqURL   string
+	takeover time.Duration
+}
+
+type testClock struct{ ns atomic.Int64 }
+
+func (c *testClock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *testClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+func newAWSParts(t *testing.T) *awsParts {
+	t.Helper()
+	endpoint := awstest.Endpoint(t)
+	ctx := context.Background()
+	sqsClient := sqs.NewFromConfig(awstest.Config(endpoint))
+	ddb := dynamodb.NewFromConfig(awstest.Config(endpoint))
+	name := awstest.Name("parts")
+	qurl, dlqURL, err := sqsqueue.CreateQueues(ctx, sqsClient, sqsqueue.QueueSpec{Name: name, DLQName: name + "-dlq", VisibilityTimeout: 30 * time.Second, MaxReceives: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dynamostore.CreateTable(ctx, ddb, name); err != nil {
+		t.Fatal(err)
+	}
+	clock := &testClock{}
+	clock.ns.Store(time.Now().UnixNano())
+	p := &awsParts{clock: clock, sqs: sqsClient, dlqURL: dlqURL, takeover: time.Second}
+	p.store = dynamostore.New(ddb, name, dynamostore.Options{StaleIntent: p.takeover, Now: clock.now})
+	if p.queue, err = sqsqueue.Open(ctx, sqsClient, sqsqueue.Options{QueueURL: qurl, DLQURL: dlqURL}); err != nil {
+		t.Fatal(err)
+	}
+	if p.dlq, err = sqsqueue.Open(ctx, sqsClient, sqsqueue.Options{QueueURL: dlqURL, DLQURL: dlqURL}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// drain receives (and deletes) every message in the queue and counts them
+// by order id.
+func (p *awsParts) drain(t *testing.T) map[orderflow.OrderID]int {
+	t.Helper()
+	got := map[orderflow.OrderID]int{}
+	for {
+		ds, err := p.queue.Receive(context.Background(), 10, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) == 0 {
+			return got
+		}
+		for _, d := range ds {
+			got[d.OrderID]++
+			if err := p.queue.Delete(context.Background(), d.Receipt); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func (p *awsParts) order(user string, amount int64) orderflow.Order {
+	now := p.clock.now().UTC().Truncate(time.Millisecond)
+	return orderflow.Order{ID: orderflow.NewOrderID(now), UserID: user, Amount: amount, Currency: "USD",
+		Status: orderflow.StatusPending, CreatedAt: now, UpdatedAt: now}
+}
+
+// flakyQueue fails the next n Sends, as a queue that is down would.
+type flakyQueue struct {
+	q    *sqsqueue.Queue
+	fail atomic.Int32
+}
+
+func (f *flakyQueue) Send(ctx context.Context, msgs ...orderflow.Message) error {
+	if f.fail.Add(-1) >= 0 {
+		return orderflow.Unavailable(errors.New("injected fault"), "sqs: send")
+	}
+	return f.q.Send(ctx, msgs...)
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TestAcceptFaults injects a failure or a crash between the steps of the
+// AWS write path and checks that every order ends up with exactly one
+// message, or is ended, and that no key yields two orders.
+func TestAcceptFaults(t *testing.T) {
+	p := newAWSParts(t)
+	ctx := context.Background()
+	fq := &flakyQueue{q: p.queue}
+	in := &awsIntake{store: p.store, queue: fq, log: discardLogger()}
+	key := func(user string) orderflow.IdempotencyKey {
+		return orderflow.IdempotencyKey{UserID: user, Key: awstest.Name("key"), RequestHash: "h1"}
+	}
+	accept := func(o orderflow.Order, k orderflow.IdempotencyKey) (orderflow.Order, bool, error) {
+		return in.Accept(ctx, o, k)
+	}
+
+	t.Run("a failed send makes the retry with the key take over at once and send one message", func(t *testing.T) {
+		k := key("ann")
+		first := p.order("ann", 100)
+		fq.fail.Store(1)
+		if _, _, err := accept(first, k); orderflow.ErrorCode(err) != orderflow.EUnavailable {
+			t.Fatalf("Accept with the queue down: got %v, want EUnavailable", err)
+		}
+		got, created, err := accept(p.order("ann", 100), k)
+		if err != nil || !created || got.ID != first.ID {
+			t.Fatalf("retry: got %s created=%v err=%v, want the first order %s created", got.ID, created, err, first.ID)
+		}
+		got, created, err = accept(p.order("ann", 100), k)
+		if err != nil || created || got.ID != first.ID {
+			t.Fatalf("replay: got %s created=%v err=%v, want the first order, not created", got.ID, created, err)
+		}
+		if _, _, err := accept(p.order("ann", 200), orderflow.IdempotencyKey{UserID: k.UserID, Key: k.Key, RequestHash: "h2"}); orderflow.ErrorCode(err) != orderflow.EMismatch {
+			t.Errorf("same key, other request: got %v, want EMismatch", err)
+		}
+		if msgs := p.drain(t); len(msgs) != 1 || msgs[first.ID] != 1 {
+			t.Errorf("queue holds %v, want one message for %s", msgs, first.ID)
+		}
+	})
+
+	t.Run("a crash between write and send: the retry is in flight until the takeover time, then sends once", func(t *testing.T) {
+		k := key("bob")
+		first := p.order("bob", 100)
+		if _, err := p.store.BeginOrder(ctx, first, k); err != nil { // and then the process dies
+			t.Fatal(err)
+		}
+		if _, _, err := accept(p.order("bob", 100), k); orderflow.ErrorCode(err) != orderflow.EConflict {
+			t.Fatalf("retry at once: got %v, want EConflict (first request in flight)", err)
+		}
+		p.clock.advance(p.takeover + time.Millisecond)
+		got, created, err := accept(p.order("bob", 100), k)
+		if err != nil || !created || got.ID != first.ID {
+			t.Fatalf("retry after the takeover time: got %s created=%v err=%v, want %s", got.ID, created, err, first.ID)
+		}
+		if msgs := p.drain(t); len(msgs) != 1 || msgs[first.ID] != 1 {
+			t.Errorf("queue holds %v, want one message for %s", msgs, first.ID)
+		}
+	})
+
+	t.Run("without a key a failed send ends the order FAILED", func(t *testing.T) {
+		o := p.order("cid", 100)
+		fq.fail.Store(1)
+		if _, _, err := accept(o, orderflow.IdempotencyKey{UserID: "cid"}); orderflow.ErrorCode(err) != orderflow.EUnavailable {
+			t.Fatalf("Accept with the queue down: got %v, want EUnavailable", err)
+		}
+		got, err := p.store.GetOrder(ctx, o.ID)
+		if err != nil || got.Status != orderflow.StatusFailed || got.Failure == nil {
+			t.Fatalf("order after the failed send: %+v, %v; want FAILED with a reason", got, err)
+		}
+	})
+
+	t.Run("without a key a crash between write and send is repaired by the sweeper, once", func(t *testing.T) {
+		o := p.order("dan", 100)
+		if _, err := p.store.BeginOrder(ctx, o, orderflow.IdempotencyKey{UserID: "dan"}); err != nil { // and then the process dies
+			t.Fatal(err)
+		}
+		sw := &sweeper{store: p.store, queue: p.queue, after: time.Minute, log: discardLogger(), now: p.clock.now}
+		if n := sw.sweep(ctx); n != 0 {
+			t.Errorf("sweep before the order is old: re-sent %d, want 0", n)
+		}
+		p.clock.advance(2 * time.Minute)
+		sw.now = func() time.Time { return p.clock.now().Add(time.Second) }
+		if n := sw.sweep(ctx); n < 1 {
+			t.Fatalf("sweep of an old PENDING order: re-sent %d, want it", n)
+		}
+		if n := sw.sweep(ctx); n != 0 {
+			t.Errorf("second sweep right after: re-sent %d, want 0 (claimed for a sweep period)", n)
+		}
+		if msgs := p.drain(t); msgs[o.ID] != 1 {
+			t.Errorf("queue holds %v, want one message for %s", msgs, o.ID)
+		}
+	})
+}
+
+// TestDeadLetterBackstop: for messages in the SQS dead-letter queue, the
+// watcher completes the order that was charged, fails (and releases the
+// stock of) any other unfinished one, leaves final orders alone, and
+// leaves every message in the dead-letter queue.
+func TestDeadLetterBackstop(t *testing.T) {
+	p := newAWSParts(t)
+	ctx := context.Background()
+	create := func(o orderflow.Order) orderflow.Order {
+		t.Helper()
+		if _, _, err := p.store.CreateOrder(ctx, o, orderflow.IdempotencyKey{}); err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	start := func(o orderflow.Order) {
+		t.Helper()
+		if _, err := p.store.StartOrder(ctx, o.ID, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sku := awstest.Name("sku")
+	if err := p.store.SetStock(ctx, sku, 5); err != nil {
+		t.Fatal(err)
+	}
+	pending := create(p.order("eve", 1))
+	charged := create(p.order("eve", 2))
+	start(charged)
+	if _, _, err := p.store.RecordCharge(ctx, orderflow.Charge{ID: "ch_1", IdempotencyKey: string(charged.ID), OrderID: charged.ID, Amount: 2, Currency: "USD"}); err != nil {
+		t.Fatal(err)
+	}
+	reservedOrder := p.order("eve", 3)
+	reservedOrder.Items = []orderflow.Item{{SKU: sku, Quantity: 2}}
+	reserved := create(reservedOrder)
+	start(reserved)
+	if f, err := p.store.Reserve(ctx, reserved.ID, reserved.Items); f != nil || err != nil {
+		t.Fatalf("Reserve: %v %v", f, err)
+	}
+	done := create(p.order("eve", 4))
+	if _, err := p.store.Transition(ctx, orderflow.Transition{ID: done.ID, From: orderflow.StatusPending, To: orderflow.StatusRejected,
+		Failure: &orderflow.Failure{Code: orderflow.ReasonFraudSuspected, Detail: "x"}, At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	ids := []orderflow.OrderID{pending.ID, charged.ID, reserved.ID, done.ID, orderflow.NewOrderID(time.Now())}
+	for _, id := range ids {
+		if err := p.dlq.Send(ctx, orderflow.Message{OrderID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.dlq.SendRaw(ctx, []byte("poison")); err != nil {
+		t.Fatal(err)
+	}
+
+	bs := &backstop{store: p.store, ledger: p.store, maxReceives: 3, log: discardLogger()}
+	wctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = p.queue.WatchDead(wctx, 100*time.Millisecond, bs.handle) })
+	want := map[orderflow.OrderID]orderflow.Status{
+		pending.ID: orderflow.StatusFailed, charged.ID: orderflow.StatusCompleted,
+		reserved.ID: orderflow.StatusFailed, done.ID: orderflow.StatusRejected,
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ok := true
+		for id, st := range want {
+			o, err := p.store.GetOrder(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ok = ok && o.Status == st
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("orders did not reach %v within 20s", want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+	if o, _ := p.store.GetOrder(ctx, pending.ID); o.Failure == nil || o.Failure.Code != orderflow.ReasonDeadLettered {
+		t.Errorf("dead-lettered PENDING order has failure %+v, want %s", o.Failure, orderflow.ReasonDeadLettered)
+	}
+	if n, err := p.store.Stock(ctx, sku); err != nil || n != 5 {
+		t.Errorf("stock after failing the reserved order: %d, %v; want 5 (given back)", n, err)
+	}
+	dead, err := p.queue.ListDead(ctx, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dead) != len(ids)+1 {
+		t.Errorf("dead-letter queue holds %d messages after the watch, want all %d left there", len(dead), len(ids)+1)
+	}
+}
+
+// TestAWSOutage takes SQS and DynamoDB away under a running program: the
+// api answers 503 problem+json with Retry-After within the request
+// timeout, /ready turns 503, and when the service is back the processor
+// finishes every accepted order by itself.
+func TestAWSOutage(t *testing.T) {
+	proxy := awstest.NewProxy(t, awstest.Endpoint(t))
+	env := awsEnv(t, proxy.URL(), map[string]string{
+		"ORDERFLOW_REQUEST_TIMEOUT":    "4s",
+		"ORDERFLOW_AWS_CALL_TIMEOUT":   "1s",
+		"ORDERFLOW_VISIBILITY_TIMEOUT": "2s",
+		"ORDERFLOW_PAYMENT_LATENCY":    "300ms",
+		"ORDERFLOW_MAX_RECEIVES":       "20",
+	})
+	in := startRun(t, env)
+	token := login(t, in.api, "olive")
+	var before []accepted
+	for i := range 5 {
+		var a accepted
+		if resp := call(t, "POST", in.api+"/orders", token, map[string]any{"amount": 1000 + 100*i}, &a); resp.StatusCode != 202 {
+			t.Fatalf("create before the outage: got %d", resp.StatusCode)
+		}
+		before = append(before, a)
+	}
+
+	proxy.Down()
+	start := time.Now()
+	req, _ := http.NewRequest("POST", in.api+"/orders", strings.NewReader(`{"amount": 5000}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") {
+		t.Errorf("POST /orders in an outage: got %d %q Retry-After %q: %s; want 503 problem+json with Retry-After",
+			resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Retry-After"), body)
+	}
+	if took := time.Since(start); took > 6*time.Second {
+		t.Errorf("POST /orders in an outage took %v, want an answer within the 4s request timeout", took)
+	}
+	waitStatus(t, in.api+"/ready", 503)
+	waitStatus(t, in.processor+"/ready", 503)
+
+	time.Sleep(2 * time.Second) // let the processor fail and back off for a while
+	proxy.Up()
+	waitStatus(t, in.api+"/ready", 200)
+	for _, a := range before {
+		if doc := pollUntilTerminal(t, a.StatusURL, 60*time.Second); doc.Status != "COMPLETED" {
+			t.Errorf("order %s accepted before the outage ended %s, want COMPLETED", a.OrderID, doc.Status)
+		}
+	}
+	var a accepted
+	if resp := call(t, "POST", in.api+"/orders", token, map[string]any{"amount": 1000}, &a); resp.StatusCode != 202 {
+		t.Fatalf("create after the outage: got %d", resp.StatusCode)
+	}
+	if doc := pollUntilTerminal(t, a.StatusURL, 30*time.Second); doc.Status != "COMPLETED" {
+		t.Errorf("order after the outage ended %s, want COMPLETED", doc.Status)
+	}
+}
+
+// waitStatus polls url until it answers want.
+func waitStatus(t *testing.T, url string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	got := 0
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if got = resp.StatusCode; got == want {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: got %d, want %d within 20s", url, got, want)
+}
+
+// placeRetrying places an order as a client library would: a 409 (the
+// first request with the key is in flight, e.g. in a process that was just
+// killed) or a 503 is retried after a pause, with the same key.
+func (c *crashClient) placeRetrying(t *testing.T, key string, amount int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := c.place(key, amount)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("place %s: still failing after 30s: %v", key, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// TestAWSCrashKill9 is TestCrashKill9 in the AWS mode: SIGKILL while
+// orders are accepted and while they are processed; every 202 ends
+// terminal, a retried key is not a second order, no order is charged
+// twice, stock moves once per completed order.
+func TestAWSCrashKill9(t *testing.T) {
+	const stock = 100000
+	env := awsEnv(t, awstest.Endpoint(t), map[string]string{
+		"ORDERFLOW_PAYMENT_LATENCY":    "15ms",
+		"ORDERFLOW_CONCURRENCY":        "16",
+		"ORDERFLOW_VISIBILITY_TIMEOUT": "2s",
+		"ORDERFLOW_RATE_LIMIT":         "1000000",
+		"ORDERFLOW_STOCK":              fmt.Sprintf("widget:%d", stock),
+		"ORDERFLOW_LOG_LEVEL":          "error",
+		"ORDERFLOW_FRAUD_THRESHOLD":    "1000",
+		"ORDERFLOW_TAKEOVER_AFTER":     "1s",
+		"ORDERFLOW_SWEEP_AFTER":        "5s",
+	})
+	logPath := t.TempDir() + "/child.log"
+	api := "http://" + env["ORDERFLOW_API_ADDR"]
+
+	c := startChild(t, env, logPath)
+	cl := &crashClient{api: api, token: login(t, api, "crash"), ok: map[string]accepted{}, unknown: map[string]int{}}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := range 8 {
+		wg.Go(func() {
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				amount := 1000 + 100*n + 3*(n%5/4) // amounts ending in 03 fail transiently twice
+				if cl.place(fmt.Sprintf("w%d-%d", w, n), amount) != nil {
+					return
+				}
+			}
+		})
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		cl.mu.Lock()
+		n := len(cl.ok)
+		cl.mu.Unlock()
+		if n >= 60 {
+			break
+		}
+	}
+	c.kill9(t)
+	close(stop)
+	wg.Wait()
+	t.Logf("first kill: %d accepted, %d answers lost", len(cl.ok), len(cl.unknown))
+
+	c = startChild(t, env, logPath)
+	cl.mu.Lock()
+	retry := make(map[string]int, len(cl.unknown))
+	for k, v := range cl.unknown {
+		retry[k] = v
+	}
+	cl.mu.Unlock()
+	for key, amount := range retry {
+		cl.placeRetrying(t, key, amount)
+	}
+	time.Sleep(150 * time.Millisecond) // let the processor get into the backlog
+	c.kill9(t)
+	c = startChild(t, env, logPath)
+
+	final := map[string]statusDoc{}
+	for key, a := range cl.ok {
+		final[key] = pollUntilTerminal(t, a.StatusURL, 60*time.Second)
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if <-c.done; c.err != nil {
+		t.Fatalf("graceful stop after SIGTERM: %v", c.err)
+	}
+
+	ctx := context.Background()
+	st := dynamostore.New(dynamodb.NewFromConfig(awstest.Config(env["AWS_ENDPOINT_URL"])), env["DDB_TABLE"], dynamostore.Options{})
+	var orders []orderflow.Order
+	for cursor := orderflow.OrderID(""); ; {
+		page, err := st.ListOrders(ctx, "crash", cursor, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		orders = append(orders, page...)
+		if len(page) < 100 {
+			break
+		}
+		cursor = page[len(page)-1].ID
+	}
+	if len(orders) != len(cl.ok) {
+		t.Errorf("got %d orders stored, want %d (one per idempotency key)", len(orders), len(cl.ok))
+	}
+	completed := 0
+	for key, doc := range final {
+		charges, err := st.Charges(ctx, orderflow.OrderID(doc.OrderID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 0
+		if doc.Status == "COMPLETED" {
+			want = 1
+			completed++
+		}
+		if len(charges) != want {
+			t.Errorf("order %s (key %s) is %s (%+v) with %d charges, want %d", doc.OrderID, key, doc.Status, doc.Failure, len(charges), want)
+		}
+	}
+	left, err := st.Stock(ctx, "widget")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left != stock-completed {
+		t.Errorf("stock: got %d left, want %d - %d completed = %d", left, stock, completed, stock-completed)
+	}
+	t.Logf("%d orders accepted across two SIGKILLs, %d completed, every one terminal, charged and stocked once", len(final), completed)
+}

@@ -1,0 +1,137 @@
+package dynamostore
+
+import (
+	"context"
+	"slices"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/orderflow/orderflow"
+)
+
+// chargeItem is one charge of the simulated gateway's ledger.
+type chargeItem struct {
+	PK       string `dynamodbav:"pk"`
+	SK       string `dynamodbav:"sk"`
+	GSI1PK   string `dynamodbav:"gsi1pk"`
+	GSI1SK   string `dynamodbav:"gsi1sk"`
+	ID       string `dynamodbav:"charge_id"`
+	Key      string `dynamodbav:"idempotency_key"`
+	OrderID  string `dynamodbav:"order_id"`
+	Amount   int64  `dynamodbav:"amount"`
+	Currency string `dynamodbav:"currency"`
+	At       int64  `dynamodbav:"at"`
+}
+
+func (c chargeItem) charge() orderflow.Charge {
+	return orderflow.Charge{ID: c.ID, IdempotencyKey: c.Key, OrderID: orderflow.OrderID(c.OrderID), Amount: c.Amount, Currency: c.Currency, At: fromMS(c.At)}
+}
+
+// RecordCharge is the ledger of the simulated payment gateway: it stores c
+// unless a charge with c.IdempotencyKey exists (a conditional put), and
+// returns the stored charge, with duplicate=true when it was already there.
+func (s *Store) RecordCharge(ctx context.Context, c orderflow.Charge) (orderflow.Charge, bool, error) {
+	if c.IdempotencyKey == "" || c.ID == "" {
+		return orderflow.Charge{}, false, orderflow.Errorf(orderflow.EInvalid, "a charge needs an id and an idempotency key")
+	}
+	if c.At.IsZero() {
+		c.At = s.opts.Now()
+	}
+	it := chargeItem{
+		PK: chargePK(c.IdempotencyKey), SK: skCharge, GSI1PK: chargesPK(c.OrderID), GSI1SK: c.IdempotencyKey,
+		ID: c.ID, Key: c.IdempotencyKey, OrderID: string(c.OrderID), Amount: c.Amount, Currency: c.Currency, At: ms(c.At),
+	}
+	av, err := attributevalue.MarshalMap(it)
+	if err != nil {
+		return orderflow.Charge{}, false, orderflow.Errorf(orderflow.EInvalid, "charge cannot be encoded: %v", err)
+	}
+	cond, _ := expression.NewBuilder().WithCondition(expression.AttributeNotExists(expression.Name("pk"))).Build()
+	cctx, cancel := s.callCtx(ctx)
+	_, err = s.db.PutItem(cctx, &dynamodb.PutItemInput{
+		TableName: &s.table, Item: av, ConditionExpression: cond.Condition(), ExpressionAttributeNames: cond.Names(),
+	})
+	cancel()
+	if err == nil {
+		return it.charge(), false, nil
+	}
+	if !isConditionFailed(err) {
+		return orderflow.Charge{}, false, mapErr(err, "record charge %s", c.IdempotencyKey)
+	}
+	stored, ok, err := s.chargeByKey(ctx, c.IdempotencyKey)
+	if err != nil {
+		return orderflow.Charge{}, false, err
+	}
+	if !ok {
+		return orderflow.Charge{}, false, orderflow.Errorf(orderflow.EConflict, "charge %s changed concurrently", c.IdempotencyKey)
+	}
+	return stored, true, nil
+}
+
+// LookupCharge returns the charge recorded under idempotency key k, if any
+// (a strongly consistent read).
+func (s *Store) LookupCharge(ctx context.Context, k string) (orderflow.Charge, bool, error) {
+	return s.chargeByKey(ctx, k)
+}
+
+// chargeByKey reads the charge with idempotency key k (strongly
+// consistent).
+func (s *Store) chargeByKey(ctx context.Context, k string) (orderflow.Charge, bool, error) {
+	ctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(chargePK(k), skCharge), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return orderflow.Charge{}, false, mapErr(err, "read charge %s", k)
+	}
+	if out.Item == nil {
+		return orderflow.Charge{}, false, nil
+	}
+	var it chargeItem
+	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
+		return orderflow.Charge{}, false, &orderflow.Error{Code: orderflow.EInternal, Detail: "stored charge is corrupt", Err: err}
+	}
+	return it.charge(), true, nil
+}
+
+// Charges returns the charges recorded for order id, oldest first: the one
+// whose idempotency key is the order id (what the processor sends), read
+// strongly consistent, and any others from the by_user index.
+func (s *Store) Charges(ctx context.Context, id orderflow.OrderID) ([]orderflow.Charge, error) {
+	var out []orderflow.Charge
+	if c, ok, err := s.chargeByKey(ctx, string(id)); err != nil {
+		return nil, err
+	} else if ok && c.OrderID == id {
+		out = append(out, c)
+	}
+	kc := expression.Key("gsi1pk").Equal(expression.Value(chargesPK(id)))
+	expr, _ := expression.NewBuilder().WithKeyCondition(kc).Build()
+	in := &dynamodb.QueryInput{
+		TableName: &s.table, IndexName: aws.String(indexByUser),
+		KeyConditionExpression: expr.KeyCondition(), ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
+	}
+	for {
+		cctx, cancel := s.callCtx(ctx)
+		page, err := s.db.Query(cctx, in)
+		cancel()
+		if err != nil {
+			return nil, mapErr(err, "list charges of order %s", id)
+		}
+		var items []chargeItem
+		if err := attributevalue.UnmarshalListOfMaps(page.Items, &items); err != nil {
+			return nil, &orderflow.Error{Code: orderflow.EInternal, Detail: "stored charge is corrupt", Err: err}
+		}
+		for _, it := range items {
+			if !slices.ContainsFunc(out, func(c orderflow.Charge) bool { return c.IdempotencyKey == it.Key }) {
+				out = append(out, it.charge())
+			}
+		}
+		if page.LastEvaluatedKey == nil {
+			break
+		}
+		in.ExclusiveStartKey = page.LastEvaluatedKey
+	}
+	slices.SortFunc(out, func(a, b orderflow.Charge) int { return a.At.Compare(b.At) })
+	return out, nil
+}

@@ -1,0 +1,27 @@
+// Package sqsqueue implements orderflow.Queue and orderflow.DeadLetters on
+// Amazon SQS (or a wire-compatible server such as LocalStack or moto),
+// with github.com/aws/aws-sdk-go-v2/service/sqs.
+//
+// It uses SQS the way its pricing and semantics reward:
+//
+//   - Send coalesces concurrent calls into SendMessageBatch requests of up
+//     to 10 entries, flushed when full or FlushDelay (5 ms) after the first
+//     entry; each caller gets the outcome of its own entries, and entries
+//     SQS failed on its side are retried.
+//   - Receive long-polls (WaitTimeSeconds up to 20) for up to 10 messages
+//     and asks for ApproximateReceiveCount, which the processor uses to
+//     know its last attempt.
+//   - Delete uses DeleteMessageBatch in chunks of 10 and reports the
+//     entries that failed in an *orderflow.BatchError.
+//   - MaxReceives is the queue's RedrivePolicy (maxReceiveCount, set by
+//     CreateQueues): SQS moves a message to the dead-letter queue itself.
+//     Since no code of ours runs at that moment, WatchDead lets the
+//     processor side end the orders of dead messages (the backstop the
+//     embedded queue runs inside its dead-lettering transaction).
+//   - The dead-letter operations are built from receive, send and delete
+//     (moto has no StartMessageMoveTask), which work on AWS as well.
+//
+// Every call has a bounded timeout (Options.CallTimeout, plus the wait of a
+// long poll), and errors reaching the service come back as EUnavailable, so
+// that the api answers 503 rather than hanging.
+package sqsqueue

@@ -1,0 +1,199 @@
+package sqsqueue_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/awstest"
+	"github.com/orderflow/orderflow/sqsqueue"
+	"github.com/orderflow/orderflow/storetest"
+)
+
+func TestOpenNeedsADeadLetterQueue(t *testing.T) {
+	t.Parallel()
+	client := newClient(t)
+	ctx := testCtx(t)
+	out, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(awstest.Name("bare"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sqsqueue.DeleteQueues(context.Background(), client, aws.ToString(out.QueueUrl)) })
+	if _, err := sqsqueue.Open(ctx, client, sqsqueue.Options{QueueURL: aws.ToString(out.QueueUrl)}); orderflow.ErrorCode(err) != orderflow.EInvalid {
+		t.Errorf("Open of a queue without RedrivePolicy: got %v, want EInvalid", err)
+	}
+	if _, err := sqsqueue.Open(ctx, client, sqsqueue.Options{}); orderflow.ErrorCode(err) != orderflow.EInvalid {
+		t.Errorf("Open without a URL: got %v, want EInvalid", err)
+	}
+	if _, _, err := sqsqueue.CreateQueues(ctx, client, sqsqueue.QueueSpec{Name: "x"}); err == nil {
+		t.Error("CreateQueues without a DLQ name: got no error")
+	}
+}
+
+func TestCreateQueuesIsIdempotent(t *testing.T) {
+	t.Parallel()
+	client := newClient(t)
+	spec := sqsqueue.QueueSpec{Name: awstest.Name("idem"), VisibilityTimeout: time.Second, MaxReceives: 2}
+	spec.DLQName = spec.Name + "-dlq"
+	q1, d1, err := sqsqueue.CreateQueues(testCtx(t), client, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sqsqueue.DeleteQueues(context.Background(), client, q1, d1) })
+	spec.MaxReceives = 3
+	q2, d2, err := sqsqueue.CreateQueues(testCtx(t), client, spec)
+	if err != nil || q1 != q2 || d1 != d2 {
+		t.Errorf("second CreateQueues: %s %s %v; want %s %s", q2, d2, err, q1, d1)
+	}
+}
+
+// TestMessageAttributes: the request id and trace context ride as message
+// attributes beside the body.
+func TestMessageAttributes(t *testing.T) {
+	t.Parallel()
+	client := newClient(t)
+	q := newQueue(t, client, storetest.QueueOptions{VisibilityTimeout: 30 * time.Second, MaxReceives: 5})
+	ctx := testCtx(t)
+	m := orderflow.Message{OrderID: orderflow.NewOrderID(time.Now()), RequestID: "req-attr", TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+	if err := q.Send(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(q.URL()), MessageAttributeNames: []string{"All"}, WaitTimeSeconds: 2})
+	if err != nil || len(out.Messages) != 1 {
+		t.Fatalf("ReceiveMessage: %v, %d messages", err, len(out.Messages))
+	}
+	attrs := out.Messages[0].MessageAttributes
+	if aws.ToString(attrs["request_id"].StringValue) != m.RequestID || aws.ToString(attrs["traceparent"].StringValue) != m.TraceParent {
+		t.Errorf("message attributes %+v, want request_id and traceparent", attrs)
+	}
+}
+
+func TestBadArguments(t *testing.T) {
+	t.Parallel()
+	q := newQueue(t, newClient(t), storetest.QueueOptions{VisibilityTimeout: 30 * time.Second, MaxReceives: 5})
+	ctx := testCtx(t)
+	if err := q.SendRaw(ctx, make([]byte, 300<<10)); orderflow.ErrorCode(err) != orderflow.EInvalid {
+		t.Errorf("SendRaw of 300 KiB: got %v, want EInvalid", err)
+	}
+	if err := q.ChangeVisibility(ctx, "r", 13*time.Hour); orderflow.ErrorCode(err) != orderflow.EInvalid {
+		t.Errorf("ChangeVisibility of 13h: got %v, want EInvalid", err)
+	}
+	if err := q.Send(ctx); err != nil {
+		t.Errorf("Send of nothing: %v", err)
+	}
+	if err := q.Delete(ctx); err != nil {
+		t.Errorf("Delete of nothing: %v", err)
+	}
+}
+
+// TestWatchDead: the watch hands each dead message to handle once (until
+// handle succeeds) and leaves them all in the dead-letter queue.
+func TestWatchDead(t *testing.T) {
+	t.Parallel()
+	client := newClient(t)
+	q := newQueue(t, client, storetest.QueueOptions{VisibilityTimeout: 30 * time.Second, MaxReceives: 1})
+	dead, err := sqsqueue.Open(testCtx(t), client, sqsqueue.Options{QueueURL: q.DLQURL(), DLQURL: q.DLQURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t)
+	a, b := orderflow.Message{OrderID: orderflow.NewOrderID(time.Now())}, orderflow.Message{OrderID: orderflow.NewOrderID(time.Now())}
+	if err := dead.Send(ctx, a, b); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	calls := map[orderflow.OrderID]int{}
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- q.WatchDead(wctx, 50*time.Millisecond, func(_ context.Context, d orderflow.Delivery) error {
+			mu.Lock()
+			defer mu.Unlock()
+			calls[d.OrderID]++
+			if d.OrderID == b.OrderID && calls[d.OrderID] == 1 {
+				return errors.New("first try fails")
+			}
+			return nil
+		})
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		ok := calls[a.OrderID] >= 1 && calls[b.OrderID] >= 2
+		mu.Unlock()
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("handle calls %v within 20s, want a once and b twice", calls)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(1500 * time.Millisecond) // another round or so
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("WatchDead: %v", err)
+	}
+	mu.Lock()
+	if calls[a.OrderID] != 1 || calls[b.OrderID] != 2 {
+		t.Errorf("handle calls %v, want a once and b twice (again only after a failure)", calls)
+	}
+	mu.Unlock()
+	ds, err := q.ListDead(ctx, 10)
+	if err != nil || len(ds) != 2 {
+		t.Errorf("ListDead after the watch: %d, %v; want both left", len(ds), err)
+	}
+}
+
+// TestUnreachable: with nothing listening, calls fail fast with
+// EUnavailable (a 503 at the api), Delete as a BatchError too.
+func TestUnreachable(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String()
+	ln.Close()
+	cfg := awstest.Config(url)
+	cfg.RetryMaxAttempts = 1
+	client := sqs.NewFromConfig(cfg)
+	ctx := context.Background()
+	if _, err := sqsqueue.Open(ctx, client, sqsqueue.Options{QueueURL: url + "/1/q"}); orderflow.ErrorCode(err) != orderflow.EUnavailable {
+		t.Errorf("Open: got %v, want EUnavailable", err)
+	}
+	q, err := sqsqueue.Open(ctx, client, sqsqueue.Options{QueueURL: url + "/1/q", DLQURL: url + "/1/d", CallTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, err := range map[string]error{
+		"Send":     q.Send(ctx, orderflow.Message{OrderID: orderflow.NewOrderID(time.Now())}),
+		"Receive":  func() error { _, err := q.Receive(ctx, 10, time.Second); return err }(),
+		"Ping":     q.Ping(ctx),
+		"Depth":    func() error { _, err := q.Depth(ctx); return err }(),
+		"ListDead": func() error { _, err := q.ListDead(ctx, 10); return err }(),
+		"Redrive":  func() error { _, err := q.Redrive(ctx, 10); return err }(),
+		"Purge":    func() error { _, err := q.Purge(ctx); return err }(),
+		"Change":   q.ChangeVisibility(ctx, "r", time.Second),
+	} {
+		if orderflow.ErrorCode(err) != orderflow.EUnavailable {
+			t.Errorf("%s: got %v, want EUnavailable", name, err)
+		}
+	}
+	err = q.Delete(ctx, "r1", "r2")
+	var be *orderflow.BatchError
+	if !errors.As(err, &be) || len(be.Failed) != 2 || orderflow.ErrorCode(err) != orderflow.EUnavailable {
+		t.Errorf("Delete: got %v, want a BatchError of both receipts that is EUnavailable", err)
+	}
+	if !strings.Contains(err.Error(), "batch") {
+		t.Errorf("Delete error %q does not say it is a batch failure", err)
+	}
+}

@@ -1,0 +1,327 @@
+package sqsqueue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/orderflow/orderflow"
+)
+
+// Limits of SQS.
+const (
+	maxBatch       = 10              // entries per batch call, messages per receive
+	maxWaitSeconds = 20              // longest long poll
+	maxVisibility  = 12 * time.Hour  // longest visibility timeout
+	maxRawBody     = 256 << 10       // largest message body
+	defaultTimeout = 5 * time.Second // default CallTimeout
+	defaultFlush   = 5 * time.Millisecond
+)
+
+// Message attribute names that carry the request id and trace context
+// beside the body, so that SQS consoles and other consumers see them.
+const (
+	attrRequestID   = "request_id"
+	attrTraceParent = "traceparent"
+)
+
+// Options configures a Queue.
+type Options struct {
+	// QueueURL is the order queue (required).
+	QueueURL string
+	// DLQURL is its dead-letter queue; if empty, Open finds it from the
+	// queue's RedrivePolicy.
+	DLQURL string
+	// CallTimeout bounds every call to SQS (a long poll gets its wait on
+	// top). Default 5s.
+	CallTimeout time.Duration
+	// FlushDelay is how long Send waits for more messages to fill a batch.
+	// Default 5ms.
+	FlushDelay time.Duration
+	// Logger receives warnings; default: discard.
+	Logger *slog.Logger
+}
+
+// Queue is an orderflow.Queue and orderflow.DeadLetters on SQS. It is safe
+// for concurrent use and needs no Close: it owns no goroutine beyond a
+// batch being flushed.
+type Queue struct {
+	client *sqs.Client
+	opts   Options
+	log    *slog.Logger
+
+	mu  sync.Mutex
+	cur *batch // the batch Send is filling, nil if none
+}
+
+var (
+	_ orderflow.Queue       = (*Queue)(nil)
+	_ orderflow.DeadLetters = (*Queue)(nil)
+)
+
+// Open returns a Queue on opts.QueueURL. Without opts.DLQURL it reads the
+// queue's RedrivePolicy to find the dead-letter queue; an error then means
+// the queue cannot be reached or has no dead-letter queue.
+func Open(ctx context.Context, client *sqs.Client, opts Options) (*Queue, error) {
+	if opts.QueueURL == "" {
+		return nil, orderflow.Errorf(orderflow.EInvalid, "sqs: a queue URL is required")
+	}
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = defaultTimeout
+	}
+	if opts.FlushDelay <= 0 {
+		opts.FlushDelay = defaultFlush
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	q := &Queue{client: client, opts: opts, log: opts.Logger}
+	if opts.DLQURL == "" {
+		url, err := q.deadLetterURL(ctx)
+		if err != nil {
+			return nil, err
+		}
+		q.opts.DLQURL = url
+	}
+	return q, nil
+}
+
+// URL returns the order queue's URL.
+func (q *Queue) URL() string { return q.opts.QueueURL }
+
+// DLQURL returns the dead-letter queue's URL.
+func (q *Queue) DLQURL() string { return q.opts.DLQURL }
+
+// deadLetterURL reads the RedrivePolicy of the queue and resolves the URL
+// of its target.
+func (q *Queue) deadLetterURL(ctx context.Context) (string, error) {
+	ctx, cancel := q.callCtx(ctx, 0)
+	defer cancel()
+	out, err := q.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl:       &q.opts.QueueURL,
+		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameRedrivePolicy},
+	})
+	if err != nil {
+		return "", mapErr(err, "read redrive policy of %s", q.opts.QueueURL)
+	}
+	arn, err := redriveTarget(out.Attributes[string(types.QueueAttributeNameRedrivePolicy)])
+	if err != nil {
+		return "", orderflow.Errorf(orderflow.EInvalid, "queue %s: %v; set SQS_DLQ_URL or run orderflow init", q.opts.QueueURL, err)
+	}
+	name, account := arnQueue(arn)
+	in := &sqs.GetQueueUrlInput{QueueName: &name}
+	if account != "" {
+		in.QueueOwnerAWSAccountId = &account
+	}
+	u, err := q.client.GetQueueUrl(ctx, in)
+	if err != nil {
+		return "", mapErr(err, "find dead-letter queue %s", name)
+	}
+	return aws.ToString(u.QueueUrl), nil
+}
+
+// callCtx bounds one call: CallTimeout plus extra (a long poll's wait).
+func (q *Queue) callCtx(ctx context.Context, extra time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, q.opts.CallTimeout+extra)
+}
+
+// SendRaw enqueues body as it is (the poison-message tests use it).
+func (q *Queue) SendRaw(ctx context.Context, body []byte) error {
+	if len(body) > maxRawBody {
+		return orderflow.Errorf(orderflow.EInvalid, "message of %d bytes exceeds %d", len(body), maxRawBody)
+	}
+	ctx, cancel := q.callCtx(ctx, 0)
+	defer cancel()
+	_, err := q.client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &q.opts.QueueURL, MessageBody: aws.String(string(body))})
+	return mapErr(err, "send message")
+}
+
+// Receive long-polls for up to max (at most 10) messages, waiting up to
+// wait (whole seconds, at most 20; a fraction of a second rounds up).
+func (q *Queue) Receive(ctx context.Context, max int, wait time.Duration) ([]orderflow.Delivery, error) {
+	return q.receive(ctx, q.opts.QueueURL, max, wait, 0)
+}
+
+// receive receives from url; hide, if positive, overrides the queue's
+// visibility timeout.
+func (q *Queue) receive(ctx context.Context, url string, n int, wait, hide time.Duration) ([]orderflow.Delivery, error) {
+	n = min(max(n, 1), maxBatch)
+	secs := int32(min(math.Ceil(wait.Seconds()), maxWaitSeconds))
+	if secs < 0 {
+		secs = 0
+	}
+	in := &sqs.ReceiveMessageInput{
+		QueueUrl:                    &url,
+		MaxNumberOfMessages:         int32(n),
+		WaitTimeSeconds:             secs,
+		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount},
+		MessageAttributeNames:       []string{"All"},
+	}
+	if hide > 0 {
+		in.VisibilityTimeout = int32(hide / time.Second)
+	}
+	cctx, cancel := q.callCtx(ctx, time.Duration(secs)*time.Second)
+	defer cancel()
+	out, err := q.client.ReceiveMessage(cctx, in)
+	if err != nil {
+		return nil, mapErr(err, "receive messages")
+	}
+	ds := make([]orderflow.Delivery, 0, len(out.Messages))
+	for _, m := range out.Messages {
+		ds = append(ds, delivery(m))
+	}
+	return ds, nil
+}
+
+// delivery turns an SQS message into a Delivery; a body that does not
+// decode is delivered with Err set, for the dead-letter path.
+func delivery(m types.Message) orderflow.Delivery {
+	body := []byte(aws.ToString(m.Body))
+	d := orderflow.Delivery{MessageID: aws.ToString(m.MessageId), Receipt: aws.ToString(m.ReceiptHandle), Body: body}
+	d.ReceiveCount, _ = strconv.Atoi(m.Attributes[string(types.MessageSystemAttributeNameApproximateReceiveCount)])
+	d.Message, d.Err = orderflow.DecodeMessage(body)
+	return d
+}
+
+// Delete deletes receipts with DeleteMessageBatch, 10 at a time. Entries
+// SQS refuses (such as stale receipts) are returned in a
+// *orderflow.BatchError keyed by receipt; a call that fails as a whole
+// counts all its receipts as failed, with the cause EUnavailable.
+func (q *Queue) Delete(ctx context.Context, receipts ...string) error {
+	return q.deleteFrom(ctx, q.opts.QueueURL, receipts)
+}
+
+func (q *Queue) deleteFrom(ctx context.Context, url string, receipts []string) error {
+	failed := map[string]error{}
+	var callErr error
+	for start := 0; start < len(receipts); start += maxBatch {
+		chunk := receipts[start:min(start+maxBatch, len(receipts))]
+		entries := make([]types.DeleteMessageBatchRequestEntry, len(chunk))
+		for i, r := range chunk {
+			entries[i] = types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String(r)}
+		}
+		cctx, cancel := q.callCtx(ctx, 0)
+		out, err := q.client.DeleteMessageBatch(cctx, &sqs.DeleteMessageBatchInput{QueueUrl: &url, Entries: entries})
+		cancel()
+		if err != nil {
+			err = mapErr(err, "delete messages")
+			callErr = err
+			for _, r := range chunk {
+				failed[r] = err
+			}
+			continue
+		}
+		for _, f := range out.Failed {
+			i, convErr := strconv.Atoi(aws.ToString(f.Id))
+			if convErr != nil || i < 0 || i >= len(chunk) {
+				continue
+			}
+			failed[chunk[i]] = entryErr(f, "delete message")
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	if callErr != nil && len(failed) == len(receipts) {
+		// Nothing was deleted: say why plainly, still as a BatchError's
+		// worth of detail for callers that look.
+		return &batchUnavailable{BatchError: &orderflow.BatchError{Failed: failed}, cause: callErr}
+	}
+	return &orderflow.BatchError{Failed: failed}
+}
+
+// batchUnavailable is a BatchError whose every entry failed because SQS
+// could not be reached; errors.As finds both the *orderflow.BatchError and
+// the EUnavailable *orderflow.Error.
+type batchUnavailable struct {
+	*orderflow.BatchError
+	cause error
+}
+
+func (e *batchUnavailable) Unwrap() []error { return []error{e.BatchError, e.cause} }
+
+// entryErr describes one failed batch entry: SQS's own failures are
+// EUnavailable (retry), the sender's (a stale receipt) ENotFound.
+func entryErr(f types.BatchResultErrorEntry, what string) error {
+	code := orderflow.ENotFound
+	if !f.SenderFault {
+		code = orderflow.EUnavailable
+	}
+	return &orderflow.Error{Code: code, Detail: fmt.Sprintf("%s: %s: %s", what, aws.ToString(f.Code), aws.ToString(f.Message))}
+}
+
+// ChangeVisibility hides the message of receipt for timeout from now,
+// rounded to whole seconds (0 makes it visible at once). A stale or
+// unknown receipt is an error.
+func (q *Queue) ChangeVisibility(ctx context.Context, receipt string, timeout time.Duration) error {
+	return q.changeVisibility(ctx, q.opts.QueueURL, receipt, timeout)
+}
+
+func (q *Queue) changeVisibility(ctx context.Context, url, receipt string, timeout time.Duration) error {
+	if timeout < 0 || timeout > maxVisibility {
+		return orderflow.Errorf(orderflow.EInvalid, "visibility timeout %v is outside 0..%v", timeout, maxVisibility)
+	}
+	ctx, cancel := q.callCtx(ctx, 0)
+	defer cancel()
+	_, err := q.client.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+		QueueUrl:          &url,
+		ReceiptHandle:     &receipt,
+		VisibilityTimeout: int32(math.Round(timeout.Seconds())),
+	})
+	return mapErr(err, "change visibility")
+}
+
+// Depth reads the approximate counts of the queue and its dead-letter
+// queue (two GetQueueAttributes calls). SQS updates them with a lag.
+func (q *Queue) Depth(ctx context.Context) (orderflow.QueueDepth, error) {
+	visible, inFlight, err := q.counts(ctx, q.opts.QueueURL)
+	if err != nil {
+		return orderflow.QueueDepth{}, err
+	}
+	deadVisible, deadHidden, err := q.counts(ctx, q.opts.DLQURL)
+	if err != nil {
+		return orderflow.QueueDepth{}, err
+	}
+	return orderflow.QueueDepth{Visible: visible, InFlight: inFlight, Dead: deadVisible + deadHidden}, nil
+}
+
+func (q *Queue) counts(ctx context.Context, url string) (visible, hidden int, err error) {
+	ctx, cancel := q.callCtx(ctx, 0)
+	defer cancel()
+	out, err := q.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl: &url,
+		AttributeNames: []types.QueueAttributeName{
+			types.QueueAttributeNameApproximateNumberOfMessages,
+			types.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+		},
+	})
+	if err != nil {
+		return 0, 0, mapErr(err, "read queue attributes")
+	}
+	visible, _ = strconv.Atoi(out.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessages)])
+	hidden, _ = strconv.Atoi(out.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessagesNotVisible)])
+	return visible, hidden, nil
+}
+
+// Ping reads one attribute of the queue.
+func (q *Queue) Ping(ctx context.Context) error {
+	ctx, cancel := q.callCtx(ctx, 0)
+	defer cancel()
+	_, err := q.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl:       &q.opts.QueueURL,
+		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameQueueArn},
+	})
+	return mapErr(err, "reach queue")
+}
+
+// errors.Is helper kept close to its only use.
+var errNoRedrive = errors.New("the queue has no RedrivePolicy with a deadLetterTargetArn")
