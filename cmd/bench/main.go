@@ -64,6 +64,7 @@ type options struct {
 	workers  int
 	users    int
 	keep     bool
+	aws      bool
 }
 
 func run() error {
@@ -72,6 +73,7 @@ func run() error {
 	flag.IntVar(&o.workers, "workers", 64, "concurrent client connections")
 	flag.IntVar(&o.users, "users", 200, "distinct users (tokens) the load is spread over")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (database, logs)")
+	flag.BoolVar(&o.aws, "aws", false, "run orderflow in the AWS mode against a moto_server started for the run, and print AWS requests per order")
 	flag.Parse()
 
 	dir, err := os.MkdirTemp("", "orderflow-bench-")
@@ -111,6 +113,14 @@ func run() error {
 		"ORDERFLOW_API_ADDR=" + apiAddr, "ORDERFLOW_PROCESSOR_ADDR=" + procAddr,
 		"ORDERFLOW_RATE_LIMIT=100000000", "ORDERFLOW_LOGIN_RATE_LIMIT=100000", "ORDERFLOW_FRAUD_THRESHOLD=1000",
 		"ORDERFLOW_LOG_LEVEL=warn",
+	}
+	if o.aws {
+		awsEnv, stopMoto, err := startMoto(dir, bin)
+		if err != nil {
+			return err
+		}
+		defer stopMoto()
+		env = append(env, awsEnv...)
 	}
 	api, proc := "http://"+apiAddr, "http://"+procAddr
 	srv, err := startChild(bin, env, filepath.Join(dir, "orderflow.log"), api+"/ready", proc+"/ready")
@@ -153,6 +163,15 @@ func run() error {
 	// rates are: compare it between runs and versions.
 	fmt.Printf("server CPU per order:          %8.0f µs accepted+processed   (%.2f cores busy during the load; %.0f µs per accepted order in it)\n",
 		float64(cpuAll.Microseconds())/max(done, 1), cpuLoad.Seconds()/res.elapsed.Seconds(), float64(cpuLoad.Microseconds())/float64(max(res.ok, 1)))
+
+	if o.aws {
+		// moto's own speed is the ceiling here: report the cost, not rates.
+		if err := printAWSCost(proc, done); err != nil {
+			return err
+		}
+		fmt.Printf("peak RSS of the server:        %8.1f MB\n", float64(peakRSS(pid))/(1<<20))
+		return nil
+	}
 
 	// 3. Half the peak, paced: the ack latency a sane operator sees.
 	half := load(o, api+"/orders", tokens, res.rate()/2)
@@ -338,11 +357,15 @@ type child struct {
 }
 
 func startChild(bin string, env []string, logPath string, readyURLs ...string) (*child, error) {
+	return startChildArgs(bin, nil, env, logPath, readyURLs...)
+}
+
+func startChildArgs(bin string, args, env []string, logPath string, readyURLs ...string) (*child, error) {
 	log, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
@@ -430,4 +453,80 @@ func peakRSS(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// startMoto starts moto_server on a free port (from $ORDERFLOW_MOTO_SERVER,
+// the virtualenv scripts/test.sh installs, or PATH), creates the queue, DLQ
+// and table with "orderflow init", and returns the AWS-mode settings.
+func startMoto(dir, bin string) ([]string, func(), error) {
+	server := os.Getenv("ORDERFLOW_MOTO_SERVER")
+	if server == "" {
+		home, _ := os.UserHomeDir()
+		server = filepath.Join(home, ".cache", "orderflow", "moto-5.2.5", "bin", "moto_server")
+		if _, err := os.Stat(server); err != nil {
+			server = "moto_server"
+		}
+	}
+	addr := freeAddr()
+	_, port, _ := net.SplitHostPort(addr)
+	moto, err := startChildArgs(server, []string{"-H", "127.0.0.1", "-p", port}, nil, filepath.Join(dir, "moto.log"), "http://"+addr+"/moto-api/")
+	if err != nil {
+		return nil, nil, fmt.Errorf("moto_server (run scripts/test.sh once to install it): %w", err)
+	}
+	env := []string{"AWS_ENDPOINT_URL=http://" + addr, "AWS_REGION=us-east-1",
+		"AWS_ACCESS_KEY_ID=bench", "AWS_SECRET_ACCESS_KEY=bench"}
+	cmd := exec.Command(bin, "init")
+	cmd.Env = append(append(os.Environ(), "ENV=local"), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		moto.stop()
+		return nil, nil, fmt.Errorf("orderflow init: %v\n%s", err, out)
+	}
+	for _, f := range strings.Fields(string(out)) {
+		if strings.HasPrefix(f, "SQS_QUEUE_URL=") || strings.HasPrefix(f, "SQS_DLQ_URL=") || strings.HasPrefix(f, "DDB_TABLE=") {
+			env = append(env, f)
+		}
+	}
+	fmt.Printf("AWS mode on moto_server %s (moto's own speed is the ceiling of these rates)\n", addr)
+	return env, moto.stop, nil
+}
+
+var awsRE = regexp.MustCompile(`(?m)^aws_requests_total\{([^}]*)\} (\S+)$`)
+
+// printAWSCost prints SQS requests and DynamoDB writes per completed order
+// from the processor's aws_requests_total (in serve mode the api's and the
+// processor's calls land in the same registry, so one scrape has them all).
+func printAWSCost(proc string, done float64) error {
+	resp, err := http.Get(proc + "/metrics")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	writes := map[string]bool{"PutItem": true, "UpdateItem": true, "DeleteItem": true, "TransactWriteItems": true, "BatchWriteItem": true}
+	var sqsCalls, ddbCalls, ddbWrites float64
+	for _, m := range awsRE.FindAllSubmatch(b, -1) {
+		v, err := strconv.ParseFloat(string(m[2]), 64)
+		if err != nil {
+			return err
+		}
+		labels := string(m[1])
+		switch {
+		case strings.Contains(labels, `service="sqs"`):
+			sqsCalls += v
+		case strings.Contains(labels, `service="dynamodb"`):
+			ddbCalls += v
+			op := labels[strings.Index(labels, `operation="`)+len(`operation="`):]
+			if writes[op[:strings.IndexByte(op, '"')]] {
+				ddbWrites += v
+			}
+		}
+	}
+	done = max(done, 1)
+	fmt.Printf("SQS requests per order:        %8.2f   (target ≤ 0.35 at full load; floor 0.30)\n", sqsCalls/done)
+	fmt.Printf("DynamoDB writes per order:     %8.2f   (%.2f requests of any kind; target ≤ 3 writes)\n", ddbWrites/done, ddbCalls/done)
+	return nil
 }
