@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -120,5 +122,26 @@ func TestCommands(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"hash-password"}, getenvOf(nil), strings.NewReader(""), &out); err == nil {
 		t.Fatal("hash-password with no input: got no error")
+	}
+}
+
+func TestTuneGCRespectsTheOperatorsSettings(t *testing.T) {
+	prevPercent := debug.SetGCPercent(100)
+	prevLimit := debug.SetMemoryLimit(math.MaxInt64)
+	t.Cleanup(func() { debug.SetGCPercent(prevPercent); debug.SetMemoryLimit(prevLimit) })
+
+	tuneGC(getenvOf(map[string]string{"GOGC": "100", "GOMEMLIMIT": "1GiB"}))
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("with GOGC set: GC percent %d, want it left at 100", got)
+	}
+	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
+		t.Errorf("with GOMEMLIMIT set: limit %d, want it left alone", got)
+	}
+	tuneGC(getenvOf(nil))
+	if got := debug.SetGCPercent(100); got != 400 {
+		t.Errorf("by default: GC percent %d, want 400", got)
+	}
+	if got := debug.SetMemoryLimit(-1); got != 192<<20 {
+		t.Errorf("by default: limit %d, want 192 MiB", got)
 	}
 }
