@@ -606,34 +606,7 @@ func TestAWSCrashKill9(t *testing.T) {
 
 	c := startChild(t, env, logPath)
 	cl := &crashClient{api: api, token: login(t, api, "crash"), ok: map[string]accepted{}, unknown: map[string]int{}}
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	for w := range 8 {
-		wg.Go(func() {
-			for n := 0; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				amount := 1000 + 100*n + 3*(n%5/4) // amounts ending in 03 fail transiently twice
-				if cl.place(fmt.Sprintf("w%d-%d", w, n), amount) != nil {
-					return
-				}
-			}
-		})
-	}
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		cl.mu.Lock()
-		n := len(cl.ok)
-		cl.mu.Unlock()
-		if n >= 60 {
-			break
-		}
-	}
-	c.kill9(t)
-	close(stop)
-	wg.Wait()
+	loadUntilKilled(t, c, cl, 60)
 	t.Logf("first kill: %d accepted, %d answers lost", len(cl.ok), len(cl.unknown))
 
 	c = startChild(t, env, logPath)

@@ -124,38 +124,7 @@ func TestCrashKill9(t *testing.T) {
 	c := startChild(t, env, logPath)
 	cl := &crashClient{api: api, token: login(t, api, "crash"), ok: map[string]accepted{}, unknown: map[string]int{}}
 
-	// Load from 8 clients until the process dies under them.
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 0; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				// Amounts ending in 03 fail transiently twice first.
-				amount := 1000 + 100*n + 3*(n%5/4)
-				if cl.place(fmt.Sprintf("w%d-%d", w, n), amount) != nil {
-					return
-				}
-			}
-		}()
-	}
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		cl.mu.Lock()
-		n := len(cl.ok)
-		cl.mu.Unlock()
-		if n >= 300 {
-			break
-		}
-	}
-	c.kill9(t)
-	close(stop)
-	wg.Wait()
+	loadUntilKilled(t, c, cl, 300)
 	t.Logf("first kill: %d accepted, %d answers lost", len(cl.ok), len(cl.unknown))
 
 	// Restart; clients retry the requests whose answer was lost, with the
@@ -220,6 +189,41 @@ func TestCrashKill9(t *testing.T) {
 		t.Errorf("stock: got %d left, want %d - %d completed = %d", left, stock, completed, stock-completed)
 	}
 	t.Logf("%d orders accepted across two SIGKILLs, %d completed, every one terminal, charged and stocked once", len(final), completed)
+}
+
+// loadUntilKilled places orders from 8 clients and kills c with SIGKILL
+// under them once at least accepted orders were acknowledged; the clients
+// stop at their first lost answer.
+func loadUntilKilled(t *testing.T, c *child, cl *crashClient, accepted int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := range 8 {
+		wg.Go(func() {
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				amount := 1000 + 100*n + 3*(n%5/4) // amounts ending in 03 fail transiently twice first
+				if cl.place(fmt.Sprintf("w%d-%d", w, n), amount) != nil {
+					return
+				}
+			}
+		})
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		cl.mu.Lock()
+		n := len(cl.ok)
+		cl.mu.Unlock()
+		if n >= accepted {
+			break
+		}
+	}
+	c.kill9(t)
+	close(stop)
+	wg.Wait()
 }
 
 func allOrders(ctx context.Context, db *sqlite.DB, user string) ([]orderflow.Order, error) {
