@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/orderflow/orderflow/auth"
 )
 
 // Insecure defaults, accepted only when ENV is local, dev or test.
@@ -27,6 +29,8 @@ type config struct {
 
 	JWTSecret     string // keyring: "kid:secret,kid:secret" or a bare secret
 	URLSigningKey string
+	JWTKeys       *auth.Keyring // JWTSecret, parsed
+	URLKeys       *auth.Keyring // URLSigningKey, parsed
 	DevLogin      bool
 	UsersFile     string
 	TokenTTL      time.Duration
@@ -196,6 +200,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	if c.Env == "" {
 		p.fail("ENV", "must not be empty")
+	}
+	// Check the keys now, before anything connects anywhere, so that a bad
+	// key is reported as such and not as a later failure.
+	var err error
+	if c.JWTKeys, err = auth.ParseKeyring(c.JWTSecret); err != nil {
+		p.fail("JWT_SECRET", "%v", err)
+	}
+	if c.URLKeys, err = auth.ParseKeyring(c.URLSigningKey); err != nil {
+		p.fail("ORDERFLOW_URL_SIGNING_KEY", "%v", err)
 	}
 	if !local {
 		if c.JWTSecret == devJWTSecret {

@@ -54,6 +54,8 @@ func TestConfigRefusesInsecureSettingsOutsideLocal(t *testing.T) {
 		{"bad cents", map[string]string{"ORDERFLOW_PAYMENT_DECLINE_CENTS": "100"}, "ORDERFLOW_PAYMENT_DECLINE_CENTS"},
 		{"zero cents (would mean the default)", map[string]string{"ORDERFLOW_PAYMENT_TRANSIENT_CENTS": "0"}, "ORDERFLOW_PAYMENT_TRANSIENT_CENTS"},
 		{"bad bool", map[string]string{"ORDERFLOW_DEV_LOGIN": "maybe"}, "ORDERFLOW_DEV_LOGIN"},
+		{"a JWT secret shorter than 32 bytes", map[string]string{"JWT_SECRET": "k1:short"}, "JWT_SECRET"},
+		{"a URL key shorter than 32 bytes", map[string]string{"ORDERFLOW_URL_SIGNING_KEY": "too-short"}, "ORDERFLOW_URL_SIGNING_KEY"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -141,14 +141,6 @@ func shutdown(srv *http.Server, grace time.Duration, log *slog.Logger) {
 }
 
 func newAPI(cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry) (http.Handler, error) {
-	jwtKeys, err := auth.ParseKeyring(cfg.JWTSecret)
-	if err != nil {
-		return nil, fmt.Errorf("JWT_SECRET: %w", err)
-	}
-	urlKeys, err := auth.ParseKeyring(cfg.URLSigningKey)
-	if err != nil {
-		return nil, fmt.Errorf("ORDERFLOW_URL_SIGNING_KEY: %w", err)
-	}
 	var users *auth.Users
 	if !cfg.DevLogin {
 		f, err := os.Open(cfg.UsersFile)
@@ -165,8 +157,8 @@ func newAPI(cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry) 
 		Env:            cfg.Env,
 		DevLogin:       cfg.DevLogin,
 		Users:          users,
-		Tokens:         auth.NewTokens(jwtKeys, cfg.TokenTTL, time.Now),
-		URLs:           auth.NewURLSigner(urlKeys),
+		Tokens:         auth.NewTokens(cfg.JWTKeys, cfg.TokenTTL, time.Now),
+		URLs:           auth.NewURLSigner(cfg.URLKeys),
 		StatusURLTTL:   cfg.StatusURLTTL,
 		PublicURL:      cfg.PublicURL,
 		RateLimit:      cfg.RateLimit,
