@@ -634,44 +634,6 @@ func TestAWSCrashKill9(t *testing.T) {
 		t.Fatalf("graceful stop after SIGTERM: %v", c.err)
 	}
 
-	ctx := context.Background()
 	st := dynamostore.New(dynamodb.NewFromConfig(awstest.Config(env["AWS_ENDPOINT_URL"])), env["DDB_TABLE"], dynamostore.Options{})
-	var orders []orderflow.Order
-	for cursor := orderflow.OrderID(""); ; {
-		page, err := st.ListOrders(ctx, "crash", cursor, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		orders = append(orders, page...)
-		if len(page) < 100 {
-			break
-		}
-		cursor = page[len(page)-1].ID
-	}
-	if len(orders) != len(cl.ok) {
-		t.Errorf("got %d orders stored, want %d (one per idempotency key)", len(orders), len(cl.ok))
-	}
-	completed := 0
-	for key, doc := range final {
-		charges, err := st.Charges(ctx, orderflow.OrderID(doc.OrderID))
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := 0
-		if doc.Status == "COMPLETED" {
-			want = 1
-			completed++
-		}
-		if len(charges) != want {
-			t.Errorf("order %s (key %s) is %s (%+v) with %d charges, want %d", doc.OrderID, key, doc.Status, doc.Failure, len(charges), want)
-		}
-	}
-	left, err := st.Stock(ctx, "widget")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if left != stock-completed {
-		t.Errorf("stock: got %d left, want %d - %d completed = %d", left, stock, completed, stock-completed)
-	}
-	t.Logf("%d orders accepted across two SIGKILLs, %d completed, every one terminal, charged and stocked once", len(final), completed)
+	checkBooks(t, st, cl, final, stock)
 }

@@ -158,37 +158,7 @@ func TestCrashKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	ctx := context.Background()
-	orders, err := allOrders(ctx, db, "crash")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(orders) != len(cl.ok) {
-		t.Errorf("got %d orders stored, want %d (one per idempotency key)", len(orders), len(cl.ok))
-	}
-	completed := 0
-	for key, doc := range final {
-		charges, err := db.Charges(ctx, orderflow.OrderID(doc.OrderID))
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := 0
-		if doc.Status == "COMPLETED" {
-			want = 1
-			completed++
-		}
-		if len(charges) != want {
-			t.Errorf("order %s (key %s) is %s with %d charges, want %d", doc.OrderID, key, doc.Status, len(charges), want)
-		}
-	}
-	left, err := db.Stock(ctx, "widget")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if left != stock-completed {
-		t.Errorf("stock: got %d left, want %d - %d completed = %d", left, stock, completed, stock-completed)
-	}
-	t.Logf("%d orders accepted across two SIGKILLs, %d completed, every one terminal, charged and stocked once", len(final), completed)
+	checkBooks(t, db, cl, final, stock)
 }
 
 // loadUntilKilled places orders from 8 clients and kills c with SIGKILL
@@ -226,18 +196,57 @@ func loadUntilKilled(t *testing.T, c *child, cl *crashClient, accepted int) {
 	wg.Wait()
 }
 
-func allOrders(ctx context.Context, db *sqlite.DB, user string) ([]orderflow.Order, error) {
-	var all []orderflow.Order
-	var cursor orderflow.OrderID
-	for {
-		page, err := db.ListOrders(ctx, user, cursor, 100)
+// books is what the crash tests read back from a stopped program's store
+// (sqlite.DB and dynamostore.Store both have it).
+type books interface {
+	ListOrders(ctx context.Context, userID string, cursor orderflow.OrderID, limit int) ([]orderflow.Order, error)
+	Charges(ctx context.Context, id orderflow.OrderID) ([]orderflow.Charge, error)
+	Stock(ctx context.Context, sku string) (int, error)
+}
+
+// checkBooks checks the crash invariants in the store: one order per
+// idempotency key, exactly one charge per COMPLETED order and none for any
+// other, and stock that moved once per COMPLETED order (each takes one
+// widget of the initial stock).
+func checkBooks(t *testing.T, st books, cl *crashClient, final map[string]statusDoc, stock int) {
+	t.Helper()
+	ctx := context.Background()
+	var orders []orderflow.Order
+	for cursor := orderflow.OrderID(""); ; {
+		page, err := st.ListOrders(ctx, "crash", cursor, 100)
 		if err != nil {
-			return nil, err
+			t.Fatal(err)
 		}
-		all = append(all, page...)
+		orders = append(orders, page...)
 		if len(page) < 100 {
-			return all, nil
+			break
 		}
 		cursor = page[len(page)-1].ID
 	}
+	if len(orders) != len(cl.ok) {
+		t.Errorf("got %d orders stored, want %d (one per idempotency key)", len(orders), len(cl.ok))
+	}
+	completed := 0
+	for key, doc := range final {
+		charges, err := st.Charges(ctx, orderflow.OrderID(doc.OrderID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 0
+		if doc.Status == "COMPLETED" {
+			want = 1
+			completed++
+		}
+		if len(charges) != want {
+			t.Errorf("order %s (key %s) is %s (%+v) with %d charges, want %d", doc.OrderID, key, doc.Status, doc.Failure, len(charges), want)
+		}
+	}
+	left, err := st.Stock(ctx, "widget")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left != stock-completed {
+		t.Errorf("stock: got %d left, want %d - %d completed = %d", left, stock, completed, stock-completed)
+	}
+	t.Logf("%d orders accepted across two SIGKILLs, %d completed, every one terminal, charged and stocked once", len(final), completed)
 }
