@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -103,7 +104,7 @@ func run() error {
 	}
 	cres := load(o, "http://"+ceilAddr+"/orders", []string{"x"}, 0)
 	ceil.stop()
-	fmt.Printf("ceiling (bare net/http 202):   %8.0f req/s   p50 %6s  p99 %6s\n", cres.rate(), cres.pct(50), cres.pct(99))
+	fmt.Printf("ceiling (bare net/http 202):   %8.0f req/s   p50 %6s  p99 %6s   (load generator: %.2f cores)\n", cres.rate(), cres.pct(50), cres.pct(99), cres.genCores())
 
 	// 2. orderflow serve, embedded mode.
 	apiAddr, procAddr := freeAddr(), freeAddr()
@@ -156,7 +157,7 @@ func run() error {
 	}
 	e2eElapsed := time.Since(start)
 	cpuAll := cpuTime(pid) - cpu0
-	fmt.Printf("orderflow accepted (durable):  %8.0f orders/s   p50 %6s  p99 %6s   (%d errors)\n", res.rate(), res.pct(50), res.pct(99), res.errs)
+	fmt.Printf("orderflow accepted (durable):  %8.0f orders/s   p50 %6s  p99 %6s   (%d errors; load generator: %.2f cores)\n", res.rate(), res.pct(50), res.pct(99), res.errs, res.genCores())
 	fmt.Printf("ratio to the ceiling:          %8.2f\n", res.rate()/cres.rate())
 	fmt.Printf("completed end to end:          %8.0f orders/s   (%0.f orders, last one %s after the load began)\n", done/e2eElapsed.Seconds(), done, e2eElapsed.Round(time.Millisecond))
 	// CPU time is far less disturbed by other load on the machine than
@@ -201,7 +202,20 @@ type result struct {
 	ok, errs int
 	elapsed  time.Duration
 	lat      []time.Duration
+	genCPU   time.Duration // the load generator's own CPU time
 }
+
+// selfCPU is the CPU time this process (the load generator) has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// genCores is how many cores the load generator kept busy.
+func (r result) genCores() float64 { return r.genCPU.Seconds() / r.elapsed.Seconds() }
 
 func (r result) rate() float64 { return float64(r.ok) / r.elapsed.Seconds() }
 
@@ -220,6 +234,7 @@ func load(o options, url string, tokens []string, pace float64) result {
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	defer tr.CloseIdleConnections()
 	var ok, errs atomic.Int64
+	cpu0 := selfCPU()
 	lats := make([][]time.Duration, o.workers)
 	start := time.Now()
 	end := start.Add(o.duration)
@@ -260,7 +275,7 @@ func load(o options, url string, tokens []string, pace float64) result {
 		}()
 	}
 	wg.Wait()
-	r := result{ok: int(ok.Load()), errs: int(errs.Load()), elapsed: time.Since(start)}
+	r := result{ok: int(ok.Load()), errs: int(errs.Load()), elapsed: time.Since(start), genCPU: selfCPU() - cpu0}
 	for _, l := range lats {
 		r.lat = append(r.lat, l...)
 	}
@@ -493,9 +508,22 @@ func startMoto(dir, bin string) ([]string, func(), error) {
 
 var awsRE = regexp.MustCompile(`(?m)^aws_requests_total\{([^}]*)\} (\S+)$`)
 
+// label returns the value of name in a Prometheus label list.
+func label(labels, name string) string {
+	_, v, ok := strings.Cut(labels, name+`="`)
+	if !ok {
+		return ""
+	}
+	v, _, _ = strings.Cut(v, `"`)
+	return v
+}
+
 // printAWSCost prints SQS requests and DynamoDB writes per completed order
 // from the processor's aws_requests_total (in serve mode the api's and the
-// processor's calls land in the same registry, so one scrape has them all).
+// processor's calls land in the same registry, so one scrape has them
+// all). The simulated payment gateway's ledger calls (caller
+// "simulated_gateway") are shown apart: a real gateway keeps its ledger on
+// its own side.
 func printAWSCost(proc string, done float64) error {
 	resp, err := http.Get(proc + "/metrics")
 	if err != nil {
@@ -507,26 +535,40 @@ func printAWSCost(proc string, done float64) error {
 		return err
 	}
 	writes := map[string]bool{"PutItem": true, "UpdateItem": true, "DeleteItem": true, "TransactWriteItems": true, "BatchWriteItem": true}
-	var sqsCalls, ddbCalls, ddbWrites float64
+	sqsOps, ddbOps := map[string]float64{}, map[string]float64{}
+	var sqsCalls, ddbCalls, ddbWrites, gatewayWrites float64
 	for _, m := range awsRE.FindAllSubmatch(b, -1) {
 		v, err := strconv.ParseFloat(string(m[2]), 64)
 		if err != nil {
 			return err
 		}
 		labels := string(m[1])
+		op := label(labels, "operation")
 		switch {
-		case strings.Contains(labels, `service="sqs"`):
+		case label(labels, "caller") == "simulated_gateway":
+			if writes[op] {
+				gatewayWrites += v
+			}
+		case label(labels, "service") == "sqs":
 			sqsCalls += v
-		case strings.Contains(labels, `service="dynamodb"`):
+			sqsOps[op] += v
+		case label(labels, "service") == "dynamodb":
 			ddbCalls += v
-			op := labels[strings.Index(labels, `operation="`)+len(`operation="`):]
-			if writes[op[:strings.IndexByte(op, '"')]] {
+			if writes[op] {
 				ddbWrites += v
+				ddbOps[op+" ("+label(labels, "outcome")+")"] += v
 			}
 		}
 	}
 	done = max(done, 1)
 	fmt.Printf("SQS requests per order:        %8.2f   (target ≤ 0.35 at full load; floor 0.30)\n", sqsCalls/done)
+	for _, op := range slices.Sorted(maps.Keys(sqsOps)) {
+		fmt.Printf("  %-28s%8.3f\n", op, sqsOps[op]/done)
+	}
 	fmt.Printf("DynamoDB writes per order:     %8.2f   (%.2f requests of any kind; target ≤ 3 writes)\n", ddbWrites/done, ddbCalls/done)
+	for _, op := range slices.Sorted(maps.Keys(ddbOps)) {
+		fmt.Printf("  %-28s%8.3f\n", op, ddbOps[op]/done)
+	}
+	fmt.Printf("  and the simulated gateway's ledger: %.2f writes per order (a real gateway's own)\n", gatewayWrites/done)
 	return nil
 }

@@ -28,11 +28,28 @@ import (
 	"github.com/orderflow/orderflow/sqsqueue"
 )
 
-// awsClients builds the SQS and DynamoDB clients of cfg: the standard
-// credential chain, cfg's region and endpoint, at most 3 attempts per call
-// with backoff capped at 1s, and every attempt counted in
-// aws_requests_total on reg (if not nil).
-func awsClients(ctx context.Context, cfg config, reg prometheus.Registerer) (*sqs.Client, *dynamodb.Client, error) {
+// awsAPI holds the AWS clients of one process.
+type awsAPI struct {
+	sqs *sqs.Client
+	ddb *dynamodb.Client
+	// gatewayDDB is the DynamoDB client of the simulated payment gateway's
+	// ledger. It is the same table, but its calls are counted with
+	// caller="simulated_gateway": a real gateway keeps its ledger on its
+	// own side, so these calls are not orderflow's cost per order.
+	gatewayDDB *dynamodb.Client
+}
+
+// Values of the caller label of aws_requests_total.
+const (
+	callerOrderflow = "orderflow"
+	callerGateway   = "simulated_gateway"
+)
+
+// awsClients builds the AWS clients of cfg: the standard credential chain,
+// cfg's region and endpoint, at most 3 attempts per call with backoff
+// capped at 1s, and every attempt counted in aws_requests_total on reg (if
+// not nil).
+func awsClients(ctx context.Context, cfg config, reg prometheus.Registerer) (awsAPI, error) {
 	opts := []func(*awsconfig.LoadOptions) error{
 		awsconfig.WithRegion(cfg.AWSRegion),
 		awsconfig.WithRetryer(func() aws.Retryer {
@@ -51,21 +68,34 @@ func awsClients(ctx context.Context, cfg config, reg prometheus.Registerer) (*sq
 				t.MaxIdleConns, t.MaxIdleConnsPerHost = 256, 256
 			})),
 	}
+	var counter *prometheus.CounterVec
 	if reg != nil {
-		counter, err := awsRequestCounter(reg)
-		if err != nil {
-			return nil, nil, err
+		var err error
+		if counter, err = awsRequestCounter(reg); err != nil {
+			return awsAPI{}, err
 		}
-		opts = append(opts, awsconfig.WithAPIOptions([]func(*middleware.Stack) error{countRequests(counter)}))
 	}
 	ac, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("AWS configuration: %w", err)
+		return awsAPI{}, fmt.Errorf("AWS configuration: %w", err)
 	}
 	if cfg.AWSEndpoint != "" {
 		ac.BaseEndpoint = aws.String(cfg.AWSEndpoint)
 	}
-	return sqs.NewFromConfig(ac), dynamodb.NewFromConfig(ac), nil
+	// counted adds the request counter, labelled with caller, to one client.
+	counted := func(caller string) []func(*middleware.Stack) error {
+		if counter == nil {
+			return nil
+		}
+		return []func(*middleware.Stack) error{countRequests(counter, caller)}
+	}
+	return awsAPI{
+		sqs: sqs.NewFromConfig(ac, func(o *sqs.Options) { o.APIOptions = append(o.APIOptions, counted(callerOrderflow)...) }),
+		ddb: dynamodb.NewFromConfig(ac, func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, counted(callerOrderflow)...) }),
+		gatewayDDB: dynamodb.NewFromConfig(ac, func(o *dynamodb.Options) {
+			o.APIOptions = append(o.APIOptions, counted(callerGateway)...)
+		}),
+	}, nil
 }
 
 // awsRequestCounter registers aws_requests_total on reg (or finds it
@@ -73,8 +103,8 @@ func awsClients(ctx context.Context, cfg config, reg prometheus.Registerer) (*sq
 func awsRequestCounter(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "aws_requests_total",
-		Help: "Requests sent to AWS (each attempt of a call counts), by service (sqs, dynamodb), operation and outcome.",
-	}, []string{"service", "operation", "outcome"})
+		Help: "Requests sent to AWS (each attempt of a call counts), by service (sqs, dynamodb), operation, outcome and caller (orderflow, or simulated_gateway for the simulated payment gateway's ledger).",
+	}, []string{"service", "operation", "outcome", "caller"})
 	if err := reg.Register(c); err != nil {
 		var are prometheus.AlreadyRegisteredError
 		if errors.As(err, &are) {
@@ -90,11 +120,11 @@ func awsRequestCounter(reg prometheus.Registerer) (*prometheus.CounterVec, error
 // countRequests is an aws-sdk-go-v2 middleware at the end of the Finalize
 // step, after the retry middleware, so that it runs once per attempt: the
 // requests AWS bills.
-func countRequests(c *prometheus.CounterVec) func(*middleware.Stack) error {
+func countRequests(c *prometheus.CounterVec, caller string) func(*middleware.Stack) error {
 	mw := middleware.FinalizeMiddlewareFunc("OrderflowCountRequests",
 		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
 			out, md, err := next.HandleFinalize(ctx, in)
-			c.WithLabelValues(strings.ToLower(awsmiddleware.GetServiceID(ctx)), awsmiddleware.GetOperationName(ctx), outcome(err)).Inc()
+			c.WithLabelValues(strings.ToLower(awsmiddleware.GetServiceID(ctx)), awsmiddleware.GetOperationName(ctx), outcome(err), caller).Inc()
 			return out, md, err
 		})
 	return func(s *middleware.Stack) error { return s.Finalize.Add(mw, middleware.After) }
@@ -127,25 +157,29 @@ func outcome(err error) string {
 // with the first Receive, so that they run where the processor runs and
 // not in the api or in orderflow dlq.
 func openAWS(ctx context.Context, cfg config, log *slog.Logger, reg prometheus.Registerer) (*backend, error) {
-	sqsClient, ddbClient, err := awsClients(ctx, cfg, reg)
+	clients, err := awsClients(ctx, cfg, reg)
 	if err != nil {
 		return nil, err
 	}
-	q, err := sqsqueue.Open(ctx, sqsClient, sqsqueue.Options{
+	q, err := sqsqueue.Open(ctx, clients.sqs, sqsqueue.Options{
 		QueueURL: cfg.SQSQueueURL, DLQURL: cfg.SQSDLQURL, CallTimeout: cfg.AWSCallTimeout, Logger: log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("SQS_QUEUE_URL %s: %w", cfg.SQSQueueURL, err)
 	}
-	st := dynamostore.New(ddbClient, cfg.DDBTable, dynamostore.Options{
+	storeOpts := dynamostore.Options{
 		CallTimeout:    cfg.AWSCallTimeout,
 		IdempotencyTTL: cfg.IdempotencyTTL,
 		StaleIntent:    cfg.TakeoverAfter,
-	})
+	}
+	st := dynamostore.New(clients.ddb, cfg.DDBTable, storeOpts)
+	// The simulated gateway's ledger: the same table through the client
+	// counted as the gateway's (see awsAPI).
+	ledger := dynamostore.New(clients.gatewayDDB, cfg.DDBTable, storeOpts)
 	aq := &awsQueue{Queue: q}
 	bg := &background{}
 	aq.start = func() {
-		bs := &backstop{store: st, ledger: st, maxReceives: cfg.MaxReceives, log: log.With("component", "dlq-watch")}
+		bs := &backstop{store: st, ledger: ledger, maxReceives: cfg.MaxReceives, log: log.With("component", "dlq-watch")}
 		bg.run(func(ctx context.Context) error { return q.WatchDead(ctx, cfg.DLQWatchInterval, bs.handle) })
 		sw := &sweeper{store: st, queue: q, after: cfg.SweepAfter, log: log.With("component", "sweeper"), now: time.Now}
 		bg.run(sw.run)
@@ -155,7 +189,7 @@ func openAWS(ctx context.Context, cfg config, log *slog.Logger, reg prometheus.R
 		store:  st,
 		queue:  aq,
 		dead:   q,
-		ledger: st,
+		ledger: ledger,
 		close:  func() error { bg.stop(); return nil },
 	}, nil
 }

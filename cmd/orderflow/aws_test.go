@@ -128,11 +128,13 @@ func TestAWSSpecFlow(t *testing.T) {
 	m := metricsText(t, in.processor+"/metrics")
 	for _, want := range []string{
 		`orders_processed_total{env="local",status="success"} 1`,
-		`aws_requests_total{operation="ReceiveMessage",outcome="success",service="sqs"}`,
-		`aws_requests_total{operation="DeleteMessageBatch",outcome="success",service="sqs"}`,
-		`aws_requests_total{operation="SendMessageBatch",outcome="success",service="sqs"}`,
-		`aws_requests_total{operation="TransactWriteItems",outcome="success",service="dynamodb"}`,
-		`aws_requests_total{operation="UpdateItem",outcome="success",service="dynamodb"}`,
+		`aws_requests_total{caller="orderflow",operation="ReceiveMessage",outcome="success",service="sqs"}`,
+		`aws_requests_total{caller="orderflow",operation="DeleteMessageBatch",outcome="success",service="sqs"}`,
+		`aws_requests_total{caller="orderflow",operation="SendMessageBatch",outcome="success",service="sqs"}`,
+		`aws_requests_total{caller="orderflow",operation="TransactWriteItems",outcome="success",service="dynamodb"}`,
+		`aws_requests_total{caller="orderflow",operation="UpdateItem",outcome="success",service="dynamodb"}`,
+		// The simulated gateway's ledger record of the charge, counted apart.
+		`aws_requests_total{caller="simulated_gateway",operation="PutItem",outcome="success",service="dynamodb"} 1`,
 	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %s:\n%s", want, grepLines(m, "aws_requests_total"))

@@ -29,17 +29,17 @@ func initAWS(ctx context.Context, cfg config, args []string, stdout io.Writer) e
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	sqsClient, ddbClient, err := awsClients(ctx, cfg, nil)
+	clients, err := awsClients(ctx, cfg, nil)
 	if err != nil {
 		return err
 	}
-	qurl, dlqURL, err := sqsqueue.CreateQueues(ctx, sqsClient, sqsqueue.QueueSpec{
+	qurl, dlqURL, err := sqsqueue.CreateQueues(ctx, clients.sqs, sqsqueue.QueueSpec{
 		Name: *queue, DLQName: *dlqName, VisibilityTimeout: cfg.VisibilityTimeout, MaxReceives: cfg.MaxReceives,
 	})
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
-	if err := dynamostore.CreateTable(ctx, ddbClient, *table); err != nil {
+	if err := dynamostore.CreateTable(ctx, clients.ddb, *table); err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
 	_, err = fmt.Fprintf(stdout, "export SQS_QUEUE_URL=%s SQS_DLQ_URL=%s DDB_TABLE=%s\n", qurl, dlqURL, *table)
