@@ -138,6 +138,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	// AWS calls made before the load (start-up, logins, stock seeding)
+	// are not the orders' cost.
+	awsBefore, err := awsCounts(proc)
+	if err != nil {
+		return err
+	}
 	pid := srv.cmd.Process.Pid
 	cpu0 := cpuTime(pid)
 	start := time.Now()
@@ -167,7 +173,7 @@ func run() error {
 
 	if o.aws {
 		// moto's own speed is the ceiling here: report the cost, not rates.
-		if err := printAWSCost(proc, done); err != nil {
+		if err := printAWSCost(proc, awsBefore, done); err != nil {
 			return err
 		}
 		fmt.Printf("peak RSS of the server:        %8.1f MB\n", float64(peakRSS(pid))/(1<<20))
@@ -518,31 +524,45 @@ func label(labels, name string) string {
 	return v
 }
 
-// printAWSCost prints SQS requests and DynamoDB writes per completed order
-// from the processor's aws_requests_total (in serve mode the api's and the
-// processor's calls land in the same registry, so one scrape has them
-// all). The simulated payment gateway's ledger calls (caller
-// "simulated_gateway") are shown apart: a real gateway keeps its ledger on
-// its own side.
-func printAWSCost(proc string, done float64) error {
+// awsCounts scrapes aws_requests_total: the value of each series, by its
+// label list.
+func awsCounts(proc string) (map[string]float64, error) {
 	resp, err := http.Get(proc + "/metrics")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	counts := map[string]float64{}
+	for _, m := range awsRE.FindAllSubmatch(b, -1) {
+		v, err := strconv.ParseFloat(string(m[2]), 64)
+		if err != nil {
+			return nil, err
+		}
+		counts[string(m[1])] = v
+	}
+	return counts, nil
+}
+
+// printAWSCost prints SQS requests and DynamoDB writes per completed order
+// from the processor's aws_requests_total since before (in serve mode the
+// api's and the processor's calls land in the same registry, so one scrape
+// has them all). The simulated payment gateway's ledger calls (caller
+// "simulated_gateway") are shown apart: a real gateway keeps its ledger on
+// its own side.
+func printAWSCost(proc string, before map[string]float64, done float64) error {
+	counts, err := awsCounts(proc)
 	if err != nil {
 		return err
 	}
 	writes := map[string]bool{"PutItem": true, "UpdateItem": true, "DeleteItem": true, "TransactWriteItems": true, "BatchWriteItem": true}
 	sqsOps, ddbOps := map[string]float64{}, map[string]float64{}
 	var sqsCalls, ddbCalls, ddbWrites, gatewayWrites float64
-	for _, m := range awsRE.FindAllSubmatch(b, -1) {
-		v, err := strconv.ParseFloat(string(m[2]), 64)
-		if err != nil {
-			return err
-		}
-		labels := string(m[1])
+	for labels, v := range counts {
+		v -= before[labels]
 		op := label(labels, "operation")
 		switch {
 		case label(labels, "caller") == "simulated_gateway":
