@@ -82,19 +82,18 @@ func awsClients(ctx context.Context, cfg config, reg prometheus.Registerer) (aws
 	if cfg.AWSEndpoint != "" {
 		ac.BaseEndpoint = aws.String(cfg.AWSEndpoint)
 	}
-	// counted adds the request counter, labelled with caller, to one client.
+	// counted is the request counter, labelled with caller, for one client.
 	counted := func(caller string) []func(*middleware.Stack) error {
 		if counter == nil {
 			return nil
 		}
 		return []func(*middleware.Stack) error{countRequests(counter, caller)}
 	}
+	ours, gateway := counted(callerOrderflow), counted(callerGateway)
 	return awsAPI{
-		sqs: sqs.NewFromConfig(ac, func(o *sqs.Options) { o.APIOptions = append(o.APIOptions, counted(callerOrderflow)...) }),
-		ddb: dynamodb.NewFromConfig(ac, func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, counted(callerOrderflow)...) }),
-		gatewayDDB: dynamodb.NewFromConfig(ac, func(o *dynamodb.Options) {
-			o.APIOptions = append(o.APIOptions, counted(callerGateway)...)
-		}),
+		sqs:        sqs.NewFromConfig(ac, func(o *sqs.Options) { o.APIOptions = append(o.APIOptions, ours...) }),
+		ddb:        dynamodb.NewFromConfig(ac, func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, ours...) }),
+		gatewayDDB: dynamodb.NewFromConfig(ac, func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, gateway...) }),
 	}, nil
 }
 
