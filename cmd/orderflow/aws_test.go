@@ -609,7 +609,7 @@ func TestAWSCrashKill9(t *testing.T) {
 	c := startChild(t, env, logPath)
 	cl := &crashClient{api: api, token: login(t, api, "crash"), ok: map[string]accepted{}, unknown: map[string]int{}}
 	loadUntilKilled(t, c, cl, 60)
-	t.Logf("first kill: %d accepted, %d answers lost", len(cl.ok), len(cl.unknown))
+	t.Logf("first kill: %d accepted, %d to retry (%d of them answered 503 or 409)", len(cl.ok), len(cl.unknown), cl.asked)
 
 	c = startChild(t, env, logPath)
 	cl.mu.Lock()

@@ -69,13 +69,20 @@ func (c *child) kill9(t *testing.T) {
 }
 
 // crashClient places orders with idempotency keys and remembers, per key,
-// whether the api answered 202 or the answer was lost.
+// whether the api answered 202 or the order's fate is still open: the
+// answer was lost in the crash, or the api asked for a retry (503, or 409
+// while the first request with the key is in flight). As a client library
+// would, it retries those with the same key (placeRetrying): with a key, a
+// 503 does not mean that no order exists (see awsIntake.Accept), only that
+// the client must ask again to learn which.
 type crashClient struct {
 	api     string
 	token   string
 	mu      sync.Mutex
 	ok      map[string]accepted // by idempotency key
-	unknown map[string]int      // key → amount, answer lost in the crash
+	unknown map[string]int      // key → amount, to be retried
+	asked   int                 // answers that asked for a retry (503, 409)
+	other   map[int]int         // any other answer but 202, by status: a bug
 }
 
 func (c *crashClient) place(key string, amount int) error {
@@ -92,8 +99,21 @@ func (c *crashClient) place(key string, amount int) error {
 		return err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusConflict {
+		c.mu.Lock()
+		c.unknown[key] = amount
+		c.asked++
+		c.mu.Unlock()
+		return fmt.Errorf("key %s: status %d, retry later", key, resp.StatusCode)
+	}
 	var a accepted
 	if resp.StatusCode != 202 || json.NewDecoder(resp.Body).Decode(&a) != nil {
+		c.mu.Lock()
+		if c.other == nil {
+			c.other = map[int]int{}
+		}
+		c.other[resp.StatusCode]++
+		c.mu.Unlock()
 		return fmt.Errorf("key %s: status %d", key, resp.StatusCode)
 	}
 	c.mu.Lock()
@@ -125,7 +145,7 @@ func TestCrashKill9(t *testing.T) {
 	cl := &crashClient{api: api, token: login(t, api, "crash"), ok: map[string]accepted{}, unknown: map[string]int{}}
 
 	loadUntilKilled(t, c, cl, 300)
-	t.Logf("first kill: %d accepted, %d answers lost", len(cl.ok), len(cl.unknown))
+	t.Logf("first kill: %d accepted, %d to retry (%d of them answered 503 or 409)", len(cl.ok), len(cl.unknown), cl.asked)
 
 	// Restart; clients retry the requests whose answer was lost, with the
 	// same idempotency key, as a client library would.
@@ -222,6 +242,9 @@ func checkBooks(t *testing.T, st books, cl *crashClient, final map[string]status
 			break
 		}
 		cursor = page[len(page)-1].ID
+	}
+	if len(cl.other) > 0 {
+		t.Errorf("answers other than 202, 503 and 409 (status → count): %v", cl.other)
 	}
 	if len(orders) != len(cl.ok) {
 		t.Errorf("got %d orders stored, want %d (one per idempotency key)", len(orders), len(cl.ok))
