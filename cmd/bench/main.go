@@ -560,12 +560,13 @@ func printAWSCost(proc string, before map[string]float64, done float64) error {
 	}
 	writes := map[string]bool{"PutItem": true, "UpdateItem": true, "DeleteItem": true, "TransactWriteItems": true, "BatchWriteItem": true}
 	sqsOps, ddbOps := map[string]float64{}, map[string]float64{}
-	var sqsCalls, ddbCalls, ddbWrites, gatewayWrites float64
+	var sqsCalls, ddbCalls, ddbWrites, gatewayCalls, gatewayWrites float64
 	for labels, v := range counts {
 		v -= before[labels]
 		op := label(labels, "operation")
 		switch {
 		case label(labels, "caller") == "simulated_gateway":
+			gatewayCalls += v
 			if writes[op] {
 				gatewayWrites += v
 			}
@@ -589,6 +590,6 @@ func printAWSCost(proc string, before map[string]float64, done float64) error {
 	for _, op := range slices.Sorted(maps.Keys(ddbOps)) {
 		fmt.Printf("  %-28s%8.3f\n", op, ddbOps[op]/done)
 	}
-	fmt.Printf("  and the simulated gateway's ledger: %.2f writes per order (a real gateway's own)\n", gatewayWrites/done)
+	fmt.Printf("  and the simulated gateway's ledger: %.2f writes per order (%.2f requests of any kind; a real gateway's own)\n", gatewayWrites/done, gatewayCalls/done)
 	return nil
 }

@@ -607,7 +607,7 @@ func TestAWSCrashKill9(t *testing.T) {
 	api := "http://" + env["ORDERFLOW_API_ADDR"]
 
 	c := startChild(t, env, logPath)
-	cl := &crashClient{api: api, token: login(t, api, "crash"), ok: map[string]accepted{}, unknown: map[string]int{}}
+	cl := newCrashClient(t, api)
 	loadUntilKilled(t, c, cl, 60)
 	t.Logf("first kill: %d accepted, %d to retry (%d of them answered 503 or 409)", len(cl.ok), len(cl.unknown), cl.asked)
 
