@@ -106,30 +106,19 @@ func (g *SimulatedGateway) Charge(ctx context.Context, req ChargeRequest) (order
 	if err := sleep(ctx, g.cfg.Latency); err != nil {
 		return orderflow.Charge{}, err
 	}
-	// A key that was charged before gets its first charge back, whatever
-	// the simulated failure rules would say now: like a real gateway, and
-	// unlike the in-memory attempt counts, the ledger survives a restart.
-	if first, ok, err := g.ledger.LookupCharge(ctx, req.IdempotencyKey); err != nil {
-		return orderflow.Charge{}, fmt.Errorf("look up charge %s: %w", req.IdempotencyKey, err)
-	} else if ok {
-		return g.replay(first, req)
-	}
-	cents := int(req.Amount % 100)
-	if cents == g.cfg.DeclineCents {
-		return orderflow.Charge{}, &Declined{Code: "card_declined", Detail: "the card was declined (simulated)"}
-	}
-	if cents == g.cfg.AlwaysFailCents {
-		return orderflow.Charge{}, fmt.Errorf("charge %s: %w", req.IdempotencyKey, ErrTransient)
-	}
-	transientByAmount := cents == g.cfg.TransientCents
-	if transientByAmount || g.cfg.TransientRate > 0 {
-		attempt := g.attempt(req.IdempotencyKey)
-		if transientByAmount && attempt <= g.cfg.TransientAttempts {
-			return orderflow.Charge{}, fmt.Errorf("charge %s attempt %d: %w", req.IdempotencyKey, attempt, ErrTransient)
+	if failure := g.simulate(req); failure != nil {
+		// A key that was charged before gets its first charge back, whatever
+		// the simulated failure rules say now: like a real gateway, and
+		// unlike the in-memory attempt counts, the ledger survives a
+		// restart. Only a failing attempt needs to look: on success
+		// RecordCharge returns the first charge itself, which saves a read
+		// per charge.
+		if first, ok, err := g.ledger.LookupCharge(ctx, req.IdempotencyKey); err != nil {
+			return orderflow.Charge{}, fmt.Errorf("look up charge %s: %w", req.IdempotencyKey, err)
+		} else if ok {
+			return g.replay(first, req)
 		}
-		if g.cfg.TransientRate > 0 && unitHash(req.IdempotencyKey, attempt) < g.cfg.TransientRate {
-			return orderflow.Charge{}, fmt.Errorf("charge %s attempt %d: %w", req.IdempotencyKey, attempt, ErrTransient)
-		}
+		return orderflow.Charge{}, failure
 	}
 	c, _, err := g.ledger.RecordCharge(ctx, orderflow.Charge{
 		ID:             newChargeID(),
@@ -143,6 +132,29 @@ func (g *SimulatedGateway) Charge(ctx context.Context, req ChargeRequest) (order
 		return orderflow.Charge{}, fmt.Errorf("record charge %s: %w", req.IdempotencyKey, err)
 	}
 	return g.replay(c, req)
+}
+
+// simulate applies the failure rules to this attempt of req: a *Declined,
+// a transient error, or nil for success.
+func (g *SimulatedGateway) simulate(req ChargeRequest) error {
+	cents := int(req.Amount % 100)
+	if cents == g.cfg.DeclineCents {
+		return &Declined{Code: "card_declined", Detail: "the card was declined (simulated)"}
+	}
+	if cents == g.cfg.AlwaysFailCents {
+		return fmt.Errorf("charge %s: %w", req.IdempotencyKey, ErrTransient)
+	}
+	transientByAmount := cents == g.cfg.TransientCents
+	if transientByAmount || g.cfg.TransientRate > 0 {
+		attempt := g.attempt(req.IdempotencyKey)
+		if transientByAmount && attempt <= g.cfg.TransientAttempts {
+			return fmt.Errorf("charge %s attempt %d: %w", req.IdempotencyKey, attempt, ErrTransient)
+		}
+		if g.cfg.TransientRate > 0 && unitHash(req.IdempotencyKey, attempt) < g.cfg.TransientRate {
+			return fmt.Errorf("charge %s attempt %d: %w", req.IdempotencyKey, attempt, ErrTransient)
+		}
+	}
+	return nil
 }
 
 // replay returns the stored charge c for req, refusing (as a real gateway
