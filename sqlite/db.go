@@ -14,6 +14,7 @@ import (
 
 	"github.com/orderflow/orderflow"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	zs "zombiezen.com/go/sqlite"
 )
 
 // Defaults for Options fields left zero.
@@ -55,8 +56,7 @@ type DB struct {
 	now    func() time.Time
 	logger *slog.Logger
 
-	wdb   *sql.DB   // pool holding the single write connection
-	wconn *sql.Conn // the write connection, owned by the writer goroutine
+	wconn *zs.Conn // the write connection, owned by the writer goroutine
 	ws    writeStmts
 	rdb   *sql.DB // read-only connections
 	rs    readStmts
@@ -138,33 +138,15 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 }
 
 func (db *DB) openConns(ctx context.Context, path string) error {
-	var err error
-	db.wdb, err = sql.Open("sqlite", path+
-		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"+
-		"&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)&_pragma=foreign_keys(0)"+
-		"&_pragma=wal_autocheckpoint(20000)&_pragma=journal_size_limit(67108864)")
-	if err != nil {
-		return unavailable(err, "open sqlite %s", path)
-	}
-	db.wdb.SetMaxOpenConns(1)
-	db.wdb.SetMaxIdleConns(1)
-	db.wdb.SetConnMaxLifetime(0)
-	db.wdb.SetConnMaxIdleTime(0)
-	db.wconn, err = db.wdb.Conn(ctx)
-	if err != nil {
-		return unavailable(err, "open sqlite %s", path)
-	}
-	var mode string
-	if err := db.wconn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
-		return unavailable(err, "read journal mode of %s", path)
-	}
-	if !strings.EqualFold(mode, "wal") {
-		return orderflow.Errorf(orderflow.EUnavailable, "sqlite %s: journal mode is %q, want wal", path, mode)
-	}
-	if err := migrate(ctx, db.wconn); err != nil {
+	if err := prepareFile(ctx, path); err != nil {
 		return err
 	}
-	if err := db.ws.prepare(ctx, db.wconn); err != nil {
+	var err error
+	db.wconn, err = openWriter(path)
+	if err != nil {
+		return err
+	}
+	if err := db.ws.prepare(db.wconn); err != nil {
 		return err
 	}
 	if db.opts.Synchronous == "FULL" {
@@ -198,9 +180,6 @@ func (db *DB) closeConns() error {
 	if db.wconn != nil {
 		errs = append(errs, db.wconn.Close())
 	}
-	if db.wdb != nil {
-		errs = append(errs, db.wdb.Close())
-	}
 	if db.rdb != nil {
 		errs = append(errs, db.rdb.Close())
 	}
@@ -209,6 +188,68 @@ func (db *DB) closeConns() error {
 	}
 	errs = append(errs, db.wal.close())
 	return errors.Join(errs...)
+}
+
+// prepareFile creates the database file if needed, puts it in WAL mode
+// and migrates its schema, through a database/sql connection that it
+// closes again.
+func prepareFile(ctx context.Context, path string) error {
+	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
+	if err != nil {
+		return unavailable(err, "open sqlite %s", path)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return unavailable(err, "open sqlite %s", path)
+	}
+	defer conn.Close()
+	var mode string
+	if err := conn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return unavailable(err, "read journal mode of %s", path)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return orderflow.Errorf(orderflow.EUnavailable, "sqlite %s: journal mode is %q, want wal", path, mode)
+	}
+	return migrate(ctx, conn)
+}
+
+// writerPragmas configure the write connection. synchronous=NORMAL: COMMIT
+// only writes the WAL, and the syncer fsyncs it (see runSyncer) unless the
+// database was opened with Synchronous NORMAL. The large cache keeps the
+// pages the pipeline writes in memory; checkpoints are the checkpointer's.
+var writerPragmas = []string{
+	"PRAGMA busy_timeout = 10000",
+	"PRAGMA synchronous = NORMAL",
+	"PRAGMA cache_size = -65536",
+	"PRAGMA temp_store = MEMORY",
+	"PRAGMA foreign_keys = 0",
+	"PRAGMA wal_autocheckpoint = 20000",
+	"PRAGMA journal_size_limit = 67108864",
+}
+
+// openWriter opens the write connection on the file prepareFile made.
+func openWriter(path string) (*zs.Conn, error) {
+	conn, err := zs.OpenConn(path, zs.OpenReadWrite)
+	if err != nil {
+		return nil, unavailable(err, "open sqlite %s", path)
+	}
+	// zombiezen waits for ever on a busy database; a writer in another
+	// process (api and processor sharing the file) must not hang us.
+	conn.SetBusyTimeout(10 * time.Second)
+	for _, q := range writerPragmas {
+		st, _, err := conn.PrepareTransient(q)
+		if err == nil {
+			_, err = st.Step()
+			st.Finalize()
+		}
+		if err != nil {
+			conn.Close()
+			return nil, unavailable(err, "sqlite %s: %s", path, q)
+		}
+	}
+	return conn, nil
 }
 
 // Close stops the janitor, commits the writes already queued, and closes

@@ -6,7 +6,12 @@ import "context"
 // use it to simulate a full disk with PRAGMA max_page_count.
 func (db *DB) ExecOnWriter(ctx context.Context, query string) error {
 	return db.write(ctx, func(w *wtx) error {
-		_, err := db.wconn.ExecContext(context.Background(), query)
+		st, _, err := db.wconn.PrepareTransient(query)
+		if err != nil {
+			return err
+		}
+		defer st.Finalize()
+		_, err = st.Step()
 		return err
 	})
 }

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -10,8 +9,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow"
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
+	zs "zombiezen.com/go/sqlite"
 )
 
 const (
@@ -393,6 +391,5 @@ func (db *DB) Purge(ctx context.Context) (int, error) {
 
 // isConstraint reports whether err is SQLite's constraint violation.
 func isConstraint(err error) bool {
-	var se *sqlite.Error
-	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT
+	return zs.ErrCode(err).ToPrimary() == zs.ResultConstraint
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+
+	zs "zombiezen.com/go/sqlite"
 )
 
 const orderCols = `id, user_id, amount, currency, items, status, failure_code, failure_detail, request_id, created_at, updated_at`
@@ -11,33 +13,33 @@ const orderCols = `id, user_id, amount, currency, items, status, failure_code, f
 // writeStmts are prepared on the write connection and used only by the
 // writer goroutine.
 type writeStmts struct {
-	all []*sql.Stmt
+	all []*wstmt
 
-	begin, commit, rollback              *sql.Stmt
-	savepoint, rollbackTo, release       *sql.Stmt
-	insertOrder, getOrder, transition    *sql.Stmt
-	getKey, claimKey, purgeKeys          *sql.Stmt
-	enqueue, selectVisible, markReceived *sql.Stmt
-	deleteMsg, changeVisibility          *sql.Stmt
-	deadLetter, deleteQueued, failOrder  *sql.Stmt
-	completeCharged                      *sql.Stmt
-	selectDead, redrive, deleteDead      *sql.Stmt
-	purgeDead                            *sql.Stmt
-	getOutcome, insertOutcome            *sql.Stmt
-	getStock, takeStock, setStock        *sql.Stmt
-	insertReservation, heldReservations  *sql.Stmt
-	giveStock, releaseReservations       *sql.Stmt
-	getCharge, insertCharge              *sql.Stmt
+	begin, commit, rollback              *wstmt
+	savepoint, rollbackTo, release       *wstmt
+	insertOrder, getOrder, transition    *wstmt
+	getKey, claimKey, purgeKeys          *wstmt
+	enqueue, selectVisible, markReceived *wstmt
+	deleteMsg, changeVisibility          *wstmt
+	deadLetter, deleteQueued, failOrder  *wstmt
+	completeCharged                      *wstmt
+	selectDead, redrive, deleteDead      *wstmt
+	purgeDead                            *wstmt
+	getOutcome, insertOutcome            *wstmt
+	getStock, takeStock, setStock        *wstmt
+	insertReservation, heldReservations  *wstmt
+	giveStock, releaseReservations       *wstmt
+	getCharge, insertCharge              *wstmt
 }
 
-func (s *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
-	p := func(dst **sql.Stmt, query string) error {
-		st, err := conn.PrepareContext(ctx, query)
+func (s *writeStmts) prepare(conn *zs.Conn) error {
+	p := func(dst **wstmt, query string) error {
+		st, err := conn.Prepare(query)
 		if err != nil {
 			return unavailable(err, "prepare %q", query)
 		}
-		*dst = st
-		s.all = append(s.all, st)
+		*dst = &wstmt{s: st, conn: conn}
+		s.all = append(s.all, *dst)
 		return nil
 	}
 	return errors.Join(
@@ -93,7 +95,7 @@ func (s *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 
 func (s *writeStmts) close() {
 	for _, st := range s.all {
-		_ = st.Close()
+		_ = st.s.Finalize()
 	}
 	s.all = nil
 }

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -126,8 +125,7 @@ func (db *DB) runWriter() {
 func (db *DB) runTx(first *writeOp) {
 	batch := make([]*writeOp, 1, 64)
 	batch[0] = first
-	ctx := context.Background() // one caller's cancellation must not abort the others
-	if _, err := db.ws.begin.ExecContext(ctx); err != nil {
+	if _, err := db.ws.begin.Exec(); err != nil {
 		db.failAll(batch, unavailable(err, "begin sqlite transaction"))
 		db.handOver(batch)
 		return
@@ -174,7 +172,7 @@ func (db *DB) runTx(first *writeOp) {
 		}
 		break
 	}
-	if _, err := db.ws.commit.ExecContext(ctx); err != nil {
+	if _, err := db.ws.commit.Exec(); err != nil {
 		db.abort(batch, unavailable(err, "commit sqlite transaction"))
 	} else if notify {
 		db.arrivals.broadcast()
@@ -279,8 +277,7 @@ func (db *DB) commitBatch(batch []*writeOp) {
 // back, when an operation failed after writing; the caller then retries
 // with savepoints. Otherwise it returns true with every op.err final.
 func (db *DB) runBatch(batch []*writeOp, savepoints bool) bool {
-	ctx := context.Background() // one caller's cancellation must not abort the others
-	if _, err := db.ws.begin.ExecContext(ctx); err != nil {
+	if _, err := db.ws.begin.Exec(); err != nil {
 		db.failAll(batch, unavailable(err, "begin sqlite transaction"))
 		return true
 	}
@@ -292,7 +289,7 @@ func (db *DB) runBatch(batch []*writeOp, savepoints bool) bool {
 			continue
 		}
 		if savepoints {
-			if _, err := db.ws.savepoint.ExecContext(ctx); err != nil {
+			if _, err := db.ws.savepoint.Exec(); err != nil {
 				db.abort(batch, unavailable(err, "sqlite savepoint"))
 				return true
 			}
@@ -301,13 +298,13 @@ func (db *DB) runBatch(batch []*writeOp, savepoints bool) bool {
 		op.err = runOp(op, w)
 		switch {
 		case op.err == nil && savepoints:
-			if _, err := db.ws.release.ExecContext(ctx); err != nil {
+			if _, err := db.ws.release.Exec(); err != nil {
 				db.abort(batch, unavailable(err, "sqlite release savepoint"))
 				return true
 			}
 		case op.err != nil && savepoints:
-			_, err1 := db.ws.rollbackTo.ExecContext(ctx)
-			_, err2 := db.ws.release.ExecContext(ctx)
+			_, err1 := db.ws.rollbackTo.Exec()
+			_, err2 := db.ws.release.Exec()
 			if err := errors.Join(err1, err2); err != nil {
 				db.abort(batch, unavailable(err, "sqlite rollback to savepoint"))
 				return true
@@ -320,7 +317,7 @@ func (db *DB) runBatch(batch []*writeOp, savepoints bool) bool {
 		}
 		notify = notify || (op.err == nil && w.notify)
 	}
-	if _, err := db.ws.commit.ExecContext(ctx); err != nil {
+	if _, err := db.ws.commit.Exec(); err != nil {
 		db.abort(batch, unavailable(err, "commit sqlite transaction"))
 		return true
 	}
@@ -333,7 +330,7 @@ func (db *DB) runBatch(batch []*writeOp, savepoints bool) bool {
 // abort rolls the whole transaction back and gives err (if not nil) to
 // every operation that has not failed on its own.
 func (db *DB) abort(batch []*writeOp, err error) {
-	if _, rerr := db.ws.rollback.ExecContext(context.Background()); rerr != nil {
+	if _, rerr := db.ws.rollback.Exec(); rerr != nil {
 		db.logger.Error("sqlite rollback", "err", rerr)
 	}
 	if err != nil {
@@ -350,14 +347,14 @@ func (db *DB) failAll(batch []*writeOp, err error) {
 }
 
 // exec runs a writing statement and records that the operation wrote.
-func (w *wtx) exec(st *sql.Stmt, args ...any) (sql.Result, error) {
+func (w *wtx) exec(st *wstmt, args ...any) (execResult, error) {
 	w.wrote = true
 	return st.Exec(args...)
 }
 
 // queryWrite runs a writing statement that returns a row (RETURNING) and
 // records that the operation wrote.
-func (w *wtx) queryWrite(st *sql.Stmt, args ...any) *sql.Row {
+func (w *wtx) queryWrite(st *wstmt, args ...any) *wrow {
 	w.wrote = true
 	return st.QueryRow(args...)
 }
