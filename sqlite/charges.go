@@ -19,7 +19,7 @@ func (db *DB) RecordCharge(ctx context.Context, c orderflow.Charge) (orderflow.C
 		stored    orderflow.Charge
 		duplicate bool
 	)
-	err := db.write(ctx, func(w *wtx) error {
+	err := db.writeAtCommit(ctx, func(w *wtx) error {
 		if c.At.IsZero() {
 			c.At = w.now
 		}

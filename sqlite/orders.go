@@ -155,7 +155,7 @@ func (db *DB) Transition(ctx context.Context, t orderflow.Transition) (orderflow
 		code, detail = t.Failure.Code, t.Failure.Detail
 	}
 	var out orderflow.Order
-	err := db.write(ctx, func(w *wtx) error {
+	err := db.writeAtCommit(ctx, func(w *wtx) error {
 		at := t.At
 		if at.IsZero() {
 			at = w.now

@@ -119,7 +119,7 @@ type queued struct {
 func (db *DB) receiveOnce(ctx context.Context, max int) ([]orderflow.Delivery, error) {
 	var out []orderflow.Delivery
 	var dead []orderflow.Delivery
-	err := db.write(ctx, func(w *wtx) error {
+	err := db.writeAtCommit(ctx, func(w *wtx) error {
 		out, dead = out[:0], dead[:0]
 		now := ms(w.now)
 		hidden := ms(w.now.Add(db.opts.VisibilityTimeout))
@@ -241,7 +241,7 @@ func (db *DB) Delete(ctx context.Context, receipts ...string) error {
 		return nil
 	}
 	failed := map[string]error{}
-	err := db.write(ctx, func(w *wtx) error {
+	err := db.writeAtCommit(ctx, func(w *wtx) error {
 		clear(failed)
 		for _, r := range receipts {
 			id, err := parseReceipt(r)
@@ -278,7 +278,7 @@ func (db *DB) ChangeVisibility(ctx context.Context, receipt string, timeout time
 	if err != nil {
 		return err
 	}
-	return db.write(ctx, func(w *wtx) error {
+	return db.writeAtCommit(ctx, func(w *wtx) error {
 		res, err := w.exec(w.changeVisibility, ms(w.now.Add(timeout)), id, receipt)
 		if err != nil {
 			return unavailable(err, "change visibility of message %d", id)

@@ -31,7 +31,7 @@ func (db *DB) Reserve(ctx context.Context, id orderflow.OrderID, items []orderfl
 		lines = append(lines, it)
 	}
 	var failure *orderflow.Failure
-	err := db.write(ctx, func(w *wtx) error {
+	err := db.writeAtCommit(ctx, func(w *wtx) error {
 		failure = nil
 		var code, detail sql.NullString
 		err := w.getOutcome.QueryRow(string(id)).Scan(&code, &detail)
@@ -87,7 +87,7 @@ func (db *DB) Reserve(ctx context.Context, id orderflow.OrderID, items []orderfl
 // Release gives back what Reserve took for order id. It is idempotent and a
 // no-op when nothing is held.
 func (db *DB) Release(ctx context.Context, id orderflow.OrderID) error {
-	return db.write(ctx, func(w *wtx) error { return w.release(id) })
+	return db.writeAtCommit(ctx, func(w *wtx) error { return w.release(id) })
 }
 
 // release gives back the stock held for order id, inside w's transaction.

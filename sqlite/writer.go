@@ -19,6 +19,11 @@ type writeOp struct {
 	fn   func(w *wtx) error
 	err  error
 	done chan struct{}
+	// atCommit: the caller may go on once the commit is in the WAL,
+	// before its fsync (see writeAtCommit); released records that it
+	// was told.
+	atCommit bool
+	released bool
 }
 
 // wtx is what an operation sees: the write statements and the batch's
@@ -39,6 +44,25 @@ type wtx struct {
 // transaction has committed (or fn failed). Results that fn stores in
 // variables of the caller are valid only when write returns nil.
 func (db *DB) write(ctx context.Context, fn func(w *wtx) error) error {
+	return db.submit(ctx, fn, false)
+}
+
+// writeAtCommit is write for the processor's own bookkeeping (receive,
+// status transitions, reservations, the gateway's ledger, deletes): it
+// returns once the transaction has committed to the WAL, without waiting
+// for the fsync that makes it durable against power loss. Nothing outside
+// the database has been told of such a write, and the WAL is a sequence:
+// when a later commit is fsynced (an Accept's, or this order's next step)
+// so is this one, and if power fails before that, the database comes back
+// as it was before the write and the processor redoes the step (every step
+// is idempotent, and readers could see the write only as a committed state
+// that later steps build on). Writes that are acknowledged to someone
+// outside (Accept's 202, Send, the operator's dlq commands) use write.
+func (db *DB) writeAtCommit(ctx context.Context, fn func(w *wtx) error) error {
+	return db.submit(ctx, fn, true)
+}
+
+func (db *DB) submit(ctx context.Context, fn func(w *wtx) error, atCommit bool) error {
 	select {
 	case <-db.closing:
 		return errClosed()
@@ -47,7 +71,7 @@ func (db *DB) write(ctx context.Context, fn func(w *wtx) error) error {
 	if db.syncFailed.Load() {
 		return orderflow.Errorf(orderflow.EUnavailable, "sqlite WAL could not be synced; restart to recover")
 	}
-	op := &writeOp{ctx: ctx, fn: fn, done: make(chan struct{})}
+	op := &writeOp{ctx: ctx, fn: fn, done: make(chan struct{}), atCommit: atCommit}
 	select {
 	case db.ops <- op:
 	case <-db.closing:
@@ -174,8 +198,16 @@ func (db *DB) runTx(first *writeOp) {
 	}
 	if _, err := db.ws.commit.Exec(); err != nil {
 		db.abort(batch, unavailable(err, "commit sqlite transaction"))
-	} else if notify {
-		db.arrivals.broadcast()
+	} else {
+		if notify {
+			db.arrivals.broadcast()
+		}
+		for _, op := range batch {
+			if op.atCommit {
+				op.released = true
+				close(op.done)
+			}
+		}
 	}
 	db.handOver(batch)
 }
@@ -234,6 +266,9 @@ func (db *DB) runSyncer(done chan<- struct{}) {
 		}
 		for _, b := range pending {
 			for _, op := range b {
+				if op.released {
+					continue
+				}
 				if op.err == nil {
 					op.err = err
 				}
