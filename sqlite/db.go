@@ -63,14 +63,15 @@ type DB struct {
 	cdb   *sql.DB // the checkpointer's connection
 
 	ops        chan *writeOp
-	committed  chan []*writeOp // from the writer to the syncer
-	unsynced   atomic.Int64    // batches handed to the syncer and not yet released
-	syncerIdle chan struct{}   // the syncer found nothing more to sync
-	wal        *walFile        // fsynced by the syncer; nil when not durable
-	syncFailed atomic.Bool     // set for good when an fsync of the WAL failed
-	closing    chan struct{}   // closed by Close
-	writerDone chan struct{}   // closed when writer and syncer have drained and exited
-	background sync.WaitGroup  // janitor and checkpointer
+	committed  chan []*writeOp        // from the writer to the syncer
+	unsynced   atomic.Int64           // batches handed to the syncer and not yet released
+	syncerIdle chan struct{}          // the syncer found nothing more to sync
+	wal        *walFile               // fsynced by the syncer; nil when not durable
+	syncFailed atomic.Bool            // set for good when an fsync of the WAL failed
+	beforeSync atomic.Pointer[func()] // tests: runs before each fsync
+	closing    chan struct{}          // closed by Close
+	writerDone chan struct{}          // closed when writer and syncer have drained and exited
+	background sync.WaitGroup         // janitor and checkpointer
 	closeOnce  sync.Once
 	closeErr   error
 

@@ -1,5 +1,7 @@
 // Package sqlite implements the embedded mode's Queue, DeadLetters and Store
-// on one SQLite file, with the pure-Go driver modernc.org/sqlite.
+// on one SQLite file, with the pure-Go SQLite of modernc.org/sqlite: readers
+// through its database/sql driver, the single write connection directly
+// through zombiezen.com/go/sqlite (see wconn.go for why).
 //
 // # Writes: one writer, group commit
 //
@@ -27,17 +29,25 @@
 //
 // # Durability
 //
-// With the default Options.Synchronous "FULL", a nil error from a write
-// (Accept in particular) means it is committed and fsynced: it survives a
-// kill -9 of the process and an OS crash or power loss. It is implemented as
-// pipelined group commit rather than with SQLite's own synchronous=FULL:
+// With the default Options.Synchronous "FULL", a nil error from a write that
+// is acknowledged to someone outside (Accept, CreateOrder, Send, SetStock,
+// Redrive, Purge) means it is committed and fsynced: it survives a kill -9
+// of the process and an OS crash or power loss. The processor's own
+// bookkeeping (Receive, Delete, ChangeVisibility, Transition, Reserve,
+// Release, RecordCharge) returns as soon as it is committed to the WAL:
+// that already survives a kill -9, and since the WAL is a sequence, the
+// next fsync (of any later commit) covers it too. After a power loss in
+// between, the database is as it was before such a write and the processor
+// redoes the step; every step is idempotent. This saves each order three
+// waits for an fsync. Durability is implemented as pipelined group commit
+// rather than with SQLite's own synchronous=FULL:
 //
 //   - the write connection runs with synchronous=NORMAL, so COMMIT appends
 //     the batch's frames to the WAL with write(2) but does not fsync;
 //   - a syncer goroutine then fsyncs the WAL file through its own
 //     descriptor (fsync flushes a file whatever descriptor wrote it), once
 //     for every batch committed since its last fsync, and only then
-//     releases those batches' callers;
+//     releases those batches' callers that wait for durability;
 //   - meanwhile the writer already runs the next batch.
 //
 // SQLite's FULL would fsync inside COMMIT, leaving the writer idle for the

@@ -15,3 +15,6 @@ func (db *DB) ExecOnWriter(ctx context.Context, query string) error {
 		return err
 	})
 }
+
+// SetBeforeSync makes the syncer call hook before each fsync of the WAL.
+func (db *DB) SetBeforeSync(hook func()) { db.beforeSync.Store(&hook) }

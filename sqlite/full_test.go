@@ -89,3 +89,66 @@ func TestFullDiskFailsWritesAsUnavailableAndKeepsCommittedData(t *testing.T) {
 	}
 	checkIntegrity(t, path)
 }
+
+// The processor's own writes return once committed; writes acknowledged to
+// someone outside (SetStock, Accept) wait for the fsync that covers them.
+func TestProcessorWritesReturnAtCommitAcknowledgedWritesAfterFsync(t *testing.T) {
+	t.Parallel()
+	db, _ := open(t, sqlite.Options{})
+	gate, entered := make(chan struct{}), make(chan struct{}, 8)
+	db.SetBeforeSync(func() {
+		entered <- struct{}{}
+		<-gate
+	})
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(gate)
+		}
+	}
+	t.Cleanup(release)
+	wait := func(what string, errc <-chan error) {
+		t.Helper()
+		select {
+		case err := <-errc:
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s did not return", what)
+		}
+	}
+	held := func(what string, errc <-chan error) {
+		t.Helper()
+		select {
+		case err := <-errc:
+			t.Fatalf("%s returned (%v) while the fsync covering it was held", what, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+
+	stocked := make(chan error, 1)
+	go func() { stocked <- db.SetStock(context.Background(), "widget", 5) }()
+	<-entered // SetStock is committed; its fsync is held
+	held("SetStock", stocked)
+
+	charged := make(chan error, 1)
+	go func() {
+		_, _, err := db.RecordCharge(context.Background(), orderflow.Charge{ID: "ch_1", IdempotencyKey: "k1", OrderID: orderflow.NewOrderID(t0), Amount: 1, Currency: "USD"})
+		charged <- err
+	}()
+	gate <- struct{}{} // the first fsync ends
+	wait("SetStock", stocked)
+	<-entered // the charge's batch is committed; its fsync is held
+	wait("RecordCharge", charged)
+
+	accepted := make(chan error, 1)
+	go func() {
+		_, _, err := db.Accept(context.Background(), order("pia", t0), orderflow.IdempotencyKey{})
+		accepted <- err
+	}()
+	held("Accept", accepted)
+	release()
+	wait("Accept", accepted)
+}

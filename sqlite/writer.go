@@ -254,6 +254,9 @@ func (db *DB) runSyncer(done chan<- struct{}) {
 		}
 		var err error
 		if db.wal != nil {
+			if hook := db.beforeSync.Load(); hook != nil {
+				(*hook)()
+			}
 			err = db.wal.sync()
 			if err != nil {
 				// After a failed fsync the kernel may have dropped the dirty
