@@ -221,7 +221,6 @@ func prepareFile(ctx context.Context, path string) error {
 // database was opened with Synchronous NORMAL. The large cache keeps the
 // pages the pipeline writes in memory; checkpoints are the checkpointer's.
 var writerPragmas = []string{
-	"PRAGMA busy_timeout = 10000",
 	"PRAGMA synchronous = NORMAL",
 	"PRAGMA cache_size = -65536",
 	"PRAGMA temp_store = MEMORY",
@@ -237,7 +236,8 @@ func openWriter(path string) (*zs.Conn, error) {
 		return nil, unavailable(err, "open sqlite %s", path)
 	}
 	// zombiezen waits for ever on a busy database; a writer in another
-	// process (api and processor sharing the file) must not hang us.
+	// process (api and processor sharing the file) must not hang us: give
+	// up after 10 s, like the readers' busy_timeout.
 	conn.SetBusyTimeout(10 * time.Second)
 	for _, q := range writerPragmas {
 		st, _, err := conn.PrepareTransient(q)

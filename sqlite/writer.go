@@ -41,8 +41,9 @@ type wtx struct {
 }
 
 // write runs fn in the writer's next transaction and returns once that
-// transaction has committed (or fn failed). Results that fn stores in
-// variables of the caller are valid only when write returns nil.
+// transaction has committed and, with Synchronous FULL, the WAL holding it
+// is fsynced (or fn failed). Results that fn stores in variables of the
+// caller are valid only when write returns nil.
 func (db *DB) write(ctx context.Context, fn func(w *wtx) error) error {
 	return db.submit(ctx, fn, false)
 }
@@ -199,17 +200,24 @@ func (db *DB) runTx(first *writeOp) {
 	if _, err := db.ws.commit.Exec(); err != nil {
 		db.abort(batch, unavailable(err, "commit sqlite transaction"))
 	} else {
-		if notify {
-			db.arrivals.broadcast()
-		}
-		for _, op := range batch {
-			if op.atCommit {
-				op.released = true
-				close(op.done)
-			}
-		}
+		db.committedBatch(batch, notify)
 	}
 	db.handOver(batch)
+}
+
+// committedBatch runs once batch's transaction has committed: it wakes
+// waiting receivers if an operation enqueued (notify) and releases the
+// callers that need not wait for the fsync (see writeAtCommit).
+func (db *DB) committedBatch(batch []*writeOp, notify bool) {
+	if notify {
+		db.arrivals.broadcast()
+	}
+	for _, op := range batch {
+		if op.atCommit {
+			op.released = true
+			close(op.done)
+		}
+	}
 }
 
 // runFast runs op inside the open transaction without a savepoint. It
@@ -359,9 +367,7 @@ func (db *DB) runBatch(batch []*writeOp, savepoints bool) bool {
 		db.abort(batch, unavailable(err, "commit sqlite transaction"))
 		return true
 	}
-	if notify {
-		db.arrivals.broadcast()
-	}
+	db.committedBatch(batch, notify)
 	return true
 }
 
