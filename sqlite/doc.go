@@ -25,7 +25,7 @@
 // touches, which cost about a fifth of the writer's time.) Reads (GetOrder,
 // ListOrders, Stock, Depth, ListDead, Charges, …) use a pool of read-only
 // WAL connections and never wait for the writer. A background connection
-// checkpoints the WAL (PASSIVE, every 100 ms) so that commits only append.
+// checkpoints the WAL (PASSIVE, every 20 ms) so that commits only append.
 //
 // # Durability
 //
