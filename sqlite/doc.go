@@ -32,8 +32,10 @@
 // With the default Options.Synchronous "FULL", a nil error from a write that
 // is acknowledged to someone outside (Accept, CreateOrder, Send, SetStock,
 // Redrive, Purge) means it is committed and fsynced: it survives a kill -9
-// of the process and an OS crash or power loss. The processor's own
-// bookkeeping (Receive, Delete, ChangeVisibility, Transition, Reserve,
+// of the process and an OS crash or power loss; so does Receive, since
+// the processor may act outside on what it hands out (a payment gateway),
+// and its fsync also covers the Accept of every message it returns. The
+// processor's bookkeeping (Delete, ChangeVisibility, Transition, Reserve,
 // Release, RecordCharge) returns as soon as it is committed to the WAL:
 // that already survives a kill -9, and since the WAL is a sequence, the
 // next fsync (of any later commit) covers it too. After a power loss in

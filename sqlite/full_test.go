@@ -90,11 +90,15 @@ func TestFullDiskFailsWritesAsUnavailableAndKeepsCommittedData(t *testing.T) {
 	checkIntegrity(t, path)
 }
 
-// The processor's own writes return once committed; writes acknowledged to
-// someone outside (SetStock, Accept) wait for the fsync that covers them.
+// The processor's bookkeeping returns once committed; writes acknowledged
+// to someone outside (SetStock, Accept) and Receive, whose messages the
+// processor may act on outside, wait for the fsync that covers them.
 func TestProcessorWritesReturnAtCommitAcknowledgedWritesAfterFsync(t *testing.T) {
 	t.Parallel()
 	db, _ := open(t, sqlite.Options{})
+	if err := db.Send(ctx(t), orderflow.Message{OrderID: orderflow.NewOrderID(t0)}); err != nil {
+		t.Fatal(err)
+	}
 	gate, entered := make(chan struct{}), make(chan struct{}, 8)
 	db.SetBeforeSync(func() {
 		entered <- struct{}{}
@@ -143,12 +147,24 @@ func TestProcessorWritesReturnAtCommitAcknowledgedWritesAfterFsync(t *testing.T)
 	<-entered // the charge's batch is committed; its fsync is held
 	wait("RecordCharge", charged)
 
-	accepted := make(chan error, 1)
+	accepted, received := make(chan error, 1), make(chan error, 1)
 	go func() {
 		_, _, err := db.Accept(context.Background(), order("pia", t0), orderflow.IdempotencyKey{})
 		accepted <- err
 	}()
+	go func() {
+		ds, err := db.Receive(context.Background(), 1, 0)
+		if err == nil && len(ds) != 1 {
+			err = fmt.Errorf("received %d messages, want 1", len(ds))
+		}
+		received <- err
+	}()
 	held("Accept", accepted)
+	gate <- struct{}{} // the charge's fsync ends
+	<-entered          // Accept and Receive are committed; their fsync is held
+	held("Accept", accepted)
+	held("Receive", received)
 	release()
 	wait("Accept", accepted)
+	wait("Receive", received)
 }

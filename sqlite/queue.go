@@ -119,7 +119,13 @@ type queued struct {
 func (db *DB) receiveOnce(ctx context.Context, max int) ([]orderflow.Delivery, error) {
 	var out []orderflow.Delivery
 	var dead []orderflow.Delivery
-	err := db.writeAtCommit(ctx, func(w *wtx) error {
+	// A receive waits for the fsync (write, not writeAtCommit): the
+	// message may belong to an Accept committed just before and not yet
+	// fsynced, and the processor is about to act on it, perhaps outside
+	// (a real payment gateway). The fsync that covers the receive covers
+	// that Accept too, so nothing is done for an order a power loss could
+	// still take back.
+	err := db.write(ctx, func(w *wtx) error {
 		out, dead = out[:0], dead[:0]
 		now := ms(w.now)
 		hidden := ms(w.now.Add(db.opts.VisibilityTimeout))

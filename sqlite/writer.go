@@ -48,8 +48,8 @@ func (db *DB) write(ctx context.Context, fn func(w *wtx) error) error {
 	return db.submit(ctx, fn, false)
 }
 
-// writeAtCommit is write for the processor's own bookkeeping (receive,
-// status transitions, reservations, the gateway's ledger, deletes): it
+// writeAtCommit is write for the processor's own bookkeeping (status
+// transitions, reservations, the gateway's ledger, deletes): it
 // returns once the transaction has committed to the WAL, without waiting
 // for the fsync that makes it durable against power loss. Nothing outside
 // the database has been told of such a write, and the WAL is a sequence:
@@ -58,7 +58,9 @@ func (db *DB) write(ctx context.Context, fn func(w *wtx) error) error {
 // as it was before the write and the processor redoes the step (every step
 // is idempotent, and readers could see the write only as a committed state
 // that later steps build on). Writes that are acknowledged to someone
-// outside (Accept's 202, Send, the operator's dlq commands) use write.
+// outside (Accept's 202, Send, the operator's dlq commands) use write, and
+// so does Receive, which hands out messages the processor may act on
+// outside the database (see receiveOnce).
 func (db *DB) writeAtCommit(ctx context.Context, fn func(w *wtx) error) error {
 	return db.submit(ctx, fn, true)
 }
