@@ -32,16 +32,18 @@
 // With the default Options.Synchronous "FULL", a nil error from a write that
 // is acknowledged to someone outside (Accept, CreateOrder, Send, SetStock,
 // Redrive, Purge) means it is committed and fsynced: it survives a kill -9
-// of the process and an OS crash or power loss; so does Receive, since
-// the processor may act outside on what it hands out (a payment gateway),
-// and its fsync also covers the Accept of every message it returns. The
-// processor's bookkeeping (Delete, ChangeVisibility, Transition, Reserve,
-// Release, RecordCharge) returns as soon as it is committed to the WAL:
-// that already survives a kill -9, and since the WAL is a sequence, the
-// next fsync (of any later commit) covers it too. After a power loss in
-// between, the database is as it was before such a write and the processor
-// redoes the step; every step is idempotent. This saves each order three
-// waits for an fsync. Durability is implemented as pipelined group commit
+// of the process and an OS crash or power loss. Receive too returns only
+// once fsynced: the processor may act outside on what it hands out (a
+// payment gateway), and that fsync also covers the Accept of every message
+// it returns. The processor's bookkeeping (Delete, ChangeVisibility,
+// Transition, Reserve, Release, RecordCharge) returns as soon as it is
+// committed to the WAL: that already survives a kill -9, its batch is
+// fsynced by the syncer's next round like any other, and since the WAL is
+// a sequence, any later fsync covers it too. After a power loss in between,
+// the database is as it was before such a write and the processor redoes
+// the step; every step is idempotent. (Readers see every commit before its
+// fsync, as they always did; only the processor's next step no longer
+// waits for it.) This saves each order three waits for an fsync. Durability is implemented as pipelined group commit
 // rather than with SQLite's own synchronous=FULL:
 //
 //   - the write connection runs with synchronous=NORMAL, so COMMIT appends

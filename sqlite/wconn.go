@@ -78,9 +78,12 @@ func (st *wstmt) Query(args ...any) (*wrows, error) {
 	return &wrows{st: st}, nil
 }
 
+// bind binds args to the statement's parameters in order. Like
+// database/sql it refuses a different number of arguments, so that no
+// parameter keeps a value from an earlier call.
 func (st *wstmt) bind(args []any) error {
-	if err := st.s.ClearBindings(); err != nil {
-		return err
+	if n := st.s.BindParamCount(); len(args) != n {
+		return fmt.Errorf("sqlite: %d arguments for %d parameters", len(args), n)
 	}
 	for i, a := range args {
 		p := i + 1

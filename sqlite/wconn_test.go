@@ -45,6 +45,9 @@ func TestWriteConnectionBindsAndScansLikeDatabaseSQL(t *testing.T) {
 	if _, err := ins.Exec("c", 1.5, nil, nil); err == nil {
 		t.Error("binding a float64 succeeded; want an error naming the type")
 	}
+	if _, err := ins.Exec("c", 1); err == nil {
+		t.Error("two arguments for four parameters: no error")
+	}
 
 	sel := prep(`SELECT s, n, b, f FROM t WHERE s = ?`)
 	var (
