@@ -340,10 +340,9 @@ func processed(proc string) (float64, error) {
 	return sum, nil
 }
 
-// endToEnd reads every bench order's created and updated times back from
-// the database: the latency from the 202 to the COMPLETED write.
-// endToEnd reads the time from creation to completion of every completed
-// order in the database at path, sorted, and of those created at or after
+// endToEnd reads every completed bench order's created and updated times
+// back from the database at path: the latencies from the 202 to the
+// COMPLETED write, sorted, of all orders and of those created at or after
 // since.
 func endToEnd(path string, since time.Time) (all, after []time.Duration, err error) {
 	db, err := sqlite.Open(context.Background(), path, sqlite.Options{})
