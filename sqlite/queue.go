@@ -130,12 +130,12 @@ func (db *DB) receiveOnce(ctx context.Context, max int) ([]orderflow.Delivery, e
 		now := ms(w.now)
 		hidden := ms(w.now.Add(db.opts.VisibilityTimeout))
 		for len(out) < max {
-			rows, err := w.selectVisible.Query(now, max-len(out))
+			rows, err := w.selectVisible.Query(now)
 			if err != nil {
 				return unavailable(err, "select visible messages")
 			}
 			var batch []queued
-			for rows.Next() {
+			for len(batch) < max-len(out) && rows.Next() {
 				var q queued
 				if err := rows.Scan(&q.id, &q.body, &q.count); err != nil {
 					rows.Close()
