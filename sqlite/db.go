@@ -60,7 +60,10 @@ type DB struct {
 	ws    writeStmts
 	rdb   *sql.DB // read-only connections
 	rs    readStmts
-	cdb   *sql.DB // the checkpointer's connection
+	// The checkpointer's connection and its one statement.
+	cconn          *zs.Conn
+	checkpointStmt *zs.Stmt
+	commits        atomic.Uint64 // transactions committed by the writer
 
 	ops        chan *writeOp
 	committed  chan []*writeOp        // from the writer to the syncer
@@ -163,7 +166,7 @@ func (db *DB) openConns(ctx context.Context, path string) error {
 	if err != nil {
 		return unavailable(err, "open sqlite %s for reading", path)
 	}
-	db.cdb, err = openCheckpointer(path)
+	db.cconn, db.checkpointStmt, err = openCheckpointer(path)
 	if err != nil {
 		return unavailable(err, "open sqlite %s for checkpoints", path)
 	}
@@ -184,8 +187,8 @@ func (db *DB) closeConns() error {
 	if db.rdb != nil {
 		errs = append(errs, db.rdb.Close())
 	}
-	if db.cdb != nil {
-		errs = append(errs, db.cdb.Close())
+	if db.cconn != nil {
+		errs = append(errs, db.cconn.Close())
 	}
 	errs = append(errs, db.wal.close())
 	return errors.Join(errs...)

@@ -2,9 +2,12 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -684,4 +687,52 @@ func TestSynchronousNormalWorks(t *testing.T) {
 	if err := db.Ping(ctx(t)); err != nil {
 		t.Errorf("Ping: %v", err)
 	}
+}
+
+// TestCheckpointerCopiesCommitsIntoTheFile: the background checkpointer
+// moves committed pages from the WAL into the database file, so that a copy
+// of the file alone (without its WAL) holds an order soon after its Accept.
+func TestCheckpointerCopiesCommitsIntoTheFile(t *testing.T) {
+	t.Parallel()
+	db, path := open(t, sqlite.Options{})
+	o := order("kim", t0)
+	accept(t, db, o, orderflow.IdempotencyKey{})
+	copyPath := filepath.Join(t.TempDir(), "copy.db")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(copyPath, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		n := countOrders(t, copyPath, o.ID)
+		if n == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the order was not checkpointed into the database file within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// countOrders opens the database file at path on its own and counts the
+// orders with id (0 or 1).
+func countOrders(t *testing.T, path string, id orderflow.OrderID) int {
+	t.Helper()
+	os.Remove(path + "-wal")
+	os.Remove(path + "-shm")
+	cdb, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cdb.Close()
+	var n int
+	// Before the first checkpoint the file may not have the table yet.
+	if err := cdb.QueryRow(`SELECT count(*) FROM orders WHERE id = ?`, string(id)).Scan(&n); err != nil && !strings.Contains(err.Error(), "no such table") {
+		t.Fatal(err)
+	}
+	return n
 }

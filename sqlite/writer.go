@@ -211,6 +211,7 @@ func (db *DB) runTx(first *writeOp) {
 // waiting receivers if an operation enqueued (notify) and releases the
 // callers that need not wait for the fsync (see writeAtCommit).
 func (db *DB) committedBatch(batch []*writeOp, notify bool) {
+	db.commits.Add(1)
 	if notify {
 		db.arrivals.broadcast()
 	}
