@@ -225,8 +225,9 @@ func prepareFile(ctx context.Context, path string) error {
 // checkpointer's.
 //
 // The page cache is deliberately small (8 MiB, 2,000 pages). When a page
-// split hands out pages out of order (pages reused from the free list, which
-// the queue's deletes keep filling), SQLite swaps them through a temporary
+// split leaves its pages out of order (siblings allocated at different
+// times, or pages reused from the free list that the queue's deletes keep
+// filling), SQLite's balance_nonroot swaps them through a temporary
 // page number far beyond the end of the file, and the COMMIT that follows
 // then scans every slot of the cache's hash table to drop pages past the
 // end: a cost per commit that grows with the number of cached pages. With a
