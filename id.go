@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
-	"regexp"
 	"time"
 )
 
@@ -18,7 +17,17 @@ func NewOrderID(now time.Time) OrderID {
 	return OrderID(hex.EncodeToString(b[:]))
 }
 
-var orderIDRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
-
-// Valid reports whether id has the shape NewOrderID produces.
-func (id OrderID) Valid() bool { return orderIDRE.MatchString(string(id)) }
+// Valid reports whether id has the shape NewOrderID produces: 32
+// lower-case hex digits. (A loop: the processor checks every message's id,
+// and a regexp took 0.4 µs.)
+func (id OrderID) Valid() bool {
+	if len(id) != 32 {
+		return false
+	}
+	for i := range len(id) {
+		if c := id[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}

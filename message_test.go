@@ -54,3 +54,11 @@ func FuzzDecodeMessage(f *testing.F) {
 		}
 	})
 }
+
+func TestEncodeMessageNeverFails(t *testing.T) {
+	m := Message{OrderID: NewOrderID(testTime), RequestID: "bad\xffutf8"}
+	got, err := DecodeMessage(EncodeMessage(m))
+	if err != nil || got.OrderID != m.OrderID || got.RequestID != "bad\uFFFDutf8" {
+		t.Fatalf("got %+v, %v; want the order id and the request id with U+FFFD", got, err)
+	}
+}

@@ -134,7 +134,8 @@ func TestNewOrderIDSortsByTime(t *testing.T) {
 	if NewOrderID(t0) == NewOrderID(t0) {
 		t.Fatal("two ids in the same millisecond are equal")
 	}
-	for _, bad := range []OrderID{"", "xyz", OrderID(strings.Repeat("A", 32)), a + "0"} {
+	for _, bad := range []OrderID{"", "xyz", OrderID(strings.Repeat("A", 32)), a + "0", a[:31],
+		a[:31] + "g", a[:31] + "/", a[:31] + ":", a[:31] + "`", "é" + a[2:]} {
 		if bad.Valid() {
 			t.Errorf("%q is valid, want invalid", bad)
 		}
