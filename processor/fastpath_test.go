@@ -152,3 +152,98 @@ func TestSaturatedReceiveLoopGathersAFullBatch(t *testing.T) {
 		t.Errorf("acquired %d slots when the run ended, want the 1 it had", partial)
 	}
 }
+
+// queueStore is one value that is both the queue and the store, with the
+// ReceiveStarter fast path, like the embedded SQLite database. It counts
+// the store calls the processor makes itself.
+type queueStore struct {
+	*fakeQueue
+	*startingStore
+	receiveStarts atomic.Int32 // ReceiveAndStart calls
+}
+
+func (qs *queueStore) Ping(context.Context) error { return nil }
+
+func (qs *queueStore) ReceiveAndStart(ctx context.Context, max int, wait time.Duration) ([]orderflow.Delivery, error) {
+	qs.receiveStarts.Add(1)
+	ds, err := qs.fakeQueue.Receive(ctx, max, wait)
+	for i, d := range ds {
+		if d.Err != nil {
+			continue
+		}
+		o, err := qs.fakeStore.Transition(ctx, orderflow.Transition{ID: d.OrderID, From: orderflow.StatusPending, To: orderflow.StatusProcessing, At: time.Now()})
+		switch orderflow.ErrorCode(err) {
+		case "":
+			ds[i].Order, ds[i].Started = &o, true
+		case orderflow.EConflict:
+			ds[i].Order = &o
+		}
+	}
+	return ds, err
+}
+
+func withQueueStore(qs **queueStore) func(*harness) {
+	return func(h *harness) {
+		*qs = &queueStore{fakeQueue: h.q, startingStore: &startingStore{fakeStore: h.s}}
+		h.deps.Queue, h.deps.Store = *qs, *qs
+	}
+}
+
+func TestQueueThatIsTheStoreStartsOrdersAsItDelivers(t *testing.T) {
+	t.Run("a pending order is started by the receive, logged and completed", func(t *testing.T) {
+		var qs *queueStore
+		h := newHarness(t, withQueueStore(&qs))
+		h.start()
+		o := h.order(1000, items("widget", 1)...)
+		h.waitDeleted(h.send(o))
+		if got := h.s.order(o.ID).Status; got != orderflow.StatusCompleted {
+			t.Errorf("status = %s, want COMPLETED", got)
+		}
+		if qs.receiveStarts.Load() == 0 || qs.starts.Load() != 0 || qs.reads.Load() != 0 {
+			t.Errorf("ReceiveAndStart calls = %d, StartOrder calls = %d, GetOrder calls = %d; want some, 0 and 0",
+				qs.receiveStarts.Load(), qs.starts.Load(), qs.reads.Load())
+		}
+		lines := h.logs.lines("order transition")
+		if len(lines) != 2 || lines[0]["to"] != "PROCESSING" || lines[0]["user_id"] != "u1" || lines[1]["to"] != "COMPLETED" {
+			t.Errorf("transition lines = %v, want PROCESSING (with the user) then COMPLETED", lines)
+		}
+		if h.ledger.count() != 1 || h.s.stockOf("widget") != 99 {
+			t.Errorf("charges = %d, stock = %d; want 1 and 99", h.ledger.count(), h.s.stockOf("widget"))
+		}
+	})
+	t.Run("an order already PROCESSING is continued without a second start", func(t *testing.T) {
+		var qs *queueStore
+		h := newHarness(t, withQueueStore(&qs))
+		o := h.order(1000)
+		o.Status = orderflow.StatusProcessing
+		h.s.put(o)
+		h.start()
+		h.waitDeleted(h.send(o))
+		lines := h.logs.lines("order transition")
+		if len(lines) != 1 || lines[0]["from"] != "PROCESSING" || lines[0]["to"] != "COMPLETED" {
+			t.Errorf("transition lines = %v, want only PROCESSING→COMPLETED", lines)
+		}
+	})
+	t.Run("a message whose order is missing takes the usual path", func(t *testing.T) {
+		var qs *queueStore
+		h := newHarness(t, withQueueStore(&qs))
+		h.start()
+		h.waitDead(h.q.SendRaw(orderflow.EncodeMessage(orderflow.Message{OrderID: orderflow.NewOrderID(time.Now())})))
+		if qs.starts.Load() != testMaxReceives {
+			t.Errorf("StartOrder calls = %d, want one per receive (%d)", qs.starts.Load(), testMaxReceives)
+		}
+	})
+	t.Run("a queue apart from the store is not asked to start orders", func(t *testing.T) {
+		var qs *queueStore
+		h := newHarness(t, withQueueStore(&qs), func(h *harness) { h.deps.Store = h.s })
+		h.start()
+		o := h.order(1000)
+		h.waitDeleted(h.send(o))
+		if qs.receiveStarts.Load() != 0 {
+			t.Errorf("ReceiveAndStart calls = %d, want 0", qs.receiveStarts.Load())
+		}
+		if got := h.s.order(o.ID).Status; got != orderflow.StatusCompleted {
+			t.Errorf("status = %s, want COMPLETED", got)
+		}
+	})
+}

@@ -70,7 +70,11 @@ func (p *Processor) process(ctx context.Context, d orderflow.Delivery) outcome {
 		started bool // this call moved the order to PROCESSING
 		step    = "get order"
 	)
-	if st, ok := p.store.(OrderStarter); ok {
+	if d.Order != nil {
+		// The queue started it as it handed out the message
+		// (ReceiveStarter).
+		o, started = *d.Order, d.Started
+	} else if st, ok := p.store.(OrderStarter); ok {
 		// One conditional write instead of a read and a write.
 		step = "start processing"
 		o, err = call(ctx, p, func(ctx context.Context) (orderflow.Order, error) {

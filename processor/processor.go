@@ -303,7 +303,7 @@ func (r *run) receive(ctx context.Context) {
 		if n == 0 {
 			return
 		}
-		ds, err := p.queue.Receive(ctx, n, p.cfg.WaitTime)
+		ds, err := p.receiveBatch(ctx, n)
 		for i, d := range ds {
 			if i >= n {
 				r.slots <- struct{}{} // more than asked for: still ours to work
@@ -334,6 +334,15 @@ func (r *run) receive(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// receiveBatch receives up to n messages, starting their orders in the
+// same call when the queue is also the store and can (ReceiveStarter).
+func (p *Processor) receiveBatch(ctx context.Context, n int) ([]orderflow.Delivery, error) {
+	if rs, ok := p.queue.(ReceiveStarter); ok && any(p.queue) == any(p.store) {
+		return rs.ReceiveAndStart(ctx, n, p.cfg.WaitTime)
+	}
+	return p.queue.Receive(ctx, n, p.cfg.WaitTime)
 }
 
 // acquire takes at least one and up to n work slots, waiting for the first

@@ -36,6 +36,18 @@ type OrderStarter interface {
 	StartOrder(ctx context.Context, id orderflow.OrderID, at time.Time) (orderflow.Order, error)
 }
 
+// ReceiveStarter is an optional fast path of a Queue that keeps its
+// messages in the same database as the orders (the embedded SQLite store).
+// The processor uses it only when its Queue and Store are the same value.
+// ReceiveAndStart is Receive, and in the same write it moves the order of
+// each well-formed message from PENDING to PROCESSING and returns it in
+// the delivery (Delivery.Order, Delivery.Started), sparing the processor
+// a StartOrder call per order. A delivery without Order (a poison message,
+// an order not found) goes the usual way.
+type ReceiveStarter interface {
+	ReceiveAndStart(ctx context.Context, max int, wait time.Duration) ([]orderflow.Delivery, error)
+}
+
 // Inventory reserves and releases the stock of an order. Both calls are
 // idempotent per order (orderflow.Store implements it). A business decline
 // (unknown SKU, not enough stock) is a *Failure with a nil error.

@@ -736,3 +736,62 @@ func countOrders(t *testing.T, path string, id orderflow.OrderID) int {
 	}
 	return n
 }
+
+// TestReceiveAndStartStartsTheOrders: the processor's receive moves each
+// message's PENDING order to PROCESSING in the same write and hands the
+// orders out; Receive leaves orders alone.
+func TestReceiveAndStartStartsTheOrders(t *testing.T) {
+	t.Parallel()
+	clk := newClock(t0)
+	db, _ := open(t, sqlite.Options{Now: clk.Now})
+	pending, running := order("lee", t0), order("lee", t0.Add(time.Millisecond))
+	accept(t, db, pending, orderflow.IdempotencyKey{})
+	accept(t, db, running, orderflow.IdempotencyKey{})
+	mustTransition(t, db, orderflow.Transition{ID: running.ID, From: orderflow.StatusPending, To: orderflow.StatusProcessing, At: t0})
+	missing := orderflow.NewOrderID(t0)
+	if err := db.Send(ctx(t), orderflow.Message{OrderID: missing}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.ExecOnWriter(ctx(t), `INSERT INTO queue (body, receive_count, visible_at, receipt, sent_at) VALUES ('poison', 0, 0, '', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(t0.Add(time.Second))
+
+	ds, err := db.ReceiveAndStart(ctx(t), 10, 0)
+	if err != nil || len(ds) != 4 {
+		t.Fatalf("ReceiveAndStart = %d deliveries, %v; want 4", len(ds), err)
+	}
+	byOrder := map[orderflow.OrderID]orderflow.Delivery{}
+	for _, d := range ds {
+		if d.Err != nil {
+			if d.Order != nil || d.Started {
+				t.Errorf("poison delivery has order %+v, started %v; want none", d.Order, d.Started)
+			}
+			continue
+		}
+		byOrder[d.OrderID] = d
+	}
+	if d := byOrder[pending.ID]; d.Order == nil || !d.Started || d.Order.Status != orderflow.StatusProcessing ||
+		!d.Order.UpdatedAt.Equal(t0.Add(time.Second)) || d.Order.UserID != "lee" {
+		t.Errorf("pending order's delivery: order %+v, started %v; want it PROCESSING since the receive, started", d.Order, d.Started)
+	}
+	if d := byOrder[running.ID]; d.Order == nil || d.Started || d.Order.Status != orderflow.StatusProcessing {
+		t.Errorf("running order's delivery: order %+v, started %v; want it PROCESSING, not started again", d.Order, d.Started)
+	}
+	if d := byOrder[missing]; d.Order != nil || d.Started {
+		t.Errorf("missing order's delivery: order %+v, started %v; want none", d.Order, d.Started)
+	}
+	if got, err := db.GetOrder(ctx(t), pending.ID); err != nil || got.Status != orderflow.StatusProcessing {
+		t.Errorf("stored pending order = %+v, %v; want PROCESSING", got, err)
+	}
+
+	plain := order("lee", t0.Add(2*time.Millisecond))
+	accept(t, db, plain, orderflow.IdempotencyKey{})
+	ds = receive(t, db, 10)
+	if len(ds) != 1 || ds[0].Order != nil || ds[0].Started {
+		t.Fatalf("Receive = %+v; want one delivery without an order", ds)
+	}
+	if got, err := db.GetOrder(ctx(t), plain.ID); err != nil || got.Status != orderflow.StatusPending {
+		t.Errorf("order after Receive = %+v, %v; want PENDING", got, err)
+	}
+}

@@ -160,22 +160,12 @@ func (db *DB) Transition(ctx context.Context, t orderflow.Transition) (orderflow
 		if at.IsZero() {
 			at = w.now
 		}
-		res, err := w.exec(w.transition, string(t.To), code, detail, ms(at), string(t.ID), string(t.From))
-		if err != nil {
-			return unavailable(err, "update order %s", t.ID)
-		}
-		moved, _ := res.RowsAffected()
-		if moved == 0 {
-			// The UPDATE matched no row, so nothing was written: the
-			// conflict needs no rollback of the others' work.
-			w.wrote = false
-		}
-		cur, err := scanOrder(w.getOrder.QueryRow(string(t.ID)))
+		cur, moved, err := w.transitionOrder(t.ID, t.From, t.To, code, detail, at)
 		if err != nil {
 			return err
 		}
 		out = cur
-		if moved == 0 {
+		if !moved {
 			return orderflow.Errorf(orderflow.EConflict, "order %s is %s, not %s", t.ID, cur.Status, t.From)
 		}
 		return nil
@@ -184,6 +174,25 @@ func (db *DB) Transition(ctx context.Context, t orderflow.Transition) (orderflow
 		return orderflow.Order{}, err
 	}
 	return out, err
+}
+
+// transitionOrder moves order id from status from to status to if it is in
+// from, and returns the order as stored afterwards and whether it moved;
+// ENotFound if there is no such order.
+func (w *wtx) transitionOrder(id orderflow.OrderID, from, to orderflow.Status, code, detail any, at time.Time) (orderflow.Order, bool, error) {
+	wrote := w.wrote
+	res, err := w.exec(w.transition, string(to), code, detail, ms(at), string(id), string(from))
+	if err != nil {
+		return orderflow.Order{}, false, unavailable(err, "update order %s", id)
+	}
+	moved, _ := res.RowsAffected()
+	if moved == 0 {
+		// The UPDATE matched no row, so it wrote nothing: a conflict
+		// needs no rollback of the others' work.
+		w.wrote = wrote
+	}
+	o, err := scanOrder(w.getOrder.QueryRow(string(id)))
+	return o, moved > 0, err
 }
 
 // UserActivity counts the orders userID created at or after since and adds

@@ -64,6 +64,20 @@ func (w *wtx) enqueueBody(body []byte) error {
 // Receive returns up to max messages (at most 100), waiting up to wait for
 // the first one to arrive. See orderflow.Queue.
 func (db *DB) Receive(ctx context.Context, max int, wait time.Duration) ([]orderflow.Delivery, error) {
+	return db.receive(ctx, max, wait, false)
+}
+
+// ReceiveAndStart is Receive for a processor that works the orders stored
+// in this same database (processor.ReceiveStarter): in the write that
+// receives the messages, it also moves the order each one names from
+// PENDING to PROCESSING, and each delivery carries its order as stored
+// afterwards (Order, and Started if this receive moved it). A poison
+// message, or one whose order does not exist, has no Order.
+func (db *DB) ReceiveAndStart(ctx context.Context, max int, wait time.Duration) ([]orderflow.Delivery, error) {
+	return db.receive(ctx, max, wait, true)
+}
+
+func (db *DB) receive(ctx context.Context, max int, wait time.Duration, start bool) ([]orderflow.Delivery, error) {
 	max = min(maxReceiveBatch, max)
 	if max <= 0 {
 		max = 1
@@ -73,7 +87,7 @@ func (db *DB) Receive(ctx context.Context, max int, wait time.Duration) ([]order
 	for {
 		arrival := db.arrivals.wait()
 		if woken || db.anyVisible(ctx) {
-			ds, err := db.receiveOnce(ctx, max)
+			ds, err := db.receiveOnce(ctx, max, start)
 			if err != nil || len(ds) > 0 {
 				return ds, err
 			}
@@ -116,7 +130,7 @@ type queued struct {
 	count int
 }
 
-func (db *DB) receiveOnce(ctx context.Context, max int) ([]orderflow.Delivery, error) {
+func (db *DB) receiveOnce(ctx context.Context, max int, start bool) ([]orderflow.Delivery, error) {
 	var out []orderflow.Delivery
 	var dead []orderflow.Delivery
 	// A receive waits for the fsync (write, not writeAtCommit): the
@@ -164,6 +178,15 @@ func (db *DB) receiveOnce(ctx context.Context, max int) ([]orderflow.Delivery, e
 				}
 				d := delivery(q.id, q.body, q.count+1)
 				d.Receipt = receipt
+				if start && d.Err == nil {
+					o, moved, err := w.transitionOrder(d.OrderID, orderflow.StatusPending, orderflow.StatusProcessing, nil, nil, w.now)
+					switch {
+					case err == nil:
+						d.Order, d.Started = &o, moved
+					case orderflow.ErrorCode(err) != orderflow.ENotFound:
+						return err
+					}
+				}
 				out = append(out, d)
 			}
 			if deadNow == 0 || len(batch) == 0 {

@@ -28,8 +28,11 @@ type backend struct {
 	close  func() error
 }
 
-// The embedded store takes the processor's fast path.
-var _ processor.OrderStarter = (*sqlite.DB)(nil)
+// The embedded store takes the processor's fast paths.
+var (
+	_ processor.OrderStarter   = (*sqlite.DB)(nil)
+	_ processor.ReceiveStarter = (*sqlite.DB)(nil)
+)
 
 // openBackend opens the queue and store of cfg's mode. reg, if not nil,
 // receives the backend's own metrics (aws_requests_total in the AWS mode).
