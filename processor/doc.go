@@ -52,6 +52,16 @@
 // COMPLETED write fails on the last receive, the message is left for the
 // DLQ and its redrive completes the order (the charge is not repeated).
 //
+// # Fast paths
+//
+// A store where a conditional write costs no more than a read implements
+// OrderStarter, and the processor starts each order with StartOrder
+// instead of GetOrder then Transition (the SQLite and DynamoDB stores). A
+// queue that is also the store (the embedded SQLite database) implements
+// ReceiveStarter, and its receive starts the orders in the same write, so
+// the processor skips that call too. Either way the PROCESSING transition is
+// a conditional write and is logged like any other.
+//
 // # Shutdown
 //
 // When Run's context is cancelled the processor stops receiving, lets the

@@ -25,15 +25,21 @@
 // touches, which cost about a fifth of the writer's time.) Reads (GetOrder,
 // ListOrders, Stock, Depth, ListDead, Charges, …) use a pool of read-only
 // WAL connections and never wait for the writer. A background connection
-// checkpoints the WAL (PASSIVE, every 20 ms) so that commits only append.
+// checkpoints the WAL (PASSIVE, every 20 ms while there are commits) so
+// that commits only append.
+//
+// The processor receives with ReceiveAndStart, which in the same write also
+// moves each message's order from PENDING to PROCESSING and hands the
+// orders out with the messages (processor.ReceiveStarter): one write per
+// order fewer than a Receive followed by a Transition.
 //
 // # Durability
 //
 // With the default Options.Synchronous "FULL", a nil error from a write that
 // is acknowledged to someone outside (Accept, CreateOrder, Send, SetStock,
 // Redrive, Purge) means it is committed and fsynced: it survives a kill -9
-// of the process and an OS crash or power loss. Receive too returns only
-// once fsynced: the processor may act outside on what it hands out (a
+// of the process and an OS crash or power loss. Receive (and
+// ReceiveAndStart) too returns only once fsynced: the processor may act outside on what it hands out (a
 // payment gateway), and that fsync also covers the Accept of every message
 // it returns. The processor's bookkeeping (Delete, ChangeVisibility,
 // Transition, Reserve, Release, RecordCharge) returns as soon as it is
