@@ -752,14 +752,19 @@ func TestReceiveAndStartStartsTheOrders(t *testing.T) {
 	if err := db.Send(ctx(t), orderflow.Message{OrderID: missing}); err != nil {
 		t.Fatal(err)
 	}
+	corrupt := order("lee", t0.Add(3*time.Millisecond))
+	accept(t, db, corrupt, orderflow.IdempotencyKey{})
+	if err := db.ExecOnWriter(ctx(t), `UPDATE orders SET items = 'not json' WHERE id = '`+string(corrupt.ID)+`'`); err != nil {
+		t.Fatal(err)
+	}
 	if err := db.ExecOnWriter(ctx(t), `INSERT INTO queue (body, receive_count, visible_at, receipt, sent_at) VALUES ('poison', 0, 0, '', 0)`); err != nil {
 		t.Fatal(err)
 	}
 	clk.Set(t0.Add(time.Second))
 
 	ds, err := db.ReceiveAndStart(ctx(t), 10, 0)
-	if err != nil || len(ds) != 4 {
-		t.Fatalf("ReceiveAndStart = %d deliveries, %v; want 4", len(ds), err)
+	if err != nil || len(ds) != 5 {
+		t.Fatalf("ReceiveAndStart = %d deliveries, %v; want 5", len(ds), err)
 	}
 	byOrder := map[orderflow.OrderID]orderflow.Delivery{}
 	for _, d := range ds {
@@ -780,6 +785,10 @@ func TestReceiveAndStartStartsTheOrders(t *testing.T) {
 	}
 	if d := byOrder[missing]; d.Order != nil || d.Started {
 		t.Errorf("missing order's delivery: order %+v, started %v; want none", d.Order, d.Started)
+	}
+	// A row that cannot be read fails only its own delivery's start.
+	if d, ok := byOrder[corrupt.ID]; !ok || d.Order != nil || d.Started {
+		t.Errorf("corrupt order's delivery: found %v, order %+v, started %v; want it without an order", ok, d.Order, d.Started)
 	}
 	if got, err := db.GetOrder(ctx(t), pending.ID); err != nil || got.Status != orderflow.StatusProcessing {
 		t.Errorf("stored pending order = %+v, %v; want PROCESSING", got, err)

@@ -183,9 +183,13 @@ func (db *DB) receiveOnce(ctx context.Context, max int, start bool) ([]orderflow
 					switch {
 					case err == nil:
 						d.Order, d.Started = &o, moved
-					case orderflow.ErrorCode(err) != orderflow.ENotFound:
+					case orderflow.ErrorCode(err) == orderflow.EUnavailable:
 						return err
 					}
+					// Otherwise (no such order, a row that cannot be read)
+					// the delivery goes without its order: the processor
+					// takes the usual path for it and meets the error there,
+					// instead of one bad row failing every receive.
 				}
 				out = append(out, d)
 			}
