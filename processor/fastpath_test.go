@@ -247,3 +247,32 @@ func TestQueueThatIsTheStoreStartsOrdersAsItDelivers(t *testing.T) {
 		}
 	})
 }
+
+// valueQueueStore is a queue and store of a type that cannot be compared
+// (it holds a slice), to show that choosing the fast path never panics.
+type valueQueueStore struct {
+	*queueStore
+	_ []int
+}
+
+func TestReceiveStarterIsChosenOnlyForTheSameValue(t *testing.T) {
+	h := newHarness(t)
+	qs := &queueStore{fakeQueue: h.q, startingStore: &startingStore{fakeStore: h.s}}
+	other := &queueStore{fakeQueue: h.q, startingStore: &startingStore{fakeStore: h.s}}
+	v := valueQueueStore{queueStore: qs}
+	for _, tt := range []struct {
+		name string
+		q    Queue
+		s    Store
+		fast bool
+	}{
+		{"the same pointer", qs, qs, true},
+		{"another value of the same type", qs, other, false},
+		{"a queue that cannot start orders", h.q, h.s, false},
+		{"an uncomparable type", v, v, false},
+	} {
+		if got := receiveStarter(tt.q, tt.s) != nil; got != tt.fast {
+			t.Errorf("%s: fast path %v, want %v", tt.name, got, tt.fast)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"sync"
 	"time"
 
@@ -154,6 +155,7 @@ type Processor struct {
 	cfg     Config
 	queue   Queue
 	store   Store
+	starter ReceiveStarter // the queue, when it is also the store and starts orders
 	inv     Inventory
 	fraud   Fraud
 	pay     Payment
@@ -199,7 +201,8 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 	return &Processor{
 		cfg: cfg, queue: deps.Queue, store: deps.Store, inv: deps.Inventory, fraud: deps.Fraud,
 		pay: deps.Payment, log: deps.Logger, now: deps.Now, metrics: m,
-		busy: map[orderflow.OrderID]string{},
+		starter: receiveStarter(deps.Queue, deps.Store),
+		busy:    map[orderflow.OrderID]string{},
 	}, nil
 }
 
@@ -339,10 +342,24 @@ func (r *run) receive(ctx context.Context) {
 // receiveBatch receives up to n messages, starting their orders in the
 // same call when the queue is also the store and can (ReceiveStarter).
 func (p *Processor) receiveBatch(ctx context.Context, n int) ([]orderflow.Delivery, error) {
-	if rs, ok := p.queue.(ReceiveStarter); ok && any(p.queue) == any(p.store) {
-		return rs.ReceiveAndStart(ctx, n, p.cfg.WaitTime)
+	if p.starter != nil {
+		return p.starter.ReceiveAndStart(ctx, n, p.cfg.WaitTime)
 	}
 	return p.queue.Receive(ctx, n, p.cfg.WaitTime)
+}
+
+// receiveStarter returns q as a ReceiveStarter if it is one and is also
+// the store s (the same value; never a comparison that could panic).
+func receiveStarter(q Queue, s Store) ReceiveStarter {
+	rs, ok := q.(ReceiveStarter)
+	if !ok {
+		return nil
+	}
+	t := reflect.TypeOf(q)
+	if t != reflect.TypeOf(s) || !t.Comparable() || any(q) != any(s) {
+		return nil
+	}
+	return rs
 }
 
 // acquire takes at least one and up to n work slots, waiting for the first
