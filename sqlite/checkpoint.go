@@ -19,13 +19,14 @@ const checkpointInterval = 20 * time.Millisecond
 // connection, so that the writer's commits only append to the WAL and
 // fsync it. (The writer's own automatic checkpoint is set high, as a safety
 // net should this goroutine fall behind.) PASSIVE never blocks the writer
-// or the readers. A tick with no commit since the last checkpoint does
-// nothing, and the statement is prepared once: parsing the PRAGMA on every
-// tick was a third of the checkpointer's CPU.
+// or the readers. A tick does nothing when the last checkpoint copied the
+// whole WAL and nothing was committed since, and the statement is prepared
+// once: parsing the PRAGMA on every tick was a third of the checkpointer's
+// CPU.
 func (db *DB) runCheckpointer() {
 	ticker := time.NewTicker(checkpointInterval)
 	defer ticker.Stop()
-	var done uint64 // db.commits when the last checkpoint began
+	var done uint64 // db.commits before the last complete checkpoint
 	for {
 		select {
 		case <-db.closing:
@@ -35,23 +36,28 @@ func (db *DB) runCheckpointer() {
 			if n == done {
 				continue
 			}
-			done = n
-			if err := checkpoint(db.checkpointStmt); err != nil {
+			complete, err := checkpoint(db.checkpointStmt)
+			if err != nil {
 				db.logger.Warn("sqlite checkpoint", "err", err)
+			}
+			if complete {
+				done = n
 			}
 		}
 	}
 }
 
-// checkpoint runs the prepared PRAGMA wal_checkpoint(PASSIVE) once.
-func checkpoint(st *zs.Stmt) error {
+// checkpoint runs the prepared PRAGMA wal_checkpoint(PASSIVE) once and
+// reports whether it copied every frame of the WAL (a reader still using
+// older frames can hold some back).
+func checkpoint(st *zs.Stmt) (complete bool, err error) {
 	defer st.Reset()
-	for {
-		row, err := st.Step()
-		if err != nil || !row {
-			return err
-		}
+	row, err := st.Step()
+	if err != nil || !row {
+		return false, err
 	}
+	// The row is (busy, frames in the WAL, frames checkpointed).
+	return st.ColumnInt64(0) == 0 && st.ColumnInt64(1) == st.ColumnInt64(2), nil
 }
 
 // openCheckpointer opens the checkpointer's connection and prepares its

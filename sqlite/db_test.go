@@ -718,6 +718,59 @@ func TestCheckpointerCopiesCommitsIntoTheFile(t *testing.T) {
 	}
 }
 
+// TestCheckpointerFinishesAfterAReaderLetGo: a reader holding an old
+// snapshot keeps a checkpoint from copying the newer frames; once it lets
+// go, the checkpointer copies them even if nothing more is committed.
+func TestCheckpointerFinishesAfterAReaderLetGo(t *testing.T) {
+	t.Parallel()
+	db, path := open(t, sqlite.Options{})
+	accept(t, db, order("kim", t0), orderflow.IdempotencyKey{})
+	reader, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	tx, err := reader.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := tx.QueryRow(`SELECT count(*) FROM orders`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("reader sees %d orders, %v; want 1", n, err)
+	}
+	o := order("kim", t0.Add(time.Millisecond))
+	accept(t, db, o, orderflow.IdempotencyKey{})
+	time.Sleep(100 * time.Millisecond) // checkpoints run, but cannot copy the new frames
+	copyPath := filepath.Join(t.TempDir(), "copy.db")
+	copyFile := func() {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(copyPath, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile()
+	if countOrders(t, copyPath, o.ID) != 0 {
+		t.Fatalf("the order reached the file while a reader held the older snapshot")
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		copyFile()
+		if countOrders(t, copyPath, o.ID) == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the order was not checkpointed within 10s of the reader letting go")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // countOrders opens the database file at path on its own and counts the
 // orders with id (0 or 1).
 func countOrders(t *testing.T, path string, id orderflow.OrderID) int {
