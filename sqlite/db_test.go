@@ -857,3 +857,44 @@ func TestReceiveAndStartStartsTheOrders(t *testing.T) {
 		t.Errorf("order after Receive = %+v, %v; want PENDING", got, err)
 	}
 }
+
+// TestOpenMigratesAFileOfTheFirstSchema: a database written by the first
+// schema (no queue.batch) opens, and its queued messages are received.
+func TestOpenMigratesAFileOfTheFirstSchema(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "old.db")
+	old, err := sql.Open("sqlite", path+"?_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := order("ole", t0)
+	body := orderflow.EncodeMessage(orderflow.Message{OrderID: o.ID})
+	for _, q := range []string{sqlite.Migrations[0], "PRAGMA user_version = 1"} {
+		if _, err := old.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := old.Exec(`INSERT INTO orders (id, user_id, amount, currency, status, created_at, updated_at) VALUES (?, 'ole', 100, 'USD', 'PENDING', 0, 0)`, string(o.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Exec(`INSERT INTO queue (body, visible_at, sent_at) VALUES (?, 0, 0)`, body); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err := sqlite.Open(ctx(t), path, sqlite.Options{})
+	if err != nil {
+		t.Fatalf("Open of a first-schema file: %v", err)
+	}
+	defer db.Close()
+	ds, err := db.ReceiveAndStart(ctx(t), 10, 0)
+	if err != nil || len(ds) != 1 || ds[0].OrderID != o.ID || ds[0].Order == nil || !ds[0].Started {
+		t.Fatalf("ReceiveAndStart = %+v, %v; want the old message with its order started", ds, err)
+	}
+	accept(t, db, order("ole", t0.Add(time.Second)), orderflow.IdempotencyKey{})
+	if got := depth(t, db); got.Visible != 1 || got.InFlight != 1 {
+		t.Errorf("depth = %+v, want one visible (the new order) and one in flight", got)
+	}
+}

@@ -38,10 +38,14 @@
 // With the default Options.Synchronous "FULL", a nil error from a write that
 // is acknowledged to someone outside (Accept, CreateOrder, Send, SetStock,
 // Redrive, Purge) means it is committed and fsynced: it survives a kill -9
-// of the process and an OS crash or power loss. Receive (and
-// ReceiveAndStart) too returns only once fsynced: the processor may act outside on what it hands out (a
-// payment gateway), and that fsync also covers the Accept of every message
-// it returns. The processor's bookkeeping (Delete, ChangeVisibility,
+// of the process and an OS crash or power loss. A receive (Receive,
+// ReceiveAndStart) that hands out a message enqueued by a transaction not
+// yet fsynced also returns only once fsynced: the processor may act
+// outside on what it hands out (a payment gateway), and that fsync covers
+// the message's Accept too. Each queue row records the number of the
+// transaction that enqueued it, and the syncer the last number its fsync
+// covered; a receive whose messages are all older (a backlog) returns at
+// commit. The processor's bookkeeping (Delete, ChangeVisibility,
 // Transition, Reserve, Release, RecordCharge) returns as soon as it is
 // committed to the WAL: that already survives a kill -9, its batch is
 // fsynced by the syncer's next round like any other, and since the WAL is

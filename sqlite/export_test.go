@@ -18,3 +18,6 @@ func (db *DB) ExecOnWriter(ctx context.Context, query string) error {
 
 // SetBeforeSync makes the syncer call hook before each fsync of the WAL.
 func (db *DB) SetBeforeSync(hook func()) { db.beforeSync.Store(&hook) }
+
+// Migrations are the schema steps, for tests that build an older file.
+var Migrations = migrations

@@ -91,8 +91,9 @@ func TestFullDiskFailsWritesAsUnavailableAndKeepsCommittedData(t *testing.T) {
 }
 
 // The processor's bookkeeping returns once committed; writes acknowledged
-// to someone outside (SetStock, Accept) and Receive, whose messages the
-// processor may act on outside, wait for the fsync that covers them.
+// to someone outside (SetStock, Accept), and a Receive that hands out a
+// message whose Accept is not fsynced yet (the processor may act on it
+// outside), wait for the fsync that covers them.
 func TestProcessorWritesReturnAtCommitAcknowledgedWritesAfterFsync(t *testing.T) {
 	t.Parallel()
 	db, _ := open(t, sqlite.Options{})
@@ -147,11 +148,28 @@ func TestProcessorWritesReturnAtCommitAcknowledgedWritesAfterFsync(t *testing.T)
 	<-entered // the charge's batch is committed; its fsync is held
 	wait("RecordCharge", charged)
 
+	// A receive of a message enqueued before the last fsync (the Send at
+	// the start) returns at commit: nothing it hands out is at risk.
+	receivedOld := make(chan error, 1)
+	go func() {
+		ds, err := db.Receive(context.Background(), 1, 0)
+		if err == nil && (len(ds) != 1 || ds[0].Order != nil) {
+			err = fmt.Errorf("received %+v, want the message sent at the start", ds)
+		}
+		receivedOld <- err
+	}()
+	gate <- struct{}{} // the charge's fsync ends
+	<-entered          // the receive is committed; its fsync is held
+	wait("Receive of a message fsynced before", receivedOld)
+
+	// An Accept and then a Receive of its message in the same transaction
+	// (kept open while the older receive's fsync is held): both wait.
 	accepted, received := make(chan error, 1), make(chan error, 1)
 	go func() {
 		_, _, err := db.Accept(context.Background(), order("pia", t0), orderflow.IdempotencyKey{})
 		accepted <- err
 	}()
+	held("Accept", accepted) // meanwhile it ran in the open transaction
 	go func() {
 		ds, err := db.Receive(context.Background(), 1, 0)
 		if err == nil && len(ds) != 1 {
@@ -159,8 +177,8 @@ func TestProcessorWritesReturnAtCommitAcknowledgedWritesAfterFsync(t *testing.T)
 		}
 		received <- err
 	}()
-	held("Accept", accepted)
-	gate <- struct{}{} // the charge's fsync ends
+	held("Receive", received)
+	gate <- struct{}{} // the older receive's fsync ends
 	<-entered          // Accept and Receive are committed; their fsync is held
 	held("Accept", accepted)
 	held("Receive", received)

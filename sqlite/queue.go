@@ -54,7 +54,7 @@ func (db *DB) SendRaw(ctx context.Context, body []byte) error {
 
 func (w *wtx) enqueueBody(body []byte) error {
 	now := ms(w.now)
-	if _, err := w.exec(w.enqueue, body, now, now); err != nil {
+	if _, err := w.exec(w.enqueue, body, now, now, int64(w.seq)); err != nil {
 		return unavailable(err, "enqueue message")
 	}
 	w.notify = true
@@ -128,19 +128,23 @@ type queued struct {
 	id    int64
 	body  []byte
 	count int
+	batch int64 // the transaction that enqueued it (selectVisible only)
 }
 
 func (db *DB) receiveOnce(ctx context.Context, max int, start bool) ([]orderflow.Delivery, error) {
 	var out []orderflow.Delivery
 	var dead []orderflow.Delivery
-	// A receive waits for the fsync (write, not writeAtCommit): the
-	// message may belong to an Accept committed just before and not yet
-	// fsynced, and the processor is about to act on it, perhaps outside
-	// (a real payment gateway). The fsync that covers the receive covers
-	// that Accept too, so nothing is done for an order a power loss could
-	// still take back.
+	// A receive waits for the fsync (write, not writeAtCommit) when a
+	// message it hands out was enqueued by a transaction not yet fsynced
+	// (an Accept committed just before): the processor is about to act on
+	// it, perhaps outside (a real payment gateway), and the fsync that
+	// covers the receive covers that Accept too, so nothing is done for an
+	// order a power loss could still take back. When every message it
+	// hands out is older than the last fsync, as in a backlog, it returns
+	// at commit like the processor's other writes.
 	err := db.write(ctx, func(w *wtx) error {
 		out, dead = out[:0], dead[:0]
+		var newest int64 // the latest transaction that enqueued a message handed out
 		now := ms(w.now)
 		hidden := ms(w.now.Add(db.opts.VisibilityTimeout))
 		for len(out) < max {
@@ -148,21 +152,21 @@ func (db *DB) receiveOnce(ctx context.Context, max int, start bool) ([]orderflow
 			if err != nil {
 				return unavailable(err, "select visible messages")
 			}
-			var batch []queued
-			for len(batch) < max-len(out) && rows.Next() {
+			var found []queued
+			for len(found) < max-len(out) && rows.Next() {
 				var q queued
-				if err := rows.Scan(&q.id, &q.body, &q.count); err != nil {
+				if err := rows.Scan(&q.id, &q.body, &q.count, &q.batch); err != nil {
 					rows.Close()
 					return unavailable(err, "read message")
 				}
-				batch = append(batch, q)
+				found = append(found, q)
 			}
 			rows.Close()
 			if err := rows.Err(); err != nil {
 				return unavailable(err, "read messages")
 			}
 			deadNow := 0
-			for _, q := range batch {
+			for _, q := range found {
 				if q.count >= db.opts.MaxReceives {
 					d, err := w.deadLetterMsg(q)
 					if err != nil {
@@ -178,6 +182,9 @@ func (db *DB) receiveOnce(ctx context.Context, max int, start bool) ([]orderflow
 				}
 				d := delivery(q.id, q.body, q.count+1)
 				d.Receipt = receipt
+				if q.batch > newest {
+					newest = q.batch
+				}
 				if start && d.Err == nil {
 					o, moved, err := w.transitionOrder(d.OrderID, orderflow.StatusPending, orderflow.StatusProcessing, nil, nil, w.now)
 					switch {
@@ -193,10 +200,11 @@ func (db *DB) receiveOnce(ctx context.Context, max int, start bool) ([]orderflow
 				}
 				out = append(out, d)
 			}
-			if deadNow == 0 || len(batch) == 0 {
+			if deadNow == 0 || len(found) == 0 {
 				break
 			}
 		}
+		w.releaseAtCommit = uint64(newest) <= db.synced.Load()
 		return nil
 	})
 	if err != nil {
@@ -388,7 +396,7 @@ func (db *DB) Redrive(ctx context.Context, max int) (int, error) {
 			return unavailable(err, "read dead messages")
 		}
 		for _, id := range ids {
-			if _, err := w.exec(w.redrive, ms(w.now), id); err != nil {
+			if _, err := w.exec(w.redrive, ms(w.now), int64(w.seq), id); err != nil {
 				return unavailable(err, "redrive message %d", id)
 			}
 			if _, err := w.exec(w.deleteDead, id); err != nil {

@@ -87,6 +87,10 @@ CREATE TABLE charges (
 ) WITHOUT ROWID;
 CREATE INDEX charges_order ON charges (order_id);
 `,
+	// batch: the writer's number of the transaction that enqueued the
+	// message (see DB.commits), so that a receive knows whether that
+	// transaction is fsynced yet. Rows from before are.
+	`ALTER TABLE queue ADD COLUMN batch INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // migrate brings the schema to the latest version, one transaction per

@@ -38,6 +38,11 @@ type wtx struct {
 	// wrote is set (by exec) once an operation has run a writing
 	// statement. Operations run every write through it.
 	wrote bool
+	// seq is the transaction's number (see DB.commits).
+	seq uint64
+	// releaseAtCommit is set by a write operation whose caller may go on
+	// at commit after all (see receiveOnce).
+	releaseAtCommit bool
 }
 
 // write runs fn in the writer's next transaction and returns once that
@@ -157,7 +162,7 @@ func (db *DB) runTx(first *writeOp) {
 		db.handOver(batch)
 		return
 	}
-	w := &wtx{writeStmts: &db.ws, db: db}
+	w := &wtx{writeStmts: &db.ws, db: db, seq: db.commits.Load() + 1}
 	notify := false
 	ran := 0
 	for {
@@ -231,8 +236,11 @@ func (db *DB) runFast(op *writeOp, w *wtx) bool {
 		op.err = unavailable(err, "sqlite write")
 		return true
 	}
-	w.notify, w.wrote = false, false
+	w.notify, w.wrote, w.releaseAtCommit = false, false, false
 	op.err = runOp(op, w)
+	if op.err == nil && w.releaseAtCommit {
+		op.atCommit = true
+	}
 	return op.err == nil || (!w.wrote && isDomain(op.err))
 }
 
@@ -264,6 +272,9 @@ func (db *DB) runSyncer(done chan<- struct{}) {
 			}
 		}
 		var err error
+		// Every transaction counted so far has written its frames to the
+		// WAL (commits grows after its COMMIT), so this fsync covers them.
+		upTo := db.commits.Load()
 		if db.wal != nil {
 			if hook := db.beforeSync.Load(); hook != nil {
 				(*hook)()
@@ -277,6 +288,9 @@ func (db *DB) runSyncer(done chan<- struct{}) {
 				err = unavailable(err, "sync sqlite WAL")
 				db.syncFailed.Store(true)
 			}
+		}
+		if err == nil {
+			db.synced.Store(upTo)
 		}
 		for _, b := range pending {
 			for _, op := range b {
@@ -330,7 +344,7 @@ func (db *DB) runBatch(batch []*writeOp, savepoints bool) bool {
 		db.failAll(batch, unavailable(err, "begin sqlite transaction"))
 		return true
 	}
-	w := &wtx{writeStmts: &db.ws, db: db, now: db.now()}
+	w := &wtx{writeStmts: &db.ws, db: db, now: db.now(), seq: db.commits.Load() + 1}
 	notify := false
 	for _, op := range batch {
 		if err := op.ctx.Err(); err != nil {
@@ -343,8 +357,11 @@ func (db *DB) runBatch(batch []*writeOp, savepoints bool) bool {
 				return true
 			}
 		}
-		w.notify, w.wrote = false, false
+		w.notify, w.wrote, w.releaseAtCommit = false, false, false
 		op.err = runOp(op, w)
+		if op.err == nil && w.releaseAtCommit {
+			op.atCommit = true
+		}
 		switch {
 		case op.err == nil && savepoints:
 			if _, err := db.ws.release.Exec(); err != nil {
