@@ -40,6 +40,29 @@ func withStarter(s **startingStore) func(*harness) {
 	}
 }
 
+// checkStartedAndCompleted checks that o (one widget) was started and
+// completed: its status, one log line per transition with its ids, one
+// charge, the stock taken.
+func checkStartedAndCompleted(t *testing.T, h *harness, o orderflow.Order) {
+	t.Helper()
+	if got := h.s.order(o.ID).Status; got != orderflow.StatusCompleted {
+		t.Errorf("status = %s, want COMPLETED", got)
+	}
+	lines := h.logs.lines("order transition")
+	if len(lines) != 2 {
+		t.Fatalf("transition log lines = %d, want 2", len(lines))
+	}
+	for i, to := range []string{"PROCESSING", "COMPLETED"} {
+		l := lines[i]
+		if l["to"] != to || l["order_id"] != string(o.ID) || l["user_id"] != "u1" || l["request_id"] != o.RequestID {
+			t.Errorf("line %d = %v, want to=%s with order_id, user_id and request_id", i, l, to)
+		}
+	}
+	if h.ledger.count() != 1 || h.s.stockOf("widget") != 99 {
+		t.Errorf("charges = %d, stock = %d; want 1 and 99", h.ledger.count(), h.s.stockOf("widget"))
+	}
+}
+
 func TestStoreWithStartOrderIsStartedWithoutARead(t *testing.T) {
 	t.Run("a pending order is started, logged and completed", func(t *testing.T) {
 		var s *startingStore
@@ -47,25 +70,10 @@ func TestStoreWithStartOrderIsStartedWithoutARead(t *testing.T) {
 		h.start()
 		o := h.order(1000, items("widget", 1)...)
 		h.waitDeleted(h.send(o))
-		if got := h.s.order(o.ID).Status; got != orderflow.StatusCompleted {
-			t.Errorf("status = %s, want COMPLETED", got)
-		}
 		if s.starts.Load() != 1 || s.reads.Load() != 0 {
 			t.Errorf("StartOrder calls = %d, GetOrder calls = %d; want 1 and 0", s.starts.Load(), s.reads.Load())
 		}
-		lines := h.logs.lines("order transition")
-		if len(lines) != 2 {
-			t.Fatalf("transition log lines = %d, want 2", len(lines))
-		}
-		for i, to := range []string{"PROCESSING", "COMPLETED"} {
-			l := lines[i]
-			if l["to"] != to || l["order_id"] != string(o.ID) || l["user_id"] != "u1" || l["request_id"] != o.RequestID {
-				t.Errorf("line %d = %v, want to=%s with order_id, user_id and request_id", i, l, to)
-			}
-		}
-		if h.ledger.count() != 1 || h.s.stockOf("widget") != 99 {
-			t.Errorf("charges = %d, stock = %d; want 1 and 99", h.ledger.count(), h.s.stockOf("widget"))
-		}
+		checkStartedAndCompleted(t, h, o)
 	})
 	t.Run("a redelivery of a finished order is deleted without effects", func(t *testing.T) {
 		var s *startingStore
@@ -80,22 +88,6 @@ func TestStoreWithStartOrderIsStartedWithoutARead(t *testing.T) {
 		}
 		if len(h.logs.lines("order already final; deleting the redelivered message")) != 1 {
 			t.Error("want the redelivery logged")
-		}
-	})
-	t.Run("an order already PROCESSING (a crashed attempt) is continued", func(t *testing.T) {
-		var s *startingStore
-		h := newHarness(t, withStarter(&s))
-		o := h.order(1000)
-		o.Status = orderflow.StatusProcessing
-		h.s.put(o)
-		h.start()
-		h.waitDeleted(h.send(o))
-		if got := h.s.order(o.ID).Status; got != orderflow.StatusCompleted {
-			t.Errorf("status = %s, want COMPLETED", got)
-		}
-		lines := h.logs.lines("order transition")
-		if len(lines) != 1 || lines[0]["from"] != "PROCESSING" {
-			t.Errorf("transition lines = %v, want only PROCESSING→COMPLETED", lines)
 		}
 	})
 	t.Run("a store outage is retried", func(t *testing.T) {
@@ -196,33 +188,11 @@ func TestQueueThatIsTheStoreStartsOrdersAsItDelivers(t *testing.T) {
 		h.start()
 		o := h.order(1000, items("widget", 1)...)
 		h.waitDeleted(h.send(o))
-		if got := h.s.order(o.ID).Status; got != orderflow.StatusCompleted {
-			t.Errorf("status = %s, want COMPLETED", got)
-		}
 		if qs.receiveStarts.Load() == 0 || qs.starts.Load() != 0 || qs.reads.Load() != 0 {
 			t.Errorf("ReceiveAndStart calls = %d, StartOrder calls = %d, GetOrder calls = %d; want some, 0 and 0",
 				qs.receiveStarts.Load(), qs.starts.Load(), qs.reads.Load())
 		}
-		lines := h.logs.lines("order transition")
-		if len(lines) != 2 || lines[0]["to"] != "PROCESSING" || lines[0]["user_id"] != "u1" || lines[1]["to"] != "COMPLETED" {
-			t.Errorf("transition lines = %v, want PROCESSING (with the user) then COMPLETED", lines)
-		}
-		if h.ledger.count() != 1 || h.s.stockOf("widget") != 99 {
-			t.Errorf("charges = %d, stock = %d; want 1 and 99", h.ledger.count(), h.s.stockOf("widget"))
-		}
-	})
-	t.Run("an order already PROCESSING is continued without a second start", func(t *testing.T) {
-		var qs *queueStore
-		h := newHarness(t, withQueueStore(&qs))
-		o := h.order(1000)
-		o.Status = orderflow.StatusProcessing
-		h.s.put(o)
-		h.start()
-		h.waitDeleted(h.send(o))
-		lines := h.logs.lines("order transition")
-		if len(lines) != 1 || lines[0]["from"] != "PROCESSING" || lines[0]["to"] != "COMPLETED" {
-			t.Errorf("transition lines = %v, want only PROCESSING→COMPLETED", lines)
-		}
+		checkStartedAndCompleted(t, h, o)
 	})
 	t.Run("a message whose order is missing takes the usual path", func(t *testing.T) {
 		var qs *queueStore
@@ -274,5 +244,33 @@ func TestReceiveStarterIsChosenOnlyForTheSameValue(t *testing.T) {
 		if got := receiveStarter(tt.q, tt.s) != nil; got != tt.fast {
 			t.Errorf("%s: fast path %v, want %v", tt.name, got, tt.fast)
 		}
+	}
+}
+
+// An order already PROCESSING (a crashed attempt) is continued without a
+// second start, whichever fast path starts orders.
+func TestOrderAlreadyProcessingIsContinued(t *testing.T) {
+	for _, fp := range []struct {
+		name      string
+		configure func(*harness)
+	}{
+		{"StartOrder", func(h *harness) { var s *startingStore; withStarter(&s)(h) }},
+		{"ReceiveAndStart", func(h *harness) { var qs *queueStore; withQueueStore(&qs)(h) }},
+	} {
+		t.Run(fp.name, func(t *testing.T) {
+			h := newHarness(t, fp.configure)
+			o := h.order(1000)
+			o.Status = orderflow.StatusProcessing
+			h.s.put(o)
+			h.start()
+			h.waitDeleted(h.send(o))
+			if got := h.s.order(o.ID).Status; got != orderflow.StatusCompleted {
+				t.Errorf("status = %s, want COMPLETED", got)
+			}
+			lines := h.logs.lines("order transition")
+			if len(lines) != 1 || lines[0]["from"] != "PROCESSING" || lines[0]["to"] != "COMPLETED" {
+				t.Errorf("transition lines = %v, want only PROCESSING→COMPLETED", lines)
+			}
+		})
 	}
 }

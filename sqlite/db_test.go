@@ -697,25 +697,7 @@ func TestCheckpointerCopiesCommitsIntoTheFile(t *testing.T) {
 	db, path := open(t, sqlite.Options{})
 	o := order("kim", t0)
 	accept(t, db, o, orderflow.IdempotencyKey{})
-	copyPath := filepath.Join(t.TempDir(), "copy.db")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(copyPath, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		n := countOrders(t, copyPath, o.ID)
-		if n == 1 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the order was not checkpointed into the database file within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitInFile(t, path, o.ID)
 }
 
 // TestCheckpointerFinishesAfterAReaderLetGo: a reader holding an old
@@ -741,43 +723,39 @@ func TestCheckpointerFinishesAfterAReaderLetGo(t *testing.T) {
 	o := order("kim", t0.Add(time.Millisecond))
 	accept(t, db, o, orderflow.IdempotencyKey{})
 	time.Sleep(100 * time.Millisecond) // checkpoints run, but cannot copy the new frames
-	copyPath := filepath.Join(t.TempDir(), "copy.db")
-	copyFile := func() {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(copyPath, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	copyFile()
-	if countOrders(t, copyPath, o.ID) != 0 {
+	if inFile(t, path, o.ID) {
 		t.Fatalf("the order reached the file while a reader held the older snapshot")
 	}
 	if err := tx.Rollback(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		copyFile()
-		if countOrders(t, copyPath, o.ID) == 1 {
-			return
-		}
+	waitInFile(t, path, o.ID)
+}
+
+// waitInFile waits up to 10 s for order id to be in the database file at
+// path itself (checkpointed), not only in its WAL.
+func waitInFile(t *testing.T, path string, id orderflow.OrderID) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !inFile(t, path, id); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the order was not checkpointed within 10s of the reader letting go")
+			t.Fatalf("order %s was not checkpointed into the database file within 10s", id)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
-// countOrders opens the database file at path on its own and counts the
-// orders with id (0 or 1).
-func countOrders(t *testing.T, path string, id orderflow.OrderID) int {
+// inFile reports whether order id is in a copy of the database file at
+// path taken without its WAL.
+func inFile(t *testing.T, path string, id orderflow.OrderID) bool {
 	t.Helper()
-	os.Remove(path + "-wal")
-	os.Remove(path + "-shm")
-	cdb, err := sql.Open("sqlite", path)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyPath := filepath.Join(t.TempDir(), "copy.db")
+	if err := os.WriteFile(copyPath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cdb, err := sql.Open("sqlite", copyPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -787,7 +765,7 @@ func countOrders(t *testing.T, path string, id orderflow.OrderID) int {
 	if err := cdb.QueryRow(`SELECT count(*) FROM orders WHERE id = ?`, string(id)).Scan(&n); err != nil && !strings.Contains(err.Error(), "no such table") {
 		t.Fatal(err)
 	}
-	return n
+	return n == 1
 }
 
 // TestReceiveAndStartStartsTheOrders: the processor's receive moves each
