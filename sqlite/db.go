@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"math/rand/v2"
 	"runtime"
 	"strings"
 	"sync"
@@ -63,9 +65,11 @@ type DB struct {
 	// The checkpointer's connection and its one statement.
 	cconn          *zs.Conn
 	checkpointStmt *zs.Stmt
-	// commits numbers the writer's transactions: the one open is
+	// writer identifies this open DB in the queue rows it writes (random,
+	// never 0); commits numbers its transactions: the one open is
 	// commits+1 (wtx.seq), and synced is the last one an fsync of the WAL
-	// has covered. Both start at the newest message's at Open.
+	// has covered.
+	writer  int64
 	commits atomic.Uint64
 	synced  atomic.Uint64
 
@@ -125,6 +129,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 
 	db := &DB{
+		writer:     rand.Int64N(math.MaxInt64) + 1,
 		opts:       opts,
 		now:        opts.Now,
 		logger:     opts.Logger,
@@ -157,14 +162,6 @@ func (db *DB) openConns(ctx context.Context, path string) error {
 	if err := db.ws.prepare(db.wconn); err != nil {
 		return err
 	}
-	// Number this process's transactions after the newest message's: what
-	// is in the file now survived the last run, so it counts as synced.
-	newest, err := queryInt(db.wconn, `SELECT coalesce(max(batch), 0) FROM queue`)
-	if err != nil {
-		return unavailable(err, "read sqlite %s", path)
-	}
-	db.commits.Store(uint64(newest))
-	db.synced.Store(uint64(newest))
 	if db.opts.Synchronous == "FULL" {
 		// The write connection runs with synchronous=NORMAL, so COMMIT only
 		// writes the WAL; the syncer fsyncs it before callers are told.
@@ -278,19 +275,6 @@ func openWriter(path string) (*zs.Conn, error) {
 		}
 	}
 	return conn, nil
-}
-
-// queryInt runs a query that returns one integer on conn.
-func queryInt(conn *zs.Conn, query string) (int64, error) {
-	st, _, err := conn.PrepareTransient(query)
-	if err != nil {
-		return 0, err
-	}
-	defer st.Finalize()
-	if _, err := st.Step(); err != nil {
-		return 0, err
-	}
-	return st.ColumnInt64(0), nil
 }
 
 // Close stops the janitor, commits the writes already queued, and closes

@@ -42,10 +42,13 @@
 // ReceiveAndStart) that hands out a message enqueued by a transaction not
 // yet fsynced also returns only once fsynced: the processor may act
 // outside on what it hands out (a payment gateway), and that fsync covers
-// the message's Accept too. Each queue row records the number of the
-// transaction that enqueued it, and the syncer the last number its fsync
-// covered; a receive whose messages are all older (a backlog) returns at
-// commit. The processor's bookkeeping (Delete, ChangeVisibility,
+// the message's Accept too. Each queue row records which open DB (a
+// random id per Open) enqueued it in which of its transactions, and the
+// syncer the last transaction its fsync covered; a receive whose messages
+// were all enqueued here before that (a backlog) returns at commit. A
+// message from another process sharing the file (the split mode) or from
+// an earlier run makes the receive wait, since only the writer's own
+// fsyncs are known. The processor's bookkeeping (Delete, ChangeVisibility,
 // Transition, Reserve, Release, RecordCharge) returns as soon as it is
 // committed to the WAL: that already survives a kill -9, its batch is
 // fsynced by the syncer's next round like any other, and since the WAL is

@@ -186,3 +186,55 @@ func TestProcessorWritesReturnAtCommitAcknowledgedWritesAfterFsync(t *testing.T)
 	wait("Accept", accepted)
 	wait("Receive", received)
 }
+
+// In the split mode the api and the processor are two processes with one
+// file: a message the other one enqueued is not known to be fsynced, so a
+// receive of it waits for its own fsync (which covers the other's frames
+// too), however old the message.
+func TestReceiveOfAnotherWritersMessageWaitsForTheFsync(t *testing.T) {
+	t.Parallel()
+	api, path := open(t, sqlite.Options{})
+	proc, err := sqlite.Open(ctx(t), path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proc.Close()
+	// Give the processor's counters a head start on the api's, so that
+	// comparing transaction numbers across the two would say "fsynced".
+	for range 5 {
+		if err := proc.SetStock(ctx(t), "widget", 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	accept(t, api, order("sam", t0), orderflow.IdempotencyKey{})
+
+	gate, entered := make(chan struct{}), make(chan struct{}, 1)
+	proc.SetBeforeSync(func() {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-gate
+	})
+	var once sync.Once
+	release := func() { once.Do(func() { close(gate) }) }
+	defer release() // before proc.Close, even when the test fails
+	received := make(chan error, 1)
+	go func() {
+		ds, err := proc.ReceiveAndStart(context.Background(), 1, 5*time.Second)
+		if err == nil && len(ds) != 1 {
+			err = fmt.Errorf("received %d messages, want 1", len(ds))
+		}
+		received <- err
+	}()
+	<-entered // the receive is committed; its fsync is held
+	select {
+	case err := <-received:
+		t.Fatalf("the receive returned (%v) while its fsync was held", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	release()
+	if err := <-received; err != nil {
+		t.Fatal(err)
+	}
+}

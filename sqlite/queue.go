@@ -54,7 +54,7 @@ func (db *DB) SendRaw(ctx context.Context, body []byte) error {
 
 func (w *wtx) enqueueBody(body []byte) error {
 	now := ms(w.now)
-	if _, err := w.exec(w.enqueue, body, now, now, int64(w.seq)); err != nil {
+	if _, err := w.exec(w.enqueue, body, now, now, w.db.writer, int64(w.seq)); err != nil {
 		return unavailable(err, "enqueue message")
 	}
 	w.notify = true
@@ -128,7 +128,8 @@ type queued struct {
 	id    int64
 	body  []byte
 	count int
-	batch int64 // the transaction that enqueued it (selectVisible only)
+	// Which open DB enqueued it, in which transaction (selectVisible only).
+	writer, batch int64
 }
 
 func (db *DB) receiveOnce(ctx context.Context, max int, start bool) ([]orderflow.Delivery, error) {
@@ -141,10 +142,13 @@ func (db *DB) receiveOnce(ctx context.Context, max int, start bool) ([]orderflow
 	// covers the receive covers that Accept too, so nothing is done for an
 	// order a power loss could still take back. When every message it
 	// hands out is older than the last fsync, as in a backlog, it returns
-	// at commit like the processor's other writes.
+	// at commit like the processor's other writes. Only this process's own
+	// transactions are known to be fsynced or not: a message another
+	// process (or an earlier run) enqueued makes the receive wait.
 	err := db.write(ctx, func(w *wtx) error {
 		out, dead = out[:0], dead[:0]
-		var newest int64 // the latest transaction that enqueued a message handed out
+		synced := db.synced.Load()
+		settled := true // every message handed out was enqueued by a transaction fsynced here
 		now := ms(w.now)
 		hidden := ms(w.now.Add(db.opts.VisibilityTimeout))
 		for len(out) < max {
@@ -155,7 +159,7 @@ func (db *DB) receiveOnce(ctx context.Context, max int, start bool) ([]orderflow
 			var found []queued
 			for len(found) < max-len(out) && rows.Next() {
 				var q queued
-				if err := rows.Scan(&q.id, &q.body, &q.count, &q.batch); err != nil {
+				if err := rows.Scan(&q.id, &q.body, &q.count, &q.writer, &q.batch); err != nil {
 					rows.Close()
 					return unavailable(err, "read message")
 				}
@@ -182,9 +186,7 @@ func (db *DB) receiveOnce(ctx context.Context, max int, start bool) ([]orderflow
 				}
 				d := delivery(q.id, q.body, q.count+1)
 				d.Receipt = receipt
-				if q.batch > newest {
-					newest = q.batch
-				}
+				settled = settled && q.writer == db.writer && uint64(q.batch) <= synced
 				if start && d.Err == nil {
 					o, moved, err := w.transitionOrder(d.OrderID, orderflow.StatusPending, orderflow.StatusProcessing, nil, nil, w.now)
 					switch {
@@ -204,7 +206,7 @@ func (db *DB) receiveOnce(ctx context.Context, max int, start bool) ([]orderflow
 				break
 			}
 		}
-		w.releaseAtCommit = uint64(newest) <= db.synced.Load()
+		w.releaseAtCommit = settled
 		return nil
 	})
 	if err != nil {
@@ -396,7 +398,7 @@ func (db *DB) Redrive(ctx context.Context, max int) (int, error) {
 			return unavailable(err, "read dead messages")
 		}
 		for _, id := range ids {
-			if _, err := w.exec(w.redrive, ms(w.now), int64(w.seq), id); err != nil {
+			if _, err := w.exec(w.redrive, ms(w.now), w.db.writer, int64(w.seq), id); err != nil {
 				return unavailable(err, "redrive message %d", id)
 			}
 			if _, err := w.exec(w.deleteDead, id); err != nil {

@@ -87,10 +87,12 @@ CREATE TABLE charges (
 ) WITHOUT ROWID;
 CREATE INDEX charges_order ON charges (order_id);
 `,
-	// batch: the writer's number of the transaction that enqueued the
-	// message (see DB.commits), so that a receive knows whether that
-	// transaction is fsynced yet. Rows from before are.
-	`ALTER TABLE queue ADD COLUMN batch INTEGER NOT NULL DEFAULT 0;`,
+	// writer and batch: which open DB (a random id per Open) enqueued the
+	// message, in which of its transactions (see DB.commits), so that a
+	// receive in that same process knows whether that transaction is
+	// fsynced yet.
+	`ALTER TABLE queue ADD COLUMN writer INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE queue ADD COLUMN batch INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // migrate brings the schema to the latest version, one transaction per

@@ -66,12 +66,12 @@ func (s *writeStmts) prepare(conn *zs.Conn) error {
 		p(&s.purgeKeys, `DELETE FROM idempotency WHERE (user_id, key) IN
 			(SELECT user_id, key FROM idempotency WHERE created_at < ? LIMIT ?)`),
 
-		p(&s.enqueue, `INSERT INTO queue (body, receive_count, visible_at, receipt, sent_at, batch) VALUES (?, 0, ?, '', ?, ?)`),
+		p(&s.enqueue, `INSERT INTO queue (body, receive_count, visible_at, receipt, sent_at, writer, batch) VALUES (?, 0, ?, '', ?, ?, ?)`),
 		// A constant LIMIT: SQLite re-prepares a statement whose bound
 		// LIMIT changes to or from 1, which cost 3% of the processor's CPU
 		// when receives asked for varying counts. Receive steps only as
 		// many rows as it wants.
-		p(&s.selectVisible, `SELECT id, body, receive_count, batch FROM queue WHERE visible_at <= ? ORDER BY visible_at, id LIMIT `+strconv.Itoa(maxReceiveBatch)),
+		p(&s.selectVisible, `SELECT id, body, receive_count, writer, batch FROM queue WHERE visible_at <= ? ORDER BY visible_at, id LIMIT `+strconv.Itoa(maxReceiveBatch)),
 		p(&s.markReceived, `UPDATE queue SET receive_count = receive_count + 1, visible_at = ?, receipt = ? WHERE id = ?`),
 		p(&s.deleteMsg, `DELETE FROM queue WHERE id = ? AND receipt = ?`),
 		p(&s.changeVisibility, `UPDATE queue SET visible_at = ? WHERE id = ? AND receipt = ?`),
@@ -83,8 +83,8 @@ func (s *writeStmts) prepare(conn *zs.Conn) error {
 		p(&s.completeCharged, `UPDATE orders SET status = 'COMPLETED', updated_at = ?
 			WHERE id = ? AND status = 'PROCESSING' AND EXISTS (SELECT 1 FROM charges WHERE order_id = orders.id)`),
 		p(&s.selectDead, `SELECT id FROM dead ORDER BY id LIMIT ?`),
-		p(&s.redrive, `INSERT INTO queue (id, body, receive_count, visible_at, receipt, sent_at, batch)
-			SELECT id, body, 0, ?, '', sent_at, ? FROM dead WHERE id = ?`),
+		p(&s.redrive, `INSERT INTO queue (id, body, receive_count, visible_at, receipt, sent_at, writer, batch)
+			SELECT id, body, 0, ?, '', sent_at, ?, ? FROM dead WHERE id = ?`),
 		p(&s.deleteDead, `DELETE FROM dead WHERE id = ?`),
 		p(&s.purgeDead, `DELETE FROM dead`),
 
