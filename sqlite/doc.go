@@ -25,8 +25,8 @@
 // touches, which cost about a fifth of the writer's time.) Reads (GetOrder,
 // ListOrders, Stock, Depth, ListDead, Charges, …) use a pool of read-only
 // WAL connections and never wait for the writer. A background connection
-// checkpoints the WAL (PASSIVE, every 20 ms while there are commits) so
-// that commits only append.
+// checkpoints the WAL (PASSIVE, every 20 ms until it has copied every
+// commit) so that commits only append.
 //
 // The processor receives with ReceiveAndStart, which in the same write also
 // moves each message's order from PENDING to PROCESSING and hands the
