@@ -28,7 +28,14 @@ type child struct {
 
 func startChild(t *testing.T, env map[string]string, logPath string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "serve")
+	return startChildCommand(t, env, logPath, "serve")
+}
+
+// startChildCommand starts orderflow's command (serve, api or processor)
+// as a child process and waits until what it serves is ready.
+func startChildCommand(t *testing.T, env map[string]string, logPath, command string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], command)
 	cmd.Env = append(os.Environ(), "ORDERFLOW_TEST_CHILD=1")
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -51,8 +58,12 @@ func startChild(t *testing.T, env map[string]string, logPath string) *child {
 	}()
 	t.Cleanup(func() { cmd.Process.Kill(); <-c.done })
 	out := stringerFunc(func() string { b, _ := os.ReadFile(logPath); return string(b) })
-	waitReady(t, "http://"+env["ORDERFLOW_API_ADDR"]+"/ready", exited, out)
-	waitReady(t, "http://"+env["ORDERFLOW_PROCESSOR_ADDR"]+"/ready", exited, out)
+	if command != "processor" {
+		waitReady(t, "http://"+env["ORDERFLOW_API_ADDR"]+"/ready", exited, out)
+	}
+	if command != "api" {
+		waitReady(t, "http://"+env["ORDERFLOW_PROCESSOR_ADDR"]+"/ready", exited, out)
+	}
 	return c
 }
 

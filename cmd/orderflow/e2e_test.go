@@ -1,10 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/orderflow/orderflow/sqlite"
 )
 
 // TestSpecFlow is the spec's verification flow: login, create an order,
@@ -121,4 +127,54 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestSplitModeSharesOneFile runs `orderflow api` and `orderflow processor`
+// as two processes on one SQLite file: every order the api accepts is
+// completed by the other process, and charged once.
+func TestSplitModeSharesOneFile(t *testing.T) {
+	env := testEnv(t, nil)
+	logs := t.TempDir()
+	startChildCommand(t, env, filepath.Join(logs, "api.log"), "api")
+	startChildCommand(t, env, filepath.Join(logs, "processor.log"), "processor")
+	api, proc := "http://"+env["ORDERFLOW_API_ADDR"], "http://"+env["ORDERFLOW_PROCESSOR_ADDR"]
+
+	token := login(t, api, "split")
+	const n = 20
+	urls := make(chan string, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			var a accepted
+			if resp := call(t, "POST", api+"/orders", token, map[string]any{"amount": 1250}, &a); resp.StatusCode != 202 {
+				t.Errorf("create: got %d", resp.StatusCode)
+				return
+			}
+			urls <- a.StatusURL
+		})
+	}
+	wg.Wait()
+	close(urls)
+	for u := range urls {
+		if doc := pollUntilTerminal(t, u, 30*time.Second); doc.Status != "COMPLETED" {
+			t.Errorf("order %s ended %s, want COMPLETED", doc.OrderID, doc.Status)
+		}
+	}
+	if m, want := metricsText(t, proc+"/metrics"), fmt.Sprintf(`orders_processed_total{env="local",status="success"} %d`, n); !strings.Contains(m, want) {
+		t.Errorf("processor /metrics lacks %q:\n%s", want, grepLines(m, "orders_processed_total"))
+	}
+	db, err := sqlite.Open(context.Background(), env["ORDERFLOW_DB"], sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	orders, err := db.ListOrders(context.Background(), "split", "", 100)
+	if err != nil || len(orders) != n {
+		t.Fatalf("stored orders: %d, %v; want %d", len(orders), err, n)
+	}
+	for _, o := range orders {
+		if charges, err := db.Charges(context.Background(), o.ID); err != nil || len(charges) != 1 {
+			t.Errorf("order %s has %d charges (%v), want 1", o.ID, len(charges), err)
+		}
+	}
 }
