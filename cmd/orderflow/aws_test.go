@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -591,18 +590,10 @@ func (c *crashClient) placeRetrying(t *testing.T, key string, amount int) {
 // terminal, a retried key is not a second order, no order is charged
 // twice, stock moves once per completed order.
 func TestAWSCrashKill9(t *testing.T) {
-	const stock = 100000
-	env := awsEnv(t, awstest.Endpoint(t), map[string]string{
-		"ORDERFLOW_PAYMENT_LATENCY":    "15ms",
-		"ORDERFLOW_CONCURRENCY":        "16",
-		"ORDERFLOW_VISIBILITY_TIMEOUT": "2s",
-		"ORDERFLOW_RATE_LIMIT":         "1000000",
-		"ORDERFLOW_STOCK":              fmt.Sprintf("widget:%d", stock),
-		"ORDERFLOW_LOG_LEVEL":          "error",
-		"ORDERFLOW_FRAUD_THRESHOLD":    "1000",
-		"ORDERFLOW_TAKEOVER_AFTER":     "1s",
-		"ORDERFLOW_SWEEP_AFTER":        "5s",
-	})
+	settings := crashSettings()
+	settings["ORDERFLOW_TAKEOVER_AFTER"] = "1s"
+	settings["ORDERFLOW_SWEEP_AFTER"] = "5s"
+	env := awsEnv(t, awstest.Endpoint(t), settings)
 	logPath := t.TempDir() + "/child.log"
 	api := "http://" + env["ORDERFLOW_API_ADDR"]
 
@@ -625,17 +616,9 @@ func TestAWSCrashKill9(t *testing.T) {
 	c.kill9(t)
 	c = startChild(t, env, logPath)
 
-	final := map[string]statusDoc{}
-	for key, a := range cl.ok {
-		final[key] = pollUntilTerminal(t, a.StatusURL, 60*time.Second)
-	}
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if <-c.done; c.err != nil {
-		t.Fatalf("graceful stop after SIGTERM: %v", c.err)
-	}
+	final := cl.waitTerminal(t)
+	c.stop(t)
 
 	st := dynamostore.New(dynamodb.NewFromConfig(awstest.Config(env["AWS_ENDPOINT_URL"])), env["DDB_TABLE"], dynamostore.Options{})
-	checkBooks(t, st, cl, final, stock)
+	checkBooks(t, st, cl, final, crashStock)
 }

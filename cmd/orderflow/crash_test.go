@@ -22,6 +22,7 @@ import (
 // child mode, see TestMain), so that it can be killed with SIGKILL.
 type child struct {
 	cmd  *exec.Cmd
+	log  string        // the path of its output
 	done chan struct{} // closed when the process has exited
 	err  error         // its exit status, once done is closed
 }
@@ -48,7 +49,7 @@ func startChildCommand(t *testing.T, env map[string]string, logPath, command str
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	c := &child{cmd: cmd, done: make(chan struct{})}
+	c := &child{cmd: cmd, log: logPath, done: make(chan struct{})}
 	exited := make(chan error, 1)
 	go func() {
 		c.err = cmd.Wait()
@@ -70,6 +71,18 @@ func startChildCommand(t *testing.T, env map[string]string, logPath, command str
 type stringerFunc func() string
 
 func (f stringerFunc) String() string { return f() }
+
+// stop sends SIGTERM and waits for a clean exit.
+func (c *child) stop(t *testing.T) {
+	t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if <-c.done; c.err != nil {
+		b, _ := os.ReadFile(c.log)
+		t.Fatalf("graceful stop after SIGTERM: %v\n%s", c.err, b)
+	}
+}
 
 func (c *child) kill9(t *testing.T) {
 	t.Helper()
@@ -143,16 +156,7 @@ func (c *crashClient) place(key string, amount int) error {
 // the invariants: every 202 ends terminal, a retried request is not a
 // second order, no order is charged twice, stock moves once per order.
 func TestCrashKill9(t *testing.T) {
-	const stock = 100000
-	env := testEnv(t, map[string]string{
-		"ORDERFLOW_PAYMENT_LATENCY":    "15ms",
-		"ORDERFLOW_CONCURRENCY":        "16",
-		"ORDERFLOW_VISIBILITY_TIMEOUT": "2s",
-		"ORDERFLOW_RATE_LIMIT":         "1000000",
-		"ORDERFLOW_STOCK":              fmt.Sprintf("widget:%d", stock),
-		"ORDERFLOW_LOG_LEVEL":          "error",
-		"ORDERFLOW_FRAUD_THRESHOLD":    "1000", // velocity and spend rules would reject a load test
-	})
+	env := testEnv(t, crashSettings())
 	logPath := filepath.Join(t.TempDir(), "child.log")
 	api := "http://" + env["ORDERFLOW_API_ADDR"]
 
@@ -174,26 +178,9 @@ func TestCrashKill9(t *testing.T) {
 	c.kill9(t)
 	c = startChild(t, env, logPath)
 
-	final := map[string]statusDoc{}
-	for key, a := range cl.ok {
-		final[key] = pollUntilTerminal(t, a.StatusURL, 60*time.Second)
-	}
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if <-c.done; c.err != nil {
-		b, _ := os.ReadFile(logPath)
-		err := c.err
-		t.Fatalf("graceful stop after SIGTERM: %v\n%s", err, b)
-	}
-
-	// Check the books with the program stopped.
-	db, err := sqlite.Open(context.Background(), env["ORDERFLOW_DB"], sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	checkBooks(t, db, cl, final, stock)
+	final := cl.waitTerminal(t)
+	c.stop(t)
+	checkSQLiteBooks(t, env, cl, final)
 }
 
 // TestSplitModeProcessorKill9: in the split mode (orderflow api and
@@ -202,89 +189,62 @@ func TestCrashKill9(t *testing.T) {
 // brings every accepted order to a terminal state, none charged twice,
 // stock moved once per order.
 func TestSplitModeProcessorKill9(t *testing.T) {
-	const stock = 100000
-	env := testEnv(t, map[string]string{
+	env := testEnv(t, crashSettings())
+	logs := t.TempDir()
+	api := startChildCommand(t, env, filepath.Join(logs, "api.log"), "api")
+	proc := startChildCommand(t, env, filepath.Join(logs, "processor.log"), "processor")
+	cl := newCrashClient(t, "http://"+env["ORDERFLOW_API_ADDR"])
+
+	stop := cl.load()
+	for _, n := range []int{200, 300} {
+		if !cl.waitAccepted(n, 20*time.Second) {
+			t.Fatalf("fewer than %d orders accepted within 20s", n)
+		}
+		if n == 200 {
+			proc.kill9(t) // the api goes on without the processor
+		}
+	}
+	stop()
+	if len(cl.unknown) > 0 {
+		t.Fatalf("%d requests to the api went unanswered", len(cl.unknown))
+	}
+	proc = startChildCommand(t, env, proc.log, "processor")
+
+	final := cl.waitTerminal(t)
+	api.stop(t)
+	proc.stop(t)
+	checkSQLiteBooks(t, env, cl, final)
+}
+
+// crashSettings are the settings of the crash tests: slow payments and few
+// orders in work, so that a backlog builds up to crash into, short
+// visibility so that redeliveries come soon, and no rate limit or fraud
+// rules in the way of a load test.
+func crashSettings() map[string]string {
+	return map[string]string{
 		"ORDERFLOW_PAYMENT_LATENCY":    "15ms",
 		"ORDERFLOW_CONCURRENCY":        "16",
 		"ORDERFLOW_VISIBILITY_TIMEOUT": "2s",
 		"ORDERFLOW_RATE_LIMIT":         "1000000",
-		"ORDERFLOW_STOCK":              fmt.Sprintf("widget:%d", stock),
+		"ORDERFLOW_STOCK":              fmt.Sprintf("widget:%d", crashStock),
 		"ORDERFLOW_LOG_LEVEL":          "error",
-		"ORDERFLOW_FRAUD_THRESHOLD":    "1000",
-	})
-	logs := t.TempDir()
-	apiLog, procLog := filepath.Join(logs, "api.log"), filepath.Join(logs, "processor.log")
-	api := startChildCommand(t, env, apiLog, "api")
-	proc := startChildCommand(t, env, procLog, "processor")
-	cl := newCrashClient(t, "http://"+env["ORDERFLOW_API_ADDR"])
-
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	for w := range 8 {
-		wg.Go(func() {
-			for n := 0; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if err := cl.place(fmt.Sprintf("w%d-%d", w, n), 1000+100*n); err != nil {
-					t.Errorf("place: %v", err)
-					return
-				}
-			}
-		})
+		"ORDERFLOW_FRAUD_THRESHOLD":    "1000", // velocity and spend rules would reject a load test
 	}
-	waitAccepted := func(n int) {
-		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-			cl.mu.Lock()
-			got := len(cl.ok)
-			cl.mu.Unlock()
-			if got >= n {
-				return
-			}
-		}
-		t.Fatalf("fewer than %d orders accepted within 20s", n)
-	}
-	waitAccepted(200)
-	proc.kill9(t)
-	waitAccepted(300) // the api goes on without the processor
-	close(stop)
-	wg.Wait()
-	proc = startChildCommand(t, env, procLog, "processor")
-
-	final := map[string]statusDoc{}
-	for key, a := range cl.ok {
-		final[key] = pollUntilTerminal(t, a.StatusURL, 60*time.Second)
-	}
-	for _, c := range []*child{api, proc} {
-		if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		if <-c.done; c.err != nil {
-			t.Fatalf("graceful stop after SIGTERM: %v", c.err)
-		}
-	}
-	db, err := sqlite.Open(context.Background(), env["ORDERFLOW_DB"], sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	checkBooks(t, db, cl, final, stock)
 }
 
-// loadUntilKilled places orders from 8 clients and kills c with SIGKILL
-// under them once at least accepted orders were acknowledged; the clients
-// stop at their first lost answer.
-func loadUntilKilled(t *testing.T, c *child, cl *crashClient, accepted int) {
-	t.Helper()
+// crashStock is the widgets stocked for the crash tests; every order takes one.
+const crashStock = 100000
+
+// load has 8 clients place orders until the returned stop is called (it
+// waits for them); a client stops at its first failed request.
+func (cl *crashClient) load() (stop func()) {
 	var wg sync.WaitGroup
-	stop := make(chan struct{})
+	done := make(chan struct{})
 	for w := range 8 {
 		wg.Go(func() {
 			for n := 0; ; n++ {
 				select {
-				case <-stop:
+				case <-done:
 					return
 				default:
 				}
@@ -295,17 +255,54 @@ func loadUntilKilled(t *testing.T, c *child, cl *crashClient, accepted int) {
 			}
 		})
 	}
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+	return func() { close(done); wg.Wait() }
+}
+
+// waitAccepted reports whether n orders were acknowledged within d.
+func (cl *crashClient) waitAccepted(n int, d time.Duration) bool {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		cl.mu.Lock()
-		n := len(cl.ok)
+		got := len(cl.ok)
 		cl.mu.Unlock()
-		if n >= accepted {
-			break
+		if got >= n {
+			return true
 		}
 	}
+	return false
+}
+
+// waitTerminal polls every acknowledged order until it is terminal and
+// returns the final documents by idempotency key.
+func (cl *crashClient) waitTerminal(t *testing.T) map[string]statusDoc {
+	t.Helper()
+	final := map[string]statusDoc{}
+	for key, a := range cl.ok {
+		final[key] = pollUntilTerminal(t, a.StatusURL, 60*time.Second)
+	}
+	return final
+}
+
+// checkSQLiteBooks checks the books in the embedded file of env, with the
+// program stopped.
+func checkSQLiteBooks(t *testing.T, env map[string]string, cl *crashClient, final map[string]statusDoc) {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), env["ORDERFLOW_DB"], sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	checkBooks(t, db, cl, final, crashStock)
+}
+
+// loadUntilKilled places orders from 8 clients and kills c with SIGKILL
+// under them once at least accepted orders were acknowledged (or after 10
+// s); the clients stop at their first lost answer.
+func loadUntilKilled(t *testing.T, c *child, cl *crashClient, accepted int) {
+	t.Helper()
+	stop := cl.load()
+	cl.waitAccepted(accepted, 10*time.Second)
 	c.kill9(t)
-	close(stop)
-	wg.Wait()
+	stop()
 }
 
 // books is what the crash tests read back from a stopped program's store
