@@ -751,7 +751,12 @@ func inFile(t *testing.T, path string, id orderflow.OrderID) bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	copyPath := filepath.Join(t.TempDir(), "copy.db")
+	copyPath := path + ".copy" // in the test's temporary directory, replaced on each call
+	for _, p := range []string{copyPath + "-wal", copyPath + "-shm"} {
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
 	if err := os.WriteFile(copyPath, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
