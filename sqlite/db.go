@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/orderflow/orderflow"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 	zs "zombiezen.com/go/sqlite"
@@ -49,6 +51,10 @@ type Options struct {
 	// written to the WAL, durable against a process crash only); see the
 	// package documentation.
 	Synchronous string
+	// Registerer, if not nil, receives the writer's metrics
+	// (sqlite_write_wait_seconds, sqlite_wal_fsync_seconds,
+	// sqlite_transaction_writes). One DB per registry.
+	Registerer prometheus.Registerer
 }
 
 // DB is the embedded queue and store on one SQLite file. It is safe for
@@ -87,6 +93,7 @@ type DB struct {
 	closeErr   error
 
 	arrivals notifier // broadcast when messages are enqueued
+	metrics  *metrics
 }
 
 var (
@@ -128,7 +135,12 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		return nil, orderflow.Errorf(orderflow.EInvalid, "sqlite synchronous must be FULL or NORMAL, got %q", opts.Synchronous)
 	}
 
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("register sqlite metrics: %w", err)
+	}
 	db := &DB{
+		metrics:    m,
 		writer:     rand.Int64N(math.MaxInt64) + 1,
 		opts:       opts,
 		now:        opts.Now,

@@ -79,6 +79,7 @@ func (db *DB) submit(ctx context.Context, fn func(w *wtx) error, atCommit bool) 
 	if db.syncFailed.Load() {
 		return orderflow.Errorf(orderflow.EUnavailable, "sqlite WAL could not be synced; restart to recover")
 	}
+	start := time.Now()
 	op := &writeOp{ctx: ctx, fn: fn, done: make(chan struct{}), atCommit: atCommit}
 	select {
 	case db.ops <- op:
@@ -89,6 +90,11 @@ func (db *DB) submit(ctx context.Context, fn func(w *wtx) error, atCommit bool) 
 	}
 	select {
 	case <-op.done:
+		if op.released {
+			db.metrics.waitCommit.Observe(time.Since(start).Seconds())
+		} else {
+			db.metrics.waitFsync.Observe(time.Since(start).Seconds())
+		}
 		return op.err
 	case <-db.writerDone:
 		// The writer finishes every operation it took before it exits.
@@ -217,6 +223,7 @@ func (db *DB) runTx(first *writeOp) {
 // callers that need not wait for the fsync (see writeAtCommit).
 func (db *DB) committedBatch(batch []*writeOp, notify bool) {
 	db.commits.Add(1)
+	db.metrics.txWrites.Observe(float64(len(batch)))
 	if notify {
 		db.arrivals.broadcast()
 	}
@@ -279,7 +286,9 @@ func (db *DB) runSyncer(done chan<- struct{}) {
 			if hook := db.beforeSync.Load(); hook != nil {
 				(*hook)()
 			}
+			start := time.Now()
 			err = db.wal.sync()
+			db.metrics.fsync.Observe(time.Since(start).Seconds())
 			if err != nil {
 				// After a failed fsync the kernel may have dropped the dirty
 				// pages, and a later fsync can succeed without them: refuse

@@ -144,11 +144,19 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	writerBefore, err := writerStats(proc)
+	if err != nil {
+		return err
+	}
 	pid := srv.cmd.Process.Pid
 	cpu0 := cpuTime(pid)
 	start := time.Now()
 	res := load(o, api+"/orders", tokens, 0)
 	cpuLoad := cpuTime(pid) - cpu0
+	writerAfter, err := writerStats(proc)
+	if err != nil {
+		return err
+	}
 	atLoadEnd, err := processed(proc)
 	if err != nil {
 		return err
@@ -180,6 +188,9 @@ func run() error {
 	// rates are: compare it between runs and versions.
 	fmt.Printf("server CPU per order:          %8.0f µs accepted+processed   (%.2f cores busy during the load; %.0f µs per accepted order in it)\n",
 		float64(cpuAll.Microseconds())/max(done, 1), cpuLoad.Seconds()/res.elapsed.Seconds(), float64(cpuLoad.Microseconds())/float64(max(res.ok, 1)))
+	if !o.aws {
+		printWriter(writerBefore, writerAfter, res.elapsed)
+	}
 
 	if o.aws {
 		// moto's own speed is the ceiling here: report the cost, not rates.
@@ -316,16 +327,60 @@ func logins(api string, n int) ([]string, error) {
 	return tokens, nil
 }
 
+// scrape returns the processor's /metrics page.
+func scrape(proc string) ([]byte, error) {
+	resp, err := http.Get(proc + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}
+
+// writerRE matches the sums and counts of the SQLite writer's histograms.
+var writerRE = regexp.MustCompile(`(?m)^(sqlite_(?:write_wait_seconds|wal_fsync_seconds|transaction_writes)_(?:sum|count)(?:\{[^}]*\})?) (\S+)$`)
+
+// writerStats reads the SQLite writer's histogram sums and counts, keyed
+// by series (name and labels).
+func writerStats(proc string) (map[string]float64, error) {
+	b, err := scrape(proc)
+	if err != nil {
+		return nil, err
+	}
+	stats := map[string]float64{}
+	for _, m := range writerRE.FindAllSubmatch(b, -1) {
+		v, err := strconv.ParseFloat(string(m[2]), 64)
+		if err != nil {
+			return nil, err
+		}
+		stats[string(m[1])] = v
+	}
+	return stats, nil
+}
+
+// printWriter prints where an embedded-mode write spent its time between
+// two readings of writerStats: the WAL's fsyncs, the writes per
+// transaction, and how long callers waited.
+func printWriter(before, after map[string]float64, elapsed time.Duration) {
+	d := func(k string) float64 { return after[k] - before[k] }
+	mean := func(name, labels string) string {
+		n := d(name + "_count" + labels)
+		if n == 0 {
+			return "-"
+		}
+		return time.Duration(d(name+"_sum"+labels) / n * float64(time.Second)).Round(10 * time.Microsecond).String()
+	}
+	fmt.Printf("  SQLite writer in it:          WAL fsync %s mean (%.0f/s), %.1f writes per transaction; callers waited %s until the fsync, %s until the commit (means)\n",
+		mean("sqlite_wal_fsync_seconds", ""), d("sqlite_wal_fsync_seconds_count")/elapsed.Seconds(),
+		d("sqlite_transaction_writes_sum")/max(d("sqlite_transaction_writes_count"), 1),
+		mean("sqlite_write_wait_seconds", `{until="fsync"}`), mean("sqlite_write_wait_seconds", `{until="commit"}`))
+}
+
 var processedRE = regexp.MustCompile(`(?m)^orders_processed_total\{[^}]*\} (\S+)$`)
 
 // processed sums orders_processed_total over its labels.
 func processed(proc string) (float64, error) {
-	resp, err := http.Get(proc + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	b, err := scrape(proc)
 	if err != nil {
 		return 0, err
 	}
@@ -548,12 +603,7 @@ func label(labels, name string) string {
 // awsCounts scrapes aws_requests_total: the value of each series, by its
 // label list.
 func awsCounts(proc string) (map[string]float64, error) {
-	resp, err := http.Get(proc + "/metrics")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	b, err := scrape(proc)
 	if err != nil {
 		return nil, err
 	}

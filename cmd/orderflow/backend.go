@@ -35,7 +35,8 @@ var (
 )
 
 // openBackend opens the queue and store of cfg's mode. reg, if not nil,
-// receives the backend's own metrics (aws_requests_total in the AWS mode).
+// receives the backend's own metrics (aws_requests_total in the AWS mode,
+// the writer's sqlite_* metrics in the embedded mode).
 func openBackend(ctx context.Context, cfg config, log *slog.Logger, reg prometheus.Registerer) (*backend, error) {
 	if cfg.awsMode() {
 		return openAWS(ctx, cfg, log, reg)
@@ -45,6 +46,7 @@ func openBackend(ctx context.Context, cfg config, log *slog.Logger, reg promethe
 		MaxReceives:       cfg.MaxReceives,
 		IdempotencyTTL:    cfg.IdempotencyTTL,
 		Logger:            log,
+		Registerer:        reg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", cfg.DBPath, err)
