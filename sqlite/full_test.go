@@ -208,16 +208,7 @@ func TestReceiveOfAnotherWritersMessageWaitsForTheFsync(t *testing.T) {
 	}
 	accept(t, api, order("sam", t0), orderflow.IdempotencyKey{})
 
-	gate, entered := make(chan struct{}), make(chan struct{}, 1)
-	proc.SetBeforeSync(func() {
-		select {
-		case entered <- struct{}{}:
-		default:
-		}
-		<-gate
-	})
-	var once sync.Once
-	release := func() { once.Do(func() { close(gate) }) }
+	entered, release := holdSyncs(proc)
 	defer release() // before proc.Close, even when the test fails
 	received := make(chan error, 1)
 	go func() {
@@ -237,4 +228,21 @@ func TestReceiveOfAnotherWritersMessageWaitsForTheFsync(t *testing.T) {
 	if err := <-received; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// holdSyncs makes db's syncer wait before each fsync of the WAL until
+// release is called; entered receives when an fsync is held (without
+// blocking the syncer when nobody listens). Defer release before db.Close,
+// so that a failing test cannot hang.
+func holdSyncs(db *sqlite.DB) (entered <-chan struct{}, release func()) {
+	gate, ent := make(chan struct{}), make(chan struct{}, 1)
+	db.SetBeforeSync(func() {
+		select {
+		case ent <- struct{}{}:
+		default:
+		}
+		<-gate
+	})
+	var once sync.Once
+	return ent, func() { once.Do(func() { close(gate) }) }
 }

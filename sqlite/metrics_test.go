@@ -3,7 +3,6 @@ package sqlite_test
 import (
 	"context"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -48,16 +47,7 @@ func TestWriterMetricsCountWaitsFsyncsAndTransactions(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
 	db, _ := open(t, sqlite.Options{Registerer: reg, JanitorInterval: time.Hour})
-	gate, entered := make(chan struct{}), make(chan struct{}, 1)
-	db.SetBeforeSync(func() {
-		select {
-		case entered <- struct{}{}:
-		default:
-		}
-		<-gate
-	})
-	var once sync.Once
-	release := func() { once.Do(func() { close(gate) }) }
+	entered, release := holdSyncs(db)
 	defer release() // before db.Close, even when the test fails
 
 	orders := make([]orderflow.Order, 4)
