@@ -340,23 +340,27 @@ func scrape(proc string) ([]byte, error) {
 // writerRE matches the sums and counts of the SQLite writer's histograms.
 var writerRE = regexp.MustCompile(`(?m)^(sqlite_(?:write_wait_seconds|wal_fsync_seconds|transaction_writes)_(?:sum|count)(?:\{[^}]*\})?) (\S+)$`)
 
-// writerStats reads the SQLite writer's histogram sums and counts, keyed
-// by series (name and labels).
-func writerStats(proc string) (map[string]float64, error) {
+// series scrapes the processor's /metrics and returns, for each line re
+// matches, its value (re's second group) by re's first group.
+func series(proc string, re *regexp.Regexp) (map[string]float64, error) {
 	b, err := scrape(proc)
 	if err != nil {
 		return nil, err
 	}
-	stats := map[string]float64{}
-	for _, m := range writerRE.FindAllSubmatch(b, -1) {
+	values := map[string]float64{}
+	for _, m := range re.FindAllSubmatch(b, -1) {
 		v, err := strconv.ParseFloat(string(m[2]), 64)
 		if err != nil {
 			return nil, err
 		}
-		stats[string(m[1])] = v
+		values[string(m[1])] = v
 	}
-	return stats, nil
+	return values, nil
 }
+
+// writerStats reads the SQLite writer's histogram sums and counts, keyed
+// by series (name and labels).
+func writerStats(proc string) (map[string]float64, error) { return series(proc, writerRE) }
 
 // printWriter prints where an embedded-mode write spent its time between
 // two readings of writerStats: the WAL's fsyncs, the writes per
@@ -602,21 +606,7 @@ func label(labels, name string) string {
 
 // awsCounts scrapes aws_requests_total: the value of each series, by its
 // label list.
-func awsCounts(proc string) (map[string]float64, error) {
-	b, err := scrape(proc)
-	if err != nil {
-		return nil, err
-	}
-	counts := map[string]float64{}
-	for _, m := range awsRE.FindAllSubmatch(b, -1) {
-		v, err := strconv.ParseFloat(string(m[2]), 64)
-		if err != nil {
-			return nil, err
-		}
-		counts[string(m[1])] = v
-	}
-	return counts, nil
-}
+func awsCounts(proc string) (map[string]float64, error) { return series(proc, awsRE) }
 
 // printAWSCost prints SQS requests and DynamoDB writes per completed order
 // from the processor's aws_requests_total since before (in serve mode the
