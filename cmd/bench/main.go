@@ -134,17 +134,22 @@ func run() error {
 		return err
 	}
 
-	before, err := processed(proc)
+	// One reading before the load: orders processed so far, the AWS calls
+	// made so far (start-up, logins, stock seeding are not the orders'
+	// cost) and the SQLite writer's histograms.
+	page, err := scrape(proc)
 	if err != nil {
 		return err
 	}
-	// AWS calls made before the load (start-up, logins, stock seeding)
-	// are not the orders' cost.
-	awsBefore, err := awsCounts(proc)
+	before, err := page.processed()
 	if err != nil {
 		return err
 	}
-	writerBefore, err := writerStats(proc)
+	awsBefore, err := page.series(awsRE)
+	if err != nil {
+		return err
+	}
+	writerBefore, err := page.series(writerRE)
 	if err != nil {
 		return err
 	}
@@ -153,11 +158,14 @@ func run() error {
 	start := time.Now()
 	res := load(o, api+"/orders", tokens, 0)
 	cpuLoad := cpuTime(pid) - cpu0
-	writerAfter, err := writerStats(proc)
+	if page, err = scrape(proc); err != nil {
+		return err
+	}
+	writerAfter, err := page.series(writerRE)
 	if err != nil {
 		return err
 	}
-	atLoadEnd, err := processed(proc)
+	atLoadEnd, err := page.processed()
 	if err != nil {
 		return err
 	}
@@ -327,8 +335,11 @@ func logins(api string, n int) ([]string, error) {
 	return tokens, nil
 }
 
-// scrape returns the processor's /metrics page.
-func scrape(proc string) ([]byte, error) {
+// metricsPage is one reading of the processor's /metrics.
+type metricsPage []byte
+
+// scrape reads the processor's /metrics.
+func scrape(proc string) (metricsPage, error) {
 	resp, err := http.Get(proc + "/metrics")
 	if err != nil {
 		return nil, err
@@ -340,15 +351,11 @@ func scrape(proc string) ([]byte, error) {
 // writerRE matches the sums and counts of the SQLite writer's histograms.
 var writerRE = regexp.MustCompile(`(?m)^(sqlite_(?:write_wait_seconds|wal_fsync_seconds|transaction_writes)_(?:sum|count)(?:\{[^}]*\})?) (\S+)$`)
 
-// series scrapes the processor's /metrics and returns, for each line re
-// matches, its value (re's second group) by re's first group.
-func series(proc string, re *regexp.Regexp) (map[string]float64, error) {
-	b, err := scrape(proc)
-	if err != nil {
-		return nil, err
-	}
+// series returns, for each line of the page re matches, its value (re's
+// second group) by re's first group.
+func (p metricsPage) series(re *regexp.Regexp) (map[string]float64, error) {
 	values := map[string]float64{}
-	for _, m := range re.FindAllSubmatch(b, -1) {
+	for _, m := range re.FindAllSubmatch(p, -1) {
 		v, err := strconv.ParseFloat(string(m[2]), 64)
 		if err != nil {
 			return nil, err
@@ -358,12 +365,8 @@ func series(proc string, re *regexp.Regexp) (map[string]float64, error) {
 	return values, nil
 }
 
-// writerStats reads the SQLite writer's histogram sums and counts, keyed
-// by series (name and labels).
-func writerStats(proc string) (map[string]float64, error) { return series(proc, writerRE) }
-
 // printWriter prints where an embedded-mode write spent its time between
-// two readings of writerStats: the WAL's fsyncs, the writes per
+// two readings of its histograms (writerRE): the WAL's fsyncs, the writes per
 // transaction, and how long callers waited.
 func printWriter(before, after map[string]float64, elapsed time.Duration) {
 	d := func(k string) float64 { return after[k] - before[k] }
@@ -382,14 +385,20 @@ func printWriter(before, after map[string]float64, elapsed time.Duration) {
 
 var processedRE = regexp.MustCompile(`(?m)^orders_processed_total\{[^}]*\} (\S+)$`)
 
-// processed sums orders_processed_total over its labels.
+// processed scrapes the processor and sums orders_processed_total over
+// its labels.
 func processed(proc string) (float64, error) {
-	b, err := scrape(proc)
+	p, err := scrape(proc)
 	if err != nil {
 		return 0, err
 	}
+	return p.processed()
+}
+
+// processed sums orders_processed_total over its labels.
+func (p metricsPage) processed() (float64, error) {
 	var sum float64
-	for _, m := range processedRE.FindAllSubmatch(b, -1) {
+	for _, m := range processedRE.FindAllSubmatch(p, -1) {
 		v, err := strconv.ParseFloat(string(m[1]), 64)
 		if err != nil {
 			return 0, err
@@ -592,6 +601,8 @@ func startMoto(dir, bin string) ([]string, func(), error) {
 	return env, moto.stop, nil
 }
 
+// awsRE matches aws_requests_total: the value of each series, by its label
+// list.
 var awsRE = regexp.MustCompile(`(?m)^aws_requests_total\{([^}]*)\} (\S+)$`)
 
 // label returns the value of name in a Prometheus label list.
@@ -604,10 +615,6 @@ func label(labels, name string) string {
 	return v
 }
 
-// awsCounts scrapes aws_requests_total: the value of each series, by its
-// label list.
-func awsCounts(proc string) (map[string]float64, error) { return series(proc, awsRE) }
-
 // printAWSCost prints SQS requests and DynamoDB writes per completed order
 // from the processor's aws_requests_total since before (in serve mode the
 // api's and the processor's calls land in the same registry, so one scrape
@@ -615,7 +622,11 @@ func awsCounts(proc string) (map[string]float64, error) { return series(proc, aw
 // "simulated_gateway") are shown apart: a real gateway keeps its ledger on
 // its own side.
 func printAWSCost(proc string, before map[string]float64, done float64) error {
-	counts, err := awsCounts(proc)
+	page, err := scrape(proc)
+	if err != nil {
+		return err
+	}
+	counts, err := page.series(awsRE)
 	if err != nil {
 		return err
 	}
