@@ -48,16 +48,7 @@ func checkStartedAndCompleted(t *testing.T, h *harness, o orderflow.Order) {
 	if got := h.s.order(o.ID).Status; got != orderflow.StatusCompleted {
 		t.Errorf("status = %s, want COMPLETED", got)
 	}
-	lines := h.logs.lines("order transition")
-	if len(lines) != 2 {
-		t.Fatalf("transition log lines = %d, want 2", len(lines))
-	}
-	for i, to := range []string{"PROCESSING", "COMPLETED"} {
-		l := lines[i]
-		if l["to"] != to || l["order_id"] != string(o.ID) || l["user_id"] != "u1" || l["request_id"] != o.RequestID {
-			t.Errorf("line %d = %v, want to=%s with order_id, user_id and request_id", i, l, to)
-		}
-	}
+	checkTransitionLogs(t, h, o)
 	if h.ledger.count() != 1 || h.s.stockOf("widget") != 99 {
 		t.Errorf("charges = %d, stock = %d; want 1 and 99", h.ledger.count(), h.s.stockOf("widget"))
 	}

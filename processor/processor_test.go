@@ -270,16 +270,7 @@ func TestEveryTransitionIsLoggedWithTheOrderUserAndRequest(t *testing.T) {
 	h.start()
 	o := h.order(1000)
 	h.waitDeleted(h.send(o))
-	lines := h.logs.lines("order transition")
-	if len(lines) != 2 {
-		t.Fatalf("transition log lines = %d, want 2 (PENDING→PROCESSING, PROCESSING→COMPLETED)", len(lines))
-	}
-	for i, to := range []string{"PROCESSING", "COMPLETED"} {
-		l := lines[i]
-		if l["to"] != to || l["order_id"] != string(o.ID) || l["user_id"] != "u1" || l["request_id"] != o.RequestID {
-			t.Errorf("line %d = %v, want to=%s with order_id, user_id and request_id", i, l, to)
-		}
-	}
+	checkTransitionLogs(t, h, o)
 }
 
 func TestBusinessDeclinesAreRejected(t *testing.T) {
@@ -948,4 +939,21 @@ func TestNewValidates(t *testing.T) {
 			t.Error("New succeeded")
 		}
 	})
+}
+
+// checkTransitionLogs checks that o's two transitions (PENDING→PROCESSING,
+// PROCESSING→COMPLETED) were logged, each with the order, its user and
+// the request that created it.
+func checkTransitionLogs(t *testing.T, h *harness, o orderflow.Order) {
+	t.Helper()
+	lines := h.logs.lines("order transition")
+	if len(lines) != 2 {
+		t.Fatalf("transition log lines = %d, want 2 (PENDING→PROCESSING, PROCESSING→COMPLETED)", len(lines))
+	}
+	for i, to := range []string{"PROCESSING", "COMPLETED"} {
+		l := lines[i]
+		if l["to"] != to || l["order_id"] != string(o.ID) || l["user_id"] != "u1" || l["request_id"] != o.RequestID {
+			t.Errorf("line %d = %v, want to=%s with order_id, user_id and request_id", i, l, to)
+		}
+	}
 }
