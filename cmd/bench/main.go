@@ -4,6 +4,11 @@
 // end-to-end completion rate and latency, and the server's peak RSS. In the
 // same run and with the same load generator it measures a bare net/http
 // handler that answers a fixed 202 (the ceiling), and prints the ratio.
+// It also measures that handler answering only once the request body is
+// appended to a file and fsynced, with one fsync for all the requests
+// waiting (the durable ceiling): what this disk and these cores allow a
+// durable 202 before any of orderflow's work. For each it prints the CPU
+// time per request of the server and of the load generator.
 //
 //	go run ./cmd/bench [-duration 10s] [-workers 64] [-users 200]
 package main
@@ -38,7 +43,7 @@ import (
 
 func main() {
 	if addr := os.Getenv("BENCH_CEILING_ADDR"); addr != "" {
-		ceilingServer(addr)
+		ceilingServer(addr, os.Getenv("BENCH_CEILING_LOG"))
 		return
 	}
 	if err := run(); err != nil {
@@ -47,17 +52,87 @@ func main() {
 	}
 }
 
-// ceilingServer is the baseline: net/http answering a fixed 202.
-func ceilingServer(addr string) {
+// ceilingServer is the baseline: net/http answering a fixed 202. With a
+// logPath it is the durable baseline: each request's body is appended to
+// that file and the 202 waits until the append is fsynced.
+func ceilingServer(addr, logPath string) {
+	var log *groupLog
+	if logPath != "" {
+		f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		log = &groupLog{f: f, kick: make(chan struct{}, 1)}
+		go log.run()
+	}
 	body := []byte(`{"order_id":"0123456789abcdef0123456789abcdef","status":"PENDING"}`)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
+		b, err := io.ReadAll(r.Body)
+		if err == nil && log != nil {
+			err = log.append(b)
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusAccepted)
 		w.Write(body)
 	})
 	fmt.Fprintln(os.Stderr, http.ListenAndServe(addr, h))
 	os.Exit(1)
+}
+
+// groupLog is the least a durable 202 costs: an append to a file and an
+// fsync, shared by every request waiting at that moment (group commit, as
+// orderflow's SQLite writer does).
+type groupLog struct {
+	f       syncWriter
+	kick    chan struct{}
+	mu      sync.Mutex
+	buf     []byte
+	waiting []chan error
+}
+
+// syncWriter is what groupLog writes to: an *os.File.
+type syncWriter interface {
+	Write(b []byte) (int, error)
+	Sync() error
+}
+
+// append adds b as a line and returns once it is fsynced.
+func (g *groupLog) append(b []byte) error {
+	done := make(chan error, 1)
+	g.mu.Lock()
+	g.buf = append(append(g.buf, b...), '\n')
+	g.waiting = append(g.waiting, done)
+	g.mu.Unlock()
+	select {
+	case g.kick <- struct{}{}:
+	default: // a round is due already
+	}
+	return <-done
+}
+
+// run writes and fsyncs what has accumulated, one round after another.
+func (g *groupLog) run() {
+	for range g.kick {
+		g.mu.Lock()
+		buf, waiting := g.buf, g.waiting
+		g.buf, g.waiting = nil, nil
+		g.mu.Unlock()
+		if len(waiting) == 0 {
+			continue
+		}
+		_, err := g.f.Write(buf)
+		if err == nil {
+			err = g.f.Sync()
+		}
+		for _, done := range waiting {
+			done <- err
+		}
+	}
 }
 
 type options struct {
@@ -92,19 +167,24 @@ func run() error {
 	fmt.Println("ok")
 	fmt.Printf("machine: %d cores; each phase %s with %d workers\n\n", runtime.NumCPU(), o.duration, o.workers)
 
-	// 1. The ceiling: a bare handler, same load generator.
+	// 1. The ceilings: a bare handler, and the same handler answering
+	// after a group-fsynced append; same load generator.
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	ceilAddr := freeAddr()
-	ceil, err := startChild(self, []string{"BENCH_CEILING_ADDR=" + ceilAddr}, filepath.Join(dir, "ceiling.log"), "http://"+ceilAddr+"/")
+	cres, cserver, err := ceiling(o, self, dir, "")
 	if err != nil {
 		return err
 	}
-	cres := load(o, "http://"+ceilAddr+"/orders", []string{"x"}, 0)
-	ceil.stop()
 	fmt.Printf("ceiling (bare net/http 202):   %8.0f req/s   p50 %6s  p99 %6s   (load generator: %.2f cores)\n", cres.rate(), cres.pct(50), cres.pct(99), cres.genCores())
+	dres, dserver, err := ceiling(o, self, dir, filepath.Join(dir, "durable-ceiling.log"))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("durable ceiling (202 after a group-fsynced append): %.0f req/s (%.2f of the ceiling)   p50 %s  p99 %s\n", dres.rate(), dres.rate()/cres.rate(), dres.pct(50), dres.pct(99))
+	fmt.Printf("  CPU per request: ceiling %s server + %s load generator; durable ceiling %s + %s\n",
+		perRequest(cserver, cres.ok), perRequest(cres.genCPU, cres.ok), perRequest(dserver, dres.ok), perRequest(dres.genCPU, dres.ok))
 
 	// 2. orderflow serve, embedded mode.
 	apiAddr, procAddr := freeAddr(), freeAddr()
@@ -185,7 +265,7 @@ func run() error {
 	e2eElapsed := time.Since(start)
 	cpuAll := cpuTime(pid) - cpu0
 	fmt.Printf("orderflow accepted (durable):  %8.0f orders/s   p50 %6s  p99 %6s   (%d errors; load generator: %.2f cores)\n", res.rate(), res.pct(50), res.pct(99), res.errs, res.genCores())
-	fmt.Printf("ratio to the ceiling:          %8.2f\n", res.rate()/cres.rate())
+	fmt.Printf("ratio to the ceiling:          %8.2f   (to the durable ceiling: %.2f)\n", res.rate()/cres.rate(), res.rate()/dres.rate())
 	fmt.Printf("completed end to end:          %8.0f orders/s   (%0.f orders, last one %s after the load began)\n", done/e2eElapsed.Seconds(), done, e2eElapsed.Round(time.Millisecond))
 	// Where the end-to-end rate comes from: the processor shares the cores
 	// with the api during the load and has them to itself afterwards.
@@ -194,8 +274,13 @@ func run() error {
 		during/res.elapsed.Seconds(), done-during, (done-during)/max(start.Add(e2eElapsed).Sub(loadEnd).Seconds(), 1e-3))
 	// CPU time is far less disturbed by other load on the machine than
 	// rates are: compare it between runs and versions.
-	fmt.Printf("server CPU per order:          %8.0f µs accepted+processed   (%.2f cores busy during the load; %.0f µs per accepted order in it)\n",
-		float64(cpuAll.Microseconds())/max(done, 1), cpuLoad.Seconds()/res.elapsed.Seconds(), float64(cpuLoad.Microseconds())/float64(max(res.ok, 1)))
+	fmt.Printf("server CPU per order:          %8.0f µs accepted+processed   (%.2f cores busy during the load)\n",
+		float64(cpuAll.Microseconds())/max(done, 1), cpuLoad.Seconds()/res.elapsed.Seconds())
+	// The accepted rate is about the cores busy divided by the CPU each
+	// request costs, server and load generator together (they share the
+	// machine); compare these with the ceilings' above.
+	fmt.Printf("  CPU per accepted order in the load: %s server (the processor's work beside it included) + %s load generator\n",
+		perRequest(cpuLoad, res.ok), perRequest(res.genCPU, res.ok))
 	if !o.aws {
 		printWriter(writerBefore, writerAfter, res.elapsed)
 	}
@@ -234,6 +319,28 @@ func run() error {
 	fmt.Printf("  of the half-load phase (%d orders): p50 %s  p99 %s\n", len(halfLoad), pct(halfLoad, 50), pct(halfLoad, 99))
 	fmt.Printf("peak RSS of the server:        %8.1f MB\n", float64(rss)/(1<<20))
 	return nil
+}
+
+// ceiling runs the bench binary itself as the baseline server (a durable
+// one with logPath) and loads it; it returns the load's result and the
+// server's CPU time during it.
+func ceiling(o options, self, dir, logPath string) (result, time.Duration, error) {
+	addr := freeAddr()
+	env := []string{"BENCH_CEILING_ADDR=" + addr, "BENCH_CEILING_LOG=" + logPath}
+	c, err := startChild(self, env, filepath.Join(dir, "ceiling.log"), "http://"+addr+"/")
+	if err != nil {
+		return result{}, 0, err
+	}
+	defer c.stop()
+	pid := c.cmd.Process.Pid
+	cpu0 := cpuTime(pid)
+	r := load(o, "http://"+addr+"/orders", []string{"x"}, 0)
+	return r, cpuTime(pid) - cpu0, nil
+}
+
+// perRequest is d per request, for n requests.
+func perRequest(d time.Duration, n int) string {
+	return fmt.Sprintf("%.0f µs", float64(d.Microseconds())/float64(max(n, 1)))
 }
 
 type result struct {

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncedFile is a syncWriter that keeps what was written apart from what
+// was synced.
+type syncedFile struct {
+	mu              sync.Mutex
+	written, synced []byte
+	failWrite       bool
+	syncs           int
+}
+
+func (f *syncedFile) Write(b []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failWrite {
+		return 0, errors.New("disk full")
+	}
+	f.written = append(f.written, b...)
+	return len(b), nil
+}
+
+func (f *syncedFile) Sync() error {
+	time.Sleep(time.Millisecond) // a disk's flush: appends pile up meanwhile
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.synced = append(f.synced[:0], f.written...)
+	f.syncs++
+	return nil
+}
+
+func (f *syncedFile) holds(line string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return bytes.Contains(f.synced, []byte(line+"\n"))
+}
+
+func TestGroupLogReturnsOnceTheAppendIsSynced(t *testing.T) {
+	f := &syncedFile{}
+	g := &groupLog{f: f, kick: make(chan struct{}, 1)}
+	go g.run()
+	defer close(g.kick)
+
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Go(func() {
+			line := fmt.Sprintf("order %d", i)
+			if err := g.append([]byte(line)); err != nil {
+				t.Errorf("append %q: %v", line, err)
+				return
+			}
+			if !f.holds(line) {
+				t.Errorf("append %q returned before its line was synced", line)
+			}
+		})
+	}
+	wg.Wait()
+	lines := strings.Split(strings.TrimSuffix(string(f.synced), "\n"), "\n")
+	slices.Sort(lines)
+	want := make([]string, 200)
+	for i := range want {
+		want[i] = fmt.Sprintf("order %d", i)
+	}
+	slices.Sort(want)
+	if !slices.Equal(lines, want) {
+		t.Errorf("synced %d lines, want each of the 200 appends once", len(lines))
+	}
+	if f.syncs >= 200 {
+		t.Errorf("%d syncs for 200 concurrent appends: no group commit", f.syncs)
+	}
+}
+
+func TestGroupLogReportsAFailedWrite(t *testing.T) {
+	g := &groupLog{f: &syncedFile{failWrite: true}, kick: make(chan struct{}, 1)}
+	go g.run()
+	defer close(g.kick)
+	if err := g.append([]byte("order")); err == nil {
+		t.Fatal("append returned nil although the write failed")
+	}
+}
+
+func TestGroupLogOnAFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	g := &groupLog{f: f, kick: make(chan struct{}, 1)}
+	go g.run()
+	defer close(g.kick)
+	for _, line := range []string{"a", "b"} {
+		if err := g.append([]byte(line)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b, _ := os.ReadFile(path); string(b) != "a\nb\n" {
+		t.Errorf("file holds %q, want \"a\\nb\\n\"", b)
+	}
+}
