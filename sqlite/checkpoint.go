@@ -17,12 +17,12 @@ const checkpointInterval = 20 * time.Millisecond
 
 // runCheckpointer checkpoints the WAL in the background, on its own
 // connection, so that the writer's commits only append to the WAL and
-// fsync it. (The writer's own automatic checkpoint is set high, as a safety
-// net should this goroutine fall behind.) PASSIVE never blocks the writer
-// or the readers. A tick does nothing when the last checkpoint copied the
-// whole WAL and nothing was committed since, and the statement is prepared
-// once: parsing the PRAGMA on every tick was a third of the checkpointer's
-// CPU.
+// fsync it. (Every wal_autocheckpoint frames the writer's own automatic
+// checkpoint copies the few frames left, so that the WAL can restart; see
+// writerPragmas.) PASSIVE never blocks the writer or the readers. A tick
+// does nothing when the last checkpoint copied the whole WAL and nothing
+// was committed since, and the statement is prepared once: parsing the
+// PRAGMA on every tick was a third of the checkpointer's CPU.
 func (db *DB) runCheckpointer() {
 	ticker := time.NewTicker(checkpointInterval)
 	defer ticker.Stop()
