@@ -5,15 +5,32 @@ import "context"
 // ExecOnWriter runs query on the write connection, between batches; tests
 // use it to simulate a full disk with PRAGMA max_page_count.
 func (db *DB) ExecOnWriter(ctx context.Context, query string) error {
-	return db.write(ctx, func(w *wtx) error {
+	_, err := db.queryOnWriter(ctx, query)
+	return err
+}
+
+// WriterPragma reads PRAGMA name on the write connection, between batches.
+func (db *DB) WriterPragma(ctx context.Context, name string) (int64, error) {
+	return db.queryOnWriter(ctx, "PRAGMA "+name)
+}
+
+// queryOnWriter runs query on the write connection in the writer's next
+// transaction and returns the first column of its first row (0 without).
+func (db *DB) queryOnWriter(ctx context.Context, query string) (int64, error) {
+	var v int64
+	err := db.write(ctx, func(w *wtx) error {
 		st, _, err := db.wconn.PrepareTransient(query)
 		if err != nil {
 			return err
 		}
 		defer st.Finalize()
-		_, err = st.Step()
+		row, err := st.Step()
+		if row {
+			v = st.ColumnInt64(0)
+		}
 		return err
 	})
+	return v, err
 }
 
 // SetBeforeSync makes the syncer call hook before each fsync of the WAL.
@@ -21,21 +38,3 @@ func (db *DB) SetBeforeSync(hook func()) { db.beforeSync.Store(&hook) }
 
 // Migrations are the schema steps, for tests that build an older file.
 var Migrations = migrations
-
-// WriterPragma reads PRAGMA name on the write connection, between batches.
-func (db *DB) WriterPragma(ctx context.Context, name string) (int64, error) {
-	var v int64
-	err := db.write(ctx, func(w *wtx) error {
-		st, _, err := db.wconn.PrepareTransient("PRAGMA " + name)
-		if err != nil {
-			return err
-		}
-		defer st.Finalize()
-		if _, err := st.Step(); err != nil {
-			return err
-		}
-		v = st.ColumnInt64(0)
-		return nil
-	})
-	return v, err
-}

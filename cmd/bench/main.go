@@ -43,7 +43,7 @@ import (
 
 func main() {
 	if addr := os.Getenv("BENCH_CEILING_ADDR"); addr != "" {
-		ceilingServer(addr, os.Getenv("BENCH_CEILING_LOG"))
+		ceilingServer(addr, os.Getenv("BENCH_CEILING_JOURNAL"))
 		return
 	}
 	if err := run(); err != nil {
@@ -53,24 +53,24 @@ func main() {
 }
 
 // ceilingServer is the baseline: net/http answering a fixed 202. With a
-// logPath it is the durable baseline: each request's body is appended to
-// that file and the 202 waits until the append is fsynced.
-func ceilingServer(addr, logPath string) {
-	var log *groupLog
-	if logPath != "" {
-		f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+// journal path it is the durable baseline: each request's body is appended
+// to that file and the 202 waits until the append is fsynced.
+func ceilingServer(addr, journalPath string) {
+	var journal *groupLog
+	if journalPath != "" {
+		f, err := os.OpenFile(journalPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		log = &groupLog{f: f, kick: make(chan struct{}, 1)}
-		go log.run()
+		journal = &groupLog{f: f, kick: make(chan struct{}, 1)}
+		go journal.run()
 	}
 	body := []byte(`{"order_id":"0123456789abcdef0123456789abcdef","status":"PENDING"}`)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, err := io.ReadAll(r.Body)
-		if err == nil && log != nil {
-			err = log.append(b)
+		if err == nil && journal != nil {
+			err = journal.append(b)
 		}
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -173,12 +173,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	cres, cserver, err := ceiling(o, self, dir, "")
+	cres, cserver, err := ceiling(o, self, dir, "ceiling", "")
 	if err != nil {
 		return err
 	}
 	fmt.Printf("ceiling (bare net/http 202):   %8.0f req/s   p50 %6s  p99 %6s   (load generator: %.2f cores)\n", cres.rate(), cres.pct(50), cres.pct(99), cres.genCores())
-	dres, dserver, err := ceiling(o, self, dir, filepath.Join(dir, "durable-ceiling.log"))
+	dres, dserver, err := ceiling(o, self, dir, "durable-ceiling", filepath.Join(dir, "durable-ceiling.journal"))
 	if err != nil {
 		return err
 	}
@@ -321,13 +321,13 @@ func run() error {
 	return nil
 }
 
-// ceiling runs the bench binary itself as the baseline server (a durable
-// one with logPath) and loads it; it returns the load's result and the
-// server's CPU time during it.
-func ceiling(o options, self, dir, logPath string) (result, time.Duration, error) {
+// ceiling runs the bench binary itself as the baseline server called name
+// (a durable one with a journal path) and loads it; it returns the load's
+// result and the server's CPU time during it.
+func ceiling(o options, self, dir, name, journalPath string) (result, time.Duration, error) {
 	addr := freeAddr()
-	env := []string{"BENCH_CEILING_ADDR=" + addr, "BENCH_CEILING_LOG=" + logPath}
-	c, err := startChild(self, env, filepath.Join(dir, "ceiling.log"), "http://"+addr+"/")
+	env := []string{"BENCH_CEILING_ADDR=" + addr, "BENCH_CEILING_JOURNAL=" + journalPath}
+	c, err := startChild(self, env, filepath.Join(dir, name+".log"), "http://"+addr+"/")
 	if err != nil {
 		return result{}, 0, err
 	}
