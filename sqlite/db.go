@@ -259,19 +259,19 @@ func prepareFile(ctx context.Context, path string) error {
 //
 // The WAL is restarted (written again from its start) only by a write
 // transaction that begins when every frame has been checkpointed. Under a
-// steady load the checkpointer never quite catches up with the commits, so
-// it is the writer's own automatic checkpoint, run inside a COMMIT once the
-// WAL holds wal_autocheckpoint frames, that catches up and lets the next
-// transaction restart the WAL; most frames are copied by the checkpointer
-// by then, and the catch-up costs the writer about 1-3 ms. That size must
-// stay well below journal_size_limit: a COMMIT that restarts a WAL larger
-// than the limit also truncates the file to it. With 20,000 frames (80 MB)
-// against 64 MiB every restart, one or two a second, truncated 16 MB inside
-// the writer's COMMIT (ftruncate: 16-18 ms, all writes waiting), and the
-// WAL then grew again on newly allocated blocks: ack p99 at half the load
-// 20-27 ms. With 4,000 frames (16 MB) the file is reused in place: 15-17
-// ms (docs/performance.md). journal_size_limit still shrinks the file after
-// a long reader has made it grow.
+// steady load the checkpointer rarely catches up with the commits, so it
+// is mostly the writer's own automatic checkpoint, run inside a COMMIT
+// once the WAL holds wal_autocheckpoint frames, that catches up and lets
+// the next transaction restart the WAL; most frames are copied by the
+// checkpointer by then, and the catch-up (two fsyncs) costs the writer a
+// few ms. That size must stay well below journal_size_limit: a COMMIT that
+// restarts a WAL larger than the limit also truncates the file to it. With
+// 20,000 frames (80 MB) against 64 MiB every restart, one or two a second,
+// truncated 16 MB inside the writer's COMMIT (ftruncate: 16-18 ms, all
+// writes waiting), and the WAL then grew again on newly allocated blocks:
+// ack p99 at half the load 20-27 ms. With 4,000 frames (16 MB) the file is
+// reused in place: 13-19 ms (docs/performance.md). journal_size_limit
+// still shrinks the file after a long reader has made it grow.
 var writerPragmas = []string{
 	"PRAGMA synchronous = NORMAL",
 	"PRAGMA cache_size = -8000",
