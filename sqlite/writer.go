@@ -168,7 +168,7 @@ func (db *DB) runTx(first *writeOp) {
 		db.handOver(batch)
 		return
 	}
-	w := &wtx{writeStmts: &db.ws, db: db, seq: db.commits.Load() + 1}
+	w := db.newWtx()
 	notify := false
 	ran := 0
 	for {
@@ -243,12 +243,23 @@ func (db *DB) runFast(op *writeOp, w *wtx) bool {
 		op.err = unavailable(err, "sqlite write")
 		return true
 	}
+	db.runOne(op, w)
+	return op.err == nil || (!w.wrote && isDomain(op.err))
+}
+
+// runOne runs op in the open transaction and records its outcome in op;
+// w's per-operation flags then describe op.
+func (db *DB) runOne(op *writeOp, w *wtx) {
 	w.notify, w.wrote, w.releaseAtCommit = false, false, false
 	op.err = runOp(op, w)
 	if op.err == nil && w.releaseAtCommit {
 		op.atCommit = true
 	}
-	return op.err == nil || (!w.wrote && isDomain(op.err))
+}
+
+// newWtx is what the operations of the transaction just begun see.
+func (db *DB) newWtx() *wtx {
+	return &wtx{writeStmts: &db.ws, db: db, now: db.now(), seq: db.commits.Load() + 1}
 }
 
 // handOver gives a finished batch to the syncer, which releases its
@@ -353,7 +364,7 @@ func (db *DB) runBatch(batch []*writeOp, savepoints bool) bool {
 		db.failAll(batch, unavailable(err, "begin sqlite transaction"))
 		return true
 	}
-	w := &wtx{writeStmts: &db.ws, db: db, now: db.now(), seq: db.commits.Load() + 1}
+	w := db.newWtx()
 	notify := false
 	for _, op := range batch {
 		if err := op.ctx.Err(); err != nil {
@@ -366,11 +377,7 @@ func (db *DB) runBatch(batch []*writeOp, savepoints bool) bool {
 				return true
 			}
 		}
-		w.notify, w.wrote, w.releaseAtCommit = false, false, false
-		op.err = runOp(op, w)
-		if op.err == nil && w.releaseAtCommit {
-			op.atCommit = true
-		}
+		db.runOne(op, w)
 		switch {
 		case op.err == nil && savepoints:
 			if _, err := db.ws.release.Exec(); err != nil {
