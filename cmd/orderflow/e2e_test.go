@@ -40,10 +40,7 @@ func TestSpecFlow(t *testing.T) {
 	if doc.Status != "COMPLETED" || doc.OrderID != a.OrderID {
 		t.Fatalf("got %+v, want order %s COMPLETED", doc, a.OrderID)
 	}
-	m := metricsText(t, in.processor+"/metrics")
-	if want := `orders_processed_total{env="local",status="success"} 1`; !strings.Contains(m, want) {
-		t.Fatalf("processor /metrics lacks %q:\n%s", want, grepLines(m, "orders_processed_total"))
-	}
+	waitForMetrics(t, in.processor+"/metrics", 5*time.Second, `orders_processed_total{env="local",status="success"} 1`)
 	if !strings.Contains(metricsText(t, in.api+"/metrics"), "orders_accepted_total 1") {
 		t.Error("api /metrics lacks orders_accepted_total 1")
 	}
@@ -160,9 +157,7 @@ func TestSplitModeSharesOneFile(t *testing.T) {
 			t.Errorf("order %s ended %s, want COMPLETED", doc.OrderID, doc.Status)
 		}
 	}
-	if m, want := metricsText(t, proc+"/metrics"), fmt.Sprintf(`orders_processed_total{env="local",status="success"} %d`, n); !strings.Contains(m, want) {
-		t.Errorf("processor /metrics lacks %q:\n%s", want, grepLines(m, "orders_processed_total"))
-	}
+	waitForMetrics(t, proc+"/metrics", 5*time.Second, fmt.Sprintf(`orders_processed_total{env="local",status="success"} %d`, n))
 	db, err := sqlite.Open(context.Background(), env["ORDERFLOW_DB"], sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
