@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -230,30 +231,32 @@ func pollUntilTerminal(t *testing.T, statusURL string, within time.Duration) sta
 	return doc
 }
 
-// waitForMetrics polls url until its page holds every line in want and
-// returns it; it fails the test, naming the lines still missing, after
-// within. The processor counts an outcome just after the store write that
-// a poll can already see, and deletes its messages in batches after a
-// delay, so a page read once right after an order ends may lag by a moment.
-func waitForMetrics(t *testing.T, url string, within time.Duration, want ...string) string {
+// waitForMetrics polls url until its page holds every line in want, and
+// fails the test after within, naming the lines still missing. The
+// processor counts an outcome just after the store write that a poll can
+// already see, and deletes its messages in batches after a delay, so a page
+// read once right after an order ends may lag by a moment.
+func waitForMetrics(t *testing.T, url string, within time.Duration, want ...string) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
 		m := metricsText(t, url)
-		var missing []string
+		var missing, names []string
 		for _, w := range want {
 			if !strings.Contains(m, w) {
 				missing = append(missing, w)
+				name, _, _ := strings.Cut(w, "{")
+				names = append(names, name)
 			}
 		}
 		if len(missing) == 0 {
-			return m
+			return
 		}
 		if time.Now().After(deadline) {
 			var have []string
-			for _, w := range missing {
-				name, _, _ := strings.Cut(w, "{")
-				have = append(have, grepLines(m, strings.Fields(name)[0]))
+			slices.Sort(names)
+			for _, name := range slices.Compact(names) {
+				have = append(have, grepLines(m, name))
 			}
 			t.Fatalf("%s still lacks, after %s:\n%s\nit has:\n%s", url, within, strings.Join(missing, "\n"), strings.Join(have, "\n"))
 		}
