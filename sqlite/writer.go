@@ -26,12 +26,12 @@ type writeOp struct {
 	released bool
 }
 
-// wtx is what an operation sees: the write statements and the batch's
-// clock. Operations must only use it while they run.
+// wtx is what an operation sees: the write statements and the time it
+// runs at. Operations must only use it while they run.
 type wtx struct {
 	*writeStmts
 	db  *DB
-	now time.Time
+	now time.Time // set by runOne for each operation
 	// notify is set by an operation that enqueued messages, so that
 	// waiting receivers are woken once the batch commits.
 	notify bool
@@ -174,7 +174,6 @@ func (db *DB) runTx(first *writeOp) {
 	for {
 		for ; ran < len(batch); ran++ {
 			op := batch[ran]
-			w.now = db.now()
 			if !db.runFast(op, w) {
 				// Partial writes, or a driver error that may have rolled
 				// back the whole transaction: start again with savepoints.
@@ -247,9 +246,10 @@ func (db *DB) runFast(op *writeOp, w *wtx) bool {
 	return op.err == nil || (!w.wrote && isDomain(op.err))
 }
 
-// runOne runs op in the open transaction and records its outcome in op;
-// w's per-operation flags then describe op.
+// runOne runs op in the open transaction, at the current time, and records
+// its outcome in op; w's per-operation flags then describe op.
 func (db *DB) runOne(op *writeOp, w *wtx) {
+	w.now = db.now()
 	w.notify, w.wrote, w.releaseAtCommit = false, false, false
 	op.err = runOp(op, w)
 	if op.err == nil && w.releaseAtCommit {
@@ -259,7 +259,7 @@ func (db *DB) runOne(op *writeOp, w *wtx) {
 
 // newWtx is what the operations of the transaction just begun see.
 func (db *DB) newWtx() *wtx {
-	return &wtx{writeStmts: &db.ws, db: db, now: db.now(), seq: db.commits.Load() + 1}
+	return &wtx{writeStmts: &db.ws, db: db, seq: db.commits.Load() + 1}
 }
 
 // handOver gives a finished batch to the syncer, which releases its
