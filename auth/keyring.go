@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -32,25 +33,26 @@ type Keyring struct {
 // NewKeyring returns a keyring of keys, the first being the signing key. It
 // fails if keys is empty, an ID repeats, an ID is not 1-32 characters of
 // [A-Za-z0-9._-], or a secret is shorter than MinSecretBytes. The secrets are
-// copied. Errors name the key id but never contain a secret.
+// copied. Errors name a key by its position, never by its id or secret: when
+// a bare secret contains a colon, what parses as its id is part of the secret.
 func NewKeyring(keys ...Key) (*Keyring, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("keyring: no keys")
 	}
 	kr := &Keyring{keys: make([]Key, len(keys))}
-	seen := make(map[string]bool, len(keys))
+	seen := make(map[string]int, len(keys))
 	for i, k := range keys {
 		if !validKeyID(k.ID) {
-			return nil, fmt.Errorf("keyring: key %d: id %q must be 1-%d letters, digits or ._-", i+1, k.ID, MaxKeyIDLength)
+			return nil, fmt.Errorf("keyring: key %d: its id (before the first colon) must be 1-%d letters, digits or ._-; a secret that contains a colon needs an id in front, as in k1:secret", i+1, MaxKeyIDLength)
 		}
-		if seen[k.ID] {
-			return nil, fmt.Errorf("keyring: key id %q appears twice", k.ID)
+		if j, ok := seen[k.ID]; ok {
+			return nil, fmt.Errorf("keyring: keys %d and %d have the same id", j+1, i+1)
 		}
 		if len(k.Secret) < MinSecretBytes {
-			return nil, fmt.Errorf("keyring: key %q: secret is %d bytes, need at least %d", k.ID, len(k.Secret), MinSecretBytes)
+			return nil, fmt.Errorf("keyring: key %d: secret is %d bytes, need at least %d", i+1, len(k.Secret), MinSecretBytes)
 		}
 		kr.keys[i] = Key{ID: k.ID, Secret: append([]byte(nil), k.Secret...)}
-		seen[k.ID] = true
+		seen[k.ID] = i
 	}
 	return kr, nil
 }
@@ -87,6 +89,32 @@ func (k *Keyring) IDs() []string {
 		ids[i] = key.ID
 	}
 	return ids
+}
+
+// Contains reports the position (1-based) of the first key whose secret
+// contains secret, or 0 if none does. Configuration checks use it to refuse
+// the built-in development secrets under any id and in any position.
+func (k *Keyring) Contains(secret []byte) int {
+	for i, key := range k.keys {
+		if bytes.Contains(key.Secret, secret) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// SharesSecretWith reports whether a secret of k is also a secret of o: one
+// secret used for two purposes (signing tokens and signing URLs) lets a
+// leak of either forge both.
+func (k *Keyring) SharesSecretWith(o *Keyring) bool {
+	for _, key := range k.keys {
+		for _, other := range o.keys {
+			if bytes.Equal(key.Secret, other.Secret) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // active returns the signing key.

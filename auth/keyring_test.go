@@ -19,7 +19,7 @@ func TestNewKeyringRejects(t *testing.T) {
 		{"id with a colon", []Key{{ID: "k:1", Secret: secretA}}, "must be 1-32"},
 		{"id with a space", []Key{{ID: "k 1", Secret: secretA}}, "must be 1-32"},
 		{"id with a non-ASCII letter", []Key{{ID: "kü", Secret: secretA}}, "must be 1-32"},
-		{"duplicate id", []Key{{ID: "k1", Secret: secretA}, {ID: "k1", Secret: secretB}}, `"k1" appears twice`},
+		{"duplicate id", []Key{{ID: "k1", Secret: secretA}, {ID: "k1", Secret: secretB}}, "keys 1 and 2 have the same id"},
 		{"secret of 31 bytes", []Key{{ID: "k1", Secret: secretA[:31]}}, "31 bytes, need at least 32"},
 		{"empty secret", []Key{{ID: "k1"}}, "0 bytes"},
 	}
@@ -86,7 +86,8 @@ func TestParseKeyring(t *testing.T) {
 		{name: "short bare secret is an error", in: "short", wantErr: "at least 32"},
 		{name: "short named secret is an error", in: "k1:short", wantErr: "at least 32"},
 		{name: "bad key id is an error", in: "k 1:" + a, wantErr: "must be 1-32"},
-		{name: "duplicate key id is an error", in: "k1:" + a + ",k1:" + b, wantErr: "appears twice"},
+		{name: "duplicate key id is an error", in: "k1:" + a + ",k1:" + b, wantErr: "have the same id"},
+		{name: "a bare secret with a colon is refused without echoing what precedes the colon", in: "s3cr3t/with+slash:" + a, wantErr: "needs an id in front"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -95,7 +96,7 @@ func TestParseKeyring(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("got error %v, want one containing %q", err, tc.wantErr)
 				}
-				for _, s := range []string{a, b, "short"} {
+				for _, s := range []string{a, b, "short", "s3cr3t"} {
 					if strings.Contains(err.Error(), s) {
 						t.Errorf("error %q reveals a secret", err)
 					}
@@ -124,5 +125,30 @@ func TestParseKeyringSecretsAreUsedVerbatim(t *testing.T) {
 	}
 	if _, err := NewTokens(parsed, 0, fixedClock(t0)).Verify(tok); err != nil {
 		t.Fatalf("Verify with parsed keyring: %v", err)
+	}
+}
+
+func TestKeyringContains(t *testing.T) {
+	kr := mustKeyring(t, Key{ID: "new", Secret: secretA}, Key{ID: "old", Secret: append([]byte("x"), secretB...)})
+	if got := kr.Contains(secretA); got != 1 {
+		t.Errorf("Contains(signing secret) = %d, want 1", got)
+	}
+	if got := kr.Contains(secretB); got != 2 {
+		t.Errorf("Contains(secret inside the second key) = %d, want 2", got)
+	}
+	if got := kr.Contains([]byte("not-a-secret-of-this-keyring-at-all")); got != 0 {
+		t.Errorf("Contains(foreign secret) = %d, want 0", got)
+	}
+}
+
+func TestKeyringSharesSecretWith(t *testing.T) {
+	ab := mustKeyring(t, Key{ID: "a", Secret: secretA}, Key{ID: "b", Secret: secretB})
+	b := mustKeyring(t, Key{ID: "other-id", Secret: secretB})
+	c := mustKeyring(t, Key{ID: "a", Secret: append(append([]byte(nil), secretA...), 'x')})
+	if !ab.SharesSecretWith(b) || !b.SharesSecretWith(ab) {
+		t.Error("a secret in both keyrings, under different ids, is not seen")
+	}
+	if ab.SharesSecretWith(c) {
+		t.Error("keyrings with the same ids and different secrets are said to share one")
 	}
 }

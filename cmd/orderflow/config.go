@@ -211,11 +211,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 		p.fail("ORDERFLOW_URL_SIGNING_KEY", "%v", err)
 	}
 	if !local {
-		if c.JWTSecret == devJWTSecret {
-			p.fail("JWT_SECRET", "must be set when ENV=%s (the built-in secret is for local/dev/test only)", c.Env)
-		}
-		if c.URLSigningKey == devURLKey {
-			p.fail("ORDERFLOW_URL_SIGNING_KEY", "must be set when ENV=%s (the built-in key is for local/dev/test only)", c.Env)
+		p.refuseBuiltInSecrets("JWT_SECRET", c.JWTKeys, c.Env)
+		p.refuseBuiltInSecrets("ORDERFLOW_URL_SIGNING_KEY", c.URLKeys, c.Env)
+		if c.JWTKeys != nil && c.URLKeys != nil && c.JWTKeys.SharesSecretWith(c.URLKeys) {
+			p.fail("ORDERFLOW_URL_SIGNING_KEY", "shares a secret with JWT_SECRET; when ENV=%s each needs its own, so that a leak of one cannot forge the other", c.Env)
 		}
 		if c.DevLogin {
 			p.fail("ORDERFLOW_DEV_LOGIN", "dev login is refused when ENV=%s; use ORDERFLOW_USERS_FILE", c.Env)
@@ -246,6 +245,29 @@ func loadConfig(getenv func(string) string) (config, error) {
 		c.AWSRegion = "us-east-1"
 	}
 	return c, errors.Join(p.errs...)
+}
+
+// builtInSecrets are the secrets of devJWTSecret and devURLKey: public, since
+// they are in this file.
+var builtInSecrets = [][]byte{
+	[]byte(devJWTSecret[strings.IndexByte(devJWTSecret, ':')+1:]),
+	[]byte(devURLKey[strings.IndexByte(devURLKey, ':')+1:]),
+}
+
+// refuseBuiltInSecrets fails if any key of kr, under any id and in any
+// position (a verify-only rotation key too), holds a built-in secret. The
+// keyring has trimmed each secret already. The message names the key's
+// position, never a part of a secret.
+func (p *parser) refuseBuiltInSecrets(name string, kr *auth.Keyring, env string) {
+	if kr == nil {
+		return // already reported as unparsable
+	}
+	for _, s := range builtInSecrets {
+		if n := kr.Contains(s); n > 0 {
+			p.fail(name, "key %d is a built-in development secret, which is public; set your own secrets when ENV=%s (the built-in ones are for local/dev/test only)", n, env)
+			return
+		}
+	}
 }
 
 // awsMode reports whether the queue and store are SQS and DynamoDB.

@@ -56,6 +56,18 @@ func TestConfigRefusesInsecureSettingsOutsideLocal(t *testing.T) {
 		{"bad bool", map[string]string{"ORDERFLOW_DEV_LOGIN": "maybe"}, "ORDERFLOW_DEV_LOGIN"},
 		{"a JWT secret shorter than 32 bytes", map[string]string{"JWT_SECRET": "k1:short"}, "JWT_SECRET"},
 		{"a URL key shorter than 32 bytes", map[string]string{"ORDERFLOW_URL_SIGNING_KEY": "too-short"}, "ORDERFLOW_URL_SIGNING_KEY"},
+		{"the built-in JWT secret as a verify-only rotation key", map[string]string{"JWT_SECRET": "new:0123456789abcdef0123456789abcdef," + devJWTSecret}, "JWT_SECRET: key 2 is a built-in"},
+		{"the built-in JWT secret under another key id", map[string]string{"JWT_SECRET": "prod:" + builtIn(devJWTSecret)}, "JWT_SECRET: key 1 is a built-in"},
+		{"the built-in JWT secret as a bare value", map[string]string{"JWT_SECRET": builtIn(devJWTSecret)}, "JWT_SECRET: key 1 is a built-in"},
+		{"the built-in JWT secret with surrounding spaces", map[string]string{"JWT_SECRET": "  " + devJWTSecret + " \n"}, "JWT_SECRET: key 1 is a built-in"},
+		{"the built-in JWT secret with spaces inside its entry", map[string]string{"JWT_SECRET": "k1:0123456789abcdef0123456789abcdef , dev : " + builtIn(devJWTSecret) + " "}, "JWT_SECRET: key 2 is a built-in"},
+		{"the built-in URL key as a rotation key", map[string]string{"ORDERFLOW_URL_SIGNING_KEY": "u1:fedcba9876543210fedcba9876543210," + devURLKey}, "ORDERFLOW_URL_SIGNING_KEY: key 2 is a built-in"},
+		{"the built-in URL key under another key id", map[string]string{"ORDERFLOW_URL_SIGNING_KEY": "u9:" + builtIn(devURLKey)}, "ORDERFLOW_URL_SIGNING_KEY: key 1 is a built-in"},
+		{"the built-in URL key as a bare value", map[string]string{"ORDERFLOW_URL_SIGNING_KEY": " " + builtIn(devURLKey) + " "}, "ORDERFLOW_URL_SIGNING_KEY: key 1 is a built-in"},
+		{"the built-in JWT secret as a URL key", map[string]string{"ORDERFLOW_URL_SIGNING_KEY": devJWTSecret}, "ORDERFLOW_URL_SIGNING_KEY: key 1 is a built-in"},
+		{"the built-in URL key as a JWT secret", map[string]string{"JWT_SECRET": "k1:" + builtIn(devURLKey)}, "JWT_SECRET: key 1 is a built-in"},
+		{"one secret for JWT and URL signing", map[string]string{"ORDERFLOW_URL_SIGNING_KEY": "u1:0123456789abcdef0123456789abcdef"}, "shares a secret with JWT_SECRET"},
+		{"one secret for JWT verification and URL signing", map[string]string{"JWT_SECRET": "k2:abcdefabcdefabcdefabcdefabcdefab,k1:fedcba9876543210fedcba9876543210"}, "shares a secret with JWT_SECRET"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,11 +82,55 @@ func TestConfigRefusesInsecureSettingsOutsideLocal(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.wantVar) {
 				t.Fatalf("got %v, want an error naming %s", err, tt.wantVar)
 			}
+			if leak := secretIn(err.Error(), env["JWT_SECRET"], env["ORDERFLOW_URL_SIGNING_KEY"], builtIn(devJWTSecret), builtIn(devURLKey)); leak != "" {
+				t.Errorf("error %q shows %q, a part of a secret", err, leak)
+			}
 			// run refuses to start, before opening anything.
 			if err := run(context.Background(), []string{"serve"}, getenvOf(env), nil, &syncBuffer{}); err == nil {
 				t.Fatal("run started with an insecure or broken configuration")
 			}
 		})
+	}
+}
+
+// builtIn is the secret of a built-in kid:secret key.
+func builtIn(key string) string {
+	_, secret, _ := strings.Cut(key, ":")
+	return secret
+}
+
+// secretIn returns the first run of 8 characters of a secret of one of the
+// keyrings that appears in msg ("" if none does).
+func secretIn(msg string, keyrings ...string) string {
+	for _, kr := range keyrings {
+		for _, entry := range strings.Split(kr, ",") {
+			_, secret, ok := strings.Cut(entry, ":")
+			if !ok {
+				secret = entry
+			}
+			secret = strings.TrimSpace(secret)
+			for i := 0; i+8 <= len(secret); i++ {
+				if strings.Contains(msg, secret[i:i+8]) {
+					return secret[i : i+8]
+				}
+			}
+		}
+	}
+	return ""
+}
+
+func TestConfigErrorsShowNoPartOfASecret(t *testing.T) {
+	// A bare secret with a colon in it parses as kid:secret; what comes
+	// before the colon is a part of the secret, not a key id.
+	for _, v := range []string{"Zm9vYmFy/c2VjcmV0:aGVsbG8gd29ybGQgaGVsbG8gd29ybGQ=", "sh0rt:x", "s3cr3tpart:" + strings.Repeat("y", 40) + ",s3cr3tpart:" + strings.Repeat("z", 40)} {
+		_, err := loadConfig(getenvOf(map[string]string{"JWT_SECRET": v}))
+		if err == nil {
+			t.Fatalf("JWT_SECRET=<%d bytes> accepted, want an error", len(v))
+		}
+		before, _, _ := strings.Cut(v, ":")
+		if strings.Contains(err.Error(), before) || secretIn(err.Error(), v) != "" {
+			t.Errorf("error %q shows a part of the secret", err)
+		}
 	}
 }
 
