@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -26,7 +25,7 @@ func (s *server) handleLogin() http.Handler {
 		ExpiresIn   int64  `json:"expires_in"`
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if d := s.loginLim.take(clientIP(r), s.now()); !d.allowed {
+		if d := s.loginLim.take(s.clients.of(r), s.now()); !d.allowed {
 			secs := max(1, ceilSeconds(d.retryAfter))
 			w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 			s.problem(w, r, codeRateLimited, "too many login attempts from this address; retry in "+strconv.FormatInt(secs, 10)+" s", nil)
@@ -72,14 +71,4 @@ func (s *server) handleLogin() http.Handler {
 		w.Header().Set("Pragma", "no-cache") // RFC 6749 §5.1
 		writeJSON(w, r, http.StatusOK, s.hdr.json, response{AccessToken: tok, TokenType: "bearer", ExpiresIn: int64(ttl / time.Second)})
 	})
-}
-
-// clientIP is the address of the peer. X-Forwarded-For is not trusted:
-// behind a proxy, the proxy must do per-client limiting itself.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

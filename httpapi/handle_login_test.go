@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -116,7 +117,66 @@ func TestLoginRateLimitPerIP(t *testing.T) {
 			t.Errorf("attempt %d: status %d, want %d", i+1, got[i], want[i])
 		}
 	}
-	if ip := clientIP(&http.Request{RemoteAddr: "no-port"}); ip != "no-port" {
-		t.Errorf("clientIP without a port = %q", ip)
+	if ip := (clientIPs{}).of(&http.Request{RemoteAddr: "no-port"}); ip != "no-port" {
+		t.Errorf("client IP without a port = %q", ip)
+	}
+}
+
+func TestLoginRateLimitBehindATrustedProxy(t *testing.T) {
+	lb := netip.MustParsePrefix("10.0.0.0/24")
+	f := newFixture(t, func(c *Config, _ *Deps) { c.LoginRateLimit = 1; c.TrustedProxies = []netip.Prefix{lb} })
+	login := func(peer string, header ...string) int {
+		req := request(http.MethodPost, "/login", `{"user_id":"u123"}`, append([]string{"Content-Type", "application/json"}, header...)...)
+		req.RemoteAddr = peer + ":4242"
+		return f.do(req).Code
+	}
+	// Two users behind the same load balancer have a budget each.
+	if got := login("10.0.0.7", "X-Forwarded-For", "198.51.100.1"); got != 200 {
+		t.Fatalf("first user behind the proxy: %d, want 200", got)
+	}
+	if got := login("10.0.0.8", "X-Forwarded-For", "198.51.100.2"); got != 200 {
+		t.Errorf("second user behind the proxy shares the first one's budget: %d, want 200", got)
+	}
+	if got := login("10.0.0.7", "Forwarded", `for=198.51.100.1;proto=https`); got != 429 {
+		t.Errorf("the first user again, through another proxy and header: %d, want 429", got)
+	}
+	// A client cannot buy a new budget by writing the header itself.
+	if got := login("198.51.100.1", "X-Forwarded-For", "203.0.113.99"); got != 429 {
+		t.Errorf("an untrusted peer's own X-Forwarded-For was believed: %d, want 429", got)
+	}
+}
+
+func TestClientIPs(t *testing.T) {
+	trusted := clientIPs{trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8:1::/48")}}
+	tests := []struct {
+		name   string
+		c      clientIPs
+		peer   string
+		header []string
+		want   string
+	}{
+		{"no trusted proxies: the peer, whatever the headers say", clientIPs{}, "10.0.0.1:1", []string{"X-Forwarded-For", "198.51.100.1"}, "10.0.0.1"},
+		{"an untrusted peer's headers are ignored", trusted, "198.51.100.1:1", []string{"X-Forwarded-For", "203.0.113.5"}, "198.51.100.1"},
+		{"a trusted peer without headers is the client", trusted, "10.1.2.3:1", nil, "10.1.2.3"},
+		{"the right-most untrusted hop of X-Forwarded-For", trusted, "10.0.0.1:1", []string{"X-Forwarded-For", "203.0.113.9, 198.51.100.1, 10.0.0.2"}, "198.51.100.1"},
+		{"hops over several X-Forwarded-For lines", trusted, "10.0.0.1:1", []string{"X-Forwarded-For", "203.0.113.9", "X-Forwarded-For", "198.51.100.1"}, "198.51.100.1"},
+		{"Forwarded for= with a quoted IPv6 and port", trusted, "10.0.0.1:1", []string{"Forwarded", `for=203.0.113.9, for="[2001:db8:cafe::17]:4711";proto=https`}, "2001:db8:cafe::17"},
+		{"Forwarded wins over X-Forwarded-For", trusted, "10.0.0.1:1", []string{"Forwarded", "For=198.51.100.7", "X-Forwarded-For", "198.51.100.8"}, "198.51.100.7"},
+		{"all hops trusted: the left-most", trusted, "10.0.0.1:1", []string{"X-Forwarded-For", "10.9.9.9, 10.0.0.2"}, "10.9.9.9"},
+		{"a trusted IPv6 proxy", trusted, "[2001:db8:1::5]:1", []string{"X-Forwarded-For", "198.51.100.3"}, "198.51.100.3"},
+		{"an IPv4-mapped peer is matched as IPv4", trusted, "[::ffff:10.0.0.1]:1", []string{"X-Forwarded-For", "198.51.100.4"}, "198.51.100.4"},
+		{"an unknown hop from a trusted proxy shares one budget", trusted, "10.0.0.1:1", []string{"Forwarded", "for=unknown"}, "unknown"},
+		{"garbage left of the first untrusted hop is never reached", trusted, "10.0.0.1:1", []string{"X-Forwarded-For", "not-an-ip, 198.51.100.5"}, "198.51.100.5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &http.Request{RemoteAddr: tt.peer, Header: http.Header{}}
+			for i := 0; i+1 < len(tt.header); i += 2 {
+				r.Header.Add(tt.header[i], tt.header[i+1])
+			}
+			if got := tt.c.of(r); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -69,6 +70,11 @@ type Config struct {
 	RateLimit int
 	// LoginRateLimit is the number of login attempts per minute per client IP.
 	LoginRateLimit int
+	// TrustedProxies are the load balancers and proxies in front of the
+	// api. Only when the peer is one of them is the client IP read from
+	// Forwarded or X-Forwarded-For (the right-most hop not in this list);
+	// empty (the default), the peer is the client.
+	TrustedProxies []netip.Prefix
 	// MaxBodyBytes bounds request bodies; larger ones get 413.
 	MaxBodyBytes int64
 	// RequestTimeout is the deadline of each request's context, so that a
@@ -111,6 +117,7 @@ type server struct {
 	handler  http.Handler
 	orderLim *limiter
 	loginLim *limiter
+	clients  clientIPs
 	inflight *inflight
 	tokens   *tokenCache
 	bodies   bufferPool
@@ -203,6 +210,7 @@ func newServer(cfg Config, deps Deps) *server {
 	s.limitPolicy = []string{`"default";q=` + strconv.Itoa(cfg.RateLimit) + `;w=60`}
 	s.orderLim = newLimiter(cfg.RateLimit, time.Minute)
 	s.loginLim = newLimiter(cfg.LoginRateLimit, time.Minute)
+	s.clients = clientIPs{trusted: cfg.TrustedProxies}
 	s.inflight = newInflight()
 	s.tokens = newTokenCache()
 	s.bodies = newBufferPool()

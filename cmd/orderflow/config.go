@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -39,6 +40,7 @@ type config struct {
 
 	RateLimit      int
 	LoginRateLimit int
+	TrustedProxies []netip.Prefix
 	MaxBodyBytes   int64
 	RequestTimeout time.Duration
 
@@ -95,6 +97,7 @@ var settings = []setting{
 	{"ORDERFLOW_PUBLIC_URL", "", "base of status URLs (e.g. https://api.example.com); default: the request's host"},
 	{"ORDERFLOW_RATE_LIMIT", "100", "orders per minute per user"},
 	{"ORDERFLOW_LOGIN_RATE_LIMIT", "20", "logins per minute per client IP"},
+	{"ORDERFLOW_TRUSTED_PROXIES", "", "CIDRs or IPs of the proxies in front of the api (comma-separated); only from these is the client IP read from Forwarded/X-Forwarded-For"},
 	{"ORDERFLOW_MAX_BODY_BYTES", "65536", "largest accepted request body"},
 	{"ORDERFLOW_REQUEST_TIMEOUT", "10s", "deadline of one api request, dependency calls included"},
 	{"ORDERFLOW_CONCURRENCY", "64", "orders the processor works on at once"},
@@ -151,6 +154,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 
 		RateLimit:      p.positive("ORDERFLOW_RATE_LIMIT"),
 		LoginRateLimit: p.positive("ORDERFLOW_LOGIN_RATE_LIMIT"),
+		TrustedProxies: p.prefixes("ORDERFLOW_TRUSTED_PROXIES"),
 		MaxBodyBytes:   int64(p.positive("ORDERFLOW_MAX_BODY_BYTES")),
 		RequestTimeout: p.duration("ORDERFLOW_REQUEST_TIMEOUT"),
 
@@ -328,6 +332,28 @@ func (p *parser) positive(name string) int {
 		p.fail(name, "must be a positive integer, got %q", s)
 	}
 	return n
+}
+
+// prefixes parses a comma-separated list of CIDRs; a bare IP is a prefix of
+// that one address.
+func (p *parser) prefixes(name string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, f := range strings.Split(p.str(name), ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if a, err := netip.ParseAddr(f); err == nil {
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		pr, err := netip.ParsePrefix(f)
+		if err != nil {
+			p.fail(name, "must be CIDRs or IPs separated by commas (10.0.0.0/8,2001:db8::/32), got %q", f)
+			continue
+		}
+		out = append(out, pr.Masked())
+	}
+	return out
 }
 
 func (p *parser) cents(name string) int {

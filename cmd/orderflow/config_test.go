@@ -66,6 +66,7 @@ func TestConfigRefusesInsecureSettingsOutsideLocal(t *testing.T) {
 		{"the built-in URL key as a bare value", map[string]string{"ORDERFLOW_URL_SIGNING_KEY": " " + builtIn(devURLKey) + " "}, "ORDERFLOW_URL_SIGNING_KEY: key 1 is a built-in"},
 		{"the built-in JWT secret as a URL key", map[string]string{"ORDERFLOW_URL_SIGNING_KEY": devJWTSecret}, "ORDERFLOW_URL_SIGNING_KEY: key 1 is a built-in"},
 		{"the built-in URL key as a JWT secret", map[string]string{"JWT_SECRET": "k1:" + builtIn(devURLKey)}, "JWT_SECRET: key 1 is a built-in"},
+		{"a trusted proxy that is not a CIDR", map[string]string{"ORDERFLOW_TRUSTED_PROXIES": "10.0.0.0/8, lb.internal"}, "ORDERFLOW_TRUSTED_PROXIES"},
 		{"one secret for JWT and URL signing", map[string]string{"ORDERFLOW_URL_SIGNING_KEY": "u1:0123456789abcdef0123456789abcdef"}, "shares a secret with JWT_SECRET"},
 		{"one secret for JWT verification and URL signing", map[string]string{"JWT_SECRET": "k2:abcdefabcdefabcdefabcdefabcdefab,k1:fedcba9876543210fedcba9876543210"}, "shares a secret with JWT_SECRET"},
 	}
@@ -131,6 +132,23 @@ func TestConfigErrorsShowNoPartOfASecret(t *testing.T) {
 		if strings.Contains(err.Error(), before) || secretIn(err.Error(), v) != "" {
 			t.Errorf("error %q shows a part of the secret", err)
 		}
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	c, err := loadConfig(getenvOf(map[string]string{"ORDERFLOW_TRUSTED_PROXIES": " 10.1.2.3/8, 192.0.2.7 ,2001:db8::/32,"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range c.TrustedProxies {
+		got = append(got, p.String())
+	}
+	if want := "10.0.0.0/8 192.0.2.7/32 2001:db8::/32"; strings.Join(got, " ") != want {
+		t.Errorf("got %v, want %s", got, want)
+	}
+	if c, _ := loadConfig(getenvOf(nil)); len(c.TrustedProxies) != 0 {
+		t.Errorf("trusted proxies by default: %v, want none", c.TrustedProxies)
 	}
 }
 

@@ -163,6 +163,7 @@ func newAPI(cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry) 
 		PublicURL:      cfg.PublicURL,
 		RateLimit:      cfg.RateLimit,
 		LoginRateLimit: cfg.LoginRateLimit,
+		TrustedProxies: cfg.TrustedProxies,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		RequestTimeout: cfg.RequestTimeout,
 	}, httpapi.Deps{
