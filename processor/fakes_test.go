@@ -404,14 +404,28 @@ func (s *fakeStore) stockOf(sku string) int {
 	return s.stock[sku]
 }
 
-// fakeLedger keeps charges by idempotency key, like the gateway's database.
+// fakeLedger keeps charges and attempt counts by idempotency key, like the
+// gateway's database.
 type fakeLedger struct {
-	mu      sync.Mutex
-	charges map[string]orderflow.Charge
-	err     error
+	mu       sync.Mutex
+	charges  map[string]orderflow.Charge
+	attempts map[string]int
+	err      error
 }
 
-func newFakeLedger() *fakeLedger { return &fakeLedger{charges: map[string]orderflow.Charge{}} }
+func newFakeLedger() *fakeLedger {
+	return &fakeLedger{charges: map[string]orderflow.Charge{}, attempts: map[string]int{}}
+}
+
+func (l *fakeLedger) CountAttempt(_ context.Context, key string) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return 0, l.err
+	}
+	l.attempts[key]++
+	return l.attempts[key], nil
+}
 
 func (l *fakeLedger) RecordCharge(_ context.Context, c orderflow.Charge) (orderflow.Charge, bool, error) {
 	l.mu.Lock()

@@ -693,6 +693,7 @@ func TestClosedDBReturnsErrors(t *testing.T) {
 			_, _, err := db.RecordCharge(c, orderflow.Charge{ID: "c", IdempotencyKey: "k"})
 			return err
 		},
+		"CountAttempt":     func() error { _, err := db.CountAttempt(c, "k"); return err },
 		"Charges":          func() error { _, err := db.Charges(c, id); return err },
 		"PurgeExpiredKeys": func() error { _, err := db.PurgeExpiredKeys(c); return err },
 	}

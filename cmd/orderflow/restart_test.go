@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -10,8 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/awstest"
+	"github.com/orderflow/orderflow/dynamostore"
+	"github.com/orderflow/orderflow/sqlite"
 )
 
 // The tests in this file kill the program with SIGKILL in the middle of an
@@ -142,5 +147,67 @@ func testKilledLastAttempt(t *testing.T, env map[string]string) {
 	}
 	if !matches(rec, want) {
 		t.Errorf("transition line %v, want the attributes %v", rec, want)
+	}
+}
+
+// transientSettings: the gateway's "03" amounts fail on their first two
+// attempts, and the third receive is the last.
+func transientSettings() map[string]string {
+	return map[string]string{
+		"ORDERFLOW_MAX_RECEIVES":       "3",
+		"ORDERFLOW_VISIBILITY_TIMEOUT": "1s",
+		"ORDERFLOW_LOG_LEVEL":          "info",
+	}
+}
+
+// TestKilledMidSequenceStillCompletes: an amount that fails twice and then
+// succeeds is killed with SIGKILL after its second failure; the restarted
+// gateway continues the same sequence (its attempt counts are kept where
+// its ledger is), so the third and last attempt succeeds and the order is
+// COMPLETED and charged once.
+func TestKilledMidSequenceStillCompletes(t *testing.T) {
+	env := testEnv(t, transientSettings())
+	testKilledMidSequence(t, env, func() books {
+		db, err := sqlite.Open(context.Background(), env["ORDERFLOW_DB"], sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	})
+}
+
+// TestAWSKilledMidSequenceStillCompletes is the same in the AWS mode, where
+// the gateway's ledger is in DynamoDB.
+func TestAWSKilledMidSequenceStillCompletes(t *testing.T) {
+	env := awsEnv(t, awstest.Endpoint(t), transientSettings())
+	testKilledMidSequence(t, env, func() books {
+		return dynamostore.New(dynamodb.NewFromConfig(awstest.Config(env["AWS_ENDPOINT_URL"])), env["DDB_TABLE"], dynamostore.Options{})
+	})
+}
+
+func testKilledMidSequence(t *testing.T, env map[string]string, open func() books) {
+	logs := t.TempDir()
+	api := "http://" + env["ORDERFLOW_API_ADDR"]
+	c := startChild(t, env, filepath.Join(logs, "first.log"))
+	token := login(t, api, "tess")
+	a := placeWithRequestID(t, api, token, "req-killed-mid-sequence", 1003)
+	waitLog(t, filepath.Join(logs, "first.log"), 30*time.Second, map[string]any{
+		"msg": "transient error; will retry", "order_id": a.OrderID, "step": "payment", "receive_count": float64(2),
+	})
+	c.kill9(t)
+
+	c = startChild(t, env, filepath.Join(logs, "second.log"))
+	doc := pollUntilTerminal(t, a.StatusURL, 30*time.Second)
+	c.stop(t)
+	if doc.Status != "COMPLETED" {
+		t.Fatalf("order ended %s (%+v), want COMPLETED: the gateway's third attempt succeeds", doc.Status, doc.Failure)
+	}
+	charges, err := open().Charges(context.Background(), orderflow.OrderID(a.OrderID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(charges) != 1 {
+		t.Errorf("order has %d charges, want 1", len(charges))
 	}
 }
