@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/orderflow/orderflow"
 )
@@ -68,6 +69,34 @@ func (s *Store) RecordCharge(ctx context.Context, c orderflow.Charge) (orderflow
 		return orderflow.Charge{}, false, orderflow.Errorf(orderflow.EConflict, "charge %s changed concurrently", c.IdempotencyKey)
 	}
 	return stored, true, nil
+}
+
+// CountAttempt is the simulated payment gateway's count of charge
+// attempts: one UpdateItem that adds one to the attempts of idempotency
+// key k (an atomic counter on the item beside its charge) and returns the
+// new count (1 on the first).
+func (s *Store) CountAttempt(ctx context.Context, k string) (int, error) {
+	if k == "" {
+		return 0, orderflow.Errorf(orderflow.EInvalid, "an attempt needs an idempotency key")
+	}
+	upd, _ := expression.NewBuilder().WithUpdate(expression.Add(expression.Name("attempts"), expression.Value(1))).Build()
+	cctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	out, err := s.db.UpdateItem(cctx, &dynamodb.UpdateItemInput{
+		TableName: &s.table, Key: key(chargePK(k), skAttempts),
+		UpdateExpression: upd.Update(), ExpressionAttributeNames: upd.Names(), ExpressionAttributeValues: upd.Values(),
+		ReturnValues: types.ReturnValueUpdatedNew,
+	})
+	if err != nil {
+		return 0, mapErr(err, "count attempt of charge %s", k)
+	}
+	var v struct {
+		Attempts int `dynamodbav:"attempts"`
+	}
+	if err := attributevalue.UnmarshalMap(out.Attributes, &v); err != nil || v.Attempts < 1 {
+		return 0, &orderflow.Error{Code: orderflow.EInternal, Detail: "stored attempt count is corrupt", Err: err}
+	}
+	return v.Attempts, nil
 }
 
 // LookupCharge returns the charge recorded under idempotency key k, if any

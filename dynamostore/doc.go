@@ -15,6 +15,7 @@
 //	SKU#<sku>             STOCK         available quantity of a SKU
 //	CHARGE#<key>          CHARGE        the simulated gateway's ledger, by idempotency key
 //	                                    (gsi1pk=CHARGES#<order id>)
+//	CHARGE#<key>          ATTEMPTS      the simulated gateway's count of charge attempts
 //
 // User ids cannot contain '#', so IDEM#<user>#<key> is unambiguous.
 //

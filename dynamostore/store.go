@@ -95,6 +95,7 @@ const (
 	skIdem        = "IDEM"
 	skStock       = "STOCK"
 	skCharge      = "CHARGE"
+	skAttempts    = "ATTEMPTS"
 )
 
 func orderPK(id orderflow.OrderID) string      { return "ORDER#" + string(id) }

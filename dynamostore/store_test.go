@@ -36,6 +36,13 @@ func TestStoreContract(t *testing.T) {
 	storetest.TestStore(t, func(t *testing.T) orderflow.Store { return st })
 }
 
+func TestLedgerContract(t *testing.T) {
+	t.Parallel()
+	client, table := newTable(t)
+	st := dynamostore.New(client, table, dynamostore.Options{})
+	storetest.TestLedger(t, func(t *testing.T) storetest.Ledger { return st })
+}
+
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)

@@ -21,15 +21,21 @@
 //     once, so the queue moves it to the dead-letter queue promptly: the
 //     DLQ is the operator's record of what failed.
 //   - An undecodable (poison) message: kept, with the same backoff, until
-//     the queue dead-letters it; never deleted. Messages are counted in
-//     processor_poison_messages_total, not in orders_processed_total, which
-//     counts orders. On the last receive, if the body still names an order
-//     that was never started (PENDING: nothing reserved, nothing charged),
-//     that order moves to FAILED with reason dead_lettered and counts as
-//     status="error".
+//     the queue dead-letters it; never deleted. Each is counted once, on
+//     its first receive, in processor_poison_messages_total, not in
+//     orders_processed_total, which counts orders. On the last receive, if
+//     the body still names an order that was never started (PENDING:
+//     nothing reserved, nothing charged), that order moves to FAILED with
+//     reason dead_lettered and counts as status="error".
 //   - An order that does not exist (yet): kept with backoff, as in the AWS
 //     mode the store write may lag the queue send; on the last receive it
 //     is left to the DLQ.
+//   - A dead-letter report (Delivery.DeadLettered): the queue moved the
+//     message to the dead-letter queue and ended its order by its
+//     backstop policy, for an order whose last attempt never finished (the
+//     processor died in it). The report is not worked; the processor logs
+//     the transition and counts the order in orders_processed_total, like
+//     its own, so that every FAILED order counts as status="error".
 //
 // FAILED is final for the customer: they were told the order failed, and a
 // silent later charge would be worse than asking them to order again. A

@@ -33,6 +33,9 @@ type fakeQueue struct {
 	depthErr   error
 	// holdVisibility records visibility changes without applying them.
 	holdVisibility bool
+	// reports are handed out by the next Receive, as a queue that ends
+	// orders as it dead-letters their messages does.
+	reports []orderflow.Delivery
 }
 
 type fakeMsg struct {
@@ -118,7 +121,16 @@ func (q *fakeQueue) take(max int) []orderflow.Delivery {
 		}
 	}
 	q.main = keep
+	ds = append(ds, q.reports...)
+	q.reports = nil
 	return ds
+}
+
+// report queues a dead-letter report for the next Receive.
+func (q *fakeQueue) report(d orderflow.Delivery) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.reports = append(q.reports, d)
 }
 
 func (q *fakeQueue) find(receipt string) (int, *fakeMsg) {
@@ -392,14 +404,28 @@ func (s *fakeStore) stockOf(sku string) int {
 	return s.stock[sku]
 }
 
-// fakeLedger keeps charges by idempotency key, like the gateway's database.
+// fakeLedger keeps charges and attempt counts by idempotency key, like the
+// gateway's database.
 type fakeLedger struct {
-	mu      sync.Mutex
-	charges map[string]orderflow.Charge
-	err     error
+	mu       sync.Mutex
+	charges  map[string]orderflow.Charge
+	attempts map[string]int
+	err      error
 }
 
-func newFakeLedger() *fakeLedger { return &fakeLedger{charges: map[string]orderflow.Charge{}} }
+func newFakeLedger() *fakeLedger {
+	return &fakeLedger{charges: map[string]orderflow.Charge{}, attempts: map[string]int{}}
+}
+
+func (l *fakeLedger) CountAttempt(_ context.Context, key string) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return 0, l.err
+	}
+	l.attempts[key]++
+	return l.attempts[key], nil
+}
 
 func (l *fakeLedger) RecordCharge(_ context.Context, c orderflow.Charge) (orderflow.Charge, bool, error) {
 	l.mu.Lock()

@@ -8,20 +8,22 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"sync"
 	"time"
 
 	"github.com/orderflow/orderflow"
 )
 
-// Ledger is the simulated gateway's own database of charges, which
-// survives restarts of the processor as a real gateway's would.
-// RecordCharge stores c under c.IdempotencyKey unless a charge with that
-// key exists, in which case it returns the stored charge and
+// Ledger is the simulated gateway's own database of charges and charge
+// attempts, which survives restarts of the processor as a real gateway's
+// would. RecordCharge stores c under c.IdempotencyKey unless a charge with
+// that key exists, in which case it returns the stored charge and
 // duplicate=true. LookupCharge returns the charge stored under key, if any.
+// CountAttempt adds one to the attempts counted for key, atomically, and
+// returns the new count (1 on the first).
 type Ledger interface {
 	RecordCharge(ctx context.Context, c orderflow.Charge) (stored orderflow.Charge, duplicate bool, err error)
 	LookupCharge(ctx context.Context, key string) (orderflow.Charge, bool, error)
+	CountAttempt(ctx context.Context, key string) (int, error)
 }
 
 // GatewayConfig configures a SimulatedGateway. Rules look at the last two
@@ -69,15 +71,15 @@ func (c GatewayConfig) withDefaults() GatewayConfig {
 
 // SimulatedGateway is a payment gateway that behaves like a real one,
 // deterministically: it takes time, declines some amounts, fails
-// transiently on others, and never charges an idempotency key twice (the
-// Ledger keeps the charges). It is safe for concurrent use.
+// transiently on others, and never charges an idempotency key twice. The
+// Ledger keeps the charges and the attempt counts, so a restart of the
+// processor changes no outcome: an amount that fails twice then succeeds
+// does so however many restarts fall between its attempts. It is safe for
+// concurrent use.
 type SimulatedGateway struct {
 	cfg    GatewayConfig
 	ledger Ledger
 	now    func() time.Time
-
-	mu       sync.Mutex
-	attempts map[string]int // by idempotency key, only where a transient rule can apply
 }
 
 // ErrTransient is the error of a simulated transient gateway failure.
@@ -89,7 +91,7 @@ func NewSimulatedGateway(cfg GatewayConfig, ledger Ledger, now func() time.Time)
 	if now == nil {
 		now = time.Now
 	}
-	return &SimulatedGateway{cfg: cfg.withDefaults(), ledger: ledger, now: now, attempts: map[string]int{}}
+	return &SimulatedGateway{cfg: cfg.withDefaults(), ledger: ledger, now: now}
 }
 
 // Charge takes the payment of req, or returns the charge already taken
@@ -106,13 +108,15 @@ func (g *SimulatedGateway) Charge(ctx context.Context, req ChargeRequest) (order
 	if err := sleep(ctx, g.cfg.Latency); err != nil {
 		return orderflow.Charge{}, err
 	}
-	if failure := g.simulate(req); failure != nil {
+	failure, err := g.simulate(ctx, req)
+	if err != nil {
+		return orderflow.Charge{}, err
+	}
+	if failure != nil {
 		// A key that was charged before gets its first charge back, whatever
-		// the simulated failure rules say now: like a real gateway, and
-		// unlike the in-memory attempt counts, the ledger survives a
-		// restart. Only a failing attempt needs to look: on success
-		// RecordCharge returns the first charge itself, which saves a read
-		// per charge.
+		// the simulated failure rules say now, as a real gateway's does.
+		// Only a failing attempt needs to look: on success RecordCharge
+		// returns the first charge itself, which saves a read per charge.
 		if first, ok, err := g.ledger.LookupCharge(ctx, req.IdempotencyKey); err != nil {
 			return orderflow.Charge{}, fmt.Errorf("look up charge %s: %w", req.IdempotencyKey, err)
 		} else if ok {
@@ -134,27 +138,32 @@ func (g *SimulatedGateway) Charge(ctx context.Context, req ChargeRequest) (order
 	return g.replay(c, req)
 }
 
-// simulate applies the failure rules to this attempt of req: a *Declined,
-// a transient error, or nil for success.
-func (g *SimulatedGateway) simulate(req ChargeRequest) error {
+// simulate applies the failure rules to this attempt of req: failure is a
+// *Declined, a transient error, or nil for success; err is the ledger's
+// failure to count the attempt.
+func (g *SimulatedGateway) simulate(ctx context.Context, req ChargeRequest) (failure, err error) {
 	cents := int(req.Amount % 100)
 	if cents == g.cfg.DeclineCents {
-		return &Declined{Code: "card_declined", Detail: "the card was declined (simulated)"}
+		return &Declined{Code: "card_declined", Detail: "the card was declined (simulated)"}, nil
 	}
 	if cents == g.cfg.AlwaysFailCents {
-		return fmt.Errorf("charge %s: %w", req.IdempotencyKey, ErrTransient)
+		return fmt.Errorf("charge %s: %w", req.IdempotencyKey, ErrTransient), nil
 	}
 	transientByAmount := cents == g.cfg.TransientCents
-	if transientByAmount || g.cfg.TransientRate > 0 {
-		attempt := g.attempt(req.IdempotencyKey)
-		if transientByAmount && attempt <= g.cfg.TransientAttempts {
-			return fmt.Errorf("charge %s attempt %d: %w", req.IdempotencyKey, attempt, ErrTransient)
-		}
-		if g.cfg.TransientRate > 0 && unitHash(req.IdempotencyKey, attempt) < g.cfg.TransientRate {
-			return fmt.Errorf("charge %s attempt %d: %w", req.IdempotencyKey, attempt, ErrTransient)
-		}
+	if !transientByAmount && g.cfg.TransientRate <= 0 {
+		return nil, nil // no rule looks at the attempt: no count to keep
 	}
-	return nil
+	attempt, err := g.ledger.CountAttempt(ctx, req.IdempotencyKey)
+	if err != nil {
+		return nil, fmt.Errorf("count attempt of charge %s: %w", req.IdempotencyKey, err)
+	}
+	if transientByAmount && attempt <= g.cfg.TransientAttempts {
+		return fmt.Errorf("charge %s attempt %d: %w", req.IdempotencyKey, attempt, ErrTransient), nil
+	}
+	if g.cfg.TransientRate > 0 && unitHash(req.IdempotencyKey, attempt) < g.cfg.TransientRate {
+		return fmt.Errorf("charge %s attempt %d: %w", req.IdempotencyKey, attempt, ErrTransient), nil
+	}
+	return nil, nil
 }
 
 // replay returns the stored charge c for req, refusing (as a real gateway
@@ -164,15 +173,6 @@ func (g *SimulatedGateway) replay(c orderflow.Charge, req ChargeRequest) (orderf
 		return orderflow.Charge{}, fmt.Errorf("charge %s: idempotency key already used for %d %s", req.IdempotencyKey, c.Amount, c.Currency)
 	}
 	return c, nil
-}
-
-// attempt counts the attempts for key and returns this one's number (1 on
-// the first).
-func (g *SimulatedGateway) attempt(key string) int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.attempts[key]++
-	return g.attempts[key]
 }
 
 // unitHash maps (key, attempt) to [0, 1) deterministically.

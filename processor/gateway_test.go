@@ -199,10 +199,35 @@ func TestGatewayErrors(t *testing.T) {
 	}
 }
 
-// TestGatewayChargedKeySurvivesARestart: after a restart the in-memory
-// attempt counts are gone, but a key that was charged still gets its
-// charge back instead of a fresh simulated failure (which would let the
-// processor fail an order whose money was taken).
+// TestGatewayAttemptsSurviveARestart: the attempt counts are kept in the
+// ledger, so a gateway restarted between the attempts of an amount that
+// fails twice then succeeds continues the same sequence: a restart does
+// not change the outcome.
+func TestGatewayAttemptsSurviveARestart(t *testing.T) {
+	g, l := newTestGateway(GatewayConfig{})
+	if _, err := charge(g, "k1", 1003); !errors.Is(err, ErrTransient) {
+		t.Fatalf("first attempt: %v, want ErrTransient", err)
+	}
+	restarted := NewSimulatedGateway(GatewayConfig{Latency: -1}, l, time.Now)
+	if _, err := charge(restarted, "k1", 1003); !errors.Is(err, ErrTransient) {
+		t.Fatalf("second attempt, after a restart: %v, want ErrTransient", err)
+	}
+	again := NewSimulatedGateway(GatewayConfig{Latency: -1}, l, time.Now)
+	if _, err := charge(again, "k1", 1003); err != nil {
+		t.Fatalf("third attempt, after another restart: %v, want success", err)
+	}
+	if l.count() != 1 {
+		t.Errorf("ledger has %d charges, want 1", l.count())
+	}
+	l.err = errors.New("ledger down")
+	if _, err := charge(again, "k2", 1003); err == nil || errors.Is(err, ErrTransient) {
+		t.Fatalf("ledger down: got %v, want the ledger's error (the attempt cannot be counted)", err)
+	}
+}
+
+// TestGatewayChargedKeySurvivesARestart: a key that was charged gets its
+// charge back after a restart instead of a fresh simulated failure (which
+// would let the processor fail an order whose money was taken).
 func TestGatewayChargedKeySurvivesARestart(t *testing.T) {
 	g, l := newTestGateway(GatewayConfig{TransientAttempts: 1})
 	if _, err := charge(g, "k1", 1003); !errors.Is(err, ErrTransient) {

@@ -40,7 +40,13 @@ type attempt struct {
 func (p *Processor) process(ctx context.Context, d orderflow.Delivery) outcome {
 	a := &attempt{d: d, last: d.ReceiveCount >= p.cfg.MaxReceives, start: time.Now()}
 	if d.Err != nil {
-		p.metrics.poison.Inc()
+		if d.ReceiveCount <= 1 {
+			// Counted once per message, on its first receive: every
+			// message has one, seen by exactly one processor, whereas the
+			// dead-lettering happens out of sight on SQS (where each
+			// processor's dead-letter watch sees it).
+			p.metrics.poison.Inc()
+		}
 		p.log.ErrorContext(ctx, "poison message: cannot decode; it goes to the dead-letter queue after max receives",
 			"message_id", d.MessageID, "receive_count", d.ReceiveCount, "err", d.Err)
 		if a.last {
@@ -287,6 +293,16 @@ func (p *Processor) move(ctx context.Context, a *attempt, to orderflow.Status, f
 	}
 	a.o = o
 	p.logTransition(ctx, from, to, f)
+	p.countEnd(to)
+	if to.Terminal() {
+		p.metrics.stage[stageTotal].Observe(time.Since(a.start).Seconds())
+	}
+	return to.Terminal(), nil
+}
+
+// countEnd counts an order that reached status to in
+// orders_processed_total (nothing for a status that is not terminal).
+func (p *Processor) countEnd(to orderflow.Status) {
 	switch to {
 	case orderflow.StatusCompleted:
 		p.metrics.success.Inc()
@@ -295,10 +311,34 @@ func (p *Processor) move(ctx context.Context, a *attempt, to orderflow.Status, f
 	case orderflow.StatusFailed:
 		p.metrics.failed.Inc()
 	}
-	if to.Terminal() {
-		p.metrics.stage[stageTotal].Observe(time.Since(a.start).Seconds())
+}
+
+// deadLettered takes the reports out of ds (orderflow.Delivery's
+// DeadLettered: messages the queue moved to the dead-letter queue, ending
+// their orders), counts and logs each order ended like the processor's own
+// transitions, and returns the rest of ds, to be worked.
+func (p *Processor) deadLettered(ctx context.Context, ds []orderflow.Delivery) []orderflow.Delivery {
+	work := ds[:0]
+	for _, d := range ds {
+		if !d.DeadLettered {
+			work = append(work, d)
+			continue
+		}
+		if d.Ended == nil {
+			continue // a poison message, or an order already final or gone
+		}
+		ctx := orderflow.WithRequestID(ctx, d.RequestID)
+		ctx = orderflow.WithOrderID(ctx, d.Ended.ID)
+		if o := d.Order; o != nil {
+			ctx = orderflow.WithUserID(ctx, o.UserID)
+			if d.RequestID == "" && o.RequestID != "" {
+				ctx = orderflow.WithRequestID(ctx, o.RequestID)
+			}
+		}
+		p.logTransition(ctx, d.Ended.From, d.Ended.To, d.Ended.Failure)
+		p.countEnd(d.Ended.To)
 	}
-	return to.Terminal(), nil
+	return work
 }
 
 // logTransition writes the one Info line per transition. LogAttrs skips

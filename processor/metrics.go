@@ -43,7 +43,7 @@ func newMetrics(env string, reg prometheus.Registerer, depth *depthCollector) (*
 	m := &metrics{
 		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orders_processed_total",
-			Help: "Orders the processor moved to a terminal state: success=COMPLETED, rejected=REJECTED, error=FAILED.",
+			Help: "Orders that reached a terminal state, by the processor or by the dead-letter path: success=COMPLETED, rejected=REJECTED, error=FAILED.",
 		}, []string{"env", "status"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "order_processing_duration_seconds",
@@ -52,7 +52,7 @@ func newMetrics(env string, reg prometheus.Registerer, depth *depthCollector) (*
 		}, []string{"stage"}),
 		poison: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "processor_poison_messages_total",
-			Help: "Received messages that could not be decoded; they are left for the dead-letter queue.",
+			Help: "Queue messages that could not be decoded, each counted once (on its first receive); they are left for the dead-letter queue.",
 		}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "processor_retries_total",

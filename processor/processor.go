@@ -307,6 +307,7 @@ func (r *run) receive(ctx context.Context) {
 			return
 		}
 		ds, err := p.receiveBatch(ctx, n)
+		ds = p.deadLettered(ctx, ds)
 		for i, d := range ds {
 			if i >= n {
 				r.slots <- struct{}{} // more than asked for: still ours to work

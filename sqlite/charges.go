@@ -47,6 +47,30 @@ func (db *DB) RecordCharge(ctx context.Context, c orderflow.Charge) (orderflow.C
 	return stored, duplicate, nil
 }
 
+// CountAttempt is the simulated payment gateway's count of charge
+// attempts: it adds one to the attempts of idempotency key, in the file
+// that holds its charges, and returns the new count (1 on the first). It
+// waits for the fsync, like a write acknowledged outside: the gateway's
+// answer depends on the count, which must not come back smaller after a
+// power loss that keeps the receive the attempt belongs to.
+func (db *DB) CountAttempt(ctx context.Context, key string) (int, error) {
+	if key == "" {
+		return 0, orderflow.Errorf(orderflow.EInvalid, "an attempt needs an idempotency key")
+	}
+	var n int
+	err := db.write(ctx, func(w *wtx) error {
+		w.wrote = true
+		if err := w.countAttempt.QueryRow(key).Scan(&n); err != nil {
+			return unavailable(err, "count attempt of charge %s", key)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
 // LookupCharge returns the charge recorded under idempotency key, if any.
 func (db *DB) LookupCharge(ctx context.Context, key string) (orderflow.Charge, bool, error) {
 	var c orderflow.Charge

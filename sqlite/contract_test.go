@@ -41,3 +41,9 @@ func TestStoreContract(t *testing.T) {
 		return db
 	})
 }
+
+func TestLedgerContract(t *testing.T) {
+	t.Parallel()
+	db, _ := open(t, sqlite.Options{})
+	storetest.TestLedger(t, func(t *testing.T) storetest.Ledger { return db })
+}

@@ -275,6 +275,68 @@ func TestDeadLetterEndsTheOrder(t *testing.T) {
 	}
 }
 
+// TestReceiveAndStartReportsTheDeadLettered: the processor's receive hands
+// out a report for each message it dead-letters (no receipt, not to be
+// worked) with the transition that ended its order and the order as
+// stored, so that the processor counts and logs it; plain Receive does not.
+func TestReceiveAndStartReportsTheDeadLettered(t *testing.T) {
+	t.Parallel()
+	db, _ := open(t, sqlite.Options{MaxReceives: 1})
+	pending := order("erin", t0)
+	processing := order("erin", t0.Add(time.Millisecond))
+	charged := order("erin", t0.Add(2*time.Millisecond))
+	done := order("erin", t0.Add(3*time.Millisecond))
+	for _, o := range []orderflow.Order{pending, processing, charged, done} {
+		accept(t, db, o, orderflow.IdempotencyKey{})
+	}
+	for _, id := range []orderflow.OrderID{processing.ID, charged.ID, done.ID} {
+		mustTransition(t, db, orderflow.Transition{ID: id, From: orderflow.StatusPending, To: orderflow.StatusProcessing, At: t0})
+	}
+	mustTransition(t, db, orderflow.Transition{ID: done.ID, From: orderflow.StatusProcessing, To: orderflow.StatusCompleted, At: t0})
+	if _, _, err := db.RecordCharge(ctx(t), orderflow.Charge{ID: "ch_1", IdempotencyKey: string(charged.ID), OrderID: charged.ID, Amount: 1, Currency: "USD", At: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SendRaw(ctx(t), []byte("poison")); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range receive(t, db, 10) { // the one receive each may have
+		if err := db.ChangeVisibility(ctx(t), d.Receipt, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	ds, err := db.ReceiveAndStart(ctx(t), 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[orderflow.OrderID]string{
+		pending.ID: "PENDING→FAILED", processing.ID: "PROCESSING→FAILED", charged.ID: "PROCESSING→COMPLETED",
+		done.ID: "", "": "", // already final; the poison message
+	}
+	got := map[orderflow.OrderID]string{}
+	for _, d := range ds {
+		if !d.DeadLettered || d.Receipt != "" {
+			t.Errorf("delivery %+v: want a dead-letter report without receipt", d)
+		}
+		got[d.OrderID] = ""
+		if e := d.Ended; e != nil {
+			got[d.OrderID] = fmt.Sprintf("%s→%s", e.From, e.To)
+			if e.ID != d.OrderID || d.Order == nil || d.Order.Status != e.To || d.Order.UserID != "erin" {
+				t.Errorf("report of %s: ended %+v with order %+v, want the transition and the order as stored", d.OrderID, e, d.Order)
+			}
+			if (e.To == orderflow.StatusFailed) != (e.Failure != nil && e.Failure.Code == orderflow.ReasonDeadLettered) {
+				t.Errorf("report of %s: %s with failure %+v", d.OrderID, e.To, e.Failure)
+			}
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("reports %v, want %v", got, want)
+	}
+	if got, want := depth(t, db), (orderflow.QueueDepth{Dead: 5}); got != want {
+		t.Errorf("depth = %+v, want %+v", got, want)
+	}
+}
+
 func mustTransition(t *testing.T, db *sqlite.DB, tr orderflow.Transition) orderflow.Order {
 	t.Helper()
 	o, err := db.Transition(ctx(t), tr)
@@ -631,6 +693,7 @@ func TestClosedDBReturnsErrors(t *testing.T) {
 			_, _, err := db.RecordCharge(c, orderflow.Charge{ID: "c", IdempotencyKey: "k"})
 			return err
 		},
+		"CountAttempt":     func() error { _, err := db.CountAttempt(c, "k"); return err },
 		"Charges":          func() error { _, err := db.Charges(c, id); return err },
 		"PurgeExpiredKeys": func() error { _, err := db.PurgeExpiredKeys(c); return err },
 	}

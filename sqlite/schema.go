@@ -93,6 +93,12 @@ CREATE INDEX charges_order ON charges (order_id);
 	// fsynced yet.
 	`ALTER TABLE queue ADD COLUMN writer INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE queue ADD COLUMN batch INTEGER NOT NULL DEFAULT 0;`,
+	// The simulated gateway's attempt counts per idempotency key, kept
+	// beside its charges so that a restart continues the same sequence.
+	`CREATE TABLE charge_attempts (
+	idempotency_key TEXT PRIMARY KEY,
+	attempts        INTEGER NOT NULL
+) WITHOUT ROWID;`,
 }
 
 // migrate brings the schema to the latest version, one transaction per

@@ -31,6 +31,7 @@ type writeStmts struct {
 	insertReservation, heldReservations  *wstmt
 	giveStock, releaseReservations       *wstmt
 	getCharge, insertCharge              *wstmt
+	countAttempt                         *wstmt
 }
 
 func (s *writeStmts) prepare(conn *zs.Conn) error {
@@ -101,6 +102,8 @@ func (s *writeStmts) prepare(conn *zs.Conn) error {
 
 		p(&s.getCharge, `SELECT id, order_id, amount, currency, at FROM charges WHERE idempotency_key = ?`),
 		p(&s.insertCharge, `INSERT INTO charges (idempotency_key, id, order_id, amount, currency, at) VALUES (?, ?, ?, ?, ?, ?)`),
+		p(&s.countAttempt, `INSERT INTO charge_attempts (idempotency_key, attempts) VALUES (?, 1)
+			ON CONFLICT (idempotency_key) DO UPDATE SET attempts = attempts + 1 RETURNING attempts`),
 	)
 }
 

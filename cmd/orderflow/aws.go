@@ -178,7 +178,7 @@ func openAWS(ctx context.Context, cfg config, log *slog.Logger, reg prometheus.R
 	aq := &awsQueue{Queue: q}
 	bg := &background{}
 	aq.start = func() {
-		bs := &backstop{store: st, ledger: ledger, maxReceives: cfg.MaxReceives, log: log.With("component", "dlq-watch")}
+		bs := &backstop{store: st, ledger: ledger, maxReceives: cfg.MaxReceives, report: aq.reports.add}
 		bg.run(func(ctx context.Context) error { return q.WatchDead(ctx, cfg.DLQWatchInterval, bs.handle) })
 		sw := &sweeper{store: st, queue: q, after: cfg.SweepAfter, log: log.With("component", "sweeper"), now: time.Now}
 		bg.run(sw.run)
@@ -194,17 +194,43 @@ func openAWS(ctx context.Context, cfg config, log *slog.Logger, reg prometheus.R
 }
 
 // awsQueue is the SQS queue as the processor sees it: its first Receive
-// starts the processor-side background work of the AWS mode.
+// starts the processor-side background work of the AWS mode, and each
+// Receive also hands out the dead-letter watch's reports (see
+// orderflow.Delivery's DeadLettered), so that the processor counts and
+// logs the orders the watch ended.
 type awsQueue struct {
 	*sqsqueue.Queue
-	once  sync.Once
-	start func()
+	once    sync.Once
+	start   func()
+	reports reports
 }
 
-// Receive starts the background work once, then receives.
+// Receive starts the background work once, then receives, and adds the
+// reports made meanwhile.
 func (q *awsQueue) Receive(ctx context.Context, max int, wait time.Duration) ([]orderflow.Delivery, error) {
 	q.once.Do(q.start)
-	return q.Queue.Receive(ctx, max, wait)
+	ds, err := q.Queue.Receive(ctx, max, wait)
+	return append(ds, q.reports.take()...), err
+}
+
+// reports holds dead-letter reports until the processor's next Receive.
+type reports struct {
+	mu sync.Mutex
+	ds []orderflow.Delivery
+}
+
+func (r *reports) add(d orderflow.Delivery) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ds = append(r.ds, d)
+}
+
+func (r *reports) take() []orderflow.Delivery {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ds := r.ds
+	r.ds = nil
+	return ds
 }
 
 // background runs goroutines until stop.
@@ -341,14 +367,17 @@ type backstopStore interface {
 // PROCESSING whose charge is in the ledger passed every stage (payment is
 // the last), so it is COMPLETED; any other order not yet final is FAILED
 // (ReasonDeadLettered) and its stock given back, so that no customer is
-// charged for a FAILED order.
+// charged for a FAILED order. Each order it ends goes to report, as the
+// embedded queue's dead-letter reports go to the processor, which counts
+// and logs them; the conditional transition makes one watch, of all the
+// processors', the one that ends and reports it.
 type backstop struct {
 	store  backstopStore
 	ledger interface {
 		Charges(ctx context.Context, id orderflow.OrderID) ([]orderflow.Charge, error)
 	}
 	maxReceives int
-	log         *slog.Logger
+	report      func(orderflow.Delivery)
 }
 
 // handle is the WatchDead callback for one dead message.
@@ -369,36 +398,35 @@ func (b *backstop) handle(ctx context.Context, d orderflow.Delivery) error {
 	case o.Status.Terminal():
 		return nil
 	}
-	now := time.Now().UTC()
+	t := orderflow.Transition{ID: o.ID, From: o.Status, To: orderflow.StatusFailed, At: time.Now().UTC()}
 	if o.Status == orderflow.StatusProcessing {
 		charges, err := b.ledger.Charges(ctx, o.ID)
 		if err != nil {
 			return err
 		}
 		if len(charges) > 0 {
-			_, err := b.store.Transition(ctx, orderflow.Transition{ID: o.ID, From: o.Status, To: orderflow.StatusCompleted, At: now})
-			if err == nil {
-				b.log.InfoContext(ctx, "order transition", "from", o.Status, "to", orderflow.StatusCompleted, "why", "charged, message dead-lettered")
-			}
-			if orderflow.ErrorCode(err) == orderflow.EConflict {
-				return nil // moved meanwhile; the next round looks again if need be
-			}
-			return err
+			t.To = orderflow.StatusCompleted
 		}
 	}
-	f := &orderflow.Failure{
-		Code:   orderflow.ReasonDeadLettered,
-		Detail: fmt.Sprintf("the order's message was received %d times without the order being finished and was moved to the dead-letter queue", b.maxReceives),
+	if t.To == orderflow.StatusFailed {
+		t.Failure = &orderflow.Failure{
+			Code:   orderflow.ReasonDeadLettered,
+			Detail: fmt.Sprintf("the order's message was received %d times without the order being finished and was moved to the dead-letter queue", b.maxReceives),
+		}
 	}
-	_, err = b.store.Transition(ctx, orderflow.Transition{ID: o.ID, From: o.Status, To: orderflow.StatusFailed, Failure: f, At: now})
+	stored, err := b.store.Transition(ctx, t)
 	if orderflow.ErrorCode(err) == orderflow.EConflict {
-		return nil
+		return nil // moved meanwhile; the next round looks again if need be
 	}
 	if err != nil {
 		return err
 	}
-	b.log.WarnContext(ctx, "order transition", "from", o.Status, "to", orderflow.StatusFailed, "reason", f.Code, "detail", f.Detail)
-	return b.store.Release(ctx, o.ID)
+	d.Receipt, d.DeadLettered, d.Ended, d.Order = "", true, &t, &stored
+	b.report(d)
+	if t.To == orderflow.StatusFailed {
+		return b.store.Release(ctx, o.ID)
+	}
+	return nil
 }
 
 // sweeper re-sends the messages of orders that stayed PENDING too long:

@@ -438,7 +438,8 @@ func TestDeadLetterBackstop(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	bs := &backstop{store: p.store, ledger: p.store, maxReceives: 3, log: discardLogger()}
+	var reps reports
+	bs := &backstop{store: p.store, ledger: p.store, maxReceives: 3, report: reps.add}
 	wctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = p.queue.WatchDead(wctx, 100*time.Millisecond, bs.handle) })
@@ -478,6 +479,21 @@ func TestDeadLetterBackstop(t *testing.T) {
 	}
 	if len(dead) != len(ids)+1 {
 		t.Errorf("dead-letter queue holds %d messages after the watch, want all %d left there", len(dead), len(ids)+1)
+	}
+	// One report per order ended, for the processor to count and log.
+	got := map[orderflow.OrderID]string{}
+	for _, d := range reps.take() {
+		if !d.DeadLettered || d.Receipt != "" || d.Ended == nil || d.Order == nil || d.Order.Status != d.Ended.To || d.Order.UserID != "eve" {
+			t.Errorf("report %+v (ended %+v), want a dead-lettered delivery with no receipt, its transition and its order as stored", d, d.Ended)
+			continue
+		}
+		got[d.Ended.ID] += fmt.Sprintf("%s→%s ", d.Ended.From, d.Ended.To)
+	}
+	wantReports := map[orderflow.OrderID]string{
+		pending.ID: "PENDING→FAILED ", charged.ID: "PROCESSING→COMPLETED ", reserved.ID: "PROCESSING→FAILED ",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(wantReports) {
+		t.Errorf("reports %v, want %v", got, wantReports)
 	}
 }
 

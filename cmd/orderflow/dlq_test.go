@@ -63,6 +63,8 @@ func TestDeadLetterPath(t *testing.T) {
 	if !strings.Contains(list, a.OrderID) || !strings.Contains(list, "not an order") {
 		t.Fatalf("dlq list: got\n%s\nwant the failed order %s and the poison body", list, a.OrderID)
 	}
+	// Received twice on its way to the DLQ, counted once: one message.
+	waitForMetrics(t, in.processor+"/metrics", 5*time.Second, "processor_poison_messages_total 1\n")
 
 	if out := runCmd(t, env, "dlq", "redrive"); !strings.Contains(out, "redrove 2 message(s)") {
 		t.Fatalf("dlq redrive: got %q", out)
