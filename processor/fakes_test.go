@@ -266,6 +266,7 @@ type fakeStore struct {
 	failTo      map[orderflow.Status]bool  // transitions to these fail
 	onGet       func(id orderflow.OrderID) // called before each GetOrder
 	releaseErr  error
+	reserveErr  error
 	pingErr     error
 	activityErr error
 }
@@ -331,6 +332,9 @@ func (s *fakeStore) Transition(_ context.Context, t orderflow.Transition) (order
 func (s *fakeStore) Reserve(_ context.Context, id orderflow.OrderID, items []orderflow.Item) (*orderflow.Failure, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.reserveErr != nil {
+		return nil, s.reserveErr
+	}
 	if f, ok := s.outcome[id]; ok {
 		return f, nil
 	}

@@ -138,6 +138,19 @@ func (g *SimulatedGateway) Charge(ctx context.Context, req ChargeRequest) (order
 	return g.replay(c, req)
 }
 
+// Charged reports whether a charge is stored under idempotencyKey. It takes
+// the configured latency, as a real gateway's look-up would.
+func (g *SimulatedGateway) Charged(ctx context.Context, idempotencyKey string) (bool, error) {
+	if err := sleep(ctx, g.cfg.Latency); err != nil {
+		return false, err
+	}
+	_, ok, err := g.ledger.LookupCharge(ctx, idempotencyKey)
+	if err != nil {
+		return false, fmt.Errorf("look up charge %s: %w", idempotencyKey, err)
+	}
+	return ok, nil
+}
+
 // simulate applies the failure rules to this attempt of req: failure is a
 // *Declined, a transient error, or nil for success; err is the ledger's
 // failure to count the attempt.

@@ -32,8 +32,11 @@ type attempt struct {
 	d       orderflow.Delivery
 	o       orderflow.Order
 	last    bool // ReceiveCount ≥ MaxReceives: no redelivery follows
-	charged bool // the payment was taken in this attempt
-	start   time.Time
+	charged bool // the payment was taken, in this attempt or an earlier one
+	// unpaid: the gateway said no earlier attempt took the payment, or
+	// this attempt found the order PENDING (nothing can have charged it).
+	unpaid bool
+	start  time.Time
 }
 
 // process runs d through the pipeline and says what to do with it.
@@ -116,6 +119,7 @@ func (p *Processor) process(ctx context.Context, d orderflow.Delivery) outcome {
 		p.log.InfoContext(ctx, "order already final; deleting the redelivered message", "status", o.Status)
 		return deleteIt
 	}
+	a.unpaid = started || o.Status == orderflow.StatusPending
 	if o.Status == orderflow.StatusPending {
 		done, err := p.move(ctx, a, orderflow.StatusProcessing, nil)
 		if err != nil {
@@ -124,6 +128,26 @@ func (p *Processor) process(ctx context.Context, d orderflow.Delivery) outcome {
 		if done {
 			return deleteIt
 		}
+	}
+	if !a.unpaid {
+		// PROCESSING already: an attempt that died before recording the
+		// outcome (or a duplicate message's, in work elsewhere) may have
+		// taken the payment. Then the order completes; running the stages
+		// again could now reject or fail it (a fraud window moved on, a
+		// stage timing out), and a paid order must never end so.
+		paid, err := call(ctx, p, func(ctx context.Context) (bool, error) { return p.pay.Charged(ctx, string(o.ID)) })
+		if err != nil {
+			return p.transient(ctx, a, "look up payment", err)
+		}
+		if paid {
+			a.charged = true
+			p.log.InfoContext(ctx, "order paid by an earlier attempt; completing it", "receive_count", d.ReceiveCount)
+			if _, err := p.move(ctx, a, orderflow.StatusCompleted, nil); err != nil {
+				return p.transient(ctx, a, "complete", err)
+			}
+			return deleteIt
+		}
+		a.unpaid = true
 	}
 
 	// Inventory.
@@ -231,6 +255,12 @@ func (p *Processor) transient(ctx context.Context, a *attempt, step string, err 
 	}
 	if a.o.ID == "" {
 		p.log.ErrorContext(ctx, "giving up on an order that could not be read; left for the dead-letter queue", "step", step, "err", err)
+		return outcome{action: actRetry}
+	}
+	if !a.unpaid {
+		// Whether an earlier attempt took the payment is not known: the
+		// dead-letter path decides with the ledger (COMPLETED if charged).
+		p.log.ErrorContext(ctx, "giving up on an order an earlier attempt may have paid; left for the dead-letter queue", "step", step, "err", err)
 		return outcome{action: actRetry}
 	}
 	if len(a.o.Items) > 0 {

@@ -736,6 +736,75 @@ func (b *blockingPayment) Charge(ctx context.Context, req ChargeRequest) (orderf
 	return b.next.Charge(ctx, req)
 }
 
+func (b *blockingPayment) Charged(ctx context.Context, key string) (bool, error) {
+	return b.next.Charged(ctx, key)
+}
+
+func TestOrderPaidByAnAttemptThatDiedCompletes(t *testing.T) {
+	tests := []struct {
+		name      string
+		configure func(h *harness)
+	}{
+		{"a stage that now fails on the last attempt", func(h *harness) { h.s.reserveErr = orderflow.Unavailable(errors.New("timeout"), "store unreachable") }},
+		{"a fraud check that would now reject", func(h *harness) { h.deps.Fraud = rejectAll{} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, tt.configure)
+			// An earlier attempt reserved, charged and died before
+			// recording COMPLETED: the order is PROCESSING and paid.
+			o := h.order(1000, items("widget", 1)...)
+			o.Status = orderflow.StatusProcessing
+			h.s.put(o)
+			h.s.mu.Lock()
+			h.s.stock["widget"]--
+			h.s.reserved[o.ID] = o.Items
+			h.s.outcome[o.ID] = nil
+			h.s.mu.Unlock()
+			if _, _, err := h.ledger.RecordCharge(context.Background(), orderflow.Charge{ID: "ch_1", IdempotencyKey: string(o.ID), OrderID: o.ID, Amount: o.Amount, Currency: o.Currency}); err != nil {
+				t.Fatal(err)
+			}
+			h.start()
+			h.waitDeleted(h.send(o))
+			if got := h.s.order(o.ID).Status; got != orderflow.StatusCompleted {
+				t.Errorf("status = %s, want COMPLETED (the customer paid)", got)
+			}
+			if n := h.ledger.count(); n != 1 {
+				t.Errorf("charges = %d, want 1", n)
+			}
+			if n := h.s.stockOf("widget"); n != 99 {
+				t.Errorf("widget stock = %d, want 99 (kept for the paid order)", n)
+			}
+		})
+	}
+}
+
+func TestPaymentLookupFailureOnTheLastAttemptIsLeftForTheDLQ(t *testing.T) {
+	h := newHarness(t, func(h *harness) { h.deps.Payment = unknownPayment{h.deps.Payment} })
+	o := h.order(1000)
+	o.Status = orderflow.StatusProcessing
+	h.s.put(o)
+	h.start()
+	h.waitDead(h.send(o))
+	if got := h.s.order(o.ID).Status; got != orderflow.StatusProcessing {
+		t.Errorf("status = %s, want PROCESSING (not FAILED while the payment is unknown)", got)
+	}
+}
+
+// rejectAll is a fraud check that rejects every order.
+type rejectAll struct{}
+
+func (rejectAll) Check(context.Context, orderflow.Order) (*orderflow.Failure, error) {
+	return &orderflow.Failure{Code: orderflow.ReasonFraudSuspected, Detail: "rejected by the test"}, nil
+}
+
+// unknownPayment cannot say whether a charge went through.
+type unknownPayment struct{ Payment }
+
+func (unknownPayment) Charged(context.Context, string) (bool, error) {
+	return false, errors.New("gateway unreachable")
+}
+
 func TestGracefulDrainFinishesTheOrderInWork(t *testing.T) {
 	var pay *blockingPayment
 	h := newHarness(t, func(h *harness) {

@@ -67,8 +67,14 @@ type Fraud interface {
 // order is rejected); any other error is transient and the charge is tried
 // again with the same IdempotencyKey, which the gateway uses to never
 // charge twice.
+//
+// Charged reports whether a charge under idempotencyKey went through (a
+// gateway's look-up of a payment by its key); an error means "not known".
+// The processor asks it of an order it finds PROCESSING, which an attempt
+// that died may have paid.
 type Payment interface {
 	Charge(ctx context.Context, req ChargeRequest) (orderflow.Charge, error)
+	Charged(ctx context.Context, idempotencyKey string) (bool, error)
 }
 
 // ChargeRequest asks a payment gateway to take Amount minor units of
