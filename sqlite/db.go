@@ -78,6 +78,9 @@ type DB struct {
 	writer  int64
 	commits atomic.Uint64
 	synced  atomic.Uint64
+	// lastWrote is the number of the last transaction that wrote (see
+	// committedBatch); the syncer fsyncs only when it is above synced.
+	lastWrote atomic.Uint64
 
 	ops        chan *writeOp
 	committed  chan []*writeOp        // from the writer to the syncer
