@@ -17,7 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/orderflow/orderflow"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	msqlite "modernc.org/sqlite" // also registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 	zs "zombiezen.com/go/sqlite"
 )
 
@@ -218,10 +219,42 @@ func (db *DB) closeConns() error {
 	return errors.Join(errs...)
 }
 
+// openBusyTimeout bounds how long prepareFile waits for other processes
+// that are preparing the same file, like the connections' busy_timeout.
+const openBusyTimeout = 10 * time.Second
+
 // prepareFile creates the database file if needed, puts it in WAL mode
 // and migrates its schema, through a database/sql connection that it
-// closes again.
+// closes again. Switching a new file to WAL takes an exclusive lock
+// without SQLite's busy handler, so a process that opens the file while
+// another one switches it gets SQLITE_BUSY at once: prepareFile tries
+// again, for up to openBusyTimeout, so that processes started together on
+// a new file all come up.
 func prepareFile(ctx context.Context, path string) error {
+	deadline := time.Now().Add(openBusyTimeout)
+	for {
+		err := prepareFileOnce(ctx, path)
+		if !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		t := time.NewTimer(time.Duration(10+rand.IntN(40)) * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY (the file is locked
+// by another connection).
+func isBusy(err error) bool {
+	var e *msqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_BUSY
+}
+
+func prepareFileOnce(ctx context.Context, path string) error {
 	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
 	if err != nil {
 		return unavailable(err, "open sqlite %s", path)
