@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -52,6 +54,10 @@ type Options struct {
 	// written to the WAL, durable against a process crash only); see the
 	// package documentation.
 	Synchronous string
+	// MustExist makes Open fail with ENotFound ("no database at PATH")
+	// when the file does not exist, instead of creating it: for operator
+	// commands, which must not leave an empty database behind.
+	MustExist bool
 	// Registerer, if not nil, receives the writer's metrics
 	// (sqlite_write_wait_seconds, sqlite_wal_fsync_seconds,
 	// sqlite_transaction_writes). One DB per registry.
@@ -106,11 +112,16 @@ var (
 	_ orderflow.DeadLetters = (*DB)(nil)
 )
 
-// Open opens (creating if needed) the database file at path, migrates its
-// schema and starts the writer and the janitor.
+// Open opens (creating if needed, unless opts.MustExist) the database file
+// at path, migrates its schema and starts the writer and the janitor.
 func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if path == "" || strings.ContainsAny(path, "?#") || path == ":memory:" {
 		return nil, orderflow.Errorf(orderflow.EInvalid, "sqlite path %q must name a file and contain no ? or #", path)
+	}
+	if opts.MustExist {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, orderflow.Errorf(orderflow.ENotFound, "no database at %s", path)
+		}
 	}
 	if opts.VisibilityTimeout <= 0 {
 		opts.VisibilityTimeout = DefaultVisibilityTimeout
