@@ -196,6 +196,15 @@ func TestAWSOutcomes(t *testing.T) {
 	if !strings.Contains(list, failed.OrderID) {
 		t.Fatalf("dlq list: got\n%s\nwant the failed order %s", list, failed.OrderID)
 	}
+	// SQS cannot peek: listing receives, as the processor's watch does
+	// every 2 s here. The receive count listed is the order queue's, and
+	// listing again does not raise it.
+	for i := range 4 {
+		if got := deadReceiveCount(t, list, failed.OrderID); got != 3 {
+			t.Errorf("dlq list %d: receive count %d, want 3 (ORDERFLOW_MAX_RECEIVES)", i+1, got)
+		}
+		list, _ = runCmd(t, env, "dlq", "list")
+	}
 	if out, _ := runCmd(t, env, "dlq", "redrive"); !strings.Contains(out, "redrove 1 message(s)") {
 		t.Fatalf("dlq redrive: got %q", out)
 	}
@@ -205,6 +214,26 @@ func TestAWSOutcomes(t *testing.T) {
 	if out, _ := runCmd(t, env, "dlq", "purge", "--yes"); !strings.Contains(out, "purged 0 message(s)") && !strings.Contains(out, "purged 1 message(s)") {
 		t.Fatalf("dlq purge: got %q", out)
 	}
+}
+
+// deadReceiveCount returns the receive_count of order id's line in the
+// output of dlq list.
+func deadReceiveCount(t *testing.T, list, id string) int {
+	t.Helper()
+	for _, l := range strings.Split(strings.TrimSpace(list), "\n") {
+		var m struct {
+			OrderID      string `json:"order_id"`
+			ReceiveCount int    `json:"receive_count"`
+		}
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("dlq list line %q: %v", l, err)
+		}
+		if m.OrderID == id {
+			return m.ReceiveCount
+		}
+	}
+	t.Fatalf("dlq list shows no message of order %s:\n%s", id, list)
+	return 0
 }
 
 // awsParts is a store and queue on moto, for tests that drive the AWS
