@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -17,7 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/orderflow/orderflow"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	msqlite "modernc.org/sqlite" // also registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 	zs "zombiezen.com/go/sqlite"
 )
 
@@ -51,6 +54,10 @@ type Options struct {
 	// written to the WAL, durable against a process crash only); see the
 	// package documentation.
 	Synchronous string
+	// MustExist makes Open fail with ENotFound ("no database at PATH")
+	// when the file does not exist, instead of creating it: for operator
+	// commands, which must not leave an empty database behind.
+	MustExist bool
 	// Registerer, if not nil, receives the writer's metrics
 	// (sqlite_write_wait_seconds, sqlite_wal_fsync_seconds,
 	// sqlite_transaction_writes). One DB per registry.
@@ -78,6 +85,9 @@ type DB struct {
 	writer  int64
 	commits atomic.Uint64
 	synced  atomic.Uint64
+	// lastWrote is the number of the last transaction that wrote (see
+	// committedBatch); the syncer fsyncs only when it is above synced.
+	lastWrote atomic.Uint64
 
 	ops        chan *writeOp
 	committed  chan []*writeOp        // from the writer to the syncer
@@ -102,11 +112,16 @@ var (
 	_ orderflow.DeadLetters = (*DB)(nil)
 )
 
-// Open opens (creating if needed) the database file at path, migrates its
-// schema and starts the writer and the janitor.
+// Open opens (creating if needed, unless opts.MustExist) the database file
+// at path, migrates its schema and starts the writer and the janitor.
 func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if path == "" || strings.ContainsAny(path, "?#") || path == ":memory:" {
 		return nil, orderflow.Errorf(orderflow.EInvalid, "sqlite path %q must name a file and contain no ? or #", path)
+	}
+	if opts.MustExist {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, orderflow.Errorf(orderflow.ENotFound, "no database at %s", path)
+		}
 	}
 	if opts.VisibilityTimeout <= 0 {
 		opts.VisibilityTimeout = DefaultVisibilityTimeout
@@ -215,10 +230,42 @@ func (db *DB) closeConns() error {
 	return errors.Join(errs...)
 }
 
+// openBusyTimeout bounds how long prepareFile waits for other processes
+// that are preparing the same file, like the connections' busy_timeout.
+const openBusyTimeout = 10 * time.Second
+
 // prepareFile creates the database file if needed, puts it in WAL mode
 // and migrates its schema, through a database/sql connection that it
-// closes again.
+// closes again. Switching a new file to WAL takes an exclusive lock
+// without SQLite's busy handler, so a process that opens the file while
+// another one switches it gets SQLITE_BUSY at once: prepareFile tries
+// again, for up to openBusyTimeout, so that processes started together on
+// a new file all come up.
 func prepareFile(ctx context.Context, path string) error {
+	deadline := time.Now().Add(openBusyTimeout)
+	for {
+		err := prepareFileOnce(ctx, path)
+		if !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		t := time.NewTimer(time.Duration(10+rand.IntN(40)) * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY (the file is locked
+// by another connection).
+func isBusy(err error) bool {
+	var e *msqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_BUSY
+}
+
+func prepareFileOnce(ctx context.Context, path string) error {
 	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
 	if err != nil {
 		return unavailable(err, "open sqlite %s", path)

@@ -99,4 +99,14 @@
 // customer charged for a FAILED order. Receive long-polls: it wakes as
 // soon as a Send or Accept commits, and polls every 50 ms for messages whose
 // visibility timeout ran out.
+//
+// # Idle costs nothing
+//
+// An idle database is not written: a receive asks a reader whether any
+// message is visible before it hands a write to the writer, the janitor
+// asks a reader whether any idempotency record has expired before it
+// deletes, and the syncer skips the fsync when no transaction since the
+// last one wrote anything (a receive that lost a race for the message, a
+// replayed Accept). An idle server with its receivers long-polling does
+// no write transaction and no fsync.
 package sqlite

@@ -19,6 +19,7 @@ func (db *DB) WriterPragma(ctx context.Context, name string) (int64, error) {
 func (db *DB) queryOnWriter(ctx context.Context, query string) (int64, error) {
 	var v int64
 	err := db.write(ctx, func(w *wtx) error {
+		w.wrote = true // it may (the writer must then fsync)
 		st, _, err := db.wconn.PrepareTransient(query)
 		if err != nil {
 			return err

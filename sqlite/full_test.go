@@ -162,8 +162,10 @@ func TestProcessorWritesReturnAtCommitAcknowledgedWritesAfterFsync(t *testing.T)
 	<-entered          // the receive is committed; its fsync is held
 	wait("Receive of a message fsynced before", receivedOld)
 
-	// An Accept and then a Receive of its message in the same transaction
-	// (kept open while the older receive's fsync is held): both wait.
+	// An Accept (run in the transaction kept open while the older
+	// receive's fsync is held) and a Receive of its message, which sees it
+	// once that transaction commits: both wait for the fsync covering the
+	// Accept.
 	accepted, received := make(chan error, 1), make(chan error, 1)
 	go func() {
 		_, _, err := db.Accept(context.Background(), order("pia", t0), orderflow.IdempotencyKey{})
@@ -171,7 +173,7 @@ func TestProcessorWritesReturnAtCommitAcknowledgedWritesAfterFsync(t *testing.T)
 	}()
 	held("Accept", accepted) // meanwhile it ran in the open transaction
 	go func() {
-		ds, err := db.Receive(context.Background(), 1, 0)
+		ds, err := db.Receive(context.Background(), 1, 10*time.Second)
 		if err == nil && len(ds) != 1 {
 			err = fmt.Errorf("received %d messages, want 1", len(ds))
 		}
@@ -179,7 +181,7 @@ func TestProcessorWritesReturnAtCommitAcknowledgedWritesAfterFsync(t *testing.T)
 	}()
 	held("Receive", received)
 	gate <- struct{}{} // the older receive's fsync ends
-	<-entered          // Accept and Receive are committed; their fsync is held
+	<-entered          // the Accept is committed and its fsync held; the Receive follows it
 	held("Accept", accepted)
 	held("Receive", received)
 	release()

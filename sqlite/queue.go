@@ -85,10 +85,14 @@ func (db *DB) receive(ctx context.Context, max int, wait time.Duration, start bo
 		max = 1
 	}
 	deadline := time.Now().Add(wait)
-	woken := true
 	for {
 		arrival := db.arrivals.wait()
-		if woken || db.anyVisible(ctx) {
+		// A reader looks first, even after an arrival (another receiver
+		// may have taken it): a receive that would hand out nothing must
+		// not cost a write transaction, or an idle server with its
+		// receivers long-polling would write (and fsync) several times a
+		// second.
+		if db.anyVisible(ctx) {
 			ds, err := db.receiveOnce(ctx, max, start)
 			if err != nil || len(ds) > 0 {
 				return ds, err
@@ -101,9 +105,7 @@ func (db *DB) receive(ctx context.Context, max int, wait time.Duration, start bo
 		timer := time.NewTimer(min(remaining, pollInterval))
 		select {
 		case <-arrival:
-			woken = true
 		case <-timer.C:
-			woken = false
 		case <-ctx.Done():
 			timer.Stop()
 			return nil, unavailable(ctx.Err(), "receive")

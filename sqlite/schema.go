@@ -101,38 +101,56 @@ ALTER TABLE queue ADD COLUMN batch INTEGER NOT NULL DEFAULT 0;`,
 ) WITHOUT ROWID;`,
 }
 
-// migrate brings the schema to the latest version, one transaction per
-// step, recording progress in PRAGMA user_version.
+// migrate brings the schema to the latest version, recording it in PRAGMA
+// user_version. Processes that open a new file at the same moment (a
+// service manager starting the api and the processor together) race here:
+// the steps run in one BEGIN IMMEDIATE transaction, which takes the write
+// lock before it reads anything, and the version is read again inside it,
+// so the first process migrates and the others wait for it (busy_timeout)
+// and then find nothing left to do. A file already at the latest version
+// is only read.
 func migrate(ctx context.Context, conn *sql.Conn) error {
-	var version int
-	if err := conn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
-		return unavailable(err, "read schema version")
+	version, err := schemaVersion(ctx, conn)
+	if err != nil || version == len(migrations) {
+		return err
 	}
-	if version > len(migrations) {
-		return fmt.Errorf("sqlite schema version %d is newer than this program's %d", version, len(migrations))
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return unavailable(err, "begin schema migration")
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	if version, err = schemaVersion(ctx, conn); err != nil {
+		return err
 	}
 	for v := version; v < len(migrations); v++ {
-		if err := migrateStep(ctx, conn, v); err != nil {
-			return err
+		if _, err := conn.ExecContext(ctx, migrations[v]); err != nil {
+			return unavailable(err, "migrate schema to version %d", v+1)
 		}
 	}
+	if version < len(migrations) {
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
+			return unavailable(err, "record schema version %d", len(migrations))
+		}
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return unavailable(err, "commit schema migration to version %d", len(migrations))
+	}
+	committed = true
 	return nil
 }
 
-func migrateStep(ctx context.Context, conn *sql.Conn, v int) error {
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return unavailable(err, "begin migration %d", v+1)
+// schemaVersion reads user_version and refuses a file of a newer program.
+func schemaVersion(ctx context.Context, conn *sql.Conn) (int, error) {
+	var version int
+	if err := conn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return 0, unavailable(err, "read schema version")
 	}
-	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
-		return unavailable(err, "migrate schema to version %d", v+1)
+	if version > len(migrations) {
+		return 0, fmt.Errorf("sqlite schema version %d is newer than this program's %d", version, len(migrations))
 	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
-		return unavailable(err, "record schema version %d", v+1)
-	}
-	if err := tx.Commit(); err != nil {
-		return unavailable(err, "commit migration %d", v+1)
-	}
-	return nil
+	return version, nil
 }

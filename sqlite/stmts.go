@@ -121,6 +121,7 @@ type readStmts struct {
 	ping, getOrder, listFirst, listAfter *sql.Stmt
 	activity, stock, anyVisible, depth   *sql.Stmt
 	listDead, charges, chargeByKey       *sql.Stmt
+	anyExpired                           *sql.Stmt
 }
 
 func (s *readStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -143,6 +144,7 @@ func (s *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 		p(&s.activity, `SELECT count(*), coalesce(sum(amount), 0) FROM orders WHERE user_id = ? AND created_at >= ?`),
 		p(&s.stock, `SELECT quantity FROM stock WHERE sku = ?`),
 		p(&s.anyVisible, `SELECT EXISTS (SELECT 1 FROM queue WHERE visible_at <= ?)`),
+		p(&s.anyExpired, `SELECT EXISTS (SELECT 1 FROM idempotency WHERE created_at < ?)`),
 		p(&s.depth, `SELECT (SELECT count(*) FROM queue WHERE visible_at <= ?), (SELECT count(*) FROM queue), (SELECT count(*) FROM dead)`),
 		p(&s.listDead, `SELECT id, body, receive_count FROM dead ORDER BY id LIMIT ?`),
 		p(&s.charges, `SELECT idempotency_key, id, order_id, amount, currency, at FROM charges WHERE order_id = ? ORDER BY at, id`),

@@ -169,7 +169,7 @@ func (db *DB) runTx(first *writeOp) {
 		return
 	}
 	w := db.newWtx()
-	notify := false
+	notify, wrote := false, false
 	ran := 0
 	for {
 		for ; ran < len(batch); ran++ {
@@ -186,6 +186,7 @@ func (db *DB) runTx(first *writeOp) {
 				return
 			}
 			notify = notify || (op.err == nil && w.notify)
+			wrote = wrote || w.wrote
 		}
 		if len(batch) >= maxBatch {
 			break
@@ -212,15 +213,21 @@ func (db *DB) runTx(first *writeOp) {
 	if _, err := db.ws.commit.Exec(); err != nil {
 		db.abort(batch, unavailable(err, "commit sqlite transaction"))
 	} else {
-		db.committedBatch(batch, notify)
+		db.committedBatch(batch, notify, wrote)
 	}
 	db.handOver(batch)
 }
 
-// committedBatch runs once batch's transaction has committed: it wakes
-// waiting receivers if an operation enqueued (notify) and releases the
-// callers that need not wait for the fsync (see writeAtCommit).
-func (db *DB) committedBatch(batch []*writeOp, notify bool) {
+// committedBatch runs once batch's transaction has committed: it records
+// whether the transaction wrote, wakes waiting receivers if an operation
+// enqueued (notify) and releases the callers that need not wait for the
+// fsync (see writeAtCommit).
+func (db *DB) committedBatch(batch []*writeOp, notify, wrote bool) {
+	if wrote {
+		// Before commits grows: a syncer that has read commits then finds
+		// this transaction in lastWrote (see runSyncer).
+		db.lastWrote.Store(db.commits.Load() + 1)
+	}
 	db.commits.Add(1)
 	db.metrics.txWrites.Observe(float64(len(batch)))
 	if notify {
@@ -293,7 +300,13 @@ func (db *DB) runSyncer(done chan<- struct{}) {
 		// Every transaction counted so far has written its frames to the
 		// WAL (commits grows after its COMMIT), so this fsync covers them.
 		upTo := db.commits.Load()
-		if db.wal != nil {
+		// A transaction that wrote nothing (a receive that found the
+		// queue empty, a replayed Accept) appends nothing to the WAL:
+		// when every one that wrote is fsynced already, so are these
+		// batches, and an fsync would only cost the disk. Whatever such
+		// an operation read was committed by an earlier transaction, so
+		// it is covered too.
+		if db.wal != nil && db.lastWrote.Load() > db.synced.Load() {
 			if hook := db.beforeSync.Load(); hook != nil {
 				(*hook)()
 			}
@@ -365,7 +378,7 @@ func (db *DB) runBatch(batch []*writeOp, savepoints bool) bool {
 		return true
 	}
 	w := db.newWtx()
-	notify := false
+	notify, wrote := false, false
 	for _, op := range batch {
 		if err := op.ctx.Err(); err != nil {
 			op.err = unavailable(err, "sqlite write")
@@ -398,12 +411,13 @@ func (db *DB) runBatch(batch []*writeOp, savepoints bool) bool {
 			return false
 		}
 		notify = notify || (op.err == nil && w.notify)
+		wrote = wrote || w.wrote
 	}
 	if _, err := db.ws.commit.Exec(); err != nil {
 		db.abort(batch, unavailable(err, "commit sqlite transaction"))
 		return true
 	}
-	db.committedBatch(batch, notify)
+	db.committedBatch(batch, notify, wrote)
 	return true
 }
 

@@ -21,52 +21,166 @@ const deadHide = 30 * time.Second
 // answers from all its servers, so that an empty answer means empty.
 const deadWait = time.Second
 
+// attrDeadReceives is the message attribute that records, on a message in
+// the dead-letter queue, how often the order queue delivered it (see
+// settleDead).
+const attrDeadReceives = "dead_receive_count"
+
 // ListDead returns up to max dead messages and leaves them in the
-// dead-letter queue: it receives them, then makes them visible again.
-// ReceiveCount is the count in the dead-letter queue.
+// dead-letter queue (see settleDead). ReceiveCount is how often the order
+// queue delivered the message before SQS moved it, which listing does not
+// change.
 func (q *Queue) ListDead(ctx context.Context, max int) ([]orderflow.Delivery, error) {
-	ds, err := q.receiveDead(ctx, max, deadWait)
-	if rerr := q.unhide(ctx, ds); err == nil {
-		err = rerr
+	dead, err := q.receiveDead(ctx, max, deadWait)
+	if serr := q.settleDead(ctx, dead); err == nil {
+		err = serr
 	}
 	if err != nil {
 		return nil, err
 	}
+	ds := make([]orderflow.Delivery, len(dead))
+	for i, m := range dead {
+		ds[i] = m.Delivery
+	}
 	return ds, nil
 }
 
+// deadMessage is a message received from the dead-letter queue.
+type deadMessage struct {
+	orderflow.Delivery // ReceiveCount: the order queue's (see receiveDead)
+	attrs              map[string]types.MessageAttributeValue
+	settled            bool // carries attrDeadReceives already
+}
+
 // receiveDead receives up to max distinct messages from the dead-letter
-// queue, hidden for deadHide, long-polling each receive for wait.
-func (q *Queue) receiveDead(ctx context.Context, max int, wait time.Duration) ([]orderflow.Delivery, error) {
-	var out []orderflow.Delivery
+// queue, hidden for deadHide, long-polling each receive for wait. A
+// message's ReceiveCount is its attrDeadReceives if settleDead has
+// re-filed it; otherwise it is SQS's ApproximateReceiveCount, which SQS
+// keeps when it moves a message, less this receive.
+func (q *Queue) receiveDead(ctx context.Context, max int, wait time.Duration) ([]deadMessage, error) {
+	var out []deadMessage
 	seen := map[string]bool{}
 	for len(out) < max {
-		ds, err := q.receive(ctx, q.opts.DLQURL, min(maxBatch, max-len(out)), wait, deadHide)
+		ms, err := q.receiveMessages(ctx, q.opts.DLQURL, min(maxBatch, max-len(out)), wait, deadHide)
 		if err != nil {
 			return out, err
 		}
-		if len(ds) == 0 {
+		if len(ms) == 0 {
 			break
 		}
-		for _, d := range ds {
-			if !seen[d.MessageID] {
-				seen[d.MessageID] = true
-				out = append(out, d)
+		for _, m := range ms {
+			d := deadMessage{Delivery: delivery(m), attrs: m.MessageAttributes}
+			if seen[d.MessageID] {
+				continue
 			}
+			seen[d.MessageID] = true
+			if a, ok := m.MessageAttributes[attrDeadReceives]; ok {
+				if n, err := strconv.Atoi(aws.ToString(a.StringValue)); err == nil {
+					d.ReceiveCount, d.settled = n, true
+				}
+			}
+			if !d.settled && d.ReceiveCount > 0 {
+				d.ReceiveCount--
+			}
+			out = append(out, d)
 		}
 	}
 	return out, nil
 }
 
-// unhide makes received dead messages visible again, 10 per call.
-func (q *Queue) unhide(ctx context.Context, ds []orderflow.Delivery) error {
+// settleDead leaves received dead messages in the dead-letter queue,
+// visible again. SQS has no way to look at a message without receiving it,
+// and every receive raises its ApproximateReceiveCount: read in the
+// dead-letter queue, that count would grow with every dlq list and every
+// round of WatchDead. So the first time a dead message is received it is
+// re-filed: sent to the dead-letter queue again, with the same body and
+// attributes plus attrDeadReceives, the order queue's count, and then
+// deleted; later receives read that attribute and only make the copy
+// visible again. ms[i].MessageID becomes the copy's. A copy that cannot be
+// sent leaves the original visible again for the next try; a crash
+// between the send and the delete leaves both, the processor's usual
+// duplicate. (The copy also starts the dead-letter queue's retention
+// period afresh, which SQS otherwise counts from the original send.)
+func (q *Queue) settleDead(ctx context.Context, ms []deadMessage) error {
+	var again []string // receipts to make visible again
+	var fresh []*deadMessage
+	for i := range ms {
+		if ms[i].settled {
+			again = append(again, ms[i].Receipt)
+		} else {
+			fresh = append(fresh, &ms[i])
+		}
+	}
 	var first error
-	for start := 0; start < len(ds); start += maxBatch {
-		chunk := ds[start:min(start+maxBatch, len(ds))]
+	for start := 0; start < len(fresh); start += maxBatch {
+		chunk := fresh[start:min(start+maxBatch, len(fresh))]
+		unsent, err := q.refile(ctx, chunk)
+		if err != nil && first == nil {
+			first = err
+		}
+		again = append(again, unsent...)
+	}
+	if err := q.unhide(ctx, again); err != nil && first == nil {
+		first = err
+	}
+	return first
+}
+
+// refile sends copies of chunk (at most 10) to the dead-letter queue with
+// attrDeadReceives and deletes the originals of those sent; it returns the
+// receipts of the originals not re-filed.
+func (q *Queue) refile(ctx context.Context, chunk []*deadMessage) (unsent []string, err error) {
+	entries := make([]types.SendMessageBatchRequestEntry, len(chunk))
+	for i, m := range chunk {
+		attrs := make(map[string]types.MessageAttributeValue, len(m.attrs)+1)
+		for k, v := range m.attrs {
+			attrs[k] = v
+		}
+		attrs[attrDeadReceives] = types.MessageAttributeValue{DataType: aws.String("Number"), StringValue: aws.String(strconv.Itoa(m.ReceiveCount))}
+		entries[i] = types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(string(m.Body)), MessageAttributes: attrs}
+	}
+	cctx, cancel := q.callCtx(ctx, 0)
+	out, err := q.client.SendMessageBatch(cctx, &sqs.SendMessageBatchInput{QueueUrl: &q.opts.DLQURL, Entries: entries})
+	cancel()
+	if err != nil {
+		unsent = make([]string, len(chunk))
+		for i, m := range chunk {
+			unsent[i] = m.Receipt
+		}
+		return unsent, mapErr(err, "re-file dead messages")
+	}
+	sent := make([]bool, len(chunk))
+	var originals []string
+	for _, s := range out.Successful {
+		if i, err := strconv.Atoi(aws.ToString(s.Id)); err == nil && i >= 0 && i < len(chunk) && !sent[i] {
+			sent[i] = true
+			originals = append(originals, chunk[i].Receipt)
+			chunk[i].MessageID = aws.ToString(s.MessageId)
+		}
+	}
+	for i, m := range chunk {
+		if !sent[i] {
+			unsent = append(unsent, m.Receipt)
+		}
+	}
+	if len(out.Failed) > 0 {
+		err = entryErr(out.Failed[0], "re-file dead message")
+	}
+	if derr := q.deleteFrom(ctx, q.opts.DLQURL, originals); derr != nil && err == nil {
+		err = derr
+	}
+	return unsent, err
+}
+
+// unhide makes received dead messages visible again, 10 per call.
+func (q *Queue) unhide(ctx context.Context, receipts []string) error {
+	var first error
+	for start := 0; start < len(receipts); start += maxBatch {
+		chunk := receipts[start:min(start+maxBatch, len(receipts))]
 		entries := make([]types.ChangeMessageVisibilityBatchRequestEntry, len(chunk))
-		for i, d := range chunk {
+		for i, r := range chunk {
 			entries[i] = types.ChangeMessageVisibilityBatchRequestEntry{
-				Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String(d.Receipt), VisibilityTimeout: 0,
+				Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String(r), VisibilityTimeout: 0,
 			}
 		}
 		cctx, cancel := q.callCtx(ctx, 0)

@@ -19,7 +19,10 @@
 //     processor side end the orders of dead messages (the backstop the
 //     embedded queue runs inside its dead-lettering transaction).
 //   - The dead-letter operations are built from receive, send and delete
-//     (moto has no StartMessageMoveTask), which work on AWS as well.
+//     (moto has no StartMessageMoveTask), which work on AWS as well. SQS
+//     cannot peek, so the first receive of a dead message re-files it
+//     with its order-queue receive count as an attribute (see settleDead):
+//     listing and watching the dead-letter queue leave that count as it is.
 //
 // Every call has a bounded timeout (Options.CallTimeout, plus the wait of a
 // long poll), and errors reaching the service come back as EUnavailable, so

@@ -3,6 +3,7 @@ package sqsqueue_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -196,4 +197,80 @@ func TestUnreachable(t *testing.T) {
 	if !strings.Contains(err.Error(), "batch") {
 		t.Errorf("Delete error %q does not say it is a batch failure", err)
 	}
+}
+
+// TestListingTheDeadKeepsTheirReceiveCount: SQS cannot peek, and every
+// receive from the dead-letter queue (the operator's list, the processor's
+// watch) raises a message's ApproximateReceiveCount. A dead message's
+// receive count is how often the order queue delivered it, and stays so
+// however often it is listed or watched.
+func TestListingTheDeadKeepsTheirReceiveCount(t *testing.T) {
+	t.Parallel()
+	client := newClient(t)
+	q := newQueue(t, client, storetest.QueueOptions{VisibilityTimeout: 30 * time.Second, MaxReceives: 2})
+	ctx := testCtx(t)
+	m := orderflow.Message{OrderID: orderflow.NewOrderID(time.Now()), RequestID: "req-dead", TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+	if err := q.Send(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 2; i++ {
+		ds, err := q.Receive(ctx, 1, 5*time.Second)
+		if err != nil || len(ds) != 1 || ds[0].ReceiveCount != i {
+			t.Fatalf("receive %d: %+v, %v", i, ds, err)
+		}
+		if err := q.ChangeVisibility(ctx, ds[0].Receipt, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ds, err := q.Receive(ctx, 1, time.Second); err != nil || len(ds) != 0 {
+		t.Fatalf("third receive: %d messages, %v; want none (moved to the DLQ)", len(ds), err)
+	}
+
+	list := func(what string) orderflow.Delivery {
+		t.Helper()
+		ds, err := q.ListDead(ctx, 10)
+		if err != nil || len(ds) != 1 {
+			t.Fatalf("ListDead (%s): %d messages, %v; want 1", what, len(ds), err)
+		}
+		d := ds[0]
+		if d.Message != m || d.ReceiveCount != 2 {
+			t.Errorf("ListDead (%s): %+v with receive count %d, want %+v received 2 times", what, d.Message, d.ReceiveCount, m)
+		}
+		return d
+	}
+	for i := range 4 {
+		list(fmt.Sprintf("listing %d", i+1))
+	}
+
+	// The processor's watch receives it too.
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	var mu sync.Mutex
+	rounds := 0
+	go func() {
+		done <- q.WatchDead(wctx, 50*time.Millisecond, func(context.Context, orderflow.Delivery) error {
+			mu.Lock()
+			defer mu.Unlock()
+			rounds++
+			return errors.New("fails, so that every round handles it again")
+		})
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		n := rounds
+		mu.Unlock()
+		if n >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the watch handled the message %d times in 20s, want 3", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	list("after the watch")
 }

@@ -154,6 +154,17 @@ func (q *Queue) Receive(ctx context.Context, max int, wait time.Duration) ([]ord
 // receive receives from url; hide, if positive, overrides the queue's
 // visibility timeout.
 func (q *Queue) receive(ctx context.Context, url string, n int, wait, hide time.Duration) ([]orderflow.Delivery, error) {
+	ms, err := q.receiveMessages(ctx, url, n, wait, hide)
+	ds := make([]orderflow.Delivery, 0, len(ms))
+	for _, m := range ms {
+		ds = append(ds, delivery(m))
+	}
+	return ds, err
+}
+
+// receiveMessages is receive's call to SQS, returning the messages as SQS
+// sent them.
+func (q *Queue) receiveMessages(ctx context.Context, url string, n int, wait, hide time.Duration) ([]types.Message, error) {
 	n = min(max(n, 1), maxBatch)
 	secs := int32(min(math.Ceil(wait.Seconds()), maxWaitSeconds))
 	if secs < 0 {
@@ -175,11 +186,7 @@ func (q *Queue) receive(ctx context.Context, url string, n int, wait, hide time.
 	if err != nil {
 		return nil, mapErr(err, "receive messages")
 	}
-	ds := make([]orderflow.Delivery, 0, len(out.Messages))
-	for _, m := range out.Messages {
-		ds = append(ds, delivery(m))
-	}
-	return ds, nil
+	return out.Messages, nil
 }
 
 // delivery turns an SQS message into a Delivery; a body that does not

@@ -13,7 +13,9 @@ const watchBatch = 100
 // WatchDead runs until ctx ends: every interval it receives the messages in
 // the dead-letter queue, calls handle for each one it has not handled yet
 // (in this process), and leaves all of them in the dead-letter queue,
-// visible again, for the operator (orderflow dlq). It is the SQS
+// visible again, for the operator (orderflow dlq); one received for the
+// first time is re-filed with its receive count (see settleDead), so that
+// the watch's own receives do not raise the count the operator sees. It is the SQS
 // counterpart of the backstop the embedded queue runs when it
 // dead-letters a message: SQS moves messages by itself, so the processor
 // side looks after the fact. A message whose handle fails is tried again
@@ -51,27 +53,29 @@ func (q *Queue) watchRound(ctx context.Context, done map[string]time.Time, handl
 	// received are hidden from the operator's dlq list. A message a short
 	// poll misses is seen next round.
 	ds, err := q.receiveDead(rctx, watchBatch, 0)
-	defer func() {
-		// Leave them for the operator, whatever happened.
-		if err := q.unhide(rctx, ds); err != nil {
-			q.log.Warn("dead-letter watch: cannot make messages visible again", "err", err)
-		}
-	}()
-	if err != nil {
-		if ctx.Err() == nil {
-			q.log.Warn("dead-letter watch: cannot receive", "err", err)
-		}
-		return
+	if err != nil && ctx.Err() == nil {
+		q.log.Warn("dead-letter watch: cannot receive", "err", err)
 	}
-	for _, d := range ds {
-		if _, ok := done[d.MessageID]; ok || ctx.Err() != nil {
+	handled := make([]bool, len(ds))
+	for i, d := range ds {
+		if _, ok := done[d.MessageID]; ok || err != nil || ctx.Err() != nil {
 			continue
 		}
-		if err := handle(rctx, d); err != nil {
+		if err := handle(rctx, d.Delivery); err != nil {
 			q.log.Warn("dead-letter watch: cannot end the order of a dead message; will retry",
 				"message_id", d.MessageID, "order_id", d.OrderID, "err", err)
 			continue
 		}
-		done[d.MessageID] = time.Now()
+		handled[i] = true
+	}
+	// Leave them for the operator, whatever happened; a re-filed message
+	// is remembered under its new id.
+	if err := q.settleDead(rctx, ds); err != nil {
+		q.log.Warn("dead-letter watch: cannot leave messages in the dead-letter queue as they were", "err", err)
+	}
+	for i, d := range ds {
+		if handled[i] {
+			done[d.MessageID] = time.Now()
+		}
 	}
 }

@@ -56,7 +56,7 @@ func awsEnv(t *testing.T, endpoint string, overrides map[string]string) map[stri
 	for k, v := range overrides {
 		env[k] = v
 	}
-	out := runCmd(t, env, "init")
+	out, _ := runCmd(t, env, "init")
 	m := exportRE.FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("orderflow init printed %q, want one export line", out)
@@ -70,7 +70,7 @@ func awsEnv(t *testing.T, endpoint string, overrides map[string]string) map[stri
 func TestInitIsIdempotent(t *testing.T) {
 	endpoint := awstest.Endpoint(t)
 	env := awsEnv(t, endpoint, map[string]string{"ORDERFLOW_MAX_RECEIVES": "4"})
-	again := runCmd(t, env, "init")
+	again, _ := runCmd(t, env, "init")
 	want := fmt.Sprintf("export SQS_QUEUE_URL=%s SQS_DLQ_URL=%s DDB_TABLE=%s\n", env["SQS_QUEUE_URL"], env["SQS_DLQ_URL"], env["DDB_TABLE"])
 	if again != want {
 		t.Errorf("second init printed %q, want %q", again, want)
@@ -97,7 +97,7 @@ func TestInitIsIdempotent(t *testing.T) {
 		t.Errorf("TTL of the table: %+v, %v; want on expires_at", ttl, err)
 	}
 	var out syncBuffer
-	if err := run(context.Background(), []string{"init", "extra"}, getenvOf(env), nil, &out); err == nil {
+	if err := run(context.Background(), []string{"init", "extra"}, getenvOf(env), nil, &out, &out); err == nil {
 		t.Error("init with an argument: got no error")
 	}
 }
@@ -187,7 +187,7 @@ func TestAWSOutcomes(t *testing.T) {
 	var list string
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		list = runCmd(t, env, "dlq", "list")
+		list, _ = runCmd(t, env, "dlq", "list")
 		if strings.Contains(list, failed.OrderID) {
 			break
 		}
@@ -196,15 +196,44 @@ func TestAWSOutcomes(t *testing.T) {
 	if !strings.Contains(list, failed.OrderID) {
 		t.Fatalf("dlq list: got\n%s\nwant the failed order %s", list, failed.OrderID)
 	}
-	if out := runCmd(t, env, "dlq", "redrive"); !strings.Contains(out, "redrove 1 message(s)") {
+	// SQS cannot peek: listing receives, as the processor's watch does
+	// every 2 s here. The receive count listed is the order queue's, and
+	// listing again does not raise it.
+	for i := range 4 {
+		if got := deadReceiveCount(t, list, failed.OrderID); got != 3 {
+			t.Errorf("dlq list %d: receive count %d, want 3 (ORDERFLOW_MAX_RECEIVES)", i+1, got)
+		}
+		list, _ = runCmd(t, env, "dlq", "list")
+	}
+	if out, _ := runCmd(t, env, "dlq", "redrive"); !strings.Contains(out, "redrove 1 message(s)") {
 		t.Fatalf("dlq redrive: got %q", out)
 	}
 	if again := pollUntilTerminal(t, failed.StatusURL, time.Second); again.Status != "FAILED" {
 		t.Fatalf("after redrive the order is %s, want it to stay FAILED", again.Status)
 	}
-	if out := runCmd(t, env, "dlq", "purge"); !strings.Contains(out, "purged 0 message(s)") && !strings.Contains(out, "purged 1 message(s)") {
+	if out, _ := runCmd(t, env, "dlq", "purge", "--yes"); !strings.Contains(out, "purged 0 message(s)") && !strings.Contains(out, "purged 1 message(s)") {
 		t.Fatalf("dlq purge: got %q", out)
 	}
+}
+
+// deadReceiveCount returns the receive_count of order id's line in the
+// output of dlq list.
+func deadReceiveCount(t *testing.T, list, id string) int {
+	t.Helper()
+	for _, l := range strings.Split(strings.TrimSpace(list), "\n") {
+		var m struct {
+			OrderID      string `json:"order_id"`
+			ReceiveCount int    `json:"receive_count"`
+		}
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("dlq list line %q: %v", l, err)
+		}
+		if m.OrderID == id {
+			return m.ReceiveCount
+		}
+	}
+	t.Fatalf("dlq list shows no message of order %s:\n%s", id, list)
+	return 0
 }
 
 // awsParts is a store and queue on moto, for tests that drive the AWS

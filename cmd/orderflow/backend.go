@@ -41,17 +41,22 @@ func openBackend(ctx context.Context, cfg config, log *slog.Logger, reg promethe
 	if cfg.awsMode() {
 		return openAWS(ctx, cfg, log, reg)
 	}
-	db, err := sqlite.Open(ctx, cfg.DBPath, sqlite.Options{
+	db, err := sqlite.Open(ctx, cfg.DBPath, sqliteOptions(cfg, log, reg))
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", cfg.DBPath, err)
+	}
+	return &backend{intake: db, store: db, queue: db, dead: db, ledger: db, close: db.Close}, nil
+}
+
+// sqliteOptions are the embedded mode's database options of cfg.
+func sqliteOptions(cfg config, log *slog.Logger, reg prometheus.Registerer) sqlite.Options {
+	return sqlite.Options{
 		VisibilityTimeout: cfg.VisibilityTimeout,
 		MaxReceives:       cfg.MaxReceives,
 		IdempotencyTTL:    cfg.IdempotencyTTL,
 		Logger:            log,
 		Registerer:        reg,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", cfg.DBPath, err)
 	}
-	return &backend{intake: db, store: db, queue: db, dead: db, ledger: db, close: db.Close}, nil
 }
 
 // ping checks both the queue and the store.

@@ -87,7 +87,7 @@ func TestConfigRefusesInsecureSettingsOutsideLocal(t *testing.T) {
 				t.Errorf("error %q shows %q, a part of a secret", err, leak)
 			}
 			// run refuses to start, before opening anything.
-			if err := run(context.Background(), []string{"serve"}, getenvOf(env), nil, &syncBuffer{}); err == nil {
+			if err := run(context.Background(), []string{"serve"}, getenvOf(env), nil, &syncBuffer{}, &syncBuffer{}); err == nil {
 				t.Fatal("run started with an insecure or broken configuration")
 			}
 		})
@@ -177,26 +177,26 @@ func TestREADMEListsEverySetting(t *testing.T) {
 
 func TestCommands(t *testing.T) {
 	var out syncBuffer
-	if err := run(context.Background(), []string{"help"}, getenvOf(nil), nil, &out); err != nil || !strings.Contains(out.String(), "dlq redrive") {
+	if err := run(context.Background(), []string{"help"}, getenvOf(nil), nil, &out, &out); err != nil || !strings.Contains(out.String(), "dlq redrive") {
 		t.Fatalf("help: %v %q", err, out.String())
 	}
-	if err := run(context.Background(), []string{"frobnicate"}, getenvOf(nil), nil, &out); err == nil || !strings.Contains(err.Error(), "unknown command") {
+	if err := run(context.Background(), []string{"frobnicate"}, getenvOf(nil), nil, &out, &out); err == nil || !strings.Contains(err.Error(), "unknown command") {
 		t.Fatalf("unknown command: got %v", err)
 	}
 	env := testEnv(t, nil)
 	for _, args := range [][]string{{"dlq"}, {"dlq", "shred"}, {"dlq", "list", "-max", "0"}, {"serve", "extra"}} {
-		if err := run(context.Background(), args, getenvOf(env), nil, &out); err == nil {
+		if err := run(context.Background(), args, getenvOf(env), nil, &out, &out); err == nil {
 			t.Errorf("orderflow %v: got no error", args)
 		}
 	}
 	var hash syncBuffer
-	if err := run(context.Background(), []string{"hash-password"}, getenvOf(nil), strings.NewReader("s3cret\n"), &hash); err != nil {
+	if err := run(context.Background(), []string{"hash-password"}, getenvOf(nil), strings.NewReader("s3cret\n"), &hash, &hash); err != nil {
 		t.Fatal(err)
 	}
 	if err := bcrypt.CompareHashAndPassword([]byte(strings.TrimSpace(hash.String())), []byte("s3cret")); err != nil {
 		t.Fatalf("hash-password printed %q, which does not match: %v", hash.String(), err)
 	}
-	if err := run(context.Background(), []string{"hash-password"}, getenvOf(nil), strings.NewReader(""), &out); err == nil {
+	if err := run(context.Background(), []string{"hash-password"}, getenvOf(nil), strings.NewReader(""), &out, &out); err == nil {
 		t.Fatal("hash-password with no input: got no error")
 	}
 }

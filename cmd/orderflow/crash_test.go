@@ -25,6 +25,11 @@ type child struct {
 	log  string        // the path of its output
 	done chan struct{} // closed when the process has exited
 	err  error         // its exit status, once done is closed
+	// exited receives its exit status (for waitReady); env and command
+	// are what it was started with.
+	exited  chan error
+	env     map[string]string
+	command string
 }
 
 func startChild(t *testing.T, env map[string]string, logPath string) *child {
@@ -35,6 +40,15 @@ func startChild(t *testing.T, env map[string]string, logPath string) *child {
 // startChildCommand starts orderflow's command (serve, api or processor)
 // as a child process and waits until what it serves is ready.
 func startChildCommand(t *testing.T, env map[string]string, logPath, command string) *child {
+	t.Helper()
+	c := launchChild(t, env, logPath, command)
+	c.waitReady(t)
+	return c
+}
+
+// launchChild starts orderflow's command as a child process without
+// waiting for it; waitReady does.
+func launchChild(t *testing.T, env map[string]string, logPath, command string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], command)
 	cmd.Env = append(os.Environ(), "ORDERFLOW_TEST_CHILD=1")
@@ -49,23 +63,28 @@ func startChildCommand(t *testing.T, env map[string]string, logPath, command str
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	c := &child{cmd: cmd, log: logPath, done: make(chan struct{})}
-	exited := make(chan error, 1)
+	c := &child{cmd: cmd, log: logPath, done: make(chan struct{}), exited: make(chan error, 1), env: env, command: command}
 	go func() {
 		c.err = cmd.Wait()
 		log.Close()
 		close(c.done)
-		exited <- c.err
+		c.exited <- c.err
 	}()
 	t.Cleanup(func() { cmd.Process.Kill(); <-c.done })
-	out := stringerFunc(func() string { b, _ := os.ReadFile(logPath); return string(b) })
-	if command != "processor" {
-		waitReady(t, "http://"+env["ORDERFLOW_API_ADDR"]+"/ready", exited, out)
-	}
-	if command != "api" {
-		waitReady(t, "http://"+env["ORDERFLOW_PROCESSOR_ADDR"]+"/ready", exited, out)
-	}
 	return c
+}
+
+// waitReady waits until what the child serves is ready, and fails the test
+// if it exits first.
+func (c *child) waitReady(t *testing.T) {
+	t.Helper()
+	out := stringerFunc(func() string { b, _ := os.ReadFile(c.log); return string(b) })
+	if c.command != "processor" {
+		waitReady(t, "http://"+c.env["ORDERFLOW_API_ADDR"]+"/ready", c.exited, out)
+	}
+	if c.command != "api" {
+		waitReady(t, "http://"+c.env["ORDERFLOW_PROCESSOR_ADDR"]+"/ready", c.exited, out)
+	}
 }
 
 type stringerFunc func() string

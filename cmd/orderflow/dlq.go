@@ -8,61 +8,53 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
 	"strings"
 
+	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/auth"
+	"github.com/orderflow/orderflow/sqlite"
 )
 
-// dlq runs "orderflow dlq list|redrive|purge".
-func dlq(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+// dlq runs "orderflow dlq list|redrive|purge". Results go to stdout (list
+// prints one JSON object a line, so that it pipes into jq), remarks for a
+// person to stderr. None of them creates a database that is not there.
+func dlq(ctx context.Context, cfg config, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return errors.New("dlq needs a subcommand: list, redrive or purge")
 	}
 	sub, args := args[0], args[1:]
+	switch sub {
+	case "list", "redrive", "purge":
+	default:
+		return fmt.Errorf("unknown dlq subcommand %q: use list, redrive or purge", sub)
+	}
 	fs := flag.NewFlagSet("dlq "+sub, flag.ContinueOnError)
-	fs.SetOutput(stdout)
+	fs.SetOutput(stderr)
 	max := fs.Int("max", 100, "most messages to list or redrive")
+	yes := new(bool)
+	if sub == "purge" {
+		yes = fs.Bool("yes", false, "delete without asking")
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *max < 1 {
 		return fmt.Errorf("dlq %s: -max must be positive", sub)
 	}
-	switch sub {
-	case "list", "redrive", "purge":
-	default:
-		return fmt.Errorf("unknown dlq subcommand %q: use list, redrive or purge", sub)
+	if sub == "purge" && !*yes && !isTerminal(stdin) {
+		return errors.New("dlq purge deletes every dead-letter message for good: confirm with --yes (there is no terminal to ask on)")
 	}
-	b, err := openBackend(ctx, cfg, newLogger(config{LogLevel: "warn"}, stdout), nil)
+	b, err := openDeadLetters(ctx, cfg, newLogger(config{LogLevel: "warn"}, stderr))
 	if err != nil {
-		return err
+		return fmt.Errorf("dlq %s: %w", sub, err)
 	}
 	defer b.close()
 
 	switch sub {
 	case "list":
-		ds, err := b.dead.ListDead(ctx, *max)
-		if err != nil {
-			return fmt.Errorf("dlq list: %w", err)
-		}
-		enc := json.NewEncoder(stdout)
-		for _, d := range ds {
-			line := map[string]any{
-				"message_id":    d.MessageID,
-				"order_id":      d.OrderID,
-				"request_id":    d.RequestID,
-				"receive_count": d.ReceiveCount,
-			}
-			if d.Err != nil {
-				line["body"] = string(d.Body)
-				line["error"] = d.Err.Error()
-			}
-			if err := enc.Encode(line); err != nil {
-				return err
-			}
-		}
-		_, err = fmt.Fprintf(stdout, "%d dead-letter message(s)\n", len(ds))
-		return err
+		return dlqList(ctx, b, *max, stdout, stderr)
 	case "redrive":
 		n, err := b.dead.Redrive(ctx, *max)
 		if err != nil {
@@ -71,6 +63,11 @@ func dlq(ctx context.Context, cfg config, args []string, stdout io.Writer) error
 		_, err = fmt.Fprintf(stdout, "redrove %d message(s) to the queue\n", n)
 		return err
 	default:
+		if !*yes {
+			if err := confirmPurge(ctx, b, stdin, stderr); err != nil {
+				return err
+			}
+		}
 		n, err := b.dead.Purge(ctx)
 		if err != nil {
 			return fmt.Errorf("dlq purge: %w", err)
@@ -78,6 +75,80 @@ func dlq(ctx context.Context, cfg config, args []string, stdout io.Writer) error
 		_, err = fmt.Fprintf(stdout, "purged %d message(s)\n", n)
 		return err
 	}
+}
+
+// openDeadLetters opens the backend of cfg for an operator command. In the
+// embedded mode the database must exist: a mistyped ORDERFLOW_DB, or a
+// command run in the wrong folder, must say so rather than create an
+// empty database and report an empty dead-letter queue.
+func openDeadLetters(ctx context.Context, cfg config, log *slog.Logger) (*backend, error) {
+	if cfg.awsMode() {
+		return openBackend(ctx, cfg, log, nil)
+	}
+	opts := sqliteOptions(cfg, log, nil)
+	opts.MustExist = true
+	db, err := sqlite.Open(ctx, cfg.DBPath, opts)
+	if orderflow.ErrorCode(err) == orderflow.ENotFound {
+		return nil, fmt.Errorf("%w (ORDERFLOW_DB); run it where the server runs, or set ORDERFLOW_DB to the server's file", err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", cfg.DBPath, err)
+	}
+	return &backend{store: db, queue: db, dead: db, close: db.Close}, nil
+}
+
+// dlqList prints up to max dead messages as JSON lines on stdout, and how
+// many on stderr.
+func dlqList(ctx context.Context, b *backend, max int, stdout, stderr io.Writer) error {
+	ds, err := b.dead.ListDead(ctx, max)
+	if err != nil {
+		return fmt.Errorf("dlq list: %w", err)
+	}
+	enc := json.NewEncoder(stdout)
+	for _, d := range ds {
+		line := map[string]any{
+			"message_id":    d.MessageID,
+			"order_id":      d.OrderID,
+			"request_id":    d.RequestID,
+			"receive_count": d.ReceiveCount,
+		}
+		if d.Err != nil {
+			line["body"] = string(d.Body)
+			line["error"] = d.Err.Error()
+		}
+		if err := enc.Encode(line); err != nil {
+			return err
+		}
+	}
+	_, err = fmt.Fprintf(stderr, "%d dead-letter message(s)\n", len(ds))
+	return err
+}
+
+// confirmPurge asks on the terminal before a purge without --yes.
+func confirmPurge(ctx context.Context, b *backend, stdin io.Reader, stderr io.Writer) error {
+	what := "every dead-letter message"
+	if d, err := b.queue.Depth(ctx); err == nil {
+		what = fmt.Sprintf("all %d dead-letter message(s)", d.Dead)
+	}
+	fmt.Fprintf(stderr, "Delete %s for good? Type yes to confirm: ", what)
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("dlq purge: %w", err)
+	}
+	if !strings.EqualFold(strings.TrimSpace(line), "yes") {
+		return errors.New("dlq purge: not confirmed; nothing deleted")
+	}
+	return nil
+}
+
+// isTerminal reports whether r is a terminal a person can answer on.
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // hashPassword reads one password line and prints its bcrypt hash.

@@ -126,6 +126,29 @@ func grepLines(s, sub string) string {
 	return strings.Join(out, "\n")
 }
 
+// TestSplitModeProcessesStartTogetherOnANewFile: two apis and two
+// processors started at the same moment on a file that does not exist
+// yet (as a service manager starts its units) all come up ready: one
+// creates and migrates the file, the others wait for it.
+func TestSplitModeProcessesStartTogetherOnANewFile(t *testing.T) {
+	logs := t.TempDir()
+	for round := range 4 {
+		db := filepath.Join(t.TempDir(), "orderflow.db")
+		var children []*child
+		for i, command := range []string{"api", "api", "processor", "processor"} {
+			env := testEnv(t, map[string]string{"ORDERFLOW_DB": db})
+			logPath := filepath.Join(logs, fmt.Sprintf("%d-%d-%s.log", round, i, command))
+			children = append(children, launchChild(t, env, logPath, command))
+		}
+		for _, c := range children {
+			c.waitReady(t)
+		}
+		for _, c := range children {
+			c.stop(t)
+		}
+	}
+}
+
 // TestSplitModeSharesOneFile runs `orderflow api` and `orderflow processor`
 // as two processes on one SQLite file: every order the api accepts is
 // completed by the other process, and charged once.

@@ -20,7 +20,7 @@ func main() {
 	tuneGC(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout); err != nil {
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "orderflow:", err)
 		os.Exit(1)
 	}
@@ -46,9 +46,9 @@ commands:
   api            the HTTP api only (:8000)
   processor      the processor only (health and metrics on :9090)
   init           create the SQS queue, its DLQ and the DynamoDB table (AWS mode; prints the exports)
-  dlq list       show messages in the dead-letter queue
+  dlq list       show messages in the dead-letter queue (JSON lines on stdout)
   dlq redrive    move dead-letter messages back to the queue
-  dlq purge      delete every dead-letter message
+  dlq purge      delete every dead-letter message (asks first; --yes without a terminal)
   hash-password  read a password on stdin, print its bcrypt hash for ORDERFLOW_USERS_FILE
   help           this text
 
@@ -56,7 +56,9 @@ Settings are environment variables; see the README.
 `
 
 // run is the whole program; main only supplies the process's environment.
-func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
+// Logs and results go to stdout; the operator commands' remarks for a
+// person (counts, prompts) go to stderr, so that their stdout pipes.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cmd := "serve"
 	if len(args) > 0 {
 		cmd, args = args[0], args[1:]
@@ -79,7 +81,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 		return serve(ctx, cmd, cfg, stdout)
 	case "dlq":
-		return dlq(ctx, cfg, args, stdout)
+		return dlq(ctx, cfg, args, stdin, stdout, stderr)
 	case "init":
 		return initAWS(ctx, cfg, args, stdout)
 	}

@@ -99,7 +99,7 @@ func startRun(t *testing.T, env map[string]string, args ...string) *instance {
 		out:       &syncBuffer{},
 	}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, args, getenvOf(env), strings.NewReader(""), in.out) }()
+	go func() { done <- run(ctx, args, getenvOf(env), strings.NewReader(""), in.out, in.out) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
