@@ -31,6 +31,7 @@ type writeStmts struct {
 	insertReservation, heldReservations  *wstmt
 	giveStock, releaseReservations       *wstmt
 	getCharge, insertCharge              *wstmt
+	probeInsert, probeDelete, restartWAL *wstmt
 }
 
 func (s *writeStmts) prepare(conn *zs.Conn) error {
@@ -101,6 +102,11 @@ func (s *writeStmts) prepare(conn *zs.Conn) error {
 
 		p(&s.getCharge, `SELECT id, order_id, amount, currency, at FROM charges WHERE idempotency_key = ?`),
 		p(&s.insertCharge, `INSERT INTO charges (idempotency_key, id, order_id, amount, currency, at) VALUES (?, ?, ?, ?, ?, ?)`),
+
+		// The write probe (see wtx.probe).
+		p(&s.probeInsert, `INSERT INTO orders (`+orderCols+`) VALUES ('', '', 0, '', NULL, 'PENDING', NULL, NULL, '', 0, 0)`),
+		p(&s.probeDelete, `DELETE FROM orders WHERE id = ''`),
+		p(&s.restartWAL, `PRAGMA wal_checkpoint(RESTART)`), // see DB.restartWAL
 	)
 }
 

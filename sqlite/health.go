@@ -1,0 +1,338 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/orderflow/orderflow"
+	msqlite "modernc.org/sqlite"
+	zs "zombiezen.com/go/sqlite"
+)
+
+// Readiness in the embedded mode is about writes: a file that can be read
+// but not written (a full disk, a corrupted table, a lock held by another
+// process) must take the program out of rotation, and put it back once a
+// write commits again. Ping answers from the outcome of the writer's last
+// transaction when it is younger than probeInterval; otherwise it writes
+// a probe through the writer, whose outcome is recorded like any other.
+// Under load the traffic's own commits answer and no probe is written; an
+// idle program writes at most one probe transaction (two pages and an
+// fsync) per probeInterval, and only while something asks for readiness.
+const probeInterval = time.Second
+
+// fullRetryInterval is how often, while writes are refused for a full
+// disk, the checkpointer tries to copy the WAL into the database file and
+// truncate it (see runCheckpointer). Each try that fails rewrites pages of
+// the WAL into the database file until the disk refuses, hence not every
+// checkpointInterval.
+const fullRetryInterval = 250 * time.Millisecond
+
+// writeHealth is what the writer and the checkpointer know about writing
+// the file. Safe for concurrent use.
+type writeHealth struct {
+	mu  sync.Mutex
+	at  time.Time // when err was recorded; zero: nothing recent
+	err error     // the last transaction's outcome: nil if it committed
+	// full is set while writes are refused because the disk is full;
+	// low from then until the file system has room again (see
+	// runCheckpointer).
+	full error
+	low  bool
+	// fault is the first corruption seen; it stays until the file is
+	// repaired and the program restarted.
+	fault error
+}
+
+// recent returns the last outcome if it is younger than d.
+func (h *writeHealth) recent(d time.Duration) (err error, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.at.IsZero() || time.Since(h.at) >= d {
+		return nil, false
+	}
+	return h.err, true
+}
+
+func (h *writeHealth) record(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.at, h.err = time.Now(), err
+}
+
+// unwritable returns why the file cannot take writes for now (a
+// corruption, a full disk), or nil.
+func (h *writeHealth) unwritable() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.fault != nil {
+		return h.fault
+	}
+	return h.full
+}
+
+// refusing returns the error that writes get at once, without touching
+// the file, while the disk is full.
+func (h *writeHealth) refusing() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.full
+}
+
+// setFull starts refusing writes; it reports whether they were accepted
+// until now.
+func (h *writeHealth) setFull(cause error) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.full != nil {
+		return false
+	}
+	h.full = orderflow.Unavailable(cause, "the disk holding the sqlite database is full; writes resume once space is freed")
+	h.low = true
+	return true
+}
+
+func (h *writeHealth) lowOnSpace() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.low
+}
+
+func (h *writeHealth) setLowOnSpace(low bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.low = low
+}
+
+// clearFull accepts writes again; the next Ping probes.
+func (h *writeHealth) clearFull() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.full, h.at, h.err = nil, time.Time{}, nil
+}
+
+// setFault records the first corruption and reports whether it is the
+// first.
+func (h *writeHealth) setFault(err error) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.fault != nil {
+		return false
+	}
+	h.fault = err
+	return true
+}
+
+// Ping checks that the file can be read and can take a write: the
+// writer's recent outcome or a probe (see probeInterval). It returns
+// EStoreUnavailable once the file was found corrupted, EUnavailable while
+// the disk is full or writes fail otherwise.
+func (db *DB) Ping(ctx context.Context) error {
+	select {
+	case <-db.closing:
+		return errClosed()
+	default:
+	}
+	if err := db.health.unwritable(); err != nil {
+		return err
+	}
+	if db.syncFailed.Load() {
+		return errSyncFailed()
+	}
+	var one int
+	if err := db.rs.ping.QueryRowContext(ctx).Scan(&one); err != nil {
+		return db.observe(unavailable(err, "ping sqlite"))
+	}
+	db.probeMu.Lock()
+	defer db.probeMu.Unlock()
+	if err, ok := db.health.recent(probeInterval); ok {
+		return err
+	}
+	return db.write(ctx, func(w *wtx) error { return w.probe() })
+}
+
+// probe writes a row and deletes it again in the same transaction: the
+// commit writes the pages it touched to the WAL (and the syncer fsyncs
+// it) although nothing changes. It uses the orders table, the largest, so
+// that a damaged root of it or of its index shows; no order has an empty
+// id.
+func (w *wtx) probe() error {
+	if _, err := w.exec(w.probeInsert); err != nil {
+		return unavailable(err, "write probe")
+	}
+	if _, err := w.exec(w.probeDelete); err != nil {
+		return unavailable(err, "write probe")
+	}
+	return nil
+}
+
+// noteOutcome records the outcome of batch's transaction, whose errors
+// are final: a failure of the file (any SQLite error that is not a bug in
+// a statement) or nil. It logs the failure (at most once per
+// RepeatedLogInterval, with a count), starts refusing writes on a full
+// disk, and records a corruption.
+func (db *DB) noteOutcome(batch []*writeOp) {
+	var failed error
+	for _, op := range batch {
+		if op.err == nil || !isStorageFault(op.err) {
+			continue
+		}
+		db.observe(op.err)
+		if failed == nil {
+			failed = op.err
+		}
+	}
+	db.health.record(failed)
+	switch {
+	case failed == nil, isCorrupt(failed): // logged by observe
+	case resultCode(failed) == zs.ResultFull:
+		db.diskFull(failed)
+	default:
+		db.logs.Log(context.Background(), slog.LevelWarn, "write", "sqlite write failed", "err", failed)
+	}
+}
+
+// diskFull starts refusing writes: a write that fails for a full disk
+// leaves its frames in the WAL, and a WAL that cannot be checkpointed
+// (the database file cannot grow either) is never restarted, so every
+// write that is let through takes more of whatever space is freed, and the
+// checkpoint that would free the WAL never gets it. While writes are
+// refused the checkpointer tries to checkpoint and truncate the WAL (see
+// runCheckpointer); once that succeeds, writes are let through again.
+func (db *DB) diskFull(cause error) {
+	if db.health.setFull(cause) {
+		db.logger.Warn("sqlite disk full: refusing writes until space is freed and the WAL is checkpointed", "err", cause)
+	}
+}
+
+// observe records a corruption in err (logged once, at ERROR; Ping then
+// fails for good) and returns err.
+func (db *DB) observe(err error) error {
+	if isCorrupt(err) && db.health.setFault(err) {
+		db.logger.Error("sqlite database file is corrupted: restore it from a backup (see docs/operations.md); /ready answers 503 from now on", "err", err)
+	}
+	return err
+}
+
+// errSyncFailed is the error of every write after an fsync of the WAL
+// failed.
+func errSyncFailed() error {
+	return orderflow.Errorf(orderflow.EUnavailable, "sqlite WAL could not be synced; restart to recover")
+}
+
+// resultCode returns the primary SQLite result code in err's chain, from
+// either driver (the writer's zombiezen connection, the readers'
+// database/sql one), or ResultOK if there is none.
+func resultCode(err error) zs.ResultCode {
+	var me *msqlite.Error
+	if errors.As(err, &me) {
+		return zs.ResultCode(me.Code()).ToPrimary()
+	}
+	if err == nil {
+		return zs.ResultOK
+	}
+	// ErrCode says ResultError for errors that are not SQLite's.
+	return zs.ErrCode(err).ToPrimary()
+}
+
+// isStorageFault reports whether err is a failure of the file or of its
+// locks rather than of a statement (a bug) or the caller (a cancelled
+// context).
+func isStorageFault(err error) bool {
+	switch resultCode(err) {
+	case zs.ResultIOErr, zs.ResultFull, zs.ResultReadOnly, zs.ResultCorrupt, zs.ResultNotADB,
+		zs.ResultCantOpen, zs.ResultBusy, zs.ResultLocked, zs.ResultNoMem, zs.ResultPerm, zs.ResultProtocol:
+		return true
+	}
+	return false
+}
+
+// isCorrupt reports whether err says the file is damaged.
+func isCorrupt(err error) bool {
+	switch resultCode(err) {
+	case zs.ResultCorrupt, zs.ResultNotADB:
+		return true
+	}
+	return false
+}
+
+// corrupted is the error of an operation that met a damaged file.
+func corrupted(err error, what string) error {
+	return &orderflow.Error{
+		Code:   orderflow.EStoreUnavailable,
+		Detail: fmt.Sprintf("the order store's database file is corrupted (%s); an operator must restore it from a backup", what),
+		Err:    err,
+	}
+}
+
+// checkFile is Open's check of the file, on the write connection whose
+// statements are prepared:
+//
+//   - the schema's pages pass PRAGMA quick_check (what every start reads;
+//     its cost does not grow with the data: 0.1-0.2 ms on a 1 GB file,
+//     where a quick_check of the whole file takes 5-8 s from the page cache
+//     and 34 s from disk; see docs/operations.md). A damaged page elsewhere
+//     is found when a read or a write meets it (see DB.observe).
+//   - the connection can write: SQLite opens a file it may not write
+//     (mode 444, another owner, a read-only mount) read-only without a word,
+//     and every write would fail. The probe's row is written and rolled
+//     back, which writes nothing to the file.
+func checkFile(conn *zs.Conn, ws *writeStmts, path string) error {
+	st, _, err := conn.PrepareTransient("PRAGMA quick_check(sqlite_schema)")
+	if err != nil {
+		return unavailable(err, "check sqlite %s", path)
+	}
+	defer st.Finalize()
+	var problems []string
+	for {
+		row, err := st.Step()
+		if err != nil {
+			return unavailable(err, "check sqlite %s", path)
+		}
+		if !row {
+			break
+		}
+		if r := st.ColumnText(0); r != "ok" {
+			problems = append(problems, r)
+		}
+	}
+	if len(problems) > 0 {
+		return corrupted(errors.New(strings.Join(problems, "; ")), "quick_check of the schema of "+path)
+	}
+	if _, err := ws.begin.Exec(); err != nil {
+		return unwritable(err, path)
+	}
+	_, err = ws.probeInsert.Exec()
+	if !conn.AutocommitEnabled() {
+		if _, rerr := ws.rollback.Exec(); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	if err != nil {
+		return unwritable(err, path)
+	}
+	return nil
+}
+
+func unwritable(err error, path string) error {
+	if resultCode(err) == zs.ResultReadOnly {
+		return orderflow.Unavailable(err, "sqlite %s cannot be written by this process (the mode or owner of the file, its -wal or -shm, or a read-only mount); orderflow must write it", path)
+	}
+	return unavailable(err, "check that sqlite %s can be written", path)
+}
+
+// freeSpace returns the bytes available to unprivileged users on the file
+// system holding path.
+func freeSpace(path string) (uint64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(filepath.Dir(path), &st); err != nil {
+		return 0, err
+	}
+	return st.Bavail * uint64(st.Bsize), nil
+}
