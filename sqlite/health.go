@@ -151,10 +151,17 @@ func (db *DB) Ping(ctx context.Context) error {
 	}
 	db.probeMu.Lock()
 	defer db.probeMu.Unlock()
-	if err, ok := db.health.recent(probeInterval); ok {
-		return err
+	err, ok := db.health.recent(probeInterval)
+	if !ok {
+		err = db.write(ctx, func(w *wtx) error { return w.probe() })
 	}
-	return db.write(ctx, func(w *wtx) error { return w.probe() })
+	if err == nil {
+		return nil
+	}
+	if why := db.health.unwritable(); why != nil {
+		return why
+	}
+	return &orderflow.Error{Code: orderflow.ErrorCode(err), Detail: "sqlite cannot commit a write: " + orderflow.ErrorDetail(err), Err: err}
 }
 
 // probe writes a row and deletes it again in the same transaction: the
@@ -174,19 +181,29 @@ func (w *wtx) probe() error {
 
 // noteOutcome records the outcome of batch's transaction, whose errors
 // are final: a failure of the file (any SQLite error that is not a bug in
-// a statement) or nil. It logs the failure (at most once per
-// RepeatedLogInterval, with a count), starts refusing writes on a full
-// disk, and records a corruption.
+// a statement), or nil if an operation wrote and committed. (A
+// transaction that changed nothing, such as a receive that found no
+// message, commits without writing to the file and proves nothing.) It
+// logs the failure (at most once per RepeatedLogInterval, with a count),
+// starts refusing writes on a full disk, and records a corruption.
 func (db *DB) noteOutcome(batch []*writeOp) {
 	var failed error
+	wrote := false
 	for _, op := range batch {
-		if op.err == nil || !isStorageFault(op.err) {
+		if op.err == nil {
+			wrote = wrote || op.wrote
+			continue
+		}
+		if !isStorageFault(op.err) {
 			continue
 		}
 		db.observe(op.err)
 		if failed == nil {
 			failed = op.err
 		}
+	}
+	if failed == nil && !wrote {
+		return
 	}
 	db.health.record(failed)
 	switch {

@@ -25,6 +25,9 @@ type writeOp struct {
 	// was told.
 	atCommit bool
 	released bool
+	// wrote: op ran a writing statement that changed rows (see
+	// noteOutcome).
+	wrote bool
 }
 
 // wtx is what an operation sees: the write statements and the time it
@@ -257,6 +260,7 @@ func (db *DB) runOne(op *writeOp, w *wtx) {
 	w.now = db.now()
 	w.notify, w.wrote, w.releaseAtCommit = false, false, false
 	op.err = runOp(op, w)
+	op.wrote = w.wrote
 	if op.err == nil && w.releaseAtCommit {
 		op.atCommit = true
 	}

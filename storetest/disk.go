@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"syscall"
 	"testing"
 )
@@ -44,15 +43,15 @@ type Filler struct {
 	size int64
 }
 
-// FillDisk writes a file in dir until the file system is full.
+// FillDisk writes a new file in dir until the file system is full.
 func FillDisk(t testing.TB, dir string) *Filler {
 	t.Helper()
-	f := &Filler{path: filepath.Join(dir, "filler")}
-	file, err := os.OpenFile(f.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	file, err := os.CreateTemp(dir, "filler-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer file.Close()
+	f := &Filler{path: file.Name()}
 	buf := make([]byte, 4096)
 	for {
 		n, err := file.Write(buf)
