@@ -2,17 +2,12 @@ package sqlite
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"path/filepath"
-	"strings"
 	"sync"
-	"syscall"
+	"sync/atomic"
 	"time"
 
 	"github.com/orderflow/orderflow"
-	msqlite "modernc.org/sqlite"
 	zs "zombiezen.com/go/sqlite"
 )
 
@@ -40,10 +35,10 @@ type writeHealth struct {
 	mu  sync.Mutex
 	at  time.Time // when err was recorded; zero: nothing recent
 	err error     // the last transaction's outcome: nil if it committed
-	// full is set while writes are refused because the disk is full;
-	// low from then until the file system has room again (see
-	// runCheckpointer).
-	full error
+	// full is set while writes are refused because the disk is full
+	// (atomic: every write looks at it); low from then until the file
+	// system has room again (see runCheckpointer).
+	full atomic.Pointer[orderflow.Error]
 	low  bool
 	// fault is the first corruption seen; it stays until the file is
 	// repaired and the program restarted.
@@ -74,15 +69,16 @@ func (h *writeHealth) unwritable() error {
 	if h.fault != nil {
 		return h.fault
 	}
-	return h.full
+	return h.refusing()
 }
 
 // refusing returns the error that writes get at once, without touching
 // the file, while the disk is full.
 func (h *writeHealth) refusing() error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.full
+	if err := h.full.Load(); err != nil {
+		return err
+	}
+	return nil
 }
 
 // setFull starts refusing writes; it reports whether they were accepted
@@ -90,10 +86,10 @@ func (h *writeHealth) refusing() error {
 func (h *writeHealth) setFull(cause error) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.full != nil {
+	if h.full.Load() != nil {
 		return false
 	}
-	h.full = orderflow.Unavailable(cause, "the disk holding the sqlite database is full; writes resume once space is freed")
+	h.full.Store(orderflow.Unavailable(cause, "the disk holding the sqlite database is full; writes resume once space is freed"))
 	h.low = true
 	return true
 }
@@ -114,7 +110,8 @@ func (h *writeHealth) setLowOnSpace(low bool) {
 func (h *writeHealth) clearFull() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.full, h.at, h.err = nil, time.Time{}, nil
+	h.full.Store(nil)
+	h.at, h.err = time.Time{}, nil
 }
 
 // setFault records the first corruption and reports whether it is the
@@ -235,121 +232,4 @@ func (db *DB) observe(err error) error {
 		db.logger.Error("sqlite database file is corrupted: restore it from a backup (see docs/operations.md); /ready answers 503 from now on", "err", err)
 	}
 	return err
-}
-
-// errSyncFailed is the error of every write after an fsync of the WAL
-// failed.
-func errSyncFailed() error {
-	return orderflow.Errorf(orderflow.EUnavailable, "sqlite WAL could not be synced; restart to recover")
-}
-
-// resultCode returns the primary SQLite result code in err's chain, from
-// either driver (the writer's zombiezen connection, the readers'
-// database/sql one), or ResultOK if there is none.
-func resultCode(err error) zs.ResultCode {
-	var me *msqlite.Error
-	if errors.As(err, &me) {
-		return zs.ResultCode(me.Code()).ToPrimary()
-	}
-	if err == nil {
-		return zs.ResultOK
-	}
-	// ErrCode says ResultError for errors that are not SQLite's.
-	return zs.ErrCode(err).ToPrimary()
-}
-
-// isStorageFault reports whether err is a failure of the file or of its
-// locks rather than of a statement (a bug) or the caller (a cancelled
-// context).
-func isStorageFault(err error) bool {
-	switch resultCode(err) {
-	case zs.ResultIOErr, zs.ResultFull, zs.ResultReadOnly, zs.ResultCorrupt, zs.ResultNotADB,
-		zs.ResultCantOpen, zs.ResultBusy, zs.ResultLocked, zs.ResultNoMem, zs.ResultPerm, zs.ResultProtocol:
-		return true
-	}
-	return false
-}
-
-// isCorrupt reports whether err says the file is damaged.
-func isCorrupt(err error) bool {
-	switch resultCode(err) {
-	case zs.ResultCorrupt, zs.ResultNotADB:
-		return true
-	}
-	return false
-}
-
-// corrupted is the error of an operation that met a damaged file.
-func corrupted(err error, what string) error {
-	return &orderflow.Error{
-		Code:   orderflow.EStoreUnavailable,
-		Detail: fmt.Sprintf("the order store's database file is corrupted (%s); an operator must restore it from a backup", what),
-		Err:    err,
-	}
-}
-
-// checkFile is Open's check of the file, on the write connection whose
-// statements are prepared:
-//
-//   - the schema's pages pass PRAGMA quick_check (what every start reads;
-//     its cost does not grow with the data: 0.1-0.2 ms on a 1 GB file,
-//     where a quick_check of the whole file takes 5-8 s from the page cache
-//     and 34 s from disk; see docs/operations.md). A damaged page elsewhere
-//     is found when a read or a write meets it (see DB.observe).
-//   - the connection can write: SQLite opens a file it may not write
-//     (mode 444, another owner, a read-only mount) read-only without a word,
-//     and every write would fail. The probe's row is written and rolled
-//     back, which writes nothing to the file.
-func checkFile(conn *zs.Conn, ws *writeStmts, path string) error {
-	st, _, err := conn.PrepareTransient("PRAGMA quick_check(sqlite_schema)")
-	if err != nil {
-		return unavailable(err, "check sqlite %s", path)
-	}
-	defer st.Finalize()
-	var problems []string
-	for {
-		row, err := st.Step()
-		if err != nil {
-			return unavailable(err, "check sqlite %s", path)
-		}
-		if !row {
-			break
-		}
-		if r := st.ColumnText(0); r != "ok" {
-			problems = append(problems, r)
-		}
-	}
-	if len(problems) > 0 {
-		return corrupted(errors.New(strings.Join(problems, "; ")), "quick_check of the schema of "+path)
-	}
-	if _, err := ws.begin.Exec(); err != nil {
-		return unwritable(err, path)
-	}
-	_, err = ws.probeInsert.Exec()
-	if !conn.AutocommitEnabled() {
-		if _, rerr := ws.rollback.Exec(); rerr != nil && err == nil {
-			err = rerr
-		}
-	}
-	if err != nil {
-		return unwritable(err, path)
-	}
-	return nil
-}
-
-func unwritable(err error, path string) error {
-	if resultCode(err) == zs.ResultReadOnly {
-		return orderflow.Unavailable(err, "sqlite %s cannot be written by this process (the mode or owner of the file, its -wal or -shm, or a read-only mount); orderflow must write it", path)
-	}
-	return unavailable(err, "check that sqlite %s can be written", path)
-}
-
-// freeSpace returns the bytes available to unprivileged users on the file
-// system holding path.
-func freeSpace(path string) (uint64, error) {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(filepath.Dir(path), &st); err != nil {
-		return 0, err
-	}
-	return st.Bavail * uint64(st.Bsize), nil
 }
