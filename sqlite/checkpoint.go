@@ -33,6 +33,11 @@ const lowSpaceWALFrames = 256
 // for a WAL that a long reader made grow to journal_size_limit, twice.
 const lowSpaceEnd = 128 << 20
 
+// resumeFree is the free space (statfs) that writes refused for a full
+// disk wait for once the WAL is truncated: room for a WAL of
+// lowSpaceWALFrames and the pages it adds to the database file.
+const resumeFree = 2 << 20
+
 // runCheckpointer checkpoints the WAL in the background, on its own
 // connection, so that the writer's commits only append to the WAL and
 // fsync it. (Every wal_autocheckpoint frames the writer's own automatic
@@ -93,17 +98,25 @@ func (db *DB) runCheckpointer() {
 }
 
 // truncateWhileFull tries a TRUNCATE checkpoint and lets writes through
-// again if it succeeds.
+// again if it succeeds and the file system has resumeFree available: with
+// less, the first write would fail again (a WAL that is empty already
+// truncates at once), and the program would go back and forth between
+// refusing and failing.
 func (db *DB) truncateWhileFull() {
 	_, complete, err := checkpoint(db.truncateStmt)
 	if err != nil {
 		db.checkpointFailed(err)
 		return
 	}
-	if complete {
-		db.health.clearFull()
-		db.logger.Info("sqlite WAL checkpointed and truncated after a full disk; writes resume")
+	if !complete {
+		return
 	}
+	free, err := freeSpace(db.path)
+	if err == nil && free < resumeFree {
+		return
+	}
+	db.health.clearFull()
+	db.logger.Info("sqlite WAL checkpointed and truncated after a full disk; writes resume", "free_bytes", free)
 }
 
 // checkpointFailed logs a failed checkpoint (at most once per
