@@ -13,6 +13,11 @@ const (
 	EMismatch    = "mismatch"    // idempotency key reused with another body (422)
 	EUnavailable = "unavailable" // a dependency is down or slow; retry later (503)
 	EInternal    = "internal"    // a bug (500)
+
+	// EStoreUnavailable: the store cannot serve the request until an
+	// operator repairs it (a corrupted database file); retrying does not
+	// help (503 without Retry-After).
+	EStoreUnavailable = "store_unavailable"
 )
 
 // Error is a domain error with a stable code and a human detail. Adapters

@@ -60,7 +60,10 @@ type Store interface {
 	// since, and their total amount (all currencies added, in minor units).
 	UserActivity(ctx context.Context, userID string, since time.Time) (count int, total int64, err error)
 
-	// Ping checks that the store can be reached.
+	// Ping checks that the store can be reached and can commit a write
+	// (readiness): an implementation answers from the outcome of its
+	// recent writes, or from a cheap probe that it caches briefly, so
+	// that callers may ask often.
 	Ping(ctx context.Context) error
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,19 +36,24 @@ type Options struct {
 	StaleIntent time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// WriteFailureWindow is how long a failed write makes Ping fail,
+	// unless a later write succeeds. Default 5s.
+	WriteFailureWindow time.Duration
 }
 
 // Store is an orderflow.Store on one DynamoDB table. It is safe for
 // concurrent use.
 type Store struct {
-	db    *dynamodb.Client
-	table string
-	opts  Options
+	db     *dynamodb.Client
+	table  string
+	opts   Options
+	writes *writeOutcomes
 }
 
 var _ orderflow.Store = (*Store)(nil)
 
-// New returns a Store on table.
+// New returns a Store on table. It makes its calls through a copy of
+// client that also records the outcome of each write (see Ping).
 func New(client *dynamodb.Client, table string, opts Options) *Store {
 	if opts.CallTimeout <= 0 {
 		opts.CallTimeout = defaultTimeout
@@ -61,7 +67,13 @@ func New(client *dynamodb.Client, table string, opts Options) *Store {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Store{db: client, table: table, opts: opts}
+	if opts.WriteFailureWindow <= 0 {
+		opts.WriteFailureWindow = defaultWriteFailureWindow
+	}
+	w := &writeOutcomes{}
+	co := client.Options()
+	co.APIOptions = append(slices.Clip(co.APIOptions), w.add)
+	return &Store{db: dynamodb.New(co), table: table, opts: opts, writes: w}
 }
 
 // Table returns the table's name.
@@ -72,12 +84,21 @@ func (s *Store) callCtx(ctx context.Context) (context.Context, context.CancelFun
 }
 
 // Ping reads one item of the table (a data-plane call, unlike
-// DescribeTable, whose rate is limited).
+// DescribeTable, whose rate is limited), and fails while the last write
+// failed less than Options.WriteFailureWindow ago: a table that can be
+// read can still refuse writes, and Ping writes nothing itself, since
+// readiness probes would pay a write request each.
 func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := s.callCtx(ctx)
 	defer cancel()
 	_, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key("PING", "PING")})
-	return mapErr(err, "reach table %s", s.table)
+	if err != nil {
+		return mapErr(err, "reach table %s", s.table)
+	}
+	if err, ago := s.writes.failed(s.opts.WriteFailureWindow); err != nil {
+		return mapErr(err, "the last write to table %s failed %s ago", s.table, ago.Round(time.Millisecond))
+	}
+	return nil
 }
 
 // key returns the primary key of an item.

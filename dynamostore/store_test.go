@@ -2,10 +2,14 @@ package dynamostore_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/awstest"
@@ -47,4 +51,73 @@ func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// faultyWrites makes every write call of a client fail like DynamoDB's own
+// faults while fail is set; reads still reach moto.
+func faultyWrites(fail *atomic.Bool) func(*dynamodb.Options) {
+	return func(o *dynamodb.Options) {
+		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
+			return s.Finalize.Add(middleware.FinalizeMiddlewareFunc("TestFaultyWrites",
+				func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+					switch awsmiddleware.GetOperationName(ctx) {
+					case "PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem":
+						if fail.Load() {
+							return middleware.FinalizeOutput{}, middleware.Metadata{}, &smithy.GenericAPIError{Code: "InternalServerError", Message: "injected", Fault: smithy.FaultServer}
+						}
+					}
+					return next.HandleFinalize(ctx, in)
+				}), middleware.After)
+		})
+	}
+}
+
+// Ping (readiness) fails while writes fail although the table can be read,
+// without writing anything itself; it succeeds again after a write went
+// through, or by itself once the failure is older than the window.
+func TestPingFailsWhileWritesFail(t *testing.T) {
+	t.Parallel()
+	_, table := newTable(t)
+	var fail atomic.Bool
+	client := dynamodb.NewFromConfig(awstest.Config(awstest.Endpoint(t)), faultyWrites(&fail))
+	st := dynamostore.New(client, table, dynamostore.Options{WriteFailureWindow: 300 * time.Millisecond})
+	if err := st.Ping(testCtx(t)); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	fail.Store(true)
+	if err := st.SetStock(testCtx(t), "widget", 1); err == nil {
+		t.Fatal("SetStock succeeded while writes fail")
+	}
+	if err := st.Ping(testCtx(t)); orderflow.ErrorCode(err) != orderflow.EUnavailable {
+		t.Fatalf("Ping after a failed write: got %v, want %s", err, orderflow.EUnavailable)
+	}
+	fail.Store(false)
+	if err := st.SetStock(testCtx(t), "widget", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Ping(testCtx(t)); err != nil {
+		t.Fatalf("Ping after a write went through: %v", err)
+	}
+
+	fail.Store(true)
+	_ = st.SetStock(testCtx(t), "widget", 2)
+	if err := st.Ping(testCtx(t)); err == nil {
+		t.Fatal("Ping succeeded after a failed write")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for st.Ping(testCtx(t)) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("Ping still fails long after the window")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// A failed condition is a write the table took.
+	_ = st.SetStock(testCtx(t), "widget", 3)
+	fail.Store(false)
+	if _, err := st.Transition(testCtx(t), orderflow.Transition{ID: orderflow.NewOrderID(time.Now()), From: orderflow.StatusPending, To: orderflow.StatusProcessing}); orderflow.ErrorCode(err) != orderflow.ENotFound && orderflow.ErrorCode(err) != orderflow.EConflict {
+		t.Fatalf("Transition of an unknown order: %v", err)
+	}
+	if err := st.Ping(testCtx(t)); err != nil {
+		t.Fatalf("Ping after a conditional write that failed its condition: %v", err)
+	}
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"log/slog"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -26,7 +27,7 @@ func (s *server) handleReady() http.Handler {
 	body := []byte(`{"status":"ready"}` + "\n")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := s.ready(r.Context()); err != nil {
-			s.log.WarnContext(r.Context(), "not ready", "err", err)
+			s.logs.Log(r.Context(), slog.LevelWarn, "not ready", "not ready", "err", err)
 			detail := "not ready: a dependency is unreachable"
 			if orderflow.ErrorCode(err) != orderflow.EInternal {
 				detail = "not ready: " + orderflow.ErrorDetail(err)

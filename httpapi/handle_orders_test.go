@@ -201,6 +201,7 @@ func TestCreateOrderDependencyErrors(t *testing.T) {
 		{"a key mismatch is 422", orderflow.Errorf(orderflow.EMismatch, "key reused"), 422, "idempotency-key-reused", false},
 		{"an internal error is 500 with a generic detail", errors.New("secret database detail"), 500, "internal-error", false},
 		{"a dependency deadline is 503", fmt.Errorf("send: %w", context.DeadlineExceeded), 503, "service-unavailable", true},
+		{"a damaged store is 503 store-unavailable without Retry-After", &orderflow.Error{Code: orderflow.EStoreUnavailable, Detail: "the order store's database file is corrupted", Err: errors.New("dial tcp: malformed")}, 503, "store-unavailable", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -222,6 +223,43 @@ func TestCreateOrderDependencyErrors(t *testing.T) {
 			}
 			if tt.want >= 500 && !strings.Contains(f.logs.String(), p.RequestID) {
 				t.Errorf("a %d was not logged with its request id", tt.want)
+			}
+		})
+	}
+}
+
+// A dependency that is down fails every request; its error is logged
+// once per interval with a count, not once per request (the request line
+// still shows each 503), and a damaged store's not at all (the store logs
+// it once, at ERROR).
+func TestRepeatedDependencyFailuresAreLoggedOncePerInterval(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		err   error
+		lines int
+	}{
+		{"unavailable", orderflow.Unavailable(errors.New("disk full"), "commit sqlite transaction"), 1},
+		{"store unavailable", &orderflow.Error{Code: orderflow.EStoreUnavailable, Detail: "corrupted"}, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.store.acceptErr = tt.err
+			for range 50 {
+				if rr := f.postOrder("u123", `{"amount":1}`); rr.Code != 503 {
+					t.Fatalf("status = %d, want 503", rr.Code)
+				}
+			}
+			warnings, requests := 0, 0
+			for _, l := range strings.Split(strings.TrimSpace(f.logs.String()), "\n") {
+				switch {
+				case strings.Contains(l, `"msg":"http request"`):
+					requests++
+				case strings.Contains(l, `"level":"WARN"`) || strings.Contains(l, `"level":"ERROR"`):
+					warnings++
+				}
+			}
+			if warnings != tt.lines || requests != 50 {
+				t.Errorf("got %d warning lines and %d request lines for 50 failed requests, want %d and 50:\n%s", warnings, requests, tt.lines, f.logs.String())
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -74,6 +75,8 @@ func kindOf(code string) problemKind {
 		return problemKind{http.StatusTooManyRequests, "rate-limited", "Too many requests"}
 	case orderflow.EUnavailable:
 		return problemKind{http.StatusServiceUnavailable, "service-unavailable", "Service temporarily unavailable"}
+	case orderflow.EStoreUnavailable:
+		return problemKind{http.StatusServiceUnavailable, "store-unavailable", "Store unavailable"}
 	case codeNotReady:
 		return problemKind{http.StatusServiceUnavailable, "not-ready", "Not ready"}
 	}
@@ -135,7 +138,12 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.ErrorContext(r.Context(), "request failed", "route", routeOf(r), "err", err)
 		detail = "internal error; quote the request id when reporting it"
 	case http.StatusServiceUnavailable:
-		s.log.WarnContext(r.Context(), "dependency unavailable", "route", routeOf(r), "err", err)
+		// A dependency that is down fails every request: one line per
+		// route and interval. A damaged store has logged its error once,
+		// at ERROR (the request line still shows each 503).
+		if code != orderflow.EStoreUnavailable {
+			s.logs.Log(r.Context(), slog.LevelWarn, "unavailable "+routeOf(r), "dependency unavailable", "route", routeOf(r), "err", err)
+		}
 		if oe == nil {
 			detail = "a dependency did not answer in time; retry later"
 		}
@@ -153,7 +161,8 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 func (s *server) problem(w http.ResponseWriter, r *http.Request, code, detail string, fields []fieldError) {
 	k := kindOf(code)
 	h := w.Header()
-	if k.status == http.StatusServiceUnavailable && h.Get("Retry-After") == "" {
+	// A damaged store is not back in a few seconds: no Retry-After.
+	if k.status == http.StatusServiceUnavailable && code != orderflow.EStoreUnavailable && h.Get("Retry-After") == "" {
 		h.Set("Retry-After", unavailableRetryAfter)
 	}
 	if k.status == http.StatusUnauthorized && h.Get("WWW-Authenticate") == "" {

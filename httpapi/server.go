@@ -104,6 +104,7 @@ type Deps struct {
 type server struct {
 	cfg      Config
 	log      *slog.Logger
+	logs     *orderflow.LogLimiter // lines that repeat with every request while a dependency is down
 	intake   Intake
 	orders   Orders
 	ready    func(ctx context.Context) error
@@ -178,6 +179,7 @@ func newServer(cfg Config, deps Deps) *server {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.logs = orderflow.NewLogLimiter(s.log, orderflow.RepeatedLogInterval)
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -2,7 +2,11 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -140,4 +144,80 @@ func BenchmarkProcessCycle(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(done.Load())/b.Elapsed().Seconds(), "orders/s")
 	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/order")
+}
+
+// BenchmarkOpenLargeFile measures what Open's check of the file costs on a
+// large file (see docs/operations.md): Open and Close, whose check runs
+// PRAGMA quick_check on the schema's pages, that quick_check alone, and
+// for comparison a quick_check of the whole file. ORDERFLOW_BENCH_LARGE_DB
+// names the file; if it does not exist it is made, with about 1 GiB of
+// orders (minutes):
+//
+//	ORDERFLOW_BENCH_LARGE_DB=/var/tmp/orderflow-1g.db go test -run '^$' -bench OpenLargeFile -benchtime 3x ./sqlite/
+func BenchmarkOpenLargeFile(b *testing.B) {
+	path := os.Getenv("ORDERFLOW_BENCH_LARGE_DB")
+	if path == "" {
+		b.Skip("set ORDERFLOW_BENCH_LARGE_DB to the path of a large database file (made if missing)")
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		makeLargeFile(b, path, 1<<30)
+	}
+	if fi, err := os.Stat(path); err == nil {
+		b.Logf("%s: %d MiB", path, fi.Size()>>20)
+	}
+	b.Run("Open", func(b *testing.B) {
+		for b.Loop() {
+			db, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			db.Close()
+		}
+	})
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer raw.Close()
+	raw.SetMaxOpenConns(1)
+	for _, q := range []string{"PRAGMA quick_check(sqlite_schema)", "PRAGMA quick_check"} {
+		b.Run(q, func(b *testing.B) {
+			for b.Loop() {
+				var res string
+				if err := raw.QueryRow(q).Scan(&res); err != nil || res != "ok" {
+					b.Fatalf("%s: %q, %v", q, res, err)
+				}
+			}
+		})
+	}
+}
+
+// makeLargeFile makes a database file at path with at least size bytes
+// of orders, spread over 1,000 users.
+func makeLargeFile(b *testing.B, path string, size int64) {
+	db, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	db.Close()
+	raw, err := sql.Open("sqlite", path+"?_pragma=synchronous(OFF)")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer raw.Close()
+	raw.SetMaxOpenConns(1)
+	for {
+		if _, err := raw.Exec(`INSERT INTO orders (id, user_id, amount, currency, items, status, request_id, created_at, updated_at)
+			WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 200000)
+			SELECT hex(randomblob(16)), 'user-' || (abs(random()) % 1000), 1999, 'USD', '[{"sku":"widget","quantity":1}]',
+				'COMPLETED', hex(randomblob(16)), abs(random()) % 1000000000000, 0 FROM n`); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := raw.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+			b.Fatal(err)
+		}
+		if fi, err := os.Stat(path); err != nil || fi.Size() >= size {
+			return
+		}
+	}
 }

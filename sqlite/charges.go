@@ -81,7 +81,7 @@ func (db *DB) LookupCharge(ctx context.Context, key string) (orderflow.Charge, b
 	case errors.Is(err, sql.ErrNoRows):
 		return orderflow.Charge{}, false, nil
 	case err != nil:
-		return orderflow.Charge{}, false, unavailable(err, "read charge %s", key)
+		return orderflow.Charge{}, false, db.observe(unavailable(err, "read charge %s", key))
 	}
 	c.OrderID, c.At = orderflow.OrderID(orderID), fromMS(at)
 	return c, true, nil
@@ -91,7 +91,7 @@ func (db *DB) LookupCharge(ctx context.Context, key string) (orderflow.Charge, b
 func (db *DB) Charges(ctx context.Context, id orderflow.OrderID) ([]orderflow.Charge, error) {
 	rows, err := db.rs.charges.QueryContext(ctx, string(id))
 	if err != nil {
-		return nil, unavailable(err, "list charges of order %s", id)
+		return nil, db.observe(unavailable(err, "list charges of order %s", id))
 	}
 	defer rows.Close()
 	var out []orderflow.Charge
@@ -100,13 +100,13 @@ func (db *DB) Charges(ctx context.Context, id orderflow.OrderID) ([]orderflow.Ch
 		var orderID string
 		var at int64
 		if err := rows.Scan(&c.IdempotencyKey, &c.ID, &orderID, &c.Amount, &c.Currency, &at); err != nil {
-			return nil, unavailable(err, "read charge of order %s", id)
+			return nil, db.observe(unavailable(err, "read charge of order %s", id))
 		}
 		c.OrderID, c.At = orderflow.OrderID(orderID), fromMS(at)
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, unavailable(err, "list charges of order %s", id)
+		return nil, db.observe(unavailable(err, "list charges of order %s", id))
 	}
 	return out, nil
 }

@@ -19,10 +19,14 @@ import (
 const crashChildEnv = "ORDERFLOW_SQLITE_CRASH_CHILD_DB"
 
 // TestMain turns the test binary into the child process of
-// TestAcceptedOrdersSurviveKill9 when crashChildEnv is set.
+// TestAcceptedOrdersSurviveKill9 when crashChildEnv is set, and of
+// TestOpenRefusesAFileItCannotWrite when openChildEnv is.
 func TestMain(m *testing.M) {
 	if path := os.Getenv(crashChildEnv); path != "" {
 		crashChild(path)
+	}
+	if path := os.Getenv(openChildEnv); path != "" {
+		openChild(path)
 	}
 	os.Exit(m.Run())
 }

@@ -75,9 +75,9 @@ type DB struct {
 	ws    writeStmts
 	rdb   *sql.DB // read-only connections
 	rs    readStmts
-	// The checkpointer's connection and its one statement.
-	cconn          *zs.Conn
-	checkpointStmt *zs.Stmt
+	// The checkpointer's connection and its statements.
+	checkpointer
+	path string // of the database file
 	// writer identifies this open DB in the queue rows it writes (random,
 	// never 0); commits numbers its transactions: the one open is
 	// commits+1 (wtx.seq), and synced is the last one an fsync of the WAL
@@ -95,6 +95,7 @@ type DB struct {
 	syncerIdle chan struct{}          // the syncer found nothing more to sync
 	wal        *walFile               // fsynced by the syncer; nil when not durable
 	syncFailed atomic.Bool            // set for good when an fsync of the WAL failed
+	walTooLong atomic.Bool            // set by the checkpointer for the writer (see restartWAL)
 	beforeSync atomic.Pointer[func()] // tests: runs before each fsync
 	closing    chan struct{}          // closed by Close
 	writerDone chan struct{}          // closed when writer and syncer have drained and exited
@@ -104,6 +105,10 @@ type DB struct {
 
 	arrivals notifier // broadcast when messages are enqueued
 	metrics  *metrics
+
+	health  writeHealth           // what Ping reports (see health.go)
+	probeMu sync.Mutex            // one write probe at a time
+	logs    *orderflow.LogLimiter // repeated storage errors
 }
 
 var (
@@ -158,6 +163,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		metrics:    m,
 		writer:     rand.Int64N(math.MaxInt64) + 1,
 		opts:       opts,
+		path:       path,
 		now:        opts.Now,
 		logger:     opts.Logger,
 		ops:        make(chan *writeOp, 4096),
@@ -166,6 +172,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		closing:    make(chan struct{}),
 		writerDone: make(chan struct{}),
 		arrivals:   newNotifier(),
+		logs:       orderflow.NewLogLimiter(opts.Logger, orderflow.RepeatedLogInterval),
 	}
 	if err := db.openConns(ctx, path); err != nil {
 		db.closeConns()
@@ -189,6 +196,9 @@ func (db *DB) openConns(ctx context.Context, path string) error {
 	if err := db.ws.prepare(db.wconn); err != nil {
 		return err
 	}
+	if err := checkFile(db.wconn, &db.ws, path); err != nil {
+		return err
+	}
 	if db.opts.Synchronous == "FULL" {
 		// The write connection runs with synchronous=NORMAL, so COMMIT only
 		// writes the WAL; the syncer fsyncs it before callers are told.
@@ -202,7 +212,7 @@ func (db *DB) openConns(ctx context.Context, path string) error {
 	if err != nil {
 		return unavailable(err, "open sqlite %s for reading", path)
 	}
-	db.cconn, db.checkpointStmt, err = openCheckpointer(path)
+	db.checkpointer, err = openCheckpointer(path)
 	if err != nil {
 		return unavailable(err, "open sqlite %s for checkpoints", path)
 	}
@@ -360,6 +370,7 @@ func (db *DB) Close() error {
 		close(db.closing)
 		<-db.writerDone
 		db.background.Wait()
+		db.logs.Flush()
 		if err := db.closeConns(); err != nil {
 			db.closeErr = fmt.Errorf("close sqlite: %w", err)
 		}
@@ -367,27 +378,17 @@ func (db *DB) Close() error {
 	return db.closeErr
 }
 
-// Ping checks that the file can be read and that the writer is running.
-func (db *DB) Ping(ctx context.Context) error {
-	select {
-	case <-db.closing:
-		return errClosed()
-	default:
-	}
-	var one int
-	if err := db.rs.ping.QueryRowContext(ctx).Scan(&one); err != nil {
-		return unavailable(err, "ping sqlite")
-	}
-	return nil
-}
-
 func errClosed() error {
 	return orderflow.Errorf(orderflow.EUnavailable, "sqlite database is closed")
 }
 
 // unavailable wraps an error from the driver. The file being busy, full,
-// unreadable or closed is something to retry later, not a bug.
+// unreadable or closed is something to retry later, not a bug; a
+// corrupted file is not (EStoreUnavailable).
 func unavailable(err error, format string, args ...any) error {
+	if isCorrupt(err) {
+		return corrupted(err, fmt.Sprintf(format, args...))
+	}
 	return orderflow.Unavailable(err, format, args...)
 }
 

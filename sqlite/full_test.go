@@ -75,8 +75,11 @@ func TestFullDiskFailsWritesAsUnavailableAndKeepsCommittedData(t *testing.T) {
 		t.Errorf("Stock = %d, %v; want 4", n, err)
 	}
 
-	// Once there is room again, writes work.
-	if err := db.ExecOnWriter(ctx(t), "PRAGMA max_page_count = 1073741823"); err != nil {
+	// Once there is room again, writes work. The full disk made the DB
+	// refuse writes until the checkpointer has truncated the WAL.
+	if err := retryWhileRefused(t, func() error {
+		return db.ExecOnWriter(ctx(t), "PRAGMA max_page_count = 1073741823")
+	}); err != nil {
 		t.Fatalf("lift the limit: %v", err)
 	}
 	o := order("pia", t0.Add(time.Minute))
@@ -247,4 +250,19 @@ func holdSyncs(db *sqlite.DB) (entered <-chan struct{}, release func()) {
 	})
 	var once sync.Once
 	return ent, func() { once.Do(func() { close(gate) }) }
+}
+
+// retryWhileRefused calls write until it no longer fails with EUnavailable
+// (writes refused for a full disk until the checkpointer has truncated the
+// WAL), for at most 30 s, and returns its last error.
+func retryWhileRefused(t *testing.T, write func() error) error {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := write()
+		if orderflow.ErrorCode(err) != orderflow.EUnavailable || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -107,7 +107,8 @@ func (w *wtx) replay(key orderflow.IdempotencyKey, stored *orderflow.Order) erro
 
 // GetOrder returns the order with id, or ENotFound.
 func (db *DB) GetOrder(ctx context.Context, id orderflow.OrderID) (orderflow.Order, error) {
-	return scanOrder(db.rs.getOrder.QueryRowContext(ctx, string(id)))
+	o, err := scanOrder(db.rs.getOrder.QueryRowContext(ctx, string(id)))
+	return o, db.observe(err)
 }
 
 // ListOrders returns up to limit (default 20, at most 1000) orders of
@@ -128,19 +129,19 @@ func (db *DB) ListOrders(ctx context.Context, userID string, cursor orderflow.Or
 		rows, err = db.rs.listAfter.QueryContext(ctx, userID, string(cursor), limit)
 	}
 	if err != nil {
-		return nil, unavailable(err, "list orders")
+		return nil, db.observe(unavailable(err, "list orders"))
 	}
 	defer rows.Close()
 	var out []orderflow.Order
 	for rows.Next() {
 		o, err := scanOrder(rows)
 		if err != nil {
-			return nil, err
+			return nil, db.observe(err)
 		}
 		out = append(out, o)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, unavailable(err, "list orders")
+		return nil, db.observe(unavailable(err, "list orders"))
 	}
 	return out, nil
 }
@@ -201,7 +202,7 @@ func (db *DB) UserActivity(ctx context.Context, userID string, since time.Time) 
 	var n int
 	var total int64
 	if err := db.rs.activity.QueryRowContext(ctx, userID, ms(since)).Scan(&n, &total); err != nil {
-		return 0, 0, unavailable(err, "read activity of user %s", userID)
+		return 0, 0, db.observe(unavailable(err, "read activity of user %s", userID))
 	}
 	return n, total, nil
 }

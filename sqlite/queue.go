@@ -375,7 +375,7 @@ func (db *DB) ChangeVisibility(ctx context.Context, receipt string, timeout time
 func (db *DB) Depth(ctx context.Context) (orderflow.QueueDepth, error) {
 	var visible, total, dead int
 	if err := db.rs.depth.QueryRowContext(ctx, ms(db.now())).Scan(&visible, &total, &dead); err != nil {
-		return orderflow.QueueDepth{}, unavailable(err, "count messages")
+		return orderflow.QueueDepth{}, db.observe(unavailable(err, "count messages"))
 	}
 	return orderflow.QueueDepth{Visible: visible, InFlight: total - visible, Dead: dead}, nil
 }
@@ -388,19 +388,19 @@ func (db *DB) ListDead(ctx context.Context, max int) ([]orderflow.Delivery, erro
 	}
 	rows, err := db.rs.listDead.QueryContext(ctx, max)
 	if err != nil {
-		return nil, unavailable(err, "list dead messages")
+		return nil, db.observe(unavailable(err, "list dead messages"))
 	}
 	defer rows.Close()
 	var out []orderflow.Delivery
 	for rows.Next() {
 		var q queued
 		if err := rows.Scan(&q.id, &q.body, &q.count); err != nil {
-			return nil, unavailable(err, "read dead message")
+			return nil, db.observe(unavailable(err, "read dead message"))
 		}
 		out = append(out, delivery(q.id, q.body, q.count))
 	}
 	if err := rows.Err(); err != nil {
-		return nil, unavailable(err, "list dead messages")
+		return nil, db.observe(unavailable(err, "list dead messages"))
 	}
 	return out, nil
 }

@@ -32,6 +32,7 @@ type writeStmts struct {
 	giveStock, releaseReservations       *wstmt
 	getCharge, insertCharge              *wstmt
 	countAttempt                         *wstmt
+	probeInsert, probeDelete, restartWAL *wstmt
 }
 
 func (s *writeStmts) prepare(conn *zs.Conn) error {
@@ -104,6 +105,11 @@ func (s *writeStmts) prepare(conn *zs.Conn) error {
 		p(&s.insertCharge, `INSERT INTO charges (idempotency_key, id, order_id, amount, currency, at) VALUES (?, ?, ?, ?, ?, ?)`),
 		p(&s.countAttempt, `INSERT INTO charge_attempts (idempotency_key, attempts) VALUES (?, 1)
 			ON CONFLICT (idempotency_key) DO UPDATE SET attempts = attempts + 1 RETURNING attempts`),
+
+		// The write probe (see wtx.probe).
+		p(&s.probeInsert, `INSERT INTO orders (`+orderCols+`) VALUES ('', '', 0, '', NULL, 'PENDING', NULL, NULL, '', 0, 0)`),
+		p(&s.probeDelete, `DELETE FROM orders WHERE id = ''`),
+		p(&s.restartWAL, `PRAGMA wal_checkpoint(RESTART)`), // see DB.restartWAL
 	)
 }
 

@@ -144,7 +144,7 @@ func (db *DB) Stock(ctx context.Context, sku string) (int, error) {
 		return 0, orderflow.Errorf(orderflow.ENotFound, "sku %s is not stocked", sku)
 	}
 	if err != nil {
-		return 0, unavailable(err, "read stock of %s", sku)
+		return 0, db.observe(unavailable(err, "read stock of %s", sku))
 	}
 	return n, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/orderflow/orderflow"
@@ -24,6 +25,9 @@ type writeOp struct {
 	// was told.
 	atCommit bool
 	released bool
+	// wrote: op ran a writing statement that changed rows (see
+	// noteOutcome).
+	wrote bool
 }
 
 // wtx is what an operation sees: the write statements and the time it
@@ -77,7 +81,10 @@ func (db *DB) submit(ctx context.Context, fn func(w *wtx) error, atCommit bool) 
 	default:
 	}
 	if db.syncFailed.Load() {
-		return orderflow.Errorf(orderflow.EUnavailable, "sqlite WAL could not be synced; restart to recover")
+		return errSyncFailed()
+	}
+	if err := db.health.refusing(); err != nil {
+		return err
 	}
 	start := time.Now()
 	op := &writeOp{ctx: ctx, fn: fn, done: make(chan struct{}), atCommit: atCommit}
@@ -125,6 +132,7 @@ func (db *DB) runWriter() {
 	for {
 		select {
 		case op := <-db.ops:
+			db.restartWAL()
 			db.runTx(op)
 		case <-db.closing:
 			// Flush what callers queued before Close.
@@ -259,6 +267,7 @@ func (db *DB) runOne(op *writeOp, w *wtx) {
 	w.now = db.now()
 	w.notify, w.wrote, w.releaseAtCommit = false, false, false
 	op.err = runOp(op, w)
+	op.wrote = w.wrote
 	if op.err == nil && w.releaseAtCommit {
 		op.atCommit = true
 	}
@@ -272,6 +281,7 @@ func (db *DB) newWtx() *wtx {
 // handOver gives a finished batch to the syncer, which releases its
 // callers.
 func (db *DB) handOver(batch []*writeOp) {
+	db.noteOutcome(batch)
 	db.unsynced.Add(1)
 	db.committed <- batch
 }
@@ -422,10 +432,15 @@ func (db *DB) runBatch(batch []*writeOp, savepoints bool) bool {
 }
 
 // abort rolls the whole transaction back and gives err (if not nil) to
-// every operation that has not failed on its own.
+// every operation that has not failed on its own. After some errors (a
+// full disk, an I/O error, out of memory; in a statement or in COMMIT)
+// SQLite has rolled the transaction back already, and a ROLLBACK would
+// only fail with "cannot rollback - no transaction is active".
 func (db *DB) abort(batch []*writeOp, err error) {
-	if _, rerr := db.ws.rollback.Exec(); rerr != nil {
-		db.logger.Error("sqlite rollback", "err", rerr)
+	if !db.wconn.AutocommitEnabled() {
+		if _, rerr := db.ws.rollback.Exec(); rerr != nil {
+			db.logs.Log(context.Background(), slog.LevelError, "rollback", "sqlite rollback", "err", rerr)
+		}
 	}
 	if err != nil {
 		db.failAll(batch, err)
