@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -219,4 +220,38 @@ func (b *logBuffer) lines(t *testing.T) []map[string]any {
 		out = append(out, m)
 	}
 	return out
+}
+
+// While the disk is short of space Ping does not believe the last write's
+// success: it writes a probe, which commits while the WAL still has room
+// (then the store can indeed take a write) and fails once it has none.
+// With room again, a healthy idle DB answers without writing.
+func TestPingProbesWhileTheDiskIsShortOfSpace(t *testing.T) {
+	dir := storetest.SmallDisk(t, 16<<20)
+	reg := prometheus.NewRegistry()
+	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "orderflow.db"), sqlite.Options{Registerer: reg})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	accept(t, db, order("idle", t0), orderflow.IdempotencyKey{})
+	pingWrites := func() uint64 {
+		t.Helper()
+		tx0, _ := writerCounts(t, reg)
+		_ = db.Ping(ctx(t))
+		tx, _ := writerCounts(t, reg)
+		return tx - tx0
+	}
+	if n := pingWrites(); n != 0 {
+		t.Fatalf("Ping with room on the disk wrote %d transactions, want none", n)
+	}
+	filler := storetest.FillDisk(t, dir)
+	if n := pingWrites(); n != 1 {
+		t.Errorf("Ping with the disk full wrote %d transactions, want a probe", n)
+	}
+	filler.Free(t, 6<<20)
+	waitFor(t, "Ping succeeds", func() bool { return db.Ping(ctx(t)) == nil })
+	if n := pingWrites(); n != 0 {
+		t.Errorf("Ping with room again wrote %d transactions, want none", n)
+	}
 }

@@ -15,12 +15,14 @@ import (
 // but not written (a full disk, a corrupted table, a lock held by another
 // process) must take the program out of rotation, and put it back once a
 // write commits again. Ping answers from the outcome of the writer's last
-// transaction when it is younger than probeInterval; otherwise it writes
-// a probe through the writer, whose outcome is recorded like any other.
-// Under load the traffic's own commits answer and no probe is written; an
-// idle program writes at most one probe transaction (two pages and an
-// fsync) per probeInterval, and only while something asks for readiness.
-const probeInterval = time.Second
+// transaction that wrote, however old, while it is a success and the file
+// system has probeBelowFree bytes or more (a statfs, no write). It writes
+// a probe through the writer, whose outcome is recorded like any other,
+// only when nothing has committed since Open, when the last write failed
+// (to see the store recover by itself), or when space is that short. So a
+// healthy idle program writes nothing however often /ready is asked, and
+// one whose disk filled while idle reports it at the next /ready.
+const probeBelowFree = 1 << 20
 
 // fullRetryInterval is how often, while writes are refused for a full
 // disk, the checkpointer tries to copy the WAL into the database file and
@@ -45,11 +47,12 @@ type writeHealth struct {
 	fault error
 }
 
-// recent returns the last outcome if it is younger than d.
-func (h *writeHealth) recent(d time.Duration) (err error, ok bool) {
+// last returns the last outcome; ok is false if none was recorded since
+// Open or since writes resumed after a full disk.
+func (h *writeHealth) last() (err error, ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.at.IsZero() || time.Since(h.at) >= d {
+	if h.at.IsZero() {
 		return nil, false
 	}
 	return h.err, true
@@ -127,7 +130,7 @@ func (h *writeHealth) setFault(err error) bool {
 }
 
 // Ping checks that the file can be read and can take a write: the
-// writer's recent outcome or a probe (see probeInterval). It returns
+// writer's last outcome or a probe (see probeBelowFree). It returns
 // EStoreUnavailable once the file was found corrupted, EUnavailable while
 // the disk is full or writes fail otherwise.
 func (db *DB) Ping(ctx context.Context) error {
@@ -148,8 +151,8 @@ func (db *DB) Ping(ctx context.Context) error {
 	}
 	db.probeMu.Lock()
 	defer db.probeMu.Unlock()
-	err, ok := db.health.recent(probeInterval)
-	if !ok {
+	err, ok := db.health.last()
+	if !ok || err != nil || db.shortOfSpace() {
 		err = db.write(ctx, func(w *wtx) error { return w.probe() })
 	}
 	if err == nil {
@@ -159,6 +162,13 @@ func (db *DB) Ping(ctx context.Context) error {
 		return why
 	}
 	return &orderflow.Error{Code: orderflow.ErrorCode(err), Detail: "sqlite cannot commit a write: " + orderflow.ErrorDetail(err), Err: err}
+}
+
+// shortOfSpace reports whether the file system holding the database has
+// less than probeBelowFree bytes free (or cannot say).
+func (db *DB) shortOfSpace() bool {
+	free, err := freeSpace(db.path)
+	return err != nil || free < probeBelowFree
 }
 
 // probe writes a row and deletes it again in the same transaction: the

@@ -47,7 +47,7 @@ func TestIdleDBWritesNothing(t *testing.T) {
 	for range receivers {
 		wg.Go(func() {
 			for range polls {
-				ds, err := db.Receive(ctx(t), 10, 100*time.Millisecond)
+				ds, err := db.Receive(ctx(t), 10, 300*time.Millisecond)
 				if err != nil || len(ds) != 0 {
 					t.Errorf("Receive on an idle queue = %d messages, %v; want none", len(ds), err)
 				}
@@ -58,8 +58,15 @@ func TestIdleDBWritesNothing(t *testing.T) {
 	if n, err := db.PurgeExpiredKeys(ctx(t)); err != nil || n != 0 {
 		t.Errorf("PurgeExpiredKeys = %d, %v; want 0", n, err)
 	}
+	// Readiness asked again and again (a probe every second, for minutes)
+	// answers from the last write's success.
+	for range 20 {
+		if err := db.Ping(ctx(t)); err != nil {
+			t.Fatalf("Ping of a healthy idle DB: %v", err)
+		}
+	}
 	if tx, fs := writerCounts(t, reg); tx != tx0 || fs != fs0 {
-		t.Errorf("idle, %d receivers polling %d times each: %d write transactions and %d fsyncs, want none",
+		t.Errorf("idle, %d receivers polling %d times each and /ready asked 20 times: %d write transactions and %d fsyncs, want none",
 			receivers, polls, tx-tx0, fs-fs0)
 	}
 
