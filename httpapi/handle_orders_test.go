@@ -13,6 +13,7 @@ import (
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/auth"
+	"github.com/orderflow/orderflow/httpapi/openapitest"
 )
 
 func TestCreateOrder(t *testing.T) {
@@ -42,6 +43,8 @@ func TestCreateOrder(t *testing.T) {
 		want      int
 		wantType  string // problem slug
 		wantField string
+		// offContract marks a request that breaks openapi.json on purpose.
+		offContract bool
 	}{
 		{name: "the spec's order is accepted", body: `{"user_id":"u123","amount":999}`, want: 202},
 		{name: "user_id may be left out", body: `{"amount":999}`, want: 202},
@@ -50,39 +53,40 @@ func TestCreateOrder(t *testing.T) {
 		{name: "content type is case-insensitive", body: `{"amount":1}`, ctype: "Application/JSON", want: 202},
 		{name: "a quoted idempotency key is accepted", body: `{"amount":1}`, header: []string{"Idempotency-Key", `"abc-123"`}, want: 202},
 
-		{name: "unknown field ammount is 422 naming it", body: `{"ammount":999}`, want: 422, wantType: "validation-failed", wantField: "ammount"},
-		{name: "unknown nested field is 422 naming it", body: `{"amount":1,"items":[{"sku":"A","qty":1}]}`, want: 422, wantType: "validation-failed", wantField: "items[0].qty"},
-		{name: "field names are case-sensitive", body: `{"Amount":999}`, want: 422, wantType: "validation-failed", wantField: "Amount"},
-		{name: "amount as a string is 422 naming amount", body: `{"amount":"999"}`, want: 422, wantType: "validation-failed", wantField: "amount"},
-		{name: "fractional amount is 422", body: `{"amount":9.99}`, want: 422, wantType: "validation-failed", wantField: "amount"},
-		{name: "amount beyond int64 is 422", body: `{"amount":99999999999999999999}`, want: 422, wantType: "validation-failed", wantField: "amount"},
-		{name: "quantity of the wrong type names items[0].quantity", body: `{"amount":1,"items":[{"sku":"A","quantity":"2"}]}`, want: 422, wantType: "validation-failed", wantField: "items[0].quantity"},
-		{name: "items as an object is 422", body: `{"amount":1,"items":{"sku":"A"}}`, want: 422, wantType: "validation-failed", wantField: "items"},
+		{name: "unknown field ammount is 422 naming it", offContract: true, body: `{"ammount":999}`, want: 422, wantType: "validation-failed", wantField: "ammount"},
+		{name: "unknown nested field is 422 naming it", offContract: true, body: `{"amount":1,"items":[{"sku":"A","qty":1}]}`, want: 422, wantType: "validation-failed", wantField: "items[0].qty"},
+		{name: "field names are case-sensitive", offContract: true, body: `{"Amount":999}`, want: 422, wantType: "validation-failed", wantField: "Amount"},
+		{name: "amount as a string is 422 naming amount", offContract: true, body: `{"amount":"999"}`, want: 422, wantType: "validation-failed", wantField: "amount"},
+		{name: "fractional amount is 422", offContract: true, body: `{"amount":9.99}`, want: 422, wantType: "validation-failed", wantField: "amount"},
+		{name: "amount beyond int64 is 422", offContract: true, body: `{"amount":99999999999999999999}`, want: 422, wantType: "validation-failed", wantField: "amount"},
+		{name: "quantity of the wrong type names items[0].quantity", offContract: true, body: `{"amount":1,"items":[{"sku":"A","quantity":"2"}]}`, want: 422, wantType: "validation-failed", wantField: "items[0].quantity"},
+		{name: "items as an object is 422", offContract: true, body: `{"amount":1,"items":{"sku":"A"}}`, want: 422, wantType: "validation-failed", wantField: "items"},
 		{name: "a duplicate field is 422", body: `{"amount":1,"amount":2}`, want: 422, wantType: "validation-failed", wantField: "amount"},
-		{name: "a top-level array is 422", body: `[{"amount":1}]`, want: 422, wantType: "validation-failed"},
-		{name: "zero amount is 422", body: `{"amount":0}`, want: 422, wantType: "validation-failed", wantField: "amount"},
-		{name: "missing amount is 422", body: `{"currency":"USD"}`, want: 422, wantType: "validation-failed", wantField: "amount"},
-		{name: "lower-case currency is 422", body: `{"amount":1,"currency":"usd"}`, want: 422, wantType: "validation-failed", wantField: "currency"},
+		{name: "a top-level array is 422", offContract: true, body: `[{"amount":1}]`, want: 422, wantType: "validation-failed"},
+		{name: "zero amount is 422", offContract: true, body: `{"amount":0}`, want: 422, wantType: "validation-failed", wantField: "amount"},
+		{name: "missing amount is 422", offContract: true, body: `{"currency":"USD"}`, want: 422, wantType: "validation-failed", wantField: "amount"},
+		{name: "lower-case currency is 422", offContract: true, body: `{"amount":1,"currency":"usd"}`, want: 422, wantType: "validation-failed", wantField: "currency"},
 		{name: "repeated sku is 422", body: `{"amount":1,"items":[{"sku":"A","quantity":1},{"sku":"A","quantity":1}]}`, want: 422, wantType: "validation-failed", wantField: "items[1].sku"},
 		{name: "user_id other than the token's is 422", body: `{"user_id":"mallory","amount":1}`, want: 422, wantType: "validation-failed", wantField: "user_id"},
 
-		{name: "malformed JSON is 400", body: `{"amount":`, want: 400, wantType: "malformed-json"},
-		{name: "not JSON at all is 400", body: `amount=1`, want: 400, wantType: "malformed-json"},
-		{name: "trailing data is 400", body: `{"amount":1}{"amount":2}`, want: 400, wantType: "malformed-json"},
-		{name: "invalid UTF-8 is 400", body: "{\"amount\":1,\"currency\":\"\xff\"}", want: 400, wantType: "malformed-json"},
-		{name: "empty body is 400", body: ``, want: 400, wantType: "bad-request"},
+		{name: "malformed JSON is 400", offContract: true, body: `{"amount":`, want: 400, wantType: "malformed-json"},
+		{name: "not JSON at all is 400", offContract: true, body: `amount=1`, want: 400, wantType: "malformed-json"},
+		{name: "trailing data is 400", offContract: true, body: `{"amount":1}{"amount":2}`, want: 400, wantType: "malformed-json"},
+		{name: "invalid UTF-8 is 400", offContract: true, body: "{\"amount\":1,\"currency\":\"\xff\"}", want: 400, wantType: "malformed-json"},
+		{name: "empty body is 400", offContract: true, body: ``, want: 400, wantType: "bad-request"},
+		// Not offContract: the contract checker takes an empty header for an absent one.
 		{name: "empty idempotency key is 400", body: `{"amount":1}`, header: []string{"Idempotency-Key", ""}, want: 400, wantType: "bad-request"},
-		{name: "idempotency key over 255 characters is 400", body: `{"amount":1}`, header: []string{"Idempotency-Key", strings.Repeat("k", 256)}, want: 400, wantType: "bad-request"},
-		{name: "idempotency key with a control character is 400", body: `{"amount":1}`, header: []string{"Idempotency-Key", "a\x01b"}, want: 400, wantType: "bad-request"},
+		{name: "idempotency key over 255 characters is 400", offContract: true, body: `{"amount":1}`, header: []string{"Idempotency-Key", strings.Repeat("k", 256)}, want: 400, wantType: "bad-request"},
+		{name: "idempotency key with a control character is 400", offContract: true, body: `{"amount":1}`, header: []string{"Idempotency-Key", "a\x01b"}, want: 400, wantType: "bad-request"},
 		{name: "two idempotency keys are 400", body: `{"amount":1}`, header: []string{"Idempotency-Key", "a", "Idempotency-Key", "b"}, want: 400, wantType: "bad-request"},
 
-		{name: "body over the limit is 413", body: long, want: 413, wantType: "payload-too-large"},
-		{name: "missing content type is 415", body: `{"amount":1}`, ctype: "-", want: 415, wantType: "unsupported-media-type"},
-		{name: "text/plain is 415", body: `{"amount":1}`, ctype: "text/plain", want: 415, wantType: "unsupported-media-type"},
-		{name: "form encoding is 415", body: `amount=1`, ctype: "application/x-www-form-urlencoded", want: 415, wantType: "unsupported-media-type"},
+		{name: "body over the limit is 413", offContract: true, body: long, want: 413, wantType: "payload-too-large"},
+		{name: "missing content type is 415", offContract: true, body: `{"amount":1}`, ctype: "-", want: 415, wantType: "unsupported-media-type"},
+		{name: "text/plain is 415", offContract: true, body: `{"amount":1}`, ctype: "text/plain", want: 415, wantType: "unsupported-media-type"},
+		{name: "form encoding is 415", offContract: true, body: `amount=1`, ctype: "application/x-www-form-urlencoded", want: 415, wantType: "unsupported-media-type"},
 
-		{name: "missing token is 401", body: `{"amount":1}`, auth: func(*testing.T) string { return "" }, want: 401, wantType: "unauthorized"},
-		{name: "basic auth is 401", body: `{"amount":1}`, auth: func(*testing.T) string { return "Basic dTEyMzpwdw==" }, want: 401, wantType: "unauthorized"},
+		{name: "missing token is 401", offContract: true, body: `{"amount":1}`, auth: func(*testing.T) string { return "" }, want: 401, wantType: "unauthorized"},
+		{name: "basic auth is 401", offContract: true, body: `{"amount":1}`, auth: func(*testing.T) string { return "Basic dTEyMzpwdw==" }, want: 401, wantType: "unauthorized"},
 		{name: "garbage token is 401", body: `{"amount":1}`, auth: func(*testing.T) string { return "Bearer not.a.jwt" }, want: 401, wantType: "unauthorized"},
 		{name: "forged token is 401", body: `{"amount":1}`, auth: func(t *testing.T) string { return "Bearer " + forged(t) }, want: 401, wantType: "unauthorized"},
 		{name: "expired token is 401", body: `{"amount":1}`, auth: func(t *testing.T) string { return "Bearer " + expiredTokens(t) }, want: 401, wantType: "unauthorized"},
@@ -104,6 +108,9 @@ func TestCreateOrder(t *testing.T) {
 			}
 			if authz != "" {
 				req.Header.Set("Authorization", authz)
+			}
+			if tt.offContract {
+				req = openapitest.Invalid(req)
 			}
 			rr := f.do(req)
 			if rr.Code != tt.want {
