@@ -45,6 +45,8 @@ func TestLogin(t *testing.T) {
 		{name: "user_id is required", offContract: true, body: `{"amount":1}`, want: 422, wantType: "validation-failed"},
 		{name: "user_id of the wrong type is 422", offContract: true, body: `{"user_id":123}`, want: 422, wantType: "validation-failed"},
 		{name: "malformed JSON is 400", offContract: true, body: `{"user_id":`, want: 400, wantType: "malformed-json"},
+		{name: "an unclosed array is 400, not 422", offContract: true, body: `[`, want: 400, wantType: "malformed-json"},
+		{name: "a number with trailing letters is 400, not 422", offContract: true, body: `123abc`, want: 400, wantType: "malformed-json"},
 		{name: "an empty body is 400", offContract: true, body: ``, want: 400, wantType: "bad-request"},
 		{name: "another content type is 415", offContract: true, body: `user_id=u123`, ctype: "application/x-www-form-urlencoded", want: 415, wantType: "unsupported-media-type"},
 		{name: "a body over the limit is 413", offContract: true, body: `{"user_id":"` + strings.Repeat("u", 70<<10) + `"}`, want: 413, wantType: "payload-too-large"},

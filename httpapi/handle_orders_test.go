@@ -18,6 +18,11 @@ import (
 
 func TestCreateOrder(t *testing.T) {
 	long := `{"amount":1,"currency":"USD","items":[{"sku":"` + strings.Repeat("a", 70<<10) + `","quantity":1}]}`
+	var lines []string
+	for i := range orderflow.MaxItems + 1 {
+		lines = append(lines, fmt.Sprintf(`{"sku":"S%d","quantity":1}`, i))
+	}
+	items51 := strings.Join(lines, ",")
 	expiredTokens := func(t *testing.T) string {
 		kr, _ := auth.NewKeyring(auth.Key{ID: "k1", Secret: testSecret})
 		tok, _, err := auth.NewTokens(kr, time.Hour, func() time.Time { return t0.Add(-2 * time.Hour) }).Issue("u123")
@@ -45,6 +50,7 @@ func TestCreateOrder(t *testing.T) {
 		wantField string
 		// offContract marks a request that breaks openapi.json on purpose.
 		offContract bool
+		wantAmount  int64 // of the stored order, if set
 	}{
 		{name: "the spec's order is accepted", body: `{"user_id":"u123","amount":999}`, want: 202},
 		{name: "user_id may be left out", body: `{"amount":999}`, want: 202},
@@ -69,6 +75,21 @@ func TestCreateOrder(t *testing.T) {
 		{name: "repeated sku is 422", body: `{"amount":1,"items":[{"sku":"A","quantity":1},{"sku":"A","quantity":1}]}`, want: 422, wantType: "validation-failed", wantField: "items[1].sku"},
 		{name: "user_id other than the token's is 422", body: `{"user_id":"mallory","amount":1}`, want: 422, wantType: "validation-failed", wantField: "user_id"},
 
+		{name: "an integral decimal amount is the integer", body: `{"amount":16777217.0}`, want: 202, wantAmount: 16777217},
+		{name: "an amount with an exponent is the integer", body: `{"amount":1.6777217e7}`, want: 202, wantAmount: 16777217},
+		// Not offContract: the contract checker reads numbers as float64 and so sees a whole number.
+		{name: "a fraction too small for float64 is still a fraction", body: `{"amount":9999999999.0000001}`, want: 422, wantType: "validation-failed", wantField: "amount"},
+		{name: "an amount of 9999999999.00 is exact", body: `{"amount":9999999999.00}`, want: 202, wantAmount: 9999999999},
+		{name: "an integral decimal quantity is the integer", body: `{"amount":1,"items":[{"sku":"A","quantity":2.0}]}`, want: 202, wantAmount: 1},
+		{name: "a negative exponent with a fraction is 422", body: `{"amount":1e-2}`, want: 422, wantType: "validation-failed", wantField: "amount", offContract: true},
+		{name: "a huge exponent is 422 out of range", body: `{"amount":1e999999999}`, want: 422, wantType: "validation-failed", wantField: "amount", offContract: true},
+		{name: "an integral decimal beyond int64 is 422", body: `{"amount":99999999999999999999.0}`, want: 422, wantType: "validation-failed", wantField: "amount", offContract: true},
+		{name: "51 items are 422 naming items", body: `{"amount":1,"items":[` + items51 + `]}`, want: 422, wantType: "validation-failed", wantField: "items", offContract: true},
+
+		{name: "an unclosed array is 400", body: `[`, want: 400, wantType: "malformed-json", offContract: true},
+		{name: "an unfinished array is 400", body: `[1,`, want: 400, wantType: "malformed-json", offContract: true},
+		{name: "a number with trailing letters is 400", body: `123abc`, want: 400, wantType: "malformed-json", offContract: true},
+		{name: "an object with trailing letters is 400", body: `{"amount":1}x`, want: 400, wantType: "malformed-json", offContract: true},
 		{name: "malformed JSON is 400", offContract: true, body: `{"amount":`, want: 400, wantType: "malformed-json"},
 		{name: "not JSON at all is 400", offContract: true, body: `amount=1`, want: 400, wantType: "malformed-json"},
 		{name: "trailing data is 400", offContract: true, body: `{"amount":1}{"amount":2}`, want: 400, wantType: "malformed-json"},
@@ -130,6 +151,9 @@ func TestCreateOrder(t *testing.T) {
 				}
 				if f.store.count() != 1 {
 					t.Errorf("store has %d orders, want 1", f.store.count())
+				}
+				if o, err := f.store.GetOrder(context.Background(), orderflow.OrderID(a.OrderID)); tt.wantAmount != 0 && (err != nil || o.Amount != tt.wantAmount) {
+					t.Errorf("stored amount %d (%v), want %d", o.Amount, err, tt.wantAmount)
 				}
 				return
 			}
