@@ -9,11 +9,16 @@ import (
 )
 
 // readBody checks that the request carries JSON and reads its body, at most
-// MaxBodyBytes. Errors: 415 for another content type, 413 for a larger
-// body. The caller returns the buffer with s.bodies.put.
+// MaxBodyBytes. Errors: 415 for another content type or a content coding
+// other than identity (the body is not decompressed: RFC 9110 §15.5.16),
+// 413 for a larger body. The caller returns the buffer with s.bodies.put.
 func (s *server) readBody(w http.ResponseWriter, r *http.Request) (*bytes.Buffer, error) {
 	if !isJSONContentType(r.Header.Get("Content-Type")) {
 		return nil, newClientError(codeUnsupportedMedia, "", "Content-Type must be application/json")
+	}
+	if !isIdentityCoding(r.Header.Values("Content-Encoding")) {
+		w.Header()["Accept-Encoding"] = s.hdr.identity // RFC 7694 §3: the codings the server takes
+		return nil, newClientError(codeUnsupportedMedia, "", "Content-Encoding must be identity (or absent): send the body uncompressed")
 	}
 	limit := s.cfg.MaxBodyBytes
 	if r.ContentLength > limit {
@@ -40,4 +45,15 @@ func tooLarge(limit int64) error {
 func isJSONContentType(v string) bool {
 	mt, _, _ := strings.Cut(v, ";")
 	return strings.EqualFold(strings.TrimSpace(mt), "application/json")
+}
+
+// isIdentityCoding reports whether the Content-Encoding values vs leave
+// the body as it is: none, empty, or identity (case-insensitive).
+func isIdentityCoding(vs []string) bool {
+	for _, v := range vs {
+		if v = strings.TrimSpace(v); v != "" && !strings.EqualFold(v, "identity") {
+			return false
+		}
+	}
+	return true
 }

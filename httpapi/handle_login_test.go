@@ -33,6 +33,7 @@ func TestLogin(t *testing.T) {
 		mode     func(*Config, *Deps)
 		body     string
 		ctype    string
+		header   []string // extra headers
 		want     int
 		wantType string
 		// offContract marks a request that breaks openapi.json on purpose.
@@ -49,6 +50,7 @@ func TestLogin(t *testing.T) {
 		{name: "a number with trailing letters is 400, not 422", offContract: true, body: `123abc`, want: 400, wantType: "malformed-json"},
 		{name: "an empty body is 400", offContract: true, body: ``, want: 400, wantType: "bad-request"},
 		{name: "another content type is 415", offContract: true, body: `user_id=u123`, ctype: "application/x-www-form-urlencoded", want: 415, wantType: "unsupported-media-type"},
+		{name: "a compressed body is 415", offContract: true, body: `{"user_id":"u123"}`, header: []string{"Content-Encoding", "deflate"}, want: 415, wantType: "unsupported-media-type"},
 		{name: "a body over the limit is 413", offContract: true, body: `{"user_id":"` + strings.Repeat("u", 70<<10) + `"}`, want: 413, wantType: "payload-too-large"},
 		{name: "the right password logs in", mode: passwords, body: `{"user_id":"alice","password":"s3cret"}`, want: 200},
 		{name: "a wrong password is 401", mode: passwords, body: `{"user_id":"alice","password":"guess"}`, want: 401, wantType: "invalid-credentials"},
@@ -67,7 +69,7 @@ func TestLogin(t *testing.T) {
 			if tt.ctype != "" {
 				ctype = tt.ctype
 			}
-			req := request(http.MethodPost, "/login", tt.body, "Content-Type", ctype)
+			req := request(http.MethodPost, "/login", tt.body, append([]string{"Content-Type", ctype}, tt.header...)...)
 			if tt.offContract {
 				req = openapitest.Invalid(req)
 			}

@@ -106,6 +106,10 @@ func TestCreateOrder(t *testing.T) {
 		{name: "text/plain is 415", offContract: true, body: `{"amount":1}`, ctype: "text/plain", want: 415, wantType: "unsupported-media-type"},
 		{name: "form encoding is 415", offContract: true, body: `amount=1`, ctype: "application/x-www-form-urlencoded", want: 415, wantType: "unsupported-media-type"},
 
+		{name: "an identity content coding is accepted", body: `{"amount":1}`, header: []string{"Content-Encoding", "identity"}, want: 202},
+		{name: "a gzip-encoded body is 415", offContract: true, body: "\x1f\x8b\x08\x00", header: []string{"Content-Encoding", "gzip"}, want: 415, wantType: "unsupported-media-type"},
+		{name: "a br-encoded body is 415", offContract: true, body: `{"amount":1}`, header: []string{"Content-Encoding", "br"}, want: 415, wantType: "unsupported-media-type"},
+
 		{name: "missing token is 401", offContract: true, body: `{"amount":1}`, auth: func(*testing.T) string { return "" }, want: 401, wantType: "unauthorized"},
 		{name: "basic auth is 401", offContract: true, body: `{"amount":1}`, auth: func(*testing.T) string { return "Basic dTEyMzpwdw==" }, want: 401, wantType: "unauthorized"},
 		{name: "garbage token is 401", body: `{"amount":1}`, auth: func(*testing.T) string { return "Bearer not.a.jwt" }, want: 401, wantType: "unauthorized"},
@@ -168,6 +172,9 @@ func TestCreateOrder(t *testing.T) {
 				if !strings.Contains(p.Detail, tt.wantField) {
 					t.Errorf("detail %q does not name %q", p.Detail, tt.wantField)
 				}
+			}
+			if tt.want == 415 && len(tt.header) > 0 && tt.header[0] == "Content-Encoding" && rr.Header().Get("Accept-Encoding") != "identity" {
+				t.Errorf("415 for a content coding has Accept-Encoding %q, want identity (RFC 7694)", rr.Header().Get("Accept-Encoding"))
 			}
 			if tt.want == 401 && rr.Header().Get("WWW-Authenticate") == "" {
 				t.Error("401 without WWW-Authenticate")
