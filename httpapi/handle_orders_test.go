@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -445,4 +446,43 @@ func TestStatusURLRoundTrip(t *testing.T) {
 	if rr.Code != 200 {
 		t.Fatalf("GET status_url: %d, body %s", rr.Code, rr.Body)
 	}
+}
+
+func TestHTTP10WithoutHostGetsAUsableStatusURL(t *testing.T) {
+	post := func(f *fixture) string {
+		return "POST /orders HTTP/1.0\r\nContent-Type: application/json\r\nAuthorization: Bearer " + f.token("u123") +
+			"\r\nContent-Length: 12\r\n\r\n{\"amount\":1}"
+	}
+	t.Run("the listener's address stands in for the Host", func(t *testing.T) {
+		f := newFixture(t)
+		addr := f.serve(t)
+		resp, body := rawExchange(t, addr, post(f), 5*time.Second)
+		var a accepted
+		if err := json.Unmarshal(body, &a); err != nil || resp.StatusCode != 202 {
+			t.Fatalf("status %d, body %s", resp.StatusCode, body)
+		}
+		if want := "http://" + addr + "/orders/" + a.OrderID + "/status?"; !strings.HasPrefix(a.StatusURL, want) || resp.Header.Get("Location") != a.StatusURL {
+			t.Errorf("status_url %q, Location %q; want both under %q", a.StatusURL, resp.Header.Get("Location"), want)
+		}
+	})
+	t.Run("the public URL wins", func(t *testing.T) {
+		f := newFixture(t, func(c *Config, _ *Deps) { c.PublicURL = "https://api.example.org" })
+		_, body := rawExchange(t, f.serve(t), post(f), 5*time.Second)
+		var a accepted
+		if err := json.Unmarshal(body, &a); err != nil || !strings.HasPrefix(a.StatusURL, "https://api.example.org/orders/") {
+			t.Errorf("status_url %q (%v), want it under the public URL", a.StatusURL, err)
+		}
+	})
+	t.Run("with neither, the order is refused before it is accepted", func(t *testing.T) {
+		f := newFixture(t)
+		req := request(http.MethodPost, "/orders", `{"amount":1}`, "Content-Type", "application/json", "Authorization", "Bearer "+f.token("u123"))
+		req.Host = ""
+		rr := f.do(req)
+		if rr.Code != 400 || f.store.count() != 0 {
+			t.Fatalf("status %d with %d orders stored, want 400 and none; body %s", rr.Code, f.store.count(), rr.Body)
+		}
+		if p := problemOf(t, rr); !strings.Contains(p.Detail, "Host") {
+			t.Errorf("detail %q does not say what is missing", p.Detail)
+		}
+	})
 }
