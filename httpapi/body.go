@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -24,12 +25,21 @@ func (s *server) readBody(w http.ResponseWriter, r *http.Request) (*bytes.Buffer
 	if r.ContentLength > limit {
 		return nil, tooLarge(limit)
 	}
+	// The body must arrive within the request's deadline (RequestTimeout),
+	// not just the server's ReadTimeout, which bounds every request alike.
+	if deadline, ok := r.Context().Deadline(); ok {
+		_ = http.NewResponseController(w).SetReadDeadline(deadline) // not supported by test recorders
+	}
 	buf := s.bodies.get()
 	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
 		s.bodies.put(buf)
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		switch {
+		case errors.As(err, &mbe):
 			return nil, tooLarge(limit)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			w.Header().Set("Connection", "close") // the rest of the body is not awaited
+			return nil, newClientError(codeRequestTimeout, "", "the request body did not arrive within "+s.cfg.RequestTimeout.String())
 		}
 		return nil, newClientError(codeBadRequest, "", "could not read the request body")
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/orderflow/orderflow/httpapi/openapitest"
 )
 
 // serve runs the fixture's handler on a real listener, as NewHTTPServer
@@ -48,12 +50,13 @@ func rawExchange(t *testing.T, addr, raw string, within time.Duration) (*http.Re
 	if _, err := io.WriteString(conn, raw); err != nil {
 		t.Fatal(err)
 	}
-	return readAnswer(t, conn, raw, within)
+	return readAnswer(t, conn, raw, false, within)
 }
 
 // readAnswer reads the answer to the raw request sent on conn, waiting at
-// most within, and checks the exchange against openapi.json.
-func readAnswer(t *testing.T, conn net.Conn, raw string, within time.Duration) (*http.Response, []byte) {
+// most within, and checks the exchange against openapi.json; offContract
+// marks a request that breaks it on purpose.
+func readAnswer(t *testing.T, conn net.Conn, raw string, offContract bool, within time.Duration) (*http.Response, []byte) {
 	t.Helper()
 	_ = conn.SetReadDeadline(time.Now().Add(within))
 	req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
@@ -70,6 +73,9 @@ func readAnswer(t *testing.T, conn net.Conn, raw string, within time.Duration) (
 		t.Fatalf("answer body: %v", err)
 	}
 	reqBody, _ := io.ReadAll(req.Body)
+	if offContract {
+		req = openapitest.Invalid(req)
+	}
 	c, err := contract()
 	if err != nil {
 		t.Fatal(err)
@@ -79,4 +85,35 @@ func readAnswer(t *testing.T, conn net.Conn, raw string, within time.Duration) (
 		t.Errorf("contract: %s", v)
 	}
 	return resp, body
+}
+
+func TestABodyThatNeverFinishesIsCutAtTheRequestTimeout(t *testing.T) {
+	const timeout = 300 * time.Millisecond // the server's ReadTimeout is 15 s
+	for _, path := range []string{"/orders", "/login"} {
+		t.Run(path, func(t *testing.T) {
+			f := newFixture(t, func(c *Config, _ *Deps) { c.RequestTimeout = timeout })
+			conn, err := net.Dial("tcp", f.serve(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			head := "POST " + path + " HTTP/1.1\r\nHost: api.test\r\nContent-Type: application/json\r\nAuthorization: Bearer " +
+				f.token("u123") + "\r\nContent-Length: 100\r\n\r\n"
+			part := `{"amount":`
+			if _, err := io.WriteString(conn, head+part); err != nil {
+				t.Fatal(err)
+			}
+			// The rest of the body never comes. The answer must come long
+			// before the server's 15 s ReadTimeout would close the connection.
+			// (The request checked against openapi.json is the one the server
+			// waits for, padded to its length: not JSON.)
+			resp, body := readAnswer(t, conn, head+part+strings.Repeat(" ", 100-len(part)), true, 5*time.Second)
+			if resp.StatusCode != http.StatusRequestTimeout || resp.Header.Get("Content-Type") != "application/problem+json" {
+				t.Fatalf("status %d %q, want a 408 problem; body %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+			}
+			if !resp.Close {
+				t.Error("the connection stays open after a cut body")
+			}
+		})
+	}
 }
