@@ -183,7 +183,7 @@ func TestRequestID(t *testing.T) {
 				if tt.echoed && got != tt.sent {
 					t.Errorf("GET %s: X-Request-ID = %q, want %q", path, got, tt.sent)
 				}
-				if !tt.echoed && (got == tt.sent || !validRequestID(got) || seen[got]) {
+				if !tt.echoed && (got == tt.sent || !orderflow.ValidRequestID(got) || seen[got]) {
 					t.Errorf("GET %s: X-Request-ID = %q, want a fresh valid id", path, got)
 				}
 				seen[got] = true

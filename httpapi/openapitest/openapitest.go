@@ -31,6 +31,7 @@ import (
 
 	"github.com/pb33f/libopenapi"
 	validator "github.com/pb33f/libopenapi-validator"
+	"github.com/pb33f/libopenapi-validator/config"
 	verrors "github.com/pb33f/libopenapi-validator/errors"
 	"github.com/pb33f/libopenapi-validator/helpers"
 )
@@ -49,7 +50,7 @@ func New(doc []byte) (*Contract, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse openapi document: %w", err)
 	}
-	v, errs := validator.NewValidator(d)
+	v, errs := validator.NewValidator(d, config.WithFormatAssertions())
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("build openapi model: %w", errors.Join(errs...))
 	}
