@@ -10,7 +10,7 @@
 //     looser than the test thinks the server is) and its answer must be a
 //     4xx.
 //   - Every answer must be documented for its operation: status, media
-//     type, body schema and headers.
+//     type, body schema (formats such as date-time included) and headers.
 //   - A request for a path or method the document does not describe (or a
 //     path that only some routers would map to a documented one, such as
 //     /docs/..%2fopenapi.json) must get the 404 or 405 problem that the
