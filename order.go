@@ -141,7 +141,7 @@ func (o Order) Validate() error {
 	case !currencyRE.MatchString(o.Currency):
 		return Errorf(EInvalid, "currency must be a three-letter ISO 4217 code such as USD, got %q", o.Currency)
 	case len(o.Items) > MaxItems:
-		return Errorf(EInvalid, "an order may have at most %d items, got %d", MaxItems, len(o.Items))
+		return Errorf(EInvalid, "items may hold at most %d lines, got %d", MaxItems, len(o.Items))
 	}
 	seen := make(map[string]bool, len(o.Items))
 	for i, it := range o.Items {

@@ -110,7 +110,8 @@ func (t *Tokens) Issue(userID string) (token string, expiresIn time.Duration, er
 // short reason safe to show the client, such as "token expired", "token
 // signature invalid", "token algorithm not allowed", "unknown key id" or
 // "malformed token". Only HS256 is accepted, exp, iat and iss="orderflow"
-// are required, exp and iat are checked with Leeway, tokens longer than
+// are required (exp, iat and nbf as JSON numbers, RFC 7519's NumericDate),
+// exp and iat are checked with Leeway, tokens longer than
 // MaxTokenBytes are rejected unparsed, and sub must be a valid user id.
 func (t *Tokens) Verify(token string) (userID string, err error) {
 	userID, _, err = t.VerifyExpiry(token)
@@ -123,7 +124,7 @@ func (t *Tokens) VerifyExpiry(token string) (userID string, expires time.Time, e
 	if len(token) > MaxTokenBytes {
 		return "", time.Time{}, reject(ErrInvalidToken, "token too long", nil)
 	}
-	var claims jwt.RegisteredClaims
+	var claims claims
 	tok, err := t.parser.ParseWithClaims(token, &claims, t.keyFunc)
 	if err != nil {
 		return "", time.Time{}, classify(tok, err)
@@ -134,7 +135,7 @@ func (t *Tokens) VerifyExpiry(token string) (userID string, expires time.Time, e
 	if !orderflow.ValidUserID(claims.Subject) {
 		return "", time.Time{}, reject(ErrInvalidToken, "token subject invalid", nil)
 	}
-	return claims.Subject, claims.ExpiresAt.Time, nil
+	return claims.Subject, claims.ExpiresAt.NumericDate.Time, nil
 }
 
 // key is the jwt.Keyfunc: the "kid" header picks the secret.

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +86,11 @@ func TestTokensVerify(t *testing.T) {
 		{name: "non-string sub is malformed", token: forged(hs256("new"), with(goodClaims(), "sub", 42), secretA), at: t0, wantReason: "malformed token"},
 		{name: "missing exp is rejected", token: forged(hs256("new"), with(goodClaims(), "exp", nil), secretA), at: t0, wantReason: "token missing required claim"},
 		{name: "missing iat is rejected", token: forged(hs256("new"), with(goodClaims(), "iat", nil), secretA), at: t0, wantReason: "token missing required claim"},
+		{name: "exp as a numeric string is malformed (RFC 7519 NumericDate is a number)", token: forged(hs256("new"), with(goodClaims(), "exp", strconv.FormatInt(t0.Add(time.Hour).Unix(), 10)), secretA), at: t0, wantReason: "malformed token"},
+		{name: "iat as a numeric string is malformed", token: forged(hs256("new"), with(goodClaims(), "iat", strconv.FormatInt(t0.Unix(), 10)), secretA), at: t0, wantReason: "malformed token"},
+		{name: "nbf as a numeric string is malformed", token: forged(hs256("new"), with(goodClaims(), "nbf", strconv.FormatInt(t0.Unix(), 10)), secretA), at: t0, wantReason: "malformed token"},
+		{name: "exp as a boolean is malformed", token: forged(hs256("new"), with(goodClaims(), "exp", true), secretA), at: t0, wantReason: "malformed token"},
+		{name: "a fractional exp is a NumericDate", token: forged(hs256("new"), with(goodClaims(), "exp", float64(t0.Add(time.Hour).Unix())+0.5), secretA), at: t0, wantUser: "u123"},
 		{name: "non-numeric exp is malformed", token: forged(hs256("new"), with(goodClaims(), "exp", "tomorrow"), secretA), at: t0, wantReason: "malformed token"},
 		{name: "another issuer is rejected", token: forged(hs256("new"), with(goodClaims(), "iss", "someone-else"), secretA), at: t0, wantReason: "token issuer invalid"},
 		{name: "missing issuer is rejected", token: forged(hs256("new"), with(goodClaims(), "iss", nil), secretA), at: t0, wantReason: "token missing required claim"},

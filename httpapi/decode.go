@@ -24,8 +24,9 @@ type orderRequest struct {
 
 // decodeOptions make decoding strict: member names match case-sensitively
 // (the json/v2 default), duplicate names and invalid UTF-8 are errors (also
-// defaults), unknown members are rejected, and so is trailing data.
-var decodeOptions = json.RejectUnknownMembers(true)
+// defaults), unknown members are rejected, and so is trailing data. An
+// integer may be written as any whole number (integerUnmarshalers).
+var decodeOptions = json.JoinOptions(json.RejectUnknownMembers(true), integerUnmarshalers)
 
 // decodeOrder parses the body of POST /orders for the authenticated user
 // and returns the order it asks for (without id, status or times), already
@@ -39,7 +40,7 @@ func decodeOrder(body []byte, user string) (orderflow.Order, error) {
 	}
 	var req orderRequest
 	if err := json.Unmarshal(body, &req, decodeOptions); err != nil {
-		return orderflow.Order{}, decodeError(err)
+		return orderflow.Order{}, decodeError(body, err)
 	}
 	if string(bytes.TrimSpace(body)) == "null" {
 		return orderflow.Order{}, newClientError(orderflow.EInvalid, "", "request body must be a JSON object")
@@ -59,11 +60,19 @@ func decodeOrder(body []byte, user string) (orderflow.Order, error) {
 	return o, nil
 }
 
-// decodeError turns a json/v2 error into a client error that names the
-// offending field in the API's notation (items[0].quantity).
-func decodeError(err error) error {
+// decodeError turns a json/v2 error from decoding body into a client
+// error that names the offending field in the API's notation
+// (items[0].quantity). A body that is not JSON is malformed (400) whatever
+// the decoder met first: it reports a wrong type (the array of "[1,") or a
+// duplicate name before it reaches the broken syntax.
+func decodeError(body []byte, err error) error {
+	var raw jsontext.Value
+	if serr := json.Unmarshal(body, &raw, jsontext.AllowDuplicateNames(true)); serr != nil {
+		err = serr
+	}
 	var se *json.SemanticError
 	var syn *jsontext.SyntacticError
+	var ie *integerError
 	switch {
 	case errors.As(err, &syn) && errors.Is(err, jsontext.ErrDuplicateName):
 		field := fieldName(syn.JSONPointer)
@@ -75,14 +84,17 @@ func decodeError(err error) error {
 		field := fieldName(se.JSONPointer)
 		return newClientError(orderflow.EInvalid, field, "unknown field "+field+
 			" (the fields are user_id, amount, currency, items[].sku and items[].quantity)")
+	case errors.As(err, &se) && errors.As(err, &ie):
+		field := fieldName(se.JSONPointer)
+		if ie.outOfRange {
+			return newClientError(orderflow.EInvalid, field, field+" is out of range")
+		}
+		return newClientError(orderflow.EInvalid, field, field+" must be an integer, got "+truncate(ie.literal, 32))
 	case errors.As(err, &se):
 		field := fieldName(se.JSONPointer)
 		want := describeType(se.GoType)
 		if field == "" {
 			return newClientError(orderflow.EInvalid, "", "request body must be a JSON object")
-		}
-		if se.JSONKind == '0' && isDigits(se.JSONValue) && describeType(se.GoType) == "an integer (no fraction, no exponent)" {
-			return newClientError(orderflow.EInvalid, field, field+" is out of range")
 		}
 		got := ""
 		if se.JSONKind != 0 {
@@ -132,7 +144,7 @@ func describeType(t reflect.Type) string {
 	}
 	switch t.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return "an integer (no fraction, no exponent)"
+		return "an integer"
 	case reflect.String:
 		return "a string"
 	case reflect.Slice, reflect.Array:
@@ -162,18 +174,10 @@ func describeKind(k jsontext.Kind) string {
 	return "another kind"
 }
 
-// isDigits reports whether v is an integer literal (optionally negative).
-func isDigits(v []byte) bool {
-	if len(v) > 0 && v[0] == '-' {
-		v = v[1:]
+// truncate shortens s to at most n bytes, marking a cut with "...".
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	if len(v) == 0 {
-		return false
-	}
-	for _, c := range v {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
+	return s[:n] + "..."
 }

@@ -38,14 +38,16 @@ func (s *server) handleLogin() http.Handler {
 		}
 		var req request
 		empty := body.Len() == 0
-		err = json.Unmarshal(body.Bytes(), &req)
+		if err = json.Unmarshal(body.Bytes(), &req); err != nil {
+			err = decodeError(body.Bytes(), err)
+		}
 		s.bodies.put(body)
 		if empty {
 			s.problem(w, r, codeBadRequest, `request body is empty; send {"user_id":"..."}`, nil)
 			return
 		}
 		if err != nil {
-			s.fail(w, r, decodeError(err))
+			s.fail(w, r, err)
 			return
 		}
 		switch {

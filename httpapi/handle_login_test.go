@@ -10,6 +10,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/orderflow/orderflow/auth"
+	"github.com/orderflow/orderflow/httpapi/openapitest"
 )
 
 // usersFile returns users "alice" with password "s3cret".
@@ -33,19 +34,25 @@ func TestLogin(t *testing.T) {
 		mode     func(*Config, *Deps)
 		body     string
 		ctype    string
+		header   []string // extra headers
 		want     int
 		wantType string
+		// offContract marks a request that breaks openapi.json on purpose.
+		offContract bool
 	}{
 		{name: "dev mode takes the spec's body with its extra amount field", body: `{"user_id":"u123","amount":1}`, want: 200},
 		{name: "dev mode ignores a password", body: `{"user_id":"u123","password":"whatever"}`, want: 200},
 		{name: "dev mode accepts a charset parameter", body: `{"user_id":"u123"}`, ctype: "application/json; charset=utf-8", want: 200},
-		{name: "dev mode rejects an invalid user_id", body: `{"user_id":"-bad id-"}`, want: 422, wantType: "validation-failed"},
-		{name: "user_id is required", body: `{"amount":1}`, want: 422, wantType: "validation-failed"},
-		{name: "user_id of the wrong type is 422", body: `{"user_id":123}`, want: 422, wantType: "validation-failed"},
-		{name: "malformed JSON is 400", body: `{"user_id":`, want: 400, wantType: "malformed-json"},
-		{name: "an empty body is 400", body: ``, want: 400, wantType: "bad-request"},
-		{name: "another content type is 415", body: `user_id=u123`, ctype: "application/x-www-form-urlencoded", want: 415, wantType: "unsupported-media-type"},
-		{name: "a body over the limit is 413", body: `{"user_id":"` + strings.Repeat("u", 70<<10) + `"}`, want: 413, wantType: "payload-too-large"},
+		{name: "dev mode rejects an invalid user_id", offContract: true, body: `{"user_id":"-bad id-"}`, want: 422, wantType: "validation-failed"},
+		{name: "user_id is required", offContract: true, body: `{"amount":1}`, want: 422, wantType: "validation-failed"},
+		{name: "user_id of the wrong type is 422", offContract: true, body: `{"user_id":123}`, want: 422, wantType: "validation-failed"},
+		{name: "malformed JSON is 400", offContract: true, body: `{"user_id":`, want: 400, wantType: "malformed-json"},
+		{name: "an unclosed array is 400, not 422", offContract: true, body: `[`, want: 400, wantType: "malformed-json"},
+		{name: "a number with trailing letters is 400, not 422", offContract: true, body: `123abc`, want: 400, wantType: "malformed-json"},
+		{name: "an empty body is 400", offContract: true, body: ``, want: 400, wantType: "bad-request"},
+		{name: "another content type is 415", offContract: true, body: `user_id=u123`, ctype: "application/x-www-form-urlencoded", want: 415, wantType: "unsupported-media-type"},
+		{name: "a compressed body is 415", offContract: true, body: `{"user_id":"u123"}`, header: []string{"Content-Encoding", "deflate"}, want: 415, wantType: "unsupported-media-type"},
+		{name: "a body over the limit is 413", offContract: true, body: `{"user_id":"` + strings.Repeat("u", 70<<10) + `"}`, want: 413, wantType: "payload-too-large"},
 		{name: "the right password logs in", mode: passwords, body: `{"user_id":"alice","password":"s3cret"}`, want: 200},
 		{name: "a wrong password is 401", mode: passwords, body: `{"user_id":"alice","password":"guess"}`, want: 401, wantType: "invalid-credentials"},
 		{name: "an unknown user is 401", mode: passwords, body: `{"user_id":"mallory","password":"s3cret"}`, want: 401, wantType: "invalid-credentials"},
@@ -63,7 +70,11 @@ func TestLogin(t *testing.T) {
 			if tt.ctype != "" {
 				ctype = tt.ctype
 			}
-			rr := f.do(request(http.MethodPost, "/login", tt.body, "Content-Type", ctype))
+			req := request(http.MethodPost, "/login", tt.body, append([]string{"Content-Type", ctype}, tt.header...)...)
+			if tt.offContract {
+				req = openapitest.Invalid(req)
+			}
+			rr := f.do(req)
 			if rr.Code != tt.want {
 				t.Fatalf("status %d, want %d; body %s", rr.Code, tt.want, rr.Body)
 			}

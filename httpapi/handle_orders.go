@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -55,6 +56,11 @@ func (s *server) handleCreateOrder() http.Handler {
 			s.fail(w, r, err)
 			return
 		}
+		base, err := s.baseURL(r)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
 
 		var ik orderflow.IdempotencyKey
 		if key != "" {
@@ -83,7 +89,7 @@ func (s *server) handleCreateOrder() http.Handler {
 		} else {
 			h["Idempotent-Replayed"] = s.hdr.replayed
 		}
-		statusURL, expires := s.statusURL(r, stored)
+		statusURL, expires := s.statusURL(base, stored)
 		b := make([]byte, 0, 160+len(statusURL))
 		b = append(b, `{"order_id":`...)
 		b = appendJSONString(b, string(stored.ID))
@@ -98,23 +104,37 @@ func (s *server) handleCreateOrder() http.Handler {
 	})
 }
 
-// statusURL returns the absolute signed status URL of o and its expiry,
-// which is o.CreatedAt + StatusURLTTL so that the URL of an order is the
-// same every time it is computed.
-func (s *server) statusURL(r *http.Request, o orderflow.Order) (string, time.Time) {
+// baseURL is the scheme and authority of the absolute URLs in answers to
+// r: PublicURL if set, else the request's Host, else (an HTTP/1.0 request
+// may have none) the address of the listener that took the connection.
+// With none of them it is a 400: an answer must not carry "http:///".
+func (s *server) baseURL(r *http.Request) (string, error) {
+	if s.publicURL != "" {
+		return s.publicURL, nil
+	}
+	host := r.Host
+	if host == "" {
+		if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+			host = a.String()
+		}
+	}
+	if host == "" {
+		return "", newClientError(codeBadRequest, "", "send a Host header: the answer carries an absolute status URL")
+	}
+	if r.TLS != nil {
+		return "https://" + host, nil
+	}
+	return "http://" + host, nil
+}
+
+// statusURL returns the absolute signed status URL of o under base (from
+// baseURL) and its expiry, which is o.CreatedAt + StatusURLTTL so that the
+// URL of an order is the same every time it is computed.
+func (s *server) statusURL(base string, o orderflow.Order) (string, time.Time) {
 	q := s.cfg.URLs.Sign(o.ID, o.CreatedAt.Add(s.cfg.StatusURLTTL))
 	exp := q.Get("exp")
 	b := make([]byte, 0, 192)
-	if s.publicURL != "" {
-		b = append(b, s.publicURL...)
-	} else {
-		if r.TLS != nil {
-			b = append(b, "https://"...)
-		} else {
-			b = append(b, "http://"...)
-		}
-		b = append(b, r.Host...)
-	}
+	b = append(b, base...)
 	b = append(b, "/orders/"...)
 	b = append(b, url.PathEscape(string(o.ID))...)
 	b = append(b, "/status?exp="...)
@@ -151,8 +171,13 @@ func (s *server) handleGetOrder() http.Handler {
 			notFound()
 			return
 		}
+		base, err := s.baseURL(r)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
 		v := newOrderView(o, true)
-		v.StatusURL, _ = s.statusURL(r, o)
+		v.StatusURL, _ = s.statusURL(base, o)
 		writeJSON(w, r, http.StatusOK, s.hdr.json, v)
 	})
 }
@@ -166,6 +191,11 @@ func (s *server) handleListOrders() http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
+		base, err := s.baseURL(r)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
 		q := r.URL.Query()
 		limit := defaultPageSize
 		if q.Has("limit") {
@@ -199,7 +229,7 @@ func (s *server) handleListOrders() http.Handler {
 		p.Orders = make([]orderView, len(orders))
 		for i, o := range orders {
 			p.Orders[i] = newOrderView(o, true)
-			p.Orders[i].StatusURL, _ = s.statusURL(r, o)
+			p.Orders[i].StatusURL, _ = s.statusURL(base, o)
 		}
 		writeJSON(w, r, http.StatusOK, s.hdr.json, p)
 	})

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,10 +14,16 @@ import (
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/auth"
+	"github.com/orderflow/orderflow/httpapi/openapitest"
 )
 
 func TestCreateOrder(t *testing.T) {
 	long := `{"amount":1,"currency":"USD","items":[{"sku":"` + strings.Repeat("a", 70<<10) + `","quantity":1}]}`
+	var lines []string
+	for i := range orderflow.MaxItems + 1 {
+		lines = append(lines, fmt.Sprintf(`{"sku":"S%d","quantity":1}`, i))
+	}
+	items51 := strings.Join(lines, ",")
 	expiredTokens := func(t *testing.T) string {
 		kr, _ := auth.NewKeyring(auth.Key{ID: "k1", Secret: testSecret})
 		tok, _, err := auth.NewTokens(kr, time.Hour, func() time.Time { return t0.Add(-2 * time.Hour) }).Issue("u123")
@@ -42,6 +49,9 @@ func TestCreateOrder(t *testing.T) {
 		want      int
 		wantType  string // problem slug
 		wantField string
+		// offContract marks a request that breaks openapi.json on purpose.
+		offContract bool
+		wantAmount  int64 // of the stored order, if set
 	}{
 		{name: "the spec's order is accepted", body: `{"user_id":"u123","amount":999}`, want: 202},
 		{name: "user_id may be left out", body: `{"amount":999}`, want: 202},
@@ -50,39 +60,59 @@ func TestCreateOrder(t *testing.T) {
 		{name: "content type is case-insensitive", body: `{"amount":1}`, ctype: "Application/JSON", want: 202},
 		{name: "a quoted idempotency key is accepted", body: `{"amount":1}`, header: []string{"Idempotency-Key", `"abc-123"`}, want: 202},
 
-		{name: "unknown field ammount is 422 naming it", body: `{"ammount":999}`, want: 422, wantType: "validation-failed", wantField: "ammount"},
-		{name: "unknown nested field is 422 naming it", body: `{"amount":1,"items":[{"sku":"A","qty":1}]}`, want: 422, wantType: "validation-failed", wantField: "items[0].qty"},
-		{name: "field names are case-sensitive", body: `{"Amount":999}`, want: 422, wantType: "validation-failed", wantField: "Amount"},
-		{name: "amount as a string is 422 naming amount", body: `{"amount":"999"}`, want: 422, wantType: "validation-failed", wantField: "amount"},
-		{name: "fractional amount is 422", body: `{"amount":9.99}`, want: 422, wantType: "validation-failed", wantField: "amount"},
-		{name: "amount beyond int64 is 422", body: `{"amount":99999999999999999999}`, want: 422, wantType: "validation-failed", wantField: "amount"},
-		{name: "quantity of the wrong type names items[0].quantity", body: `{"amount":1,"items":[{"sku":"A","quantity":"2"}]}`, want: 422, wantType: "validation-failed", wantField: "items[0].quantity"},
-		{name: "items as an object is 422", body: `{"amount":1,"items":{"sku":"A"}}`, want: 422, wantType: "validation-failed", wantField: "items"},
+		{name: "unknown field ammount is 422 naming it", offContract: true, body: `{"ammount":999}`, want: 422, wantType: "validation-failed", wantField: "ammount"},
+		{name: "unknown nested field is 422 naming it", offContract: true, body: `{"amount":1,"items":[{"sku":"A","qty":1}]}`, want: 422, wantType: "validation-failed", wantField: "items[0].qty"},
+		{name: "field names are case-sensitive", offContract: true, body: `{"Amount":999}`, want: 422, wantType: "validation-failed", wantField: "Amount"},
+		{name: "amount as a string is 422 naming amount", offContract: true, body: `{"amount":"999"}`, want: 422, wantType: "validation-failed", wantField: "amount"},
+		{name: "fractional amount is 422", offContract: true, body: `{"amount":9.99}`, want: 422, wantType: "validation-failed", wantField: "amount"},
+		{name: "amount beyond int64 is 422", offContract: true, body: `{"amount":99999999999999999999}`, want: 422, wantType: "validation-failed", wantField: "amount"},
+		{name: "quantity of the wrong type names items[0].quantity", offContract: true, body: `{"amount":1,"items":[{"sku":"A","quantity":"2"}]}`, want: 422, wantType: "validation-failed", wantField: "items[0].quantity"},
+		{name: "items as an object is 422", offContract: true, body: `{"amount":1,"items":{"sku":"A"}}`, want: 422, wantType: "validation-failed", wantField: "items"},
 		{name: "a duplicate field is 422", body: `{"amount":1,"amount":2}`, want: 422, wantType: "validation-failed", wantField: "amount"},
-		{name: "a top-level array is 422", body: `[{"amount":1}]`, want: 422, wantType: "validation-failed"},
-		{name: "zero amount is 422", body: `{"amount":0}`, want: 422, wantType: "validation-failed", wantField: "amount"},
-		{name: "missing amount is 422", body: `{"currency":"USD"}`, want: 422, wantType: "validation-failed", wantField: "amount"},
-		{name: "lower-case currency is 422", body: `{"amount":1,"currency":"usd"}`, want: 422, wantType: "validation-failed", wantField: "currency"},
+		{name: "a top-level array is 422", offContract: true, body: `[{"amount":1}]`, want: 422, wantType: "validation-failed"},
+		{name: "zero amount is 422", offContract: true, body: `{"amount":0}`, want: 422, wantType: "validation-failed", wantField: "amount"},
+		{name: "missing amount is 422", offContract: true, body: `{"currency":"USD"}`, want: 422, wantType: "validation-failed", wantField: "amount"},
+		{name: "lower-case currency is 422", offContract: true, body: `{"amount":1,"currency":"usd"}`, want: 422, wantType: "validation-failed", wantField: "currency"},
 		{name: "repeated sku is 422", body: `{"amount":1,"items":[{"sku":"A","quantity":1},{"sku":"A","quantity":1}]}`, want: 422, wantType: "validation-failed", wantField: "items[1].sku"},
 		{name: "user_id other than the token's is 422", body: `{"user_id":"mallory","amount":1}`, want: 422, wantType: "validation-failed", wantField: "user_id"},
 
-		{name: "malformed JSON is 400", body: `{"amount":`, want: 400, wantType: "malformed-json"},
-		{name: "not JSON at all is 400", body: `amount=1`, want: 400, wantType: "malformed-json"},
-		{name: "trailing data is 400", body: `{"amount":1}{"amount":2}`, want: 400, wantType: "malformed-json"},
-		{name: "invalid UTF-8 is 400", body: "{\"amount\":1,\"currency\":\"\xff\"}", want: 400, wantType: "malformed-json"},
-		{name: "empty body is 400", body: ``, want: 400, wantType: "bad-request"},
+		{name: "an integral decimal amount is the integer", body: `{"amount":16777217.0}`, want: 202, wantAmount: 16777217},
+		{name: "an amount with an exponent is the integer", body: `{"amount":1.6777217e7}`, want: 202, wantAmount: 16777217},
+		// Not offContract: the contract checker reads numbers as float64 and so sees a whole number.
+		{name: "a fraction too small for float64 is still a fraction", body: `{"amount":9999999999.0000001}`, want: 422, wantType: "validation-failed", wantField: "amount"},
+		{name: "an amount of 9999999999.00 is exact", body: `{"amount":9999999999.00}`, want: 202, wantAmount: 9999999999},
+		{name: "an integral decimal quantity is the integer", body: `{"amount":1,"items":[{"sku":"A","quantity":2.0}]}`, want: 202, wantAmount: 1},
+		{name: "a negative exponent with a fraction is 422", body: `{"amount":1e-2}`, want: 422, wantType: "validation-failed", wantField: "amount", offContract: true},
+		{name: "a huge exponent is 422 out of range", body: `{"amount":1e999999999}`, want: 422, wantType: "validation-failed", wantField: "amount", offContract: true},
+		{name: "an integral decimal beyond int64 is 422", body: `{"amount":99999999999999999999.0}`, want: 422, wantType: "validation-failed", wantField: "amount", offContract: true},
+		{name: "51 items are 422 naming items", body: `{"amount":1,"items":[` + items51 + `]}`, want: 422, wantType: "validation-failed", wantField: "items", offContract: true},
+
+		{name: "an unclosed array is 400", body: `[`, want: 400, wantType: "malformed-json", offContract: true},
+		{name: "an unfinished array is 400", body: `[1,`, want: 400, wantType: "malformed-json", offContract: true},
+		{name: "a number with trailing letters is 400", body: `123abc`, want: 400, wantType: "malformed-json", offContract: true},
+		{name: "an object with trailing letters is 400", body: `{"amount":1}x`, want: 400, wantType: "malformed-json", offContract: true},
+		{name: "malformed JSON is 400", offContract: true, body: `{"amount":`, want: 400, wantType: "malformed-json"},
+		{name: "not JSON at all is 400", offContract: true, body: `amount=1`, want: 400, wantType: "malformed-json"},
+		{name: "trailing data is 400", offContract: true, body: `{"amount":1}{"amount":2}`, want: 400, wantType: "malformed-json"},
+		{name: "invalid UTF-8 is 400", offContract: true, body: "{\"amount\":1,\"currency\":\"\xff\"}", want: 400, wantType: "malformed-json"},
+		{name: "empty body is 400", offContract: true, body: ``, want: 400, wantType: "bad-request"},
+		// Not offContract: the contract checker takes an empty header for an absent one.
 		{name: "empty idempotency key is 400", body: `{"amount":1}`, header: []string{"Idempotency-Key", ""}, want: 400, wantType: "bad-request"},
-		{name: "idempotency key over 255 characters is 400", body: `{"amount":1}`, header: []string{"Idempotency-Key", strings.Repeat("k", 256)}, want: 400, wantType: "bad-request"},
-		{name: "idempotency key with a control character is 400", body: `{"amount":1}`, header: []string{"Idempotency-Key", "a\x01b"}, want: 400, wantType: "bad-request"},
+		{name: "idempotency key over 255 characters is 400", offContract: true, body: `{"amount":1}`, header: []string{"Idempotency-Key", strings.Repeat("k", 256)}, want: 400, wantType: "bad-request"},
+		{name: "idempotency key with a control character is 400", offContract: true, body: `{"amount":1}`, header: []string{"Idempotency-Key", "a\x01b"}, want: 400, wantType: "bad-request"},
 		{name: "two idempotency keys are 400", body: `{"amount":1}`, header: []string{"Idempotency-Key", "a", "Idempotency-Key", "b"}, want: 400, wantType: "bad-request"},
 
-		{name: "body over the limit is 413", body: long, want: 413, wantType: "payload-too-large"},
-		{name: "missing content type is 415", body: `{"amount":1}`, ctype: "-", want: 415, wantType: "unsupported-media-type"},
-		{name: "text/plain is 415", body: `{"amount":1}`, ctype: "text/plain", want: 415, wantType: "unsupported-media-type"},
-		{name: "form encoding is 415", body: `amount=1`, ctype: "application/x-www-form-urlencoded", want: 415, wantType: "unsupported-media-type"},
+		{name: "body over the limit is 413", offContract: true, body: long, want: 413, wantType: "payload-too-large"},
+		{name: "missing content type is 415", offContract: true, body: `{"amount":1}`, ctype: "-", want: 415, wantType: "unsupported-media-type"},
+		{name: "text/plain is 415", offContract: true, body: `{"amount":1}`, ctype: "text/plain", want: 415, wantType: "unsupported-media-type"},
+		{name: "form encoding is 415", offContract: true, body: `amount=1`, ctype: "application/x-www-form-urlencoded", want: 415, wantType: "unsupported-media-type"},
 
-		{name: "missing token is 401", body: `{"amount":1}`, auth: func(*testing.T) string { return "" }, want: 401, wantType: "unauthorized"},
-		{name: "basic auth is 401", body: `{"amount":1}`, auth: func(*testing.T) string { return "Basic dTEyMzpwdw==" }, want: 401, wantType: "unauthorized"},
+		{name: "an identity content coding is accepted", body: `{"amount":1}`, header: []string{"Content-Encoding", "identity"}, want: 202},
+		{name: "a gzip-encoded body is 415", offContract: true, body: "\x1f\x8b\x08\x00", header: []string{"Content-Encoding", "gzip"}, want: 415, wantType: "unsupported-media-type"},
+		{name: "a br-encoded body is 415", offContract: true, body: `{"amount":1}`, header: []string{"Content-Encoding", "br"}, want: 415, wantType: "unsupported-media-type"},
+
+		{name: "missing token is 401", offContract: true, body: `{"amount":1}`, auth: func(*testing.T) string { return "" }, want: 401, wantType: "unauthorized"},
+		{name: "basic auth is 401", offContract: true, body: `{"amount":1}`, auth: func(*testing.T) string { return "Basic dTEyMzpwdw==" }, want: 401, wantType: "unauthorized"},
 		{name: "garbage token is 401", body: `{"amount":1}`, auth: func(*testing.T) string { return "Bearer not.a.jwt" }, want: 401, wantType: "unauthorized"},
 		{name: "forged token is 401", body: `{"amount":1}`, auth: func(t *testing.T) string { return "Bearer " + forged(t) }, want: 401, wantType: "unauthorized"},
 		{name: "expired token is 401", body: `{"amount":1}`, auth: func(t *testing.T) string { return "Bearer " + expiredTokens(t) }, want: 401, wantType: "unauthorized"},
@@ -105,6 +135,9 @@ func TestCreateOrder(t *testing.T) {
 			if authz != "" {
 				req.Header.Set("Authorization", authz)
 			}
+			if tt.offContract {
+				req = openapitest.Invalid(req)
+			}
 			rr := f.do(req)
 			if rr.Code != tt.want {
 				t.Fatalf("status = %d, want %d; body %s", rr.Code, tt.want, rr.Body)
@@ -124,6 +157,9 @@ func TestCreateOrder(t *testing.T) {
 				if f.store.count() != 1 {
 					t.Errorf("store has %d orders, want 1", f.store.count())
 				}
+				if o, err := f.store.GetOrder(context.Background(), orderflow.OrderID(a.OrderID)); tt.wantAmount != 0 && (err != nil || o.Amount != tt.wantAmount) {
+					t.Errorf("stored amount %d (%v), want %d", o.Amount, err, tt.wantAmount)
+				}
 				return
 			}
 			p := problemOf(t, rr)
@@ -137,6 +173,9 @@ func TestCreateOrder(t *testing.T) {
 				if !strings.Contains(p.Detail, tt.wantField) {
 					t.Errorf("detail %q does not name %q", p.Detail, tt.wantField)
 				}
+			}
+			if tt.want == 415 && len(tt.header) > 0 && tt.header[0] == "Content-Encoding" && rr.Header().Get("Accept-Encoding") != "identity" {
+				t.Errorf("415 for a content coding has Accept-Encoding %q, want identity (RFC 7694)", rr.Header().Get("Accept-Encoding"))
 			}
 			if tt.want == 401 && rr.Header().Get("WWW-Authenticate") == "" {
 				t.Error("401 without WWW-Authenticate")
@@ -445,4 +484,43 @@ func TestStatusURLRoundTrip(t *testing.T) {
 	if rr.Code != 200 {
 		t.Fatalf("GET status_url: %d, body %s", rr.Code, rr.Body)
 	}
+}
+
+func TestHTTP10WithoutHostGetsAUsableStatusURL(t *testing.T) {
+	post := func(f *fixture) string {
+		return "POST /orders HTTP/1.0\r\nContent-Type: application/json\r\nAuthorization: Bearer " + f.token("u123") +
+			"\r\nContent-Length: 12\r\n\r\n{\"amount\":1}"
+	}
+	t.Run("the listener's address stands in for the Host", func(t *testing.T) {
+		f := newFixture(t)
+		addr := f.serve(t)
+		resp, body := rawExchange(t, addr, post(f), 5*time.Second)
+		var a accepted
+		if err := json.Unmarshal(body, &a); err != nil || resp.StatusCode != 202 {
+			t.Fatalf("status %d, body %s", resp.StatusCode, body)
+		}
+		if want := "http://" + addr + "/orders/" + a.OrderID + "/status?"; !strings.HasPrefix(a.StatusURL, want) || resp.Header.Get("Location") != a.StatusURL {
+			t.Errorf("status_url %q, Location %q; want both under %q", a.StatusURL, resp.Header.Get("Location"), want)
+		}
+	})
+	t.Run("the public URL wins", func(t *testing.T) {
+		f := newFixture(t, func(c *Config, _ *Deps) { c.PublicURL = "https://api.example.org" })
+		_, body := rawExchange(t, f.serve(t), post(f), 5*time.Second)
+		var a accepted
+		if err := json.Unmarshal(body, &a); err != nil || !strings.HasPrefix(a.StatusURL, "https://api.example.org/orders/") {
+			t.Errorf("status_url %q (%v), want it under the public URL", a.StatusURL, err)
+		}
+	})
+	t.Run("with neither, the order is refused before it is accepted", func(t *testing.T) {
+		f := newFixture(t)
+		req := request(http.MethodPost, "/orders", `{"amount":1}`, "Content-Type", "application/json", "Authorization", "Bearer "+f.token("u123"))
+		req.Host = ""
+		rr := f.do(req)
+		if rr.Code != 400 || f.store.count() != 0 {
+			t.Fatalf("status %d with %d orders stored, want 400 and none; body %s", rr.Code, f.store.count(), rr.Body)
+		}
+		if p := problemOf(t, rr); !strings.Contains(p.Detail, "Host") {
+			t.Errorf("detail %q does not say what is missing", p.Detail)
+		}
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/httpapi/openapitest"
 )
 
 // statusPath is the path and query of the signed status URL of id.
@@ -111,19 +112,25 @@ func TestOrderStatus(t *testing.T) {
 		target   string
 		want     int
 		wantType string
+		// offContract marks a URL that breaks openapi.json on purpose.
+		offContract bool
 	}{
-		{"a tampered signature is 403", tamper(good, func(q url.Values) { q.Set("sig", strings.Repeat("A", 43)) }), 403, "invalid-signature"},
-		{"a moved expiry is 403", tamper(good, func(q url.Values) { q.Set("exp", "9999999999") }), 403, "invalid-signature"},
-		{"an unknown key id is 403", tamper(good, func(q url.Values) { q.Set("kid", "k9") }), 403, "invalid-signature"},
-		{"a missing signature is 403", tamper(good, func(q url.Values) { q.Del("sig") }), 403, "invalid-signature"},
-		{"another order's signature is 403", "/orders/" + string(rejected.ID) + "/status?" + strings.SplitN(good, "?", 2)[1], 403, "invalid-signature"},
-		{"a malformed order id is 403", "/orders/nope/status?" + strings.SplitN(good, "?", 2)[1], 403, "invalid-signature"},
-		{"an expired URL is 403", f.statusPath(pending.ID, t0.Add(-time.Second)), 403, "status-url-expired"},
-		{"a validly signed URL of a missing order is 404", f.statusPath(orderflow.NewOrderID(t0), exp), 404, "not-found"},
+		{"a tampered signature is 403", tamper(good, func(q url.Values) { q.Set("sig", strings.Repeat("A", 43)) }), 403, "invalid-signature", false},
+		{"a moved expiry is 403", tamper(good, func(q url.Values) { q.Set("exp", "9999999999") }), 403, "invalid-signature", false},
+		{"an unknown key id is 403", tamper(good, func(q url.Values) { q.Set("kid", "k9") }), 403, "invalid-signature", false},
+		{"a missing signature is 403", tamper(good, func(q url.Values) { q.Del("sig") }), 403, "invalid-signature", true},
+		{"another order's signature is 403", "/orders/" + string(rejected.ID) + "/status?" + strings.SplitN(good, "?", 2)[1], 403, "invalid-signature", false},
+		{"a malformed order id is 403", "/orders/nope/status?" + strings.SplitN(good, "?", 2)[1], 403, "invalid-signature", true},
+		{"an expired URL is 403", f.statusPath(pending.ID, t0.Add(-time.Second)), 403, "status-url-expired", false},
+		{"a validly signed URL of a missing order is 404", f.statusPath(orderflow.NewOrderID(t0), exp), 404, "not-found", false},
 	}
 	for _, tt := range errs {
 		t.Run(tt.name, func(t *testing.T) {
-			rr := f.do(request(http.MethodGet, tt.target, ""))
+			req := request(http.MethodGet, tt.target, "")
+			if tt.offContract {
+				req = openapitest.Invalid(req)
+			}
+			rr := f.do(req)
 			if rr.Code != tt.want {
 				t.Fatalf("status %d, want %d; body %s", rr.Code, tt.want, rr.Body)
 			}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/auth"
+	"github.com/orderflow/orderflow/httpapi/openapitest"
 )
 
 // t0 is the fixed start of the test clock.
@@ -237,12 +238,33 @@ var observed = struct {
 	codes map[string]map[int]bool
 }{codes: make(map[string]map[int]bool)}
 
-// do serves req and records the status under the route pattern it matched.
+// contract is openapi.json as a checker of exchanges, built once.
+var contract = sync.OnceValues(func() (*openapitest.Contract, error) { return openapitest.New(openapiJSON) })
+
+// do serves req and records the status under the route pattern it
+// matched. It checks the exchange against openapi.json and reports each
+// violation as a test error; a request that breaks the contract on purpose
+// is sent as do(openapitest.Invalid(req)).
 func (f *fixture) do(req *http.Request) *httptest.ResponseRecorder {
 	f.t.Helper()
+	c, err := contract()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var body []byte
+	if req.Body != nil {
+		// Read the body for the check and give the server the same bytes,
+		// and the same error if reading failed.
+		var rerr error
+		body, rerr = io.ReadAll(req.Body)
+		req.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), errorReader{rerr}))
+	}
 	_, pattern := f.s.mux.Handler(req)
 	rr := httptest.NewRecorder()
 	f.h.ServeHTTP(rr, req)
+	for _, v := range c.Check(req, body, rr.Result(), rr.Body.Bytes()) {
+		f.t.Errorf("contract: %s", v)
+	}
 	if pattern != "" {
 		observed.Lock()
 		if observed.codes[pattern] == nil {
@@ -252,6 +274,16 @@ func (f *fixture) do(req *http.Request) *httptest.ResponseRecorder {
 		observed.Unlock()
 	}
 	return rr
+}
+
+// errorReader returns err, or io.EOF if err is nil.
+type errorReader struct{ err error }
+
+func (r errorReader) Read([]byte) (int, error) {
+	if r.err == nil {
+		return 0, io.EOF
+	}
+	return 0, r.err
 }
 
 // request builds a request; headers are name, value pairs.

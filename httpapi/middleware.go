@@ -7,16 +7,12 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/auth"
 )
-
-// maxRequestIDLength bounds a client-supplied X-Request-ID.
-const maxRequestIDLength = 128
 
 // observe is the outermost middleware. It gives the request its id (the
 // client's X-Request-ID if sane, else a new one), sets the security and
@@ -26,10 +22,7 @@ const maxRequestIDLength = 128
 func (s *server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rid := r.Header.Get("X-Request-Id")
-		if !validRequestID(rid) {
-			rid = s.newRequestID()
-		}
+		rid := s.rids.Take(r.Header.Get("X-Request-Id"))
 		h := w.Header()
 		h["X-Request-Id"] = []string{rid}
 		h["X-Content-Type-Options"] = s.hdr.nosniff
@@ -134,29 +127,6 @@ func bearerToken(h string) (string, bool) {
 		return "", false
 	}
 	return tok, true
-}
-
-// validRequestID reports whether id matches ^[A-Za-z0-9._:-]{1,128}$.
-func validRequestID(id string) bool {
-	if len(id) == 0 || len(id) > maxRequestIDLength {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-// newRequestID returns a process-unique id: a random per-server prefix
-// and a counter (cheaper than reading randomness per request).
-func (s *server) newRequestID() string {
-	var b [48]byte
-	out := append(b[:0], s.ridPrefix...)
-	out = strconv.AppendUint(out, s.ridCounter.Add(1), 10)
-	return string(out)
 }
 
 // routeOf is the route label of r: its mux pattern without the method

@@ -1,13 +1,18 @@
 package httpapi
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/orderflow/orderflow"
 )
 
 // TestMain runs the tests, then checks that every status a test observed
@@ -158,5 +163,73 @@ func TestOpenAPIIsServed(t *testing.T) {
 	rr := f.do(request("GET", "/openapi.json", ""))
 	if rr.Code != 200 || rr.Header().Get("Content-Type") != "application/json" || rr.Body.String() != string(openapiJSON) {
 		t.Errorf("status %d, type %q, %d bytes", rr.Code, rr.Header().Get("Content-Type"), rr.Body.Len())
+	}
+}
+
+// parameterPattern returns the schema pattern of the named parameter of an operation.
+func parameterPattern(t *testing.T, path, method, name string) string {
+	t.Helper()
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Parameters []struct {
+				Name   string `json:"name"`
+				Schema struct {
+					Pattern string `json:"pattern"`
+				} `json:"schema"`
+			} `json:"parameters"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(openapiJSON, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range doc.Paths[path][method].Parameters {
+		if p.Name == name {
+			return p.Schema.Pattern
+		}
+	}
+	t.Fatalf("%s %s has no parameter %s", method, path, name)
+	return ""
+}
+
+// TestOpenAPIPatternsAreTheServersRules checks that the patterns of
+// openapi.json accept exactly what the server accepts, on the edges of
+// each rule (a pattern the server is stricter or looser than misleads
+// clients and contract testers alike).
+func TestOpenAPIPatternsAreTheServersRules(t *testing.T) {
+	cursorOf := func(b byte) string {
+		return encodeCursor(orderflow.OrderID(strings.Repeat(hex.EncodeToString([]byte{b}), 16)))
+	}
+	tests := []struct {
+		path, method, param string
+		server              func(string) bool
+		values              []string
+	}{
+		{"/orders", "post", "Idempotency-Key",
+			func(k string) bool { _, err := idempotencyKey(http.Header{"Idempotency-Key": {k}}); return err == nil },
+			[]string{
+				"a", `"`, `""`, `"a"`, `"a`, `a"`, " ", "~", "key-1",
+				strings.Repeat("k", 255), strings.Repeat("k", 256),
+				`"` + strings.Repeat("k", 255) + `"`, `"` + strings.Repeat("k", 256) + `"`,
+				`"` + strings.Repeat("k", 254), strings.Repeat("k", 254) + `"`,
+				"a\x01b", "a\x7fb", "a\tb", "é",
+			}},
+		{"/orders", "get", "cursor",
+			func(c string) bool { _, err := decodeCursor(c); return err == nil },
+			[]string{
+				cursorOf(0x00), cursorOf(0xff), cursorOf(0x5a), encodeCursor(orderflow.NewOrderID(t0)),
+				"", "zzz", `"x"`, strings.Repeat("A", 21), strings.Repeat("A", 23), strings.Repeat("A", 21) + "B",
+				strings.Repeat("A", 21) + "=", strings.Repeat("A", 20) + "+A", strings.Repeat("A", 22) + "==",
+			}},
+	}
+	for _, tt := range tests {
+		re, err := regexp.Compile(parameterPattern(t, tt.path, tt.method, tt.param))
+		if err != nil {
+			t.Fatalf("%s pattern: %v", tt.param, err)
+		}
+		for _, v := range tt.values {
+			if server, doc := tt.server(v), re.MatchString(v); server != doc {
+				t.Errorf("%s %q (%d bytes): server accepts %v, openapi.json accepts %v", tt.param, v, len(v), server, doc)
+			}
+		}
 	}
 }

@@ -27,6 +27,7 @@ const (
 	codeUnsupportedMedia = "unsupported_media_type"
 	codeRateLimited      = "rate_limited"
 	codeNotReady         = "not_ready"
+	codeRequestTimeout   = "request_timeout"
 )
 
 // unavailableRetryAfter is the Retry-After of 503 answers, in seconds.
@@ -63,6 +64,8 @@ func kindOf(code string) problemKind {
 		return problemKind{http.StatusConflict, "conflict", "Conflict"}
 	case codeInFlight:
 		return problemKind{http.StatusConflict, "request-in-flight", "A request with this idempotency key is in progress"}
+	case codeRequestTimeout:
+		return problemKind{http.StatusRequestTimeout, "request-timeout", "Request timeout"}
 	case codeTooLarge:
 		return problemKind{http.StatusRequestEntityTooLarge, "payload-too-large", "Request body too large"}
 	case codeUnsupportedMedia:

@@ -30,6 +30,7 @@ type headerValues struct {
 	nosniff, noReferrer, deny             []string
 	cspAPI, cspSwagger, cspRedoc, cspWeb  []string
 	noStore, noCache, longCache, replayed []string
+	identity                              []string
 }
 
 func newHeaderValues() headerValues {
@@ -48,6 +49,7 @@ func newHeaderValues() headerValues {
 		noCache:     []string{"no-cache"},
 		longCache:   []string{"public, max-age=604800"},
 		replayed:    []string{"true"},
+		identity:    []string{"identity"},
 	}
 }
 

@@ -2,14 +2,11 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -124,10 +121,9 @@ type server struct {
 	bodies   bufferPool
 	hdr      headerValues
 
-	publicURL   string // without trailing slash; "" = from the request
-	ridPrefix   string // random per server, so generated request ids are unique across replicas
-	ridCounter  atomic.Uint64
-	retryPoll   []string // Retry-After for pending orders, whole seconds
+	publicURL   string                // without trailing slash; "" = from the request
+	rids        *orderflow.RequestIDs // for requests without a sane X-Request-ID
+	retryPoll   []string              // Retry-After for pending orders, whole seconds
 	limitPolicy []string
 }
 
@@ -205,9 +201,7 @@ func newServer(cfg Config, deps Deps) *server {
 	s.metrics = newMetrics(reg)
 
 	s.publicURL = strings.TrimRight(cfg.PublicURL, "/")
-	var b [8]byte
-	_, _ = rand.Read(b[:]) // never fails (Go 1.24+)
-	s.ridPrefix = hex.EncodeToString(b[:]) + "-"
+	s.rids = orderflow.NewRequestIDs()
 	s.retryPoll = []string{retryAfterSeconds(cfg.PollAfter)}
 	s.limitPolicy = []string{`"default";q=` + strconv.Itoa(cfg.RateLimit) + `;w=60`}
 	s.orderLim = newLimiter(cfg.RateLimit, time.Minute)

@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/orderflow/orderflow"
 )
 
 // Handler serves the processor's probes and metrics:
@@ -17,7 +19,9 @@ import (
 //	              when ready returns an error (queue or store unreachable)
 //	GET /metrics  the Prometheus metrics gathered from g
 //
-// Other paths get a 404 problem document.
+// Other paths get a 404 problem document. Like the api, every answer
+// carries X-Request-ID (the client's if sane, else a new one) and every
+// problem names it in request_id.
 func Handler(ready func(context.Context) error, g prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/health", getOnly(func(w http.ResponseWriter, r *http.Request) {
@@ -28,7 +32,7 @@ func Handler(ready func(context.Context) error, g prometheus.Gatherer) http.Hand
 		defer cancel()
 		if err := ready(ctx); err != nil {
 			w.Header().Set("Retry-After", "5")
-			writeProblem(w, http.StatusServiceUnavailable, "not-ready", "Not ready",
+			writeProblem(w, r, http.StatusServiceUnavailable, "not-ready", "Not ready",
 				"the queue or the store cannot be reached; retry later")
 			return
 		}
@@ -36,9 +40,9 @@ func Handler(ready func(context.Context) error, g prometheus.Gatherer) http.Hand
 	}))
 	mux.Handle("/metrics", getOnly(promhttp.HandlerFor(g, promhttp.HandlerOpts{}).ServeHTTP))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, http.StatusNotFound, "not-found", "Not found", "no such endpoint; try /health, /ready or /metrics")
+		writeProblem(w, r, http.StatusNotFound, "not-found", "Not found", "no such endpoint; try /health, /ready or /metrics")
 	})
-	return mux
+	return withRequestID(orderflow.NewRequestIDs(), mux)
 }
 
 // getOnly answers methods other than GET and HEAD with a 405 problem.
@@ -46,20 +50,23 @@ func getOnly(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			writeProblem(w, http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed", r.Method+" is not allowed here; use GET")
+			writeProblem(w, r, http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed", r.Method+" is not allowed here; use GET")
 			return
 		}
 		h(w, r)
 	})
 }
 
-// writeProblem writes an RFC 9457 problem document.
-func writeProblem(w http.ResponseWriter, status int, slug, title, detail string) {
+// writeProblem writes an RFC 9457 problem document about r, with the
+// fields of the api's: instance (the path) and request_id.
+func writeProblem(w http.ResponseWriter, r *http.Request, status int, slug, title, detail string) {
 	writeJSON(w, status, "application/problem+json", map[string]any{
-		"type":   "https://orderflow.dev/problems/" + slug,
-		"title":  title,
-		"status": status,
-		"detail": detail,
+		"type":       "https://orderflow.dev/problems/" + slug,
+		"title":      title,
+		"status":     status,
+		"detail":     detail,
+		"instance":   r.URL.Path,
+		"request_id": orderflow.RequestID(r.Context()),
 	})
 }
 

@@ -555,7 +555,7 @@ func TestAWSOutage(t *testing.T) {
 	req, _ := http.NewRequest("POST", in.api+"/orders", strings.NewReader(`{"amount": 5000}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient(t).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -594,7 +594,7 @@ func waitStatus(t *testing.T, url string, want int) {
 	deadline := time.Now().Add(20 * time.Second)
 	got := 0
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(url)
+		resp, err := testClient(t).Get(url)
 		if err == nil {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()

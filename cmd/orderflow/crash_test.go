@@ -119,6 +119,7 @@ func (c *child) kill9(t *testing.T) {
 // 503 does not mean that no order exists (see awsIntake.Accept), only that
 // the client must ask again to learn which.
 type crashClient struct {
+	http    *http.Client // checks each exchange (testClient)
 	api     string
 	token   string
 	mu      sync.Mutex
@@ -131,7 +132,7 @@ type crashClient struct {
 // newCrashClient logs in as user "crash" and returns a client for api.
 func newCrashClient(t *testing.T, api string) *crashClient {
 	t.Helper()
-	return &crashClient{api: api, token: login(t, api, "crash"),
+	return &crashClient{http: testClient(t), api: api, token: login(t, api, "crash"),
 		ok: map[string]accepted{}, unknown: map[string]int{}, other: map[int]int{}}
 }
 
@@ -143,7 +144,7 @@ func (c *crashClient) place(key string, amount int) error {
 	req.Header.Set("Idempotency-Key", key)
 	var a accepted
 	status := 0
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.http.Do(req)
 	if err == nil {
 		status = resp.StatusCode
 		if status == http.StatusAccepted && json.NewDecoder(resp.Body).Decode(&a) != nil {

@@ -51,6 +51,7 @@ func testEnv(t *testing.T, overrides map[string]string) map[string]string {
 	for k, v := range overrides {
 		env[k] = v
 	}
+	registerPorts(env)
 	return env
 }
 
@@ -133,7 +134,7 @@ func waitReady(t *testing.T, url string, done chan error, out fmt.Stringer) {
 			t.Fatalf("run stopped before %s was ready: %v\n%s", url, err, out)
 		default:
 		}
-		resp, err := http.Get(url)
+		resp, err := testClient(t).Get(url)
 		if err == nil {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
@@ -167,7 +168,7 @@ func call(t *testing.T, method, url, token string, body any, out any) *http.Resp
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient(t).Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
@@ -266,7 +267,7 @@ func waitForMetrics(t *testing.T, url string, within time.Duration, want ...stri
 
 func metricsText(t *testing.T, url string) string {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := testClient(t).Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
