@@ -99,7 +99,7 @@ var settings = []setting{
 	{"ORDERFLOW_LOGIN_RATE_LIMIT", "20", "logins per minute per client IP"},
 	{"ORDERFLOW_TRUSTED_PROXIES", "", "CIDRs or IPs of the proxies in front of the api (comma-separated); only from these is the client IP read from Forwarded/X-Forwarded-For"},
 	{"ORDERFLOW_MAX_BODY_BYTES", "65536", "largest accepted request body"},
-	{"ORDERFLOW_REQUEST_TIMEOUT", "10s", "deadline of one api request, dependency calls included"},
+	{"ORDERFLOW_REQUEST_TIMEOUT", "10s", "deadline of one api request, its body's arrival and dependency calls included (408 for a body still arriving)"},
 	{"ORDERFLOW_CONCURRENCY", "64", "orders the processor works on at once"},
 	{"ORDERFLOW_BATCH_SIZE", "10", "messages per receive (1-10)"},
 	{"ORDERFLOW_VISIBILITY_TIMEOUT", "30s", "how long a received message stays hidden (extended while in work)"},
