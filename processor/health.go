@@ -31,9 +31,13 @@ func Handler(ready func(context.Context) error, g prometheus.Gatherer) http.Hand
 		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 		defer cancel()
 		if err := ready(ctx); err != nil {
+			// The api's /ready says the same: why, unless it is a bug.
+			detail := "not ready: a dependency is unreachable"
+			if orderflow.ErrorCode(err) != orderflow.EInternal {
+				detail = "not ready: " + orderflow.ErrorDetail(err)
+			}
 			w.Header().Set("Retry-After", "5")
-			writeProblem(w, r, http.StatusServiceUnavailable, "not-ready", "Not ready",
-				"the queue or the store cannot be reached; retry later")
+			writeProblem(w, r, http.StatusServiceUnavailable, "not-ready", "Not ready", detail)
 			return
 		}
 		writeJSON(w, http.StatusOK, "application/json", map[string]string{"status": "ready"})

@@ -35,6 +35,7 @@ func TestHandlerRoutes(t *testing.T) {
 		{"health is healthy even when not ready", "GET", "/health", true, 200, "application/json", `"status":"healthy"`},
 		{"ready answers ready", "GET", "/ready", false, 200, "application/json", `"status":"ready"`},
 		{"not ready is a 503 problem", "GET", "/ready", true, 503, "application/problem+json", `"type":"https://orderflow.dev/problems/not-ready"`},
+		{"not ready says why, as the api does", "GET", "/ready", true, 503, "application/problem+json", `"detail":"not ready: store unreachable"`},
 		{"metrics are exposed", "GET", "/metrics", false, 200, "text/plain", "orders_processed_total 0"},
 		{"an unknown path is a 404 problem", "GET", "/nope", false, 404, "application/problem+json", `"status":404`},
 		{"a POST to health is a 405 problem", "POST", "/health", false, 405, "application/problem+json", `"status":405`},
