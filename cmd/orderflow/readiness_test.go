@@ -13,7 +13,8 @@ import (
 )
 
 // With the disk full, /ready on the api and on the processor answers 503
-// (it used to say 200 while every POST /orders was a 503), and once space
+// (as every POST /orders does: no traffic is sent to a store that cannot
+// take it), and once space
 // is freed both answer 200 again by themselves, without an order being
 // posted or the program restarted, and orders go through.
 func TestReadyFollowsWhetherTheStoreCanWrite(t *testing.T) {
