@@ -131,7 +131,7 @@ func TestNewOrderIDSortsByTime(t *testing.T) {
 	if !(a < b) {
 		t.Fatalf("got %s >= %s, want ids to sort by time", a, b)
 	}
-	if NewOrderID(t0) == NewOrderID(t0) {
+	if c, d := NewOrderID(t0), NewOrderID(t0); c == d {
 		t.Fatal("two ids in the same millisecond are equal")
 	}
 	for _, bad := range []OrderID{"", "xyz", OrderID(strings.Repeat("A", 32)), a + "0", a[:31],

@@ -95,7 +95,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	if err != nil {
 		return mapErr(err, "reach table %s", s.table)
 	}
-	if err, ago := s.writes.failed(s.opts.WriteFailureWindow); err != nil {
+	if ago, err := s.writes.failed(s.opts.WriteFailureWindow); err != nil {
 		return mapErr(err, "the last write to table %s failed %s ago", s.table, ago.Round(time.Millisecond))
 	}
 	return nil

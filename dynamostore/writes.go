@@ -70,15 +70,16 @@ func (w *writeOutcomes) record(ctx context.Context, err error) {
 	w.at, w.err = time.Now(), err
 }
 
-// failed returns the last write's error if it failed less than window ago.
-func (w *writeOutcomes) failed(window time.Duration) (error, time.Duration) {
+// failed returns the last write's error, and how long ago it was, if it
+// failed less than window ago.
+func (w *writeOutcomes) failed(window time.Duration) (time.Duration, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err == nil {
-		return nil, 0
+		return 0, nil
 	}
 	if ago := time.Since(w.at); ago < window {
-		return w.err, ago
+		return ago, w.err
 	}
-	return nil, 0
+	return 0, nil
 }

@@ -396,9 +396,8 @@ func TestRedeliveryOfAFinishedOrderIsDeletedWithoutEffects(t *testing.T) {
 func TestConcurrentDuplicatesChargeOnce(t *testing.T) {
 	h := newHarness(t)
 	o := h.order(1000, items("widget", 1)...)
-	var msgs []string
 	for range 5 {
-		msgs = append(msgs, h.send(o))
+		h.send(o)
 	}
 	h.start()
 	h.waitStatus(o.ID, orderflow.StatusCompleted)
