@@ -160,6 +160,7 @@ type Processor struct {
 	fraud   Fraud
 	pay     Payment
 	log     *slog.Logger
+	logs    *orderflow.LogLimiter // for lines that repeat while a dependency is down
 	now     func() time.Time
 	metrics *metrics
 
@@ -201,6 +202,7 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 	return &Processor{
 		cfg: cfg, queue: deps.Queue, store: deps.Store, inv: deps.Inventory, fraud: deps.Fraud,
 		pay: deps.Payment, log: deps.Logger, now: deps.Now, metrics: m,
+		logs: orderflow.NewLogLimiter(deps.Logger, orderflow.RepeatedLogInterval),
 		starter: receiveStarter(deps.Queue, deps.Store),
 		busy:    map[orderflow.OrderID]string{},
 	}, nil
@@ -220,6 +222,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	p.running = true
 	p.runMu.Unlock()
 	defer func() {
+		p.logs.Flush()
 		p.runMu.Lock()
 		p.running = false
 		p.runMu.Unlock()
@@ -324,7 +327,7 @@ func (r *run) receive(ctx context.Context) {
 			}
 			failures++
 			pause := backoff(p.cfg.ReceiveBackoffBase, p.cfg.ReceiveBackoffMax, failures, "receive")
-			p.log.Warn("receive failed; pausing", "err", err, "failures", failures, "pause", pause)
+			p.logs.Log(ctx, slog.LevelWarn, "receive", "receive failed; pausing", "err", err, "failures", failures, "pause", pause)
 			if sleep(ctx, pause) != nil {
 				return
 			}
