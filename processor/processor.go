@@ -202,7 +202,7 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 	return &Processor{
 		cfg: cfg, queue: deps.Queue, store: deps.Store, inv: deps.Inventory, fraud: deps.Fraud,
 		pay: deps.Payment, log: deps.Logger, now: deps.Now, metrics: m,
-		logs: orderflow.NewLogLimiter(deps.Logger, orderflow.RepeatedLogInterval),
+		logs:    orderflow.NewLogLimiter(deps.Logger, orderflow.RepeatedLogInterval),
 		starter: receiveStarter(deps.Queue, deps.Store),
 		busy:    map[orderflow.OrderID]string{},
 	}, nil
