@@ -7,27 +7,45 @@ import (
 	"strings"
 )
 
+// ForwardedHeader names the header that the trusted proxies write the
+// client's address in.
+type ForwardedHeader string
+
+// The headers a proxy may write the client in. Only one is read: a proxy
+// that appends to one passes the other through as the client wrote it.
+const (
+	XForwardedFor ForwardedHeader = "X-Forwarded-For" // AWS ALB, nginx, Envoy, GCP (the default)
+	Forwarded     ForwardedHeader = "Forwarded"       // RFC 7239 for= parameters
+)
+
 // clientIPs finds the address of the client that sent a request, for the
 // login limit. The peer is the client unless it is one of the trusted
-// proxies; only then are the hops the proxies added read, from Forwarded
-// (RFC 7239) or, without it, X-Forwarded-For, and the client is the
-// right-most hop that is not itself a trusted proxy. Hops left of that one
-// were written by the client and prove nothing.
+// proxies; only then are the hops the proxies added read from header, and
+// the client is the right-most hop that is not itself a trusted proxy.
+// Hops left of that one were written by the client and prove nothing. An
+// IPv6 client is its /64: one subscriber usually holds a whole /64, and
+// per-address budgets would give it 2^64 of them.
 type clientIPs struct {
 	trusted []netip.Prefix
+	header  ForwardedHeader // "" is XForwardedFor
 }
 
 // of returns the client's address as a string (the limiter's key).
 func (c clientIPs) of(r *http.Request) string {
 	peer, ok := parseHop(r.RemoteAddr)
-	if !ok || !c.isTrusted(peer) {
+	if !ok {
 		return hostOf(r.RemoteAddr)
 	}
-	hops := forwardedFor(r.Header.Values("Forwarded"))
-	if len(hops) == 0 {
+	if !c.isTrusted(peer) {
+		return clientKey(peer)
+	}
+	var hops []string
+	if c.header == Forwarded {
+		hops = forwardedFor(r.Header.Values("Forwarded"))
+	} else {
 		hops = xForwardedFor(r.Header.Values("X-Forwarded-For"))
 	}
-	client := peer.String()
+	client := peer
 	for i := len(hops) - 1; i >= 0; i-- {
 		addr, ok := parseHop(hops[i])
 		if !ok {
@@ -35,12 +53,20 @@ func (c clientIPs) of(r *http.Request) string {
 			// trusted proxy: all such clients share one budget.
 			return strings.ToLower(hops[i])
 		}
-		client = addr.String()
+		client = addr
 		if !c.isTrusted(addr) {
 			break
 		}
 	}
-	return client
+	return clientKey(client)
+}
+
+// clientKey is a's limiter key: the address, or for IPv6 its /64.
+func clientKey(a netip.Addr) string {
+	if a.Is4() {
+		return a.String()
+	}
+	return netip.PrefixFrom(a, 64).Masked().String()
 }
 
 func (c clientIPs) isTrusted(a netip.Addr) bool {

@@ -148,8 +148,13 @@ func TestLoginRateLimitBehindATrustedProxy(t *testing.T) {
 	if got := login("10.0.0.8", "X-Forwarded-For", "198.51.100.2"); got != 200 {
 		t.Errorf("second user behind the proxy shares the first one's budget: %d, want 200", got)
 	}
-	if got := login("10.0.0.7", "Forwarded", `for=198.51.100.1;proto=https`); got != 429 {
-		t.Errorf("the first user again, through another proxy and header: %d, want 429", got)
+	if got := login("10.0.0.9", "X-Forwarded-For", "198.51.100.1"); got != 429 {
+		t.Errorf("the first user again, through another proxy: %d, want 429", got)
+	}
+	// Forwarded, which the proxy passes through as the client wrote it, is
+	// not read when the proxies write X-Forwarded-For.
+	if got := login("10.0.0.7", "Forwarded", "for=203.0.113.77", "X-Forwarded-For", "198.51.100.1"); got != 429 {
+		t.Errorf("a client's own Forwarded header bought a new budget: %d, want 429", got)
 	}
 	// A client cannot buy a new budget by writing the header itself.
 	if got := login("198.51.100.1", "X-Forwarded-For", "203.0.113.99"); got != 429 {
@@ -159,6 +164,8 @@ func TestLoginRateLimitBehindATrustedProxy(t *testing.T) {
 
 func TestClientIPs(t *testing.T) {
 	trusted := clientIPs{trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8:1::/48")}}
+	rfc7239 := trusted
+	rfc7239.header = Forwarded
 	tests := []struct {
 		name   string
 		c      clientIPs
@@ -171,12 +178,14 @@ func TestClientIPs(t *testing.T) {
 		{"a trusted peer without headers is the client", trusted, "10.1.2.3:1", nil, "10.1.2.3"},
 		{"the right-most untrusted hop of X-Forwarded-For", trusted, "10.0.0.1:1", []string{"X-Forwarded-For", "203.0.113.9, 198.51.100.1, 10.0.0.2"}, "198.51.100.1"},
 		{"hops over several X-Forwarded-For lines", trusted, "10.0.0.1:1", []string{"X-Forwarded-For", "203.0.113.9", "X-Forwarded-For", "198.51.100.1"}, "198.51.100.1"},
-		{"Forwarded for= with a quoted IPv6 and port", trusted, "10.0.0.1:1", []string{"Forwarded", `for=203.0.113.9, for="[2001:db8:cafe::17]:4711";proto=https`}, "2001:db8:cafe::17"},
-		{"Forwarded wins over X-Forwarded-For", trusted, "10.0.0.1:1", []string{"Forwarded", "For=198.51.100.7", "X-Forwarded-For", "198.51.100.8"}, "198.51.100.7"},
+		{"Forwarded for= with a quoted IPv6 and port: its /64", rfc7239, "10.0.0.1:1", []string{"Forwarded", `for=203.0.113.9, for="[2001:db8:cafe::17]:4711";proto=https`}, "2001:db8:cafe::/64"},
+		{"X-Forwarded-For is not read when the proxies write Forwarded", rfc7239, "10.0.0.1:1", []string{"Forwarded", "For=198.51.100.7", "X-Forwarded-For", "198.51.100.8"}, "198.51.100.7"},
+		{"Forwarded is not read when the proxies write X-Forwarded-For", trusted, "10.0.0.1:1", []string{"Forwarded", "for=198.51.100.7", "X-Forwarded-For", "198.51.100.8"}, "198.51.100.8"},
+		{"an IPv6 peer is its /64", clientIPs{}, "[2001:db8:cafe:1:a::1]:1", nil, "2001:db8:cafe:1::/64"},
 		{"all hops trusted: the left-most", trusted, "10.0.0.1:1", []string{"X-Forwarded-For", "10.9.9.9, 10.0.0.2"}, "10.9.9.9"},
 		{"a trusted IPv6 proxy", trusted, "[2001:db8:1::5]:1", []string{"X-Forwarded-For", "198.51.100.3"}, "198.51.100.3"},
 		{"an IPv4-mapped peer is matched as IPv4", trusted, "[::ffff:10.0.0.1]:1", []string{"X-Forwarded-For", "198.51.100.4"}, "198.51.100.4"},
-		{"an unknown hop from a trusted proxy shares one budget", trusted, "10.0.0.1:1", []string{"Forwarded", "for=unknown"}, "unknown"},
+		{"an unknown hop from a trusted proxy shares one budget", rfc7239, "10.0.0.1:1", []string{"Forwarded", "for=unknown"}, "unknown"},
 		{"garbage left of the first untrusted hop is never reached", trusted, "10.0.0.1:1", []string{"X-Forwarded-For", "not-an-ip, 198.51.100.5"}, "198.51.100.5"},
 	}
 	for _, tt := range tests {

@@ -69,9 +69,12 @@ type Config struct {
 	LoginRateLimit int
 	// TrustedProxies are the load balancers and proxies in front of the
 	// api. Only when the peer is one of them is the client IP read from
-	// Forwarded or X-Forwarded-For (the right-most hop not in this list);
-	// empty (the default), the peer is the client.
+	// ClientIPHeader (the right-most hop not in this list); empty (the
+	// default), the peer is the client.
 	TrustedProxies []netip.Prefix
+	// ClientIPHeader is the header the trusted proxies write the client
+	// in: XForwardedFor (the default) or Forwarded.
+	ClientIPHeader ForwardedHeader
 	// MaxBodyBytes bounds request bodies; larger ones get 413.
 	MaxBodyBytes int64
 	// RequestTimeout is the deadline of each request's context, so that a
@@ -206,7 +209,7 @@ func newServer(cfg Config, deps Deps) *server {
 	s.limitPolicy = []string{`"default";q=` + strconv.Itoa(cfg.RateLimit) + `;w=60`}
 	s.orderLim = newLimiter(cfg.RateLimit, time.Minute)
 	s.loginLim = newLimiter(cfg.LoginRateLimit, time.Minute)
-	s.clients = clientIPs{trusted: cfg.TrustedProxies}
+	s.clients = clientIPs{trusted: cfg.TrustedProxies, header: cfg.ClientIPHeader}
 	s.inflight = newInflight()
 	s.tokens = newTokenCache()
 	s.bodies = newBufferPool()

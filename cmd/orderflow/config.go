@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/auth"
+	"github.com/orderflow/orderflow/httpapi"
 )
 
 // Insecure defaults, accepted only when ENV is local, dev or test.
@@ -41,6 +42,7 @@ type config struct {
 	RateLimit      int
 	LoginRateLimit int
 	TrustedProxies []netip.Prefix
+	ClientIPHeader httpapi.ForwardedHeader
 	MaxBodyBytes   int64
 	RequestTimeout time.Duration
 
@@ -97,7 +99,8 @@ var settings = []setting{
 	{"ORDERFLOW_PUBLIC_URL", "", "base of status URLs (e.g. https://api.example.com); default: the request's host"},
 	{"ORDERFLOW_RATE_LIMIT", "100", "orders per minute per user"},
 	{"ORDERFLOW_LOGIN_RATE_LIMIT", "20", "logins per minute per client IP"},
-	{"ORDERFLOW_TRUSTED_PROXIES", "", "CIDRs or IPs of the proxies in front of the api (comma-separated); only from these is the client IP read from Forwarded/X-Forwarded-For"},
+	{"ORDERFLOW_TRUSTED_PROXIES", "", "CIDRs or IPs of the proxies in front of the api (comma-separated); only from these is the client IP read from ORDERFLOW_CLIENT_IP_HEADER"},
+	{"ORDERFLOW_CLIENT_IP_HEADER", "X-Forwarded-For", "the header the trusted proxies write the client in: X-Forwarded-For or Forwarded (RFC 7239)"},
 	{"ORDERFLOW_MAX_BODY_BYTES", "65536", "largest accepted request body"},
 	{"ORDERFLOW_REQUEST_TIMEOUT", "10s", "deadline of one api request, its body's arrival and dependency calls included (408 for a body still arriving)"},
 	{"ORDERFLOW_CONCURRENCY", "64", "orders the processor works on at once"},
@@ -155,6 +158,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		RateLimit:      p.positive("ORDERFLOW_RATE_LIMIT"),
 		LoginRateLimit: p.positive("ORDERFLOW_LOGIN_RATE_LIMIT"),
 		TrustedProxies: p.prefixes("ORDERFLOW_TRUSTED_PROXIES"),
+		ClientIPHeader: p.clientIPHeader("ORDERFLOW_CLIENT_IP_HEADER"),
 		MaxBodyBytes:   int64(p.positive("ORDERFLOW_MAX_BODY_BYTES")),
 		RequestTimeout: p.duration("ORDERFLOW_REQUEST_TIMEOUT"),
 
@@ -354,6 +358,17 @@ func (p *parser) prefixes(name string) []netip.Prefix {
 		out = append(out, pr.Masked())
 	}
 	return out
+}
+
+func (p *parser) clientIPHeader(name string) httpapi.ForwardedHeader {
+	s := p.str(name)
+	for _, h := range []httpapi.ForwardedHeader{httpapi.XForwardedFor, httpapi.Forwarded} {
+		if strings.EqualFold(s, string(h)) {
+			return h
+		}
+	}
+	p.fail(name, "must be X-Forwarded-For or Forwarded, got %q", s)
+	return httpapi.XForwardedFor
 }
 
 func (p *parser) cents(name string) int {

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/orderflow/orderflow/httpapi"
 )
 
 func TestConfigDefaults(t *testing.T) {
@@ -66,6 +68,7 @@ func TestConfigRefusesInsecureSettingsOutsideLocal(t *testing.T) {
 		{"the built-in URL key as a bare value", map[string]string{"ORDERFLOW_URL_SIGNING_KEY": " " + builtIn(devURLKey) + " "}, "ORDERFLOW_URL_SIGNING_KEY: key 1 is a built-in"},
 		{"the built-in JWT secret as a URL key", map[string]string{"ORDERFLOW_URL_SIGNING_KEY": devJWTSecret}, "ORDERFLOW_URL_SIGNING_KEY: key 1 is a built-in"},
 		{"the built-in URL key as a JWT secret", map[string]string{"JWT_SECRET": "k1:" + builtIn(devURLKey)}, "JWT_SECRET: key 1 is a built-in"},
+		{"an unknown client IP header", map[string]string{"ORDERFLOW_CLIENT_IP_HEADER": "X-Real-IP"}, "ORDERFLOW_CLIENT_IP_HEADER"},
 		{"a trusted proxy that is not a CIDR", map[string]string{"ORDERFLOW_TRUSTED_PROXIES": "10.0.0.0/8, lb.internal"}, "ORDERFLOW_TRUSTED_PROXIES"},
 		{"one secret for JWT and URL signing", map[string]string{"ORDERFLOW_URL_SIGNING_KEY": "u1:0123456789abcdef0123456789abcdef"}, "shares a secret with JWT_SECRET"},
 		{"one secret for JWT verification and URL signing", map[string]string{"JWT_SECRET": "k2:abcdefabcdefabcdefabcdefabcdefab,k1:fedcba9876543210fedcba9876543210"}, "shares a secret with JWT_SECRET"},
@@ -147,8 +150,11 @@ func TestTrustedProxies(t *testing.T) {
 	if want := "10.0.0.0/8 192.0.2.7/32 2001:db8::/32"; strings.Join(got, " ") != want {
 		t.Errorf("got %v, want %s", got, want)
 	}
-	if c, _ := loadConfig(getenvOf(nil)); len(c.TrustedProxies) != 0 {
-		t.Errorf("trusted proxies by default: %v, want none", c.TrustedProxies)
+	if c, _ := loadConfig(getenvOf(nil)); len(c.TrustedProxies) != 0 || c.ClientIPHeader != httpapi.XForwardedFor {
+		t.Errorf("by default: trusted proxies %v, header %q; want none, X-Forwarded-For", c.TrustedProxies, c.ClientIPHeader)
+	}
+	if c, err := loadConfig(getenvOf(map[string]string{"ORDERFLOW_CLIENT_IP_HEADER": "forwarded"})); err != nil || c.ClientIPHeader != httpapi.Forwarded {
+		t.Errorf("ORDERFLOW_CLIENT_IP_HEADER=forwarded: %q, %v; want Forwarded", c.ClientIPHeader, err)
 	}
 }
 

@@ -164,6 +164,7 @@ func newAPI(cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry) 
 		RateLimit:      cfg.RateLimit,
 		LoginRateLimit: cfg.LoginRateLimit,
 		TrustedProxies: cfg.TrustedProxies,
+		ClientIPHeader: cfg.ClientIPHeader,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		RequestTimeout: cfg.RequestTimeout,
 	}, httpapi.Deps{
