@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"golang.org/x/term"
 	"io"
 	"log/slog"
 	"os"
@@ -142,13 +143,11 @@ func confirmPurge(ctx context.Context, b *backend, stdin io.Reader, stderr io.Wr
 }
 
 // isTerminal reports whether r is a terminal a person can answer on.
+// A character device is not enough: /dev/null is one (stdin under cron
+// and systemd), and nobody answers there.
 func isTerminal(r io.Reader) bool {
 	f, ok := r.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // hashPassword reads one password line and prints its bcrypt hash.

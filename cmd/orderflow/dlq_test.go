@@ -180,3 +180,24 @@ func mustReceive(t *testing.T, db *sqlite.DB) []orderflow.Delivery {
 	}
 	return ds
 }
+
+// Under cron or systemd stdin is /dev/null, a character device that nobody
+// answers on: purge must want --yes there as on a pipe.
+func TestIsTerminalIsFalseForDevNullAndPipes(t *testing.T) {
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	for name, f := range map[string]*os.File{"/dev/null": null, "a pipe": r} {
+		if isTerminal(f) {
+			t.Errorf("isTerminal(%s) = true, want false", name)
+		}
+	}
+}
