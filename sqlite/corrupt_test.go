@@ -70,6 +70,23 @@ func TestOpenRefusesAFileWhoseSchemaFailsQuickCheck(t *testing.T) {
 	}
 }
 
+// A damaged file header (bytes 40-80: schema cookie, format numbers, page
+// counts) is refused at Open as a corrupted file, not as a bare "SQL logic
+// error: unsupported file format".
+func TestOpenRefusesAFileWhoseHeaderIsDamaged(t *testing.T) {
+	t.Parallel()
+	path, _ := newFile(t, t.TempDir(), 1)
+	overwrite(t, path, 40, []byte(strings.Repeat("\xff", 40)))
+	db, err := sqlite.Open(ctx(t), path, sqlite.Options{})
+	if err == nil {
+		db.Close()
+		t.Fatal("Open of a file with a damaged header succeeded")
+	}
+	if orderflow.ErrorCode(err) != orderflow.EStoreUnavailable || !strings.Contains(err.Error(), "corrupted") {
+		t.Errorf("Open: got %v (code %s), want %s saying the file is corrupted", err, orderflow.ErrorCode(err), orderflow.EStoreUnavailable)
+	}
+}
+
 // A damaged page of a table that start-up does not read is found when a
 // read meets it: the error is EStoreUnavailable (not a 503 to retry), it
 // is logged once at ERROR however many reads meet it, and from then on

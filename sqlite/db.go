@@ -176,7 +176,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 	if err := db.openConns(ctx, path); err != nil {
 		db.closeConns()
-		return nil, err
+		return nil, damagedAtOpen(err, path)
 	}
 	go db.runWriter()
 	db.background.Go(db.runJanitor)

@@ -67,6 +67,21 @@ func corrupted(err error, what string) error {
 	}
 }
 
+// damagedAtOpen returns err as corrupted if it says that the file is not
+// a database SQLite can read: a damaged page, or a damaged header, which
+// SQLite reports as SQLITE_NOTADB or as a plain SQLITE_ERROR "unsupported
+// file format" (the format numbers at bytes 18-21, the schema format at
+// 44). Other errors are returned as they are.
+func damagedAtOpen(err error, path string) error {
+	if orderflow.ErrorCode(err) == orderflow.EStoreUnavailable {
+		return err
+	}
+	if isCorrupt(err) || strings.Contains(err.Error(), "unsupported file format") {
+		return corrupted(err, "opening "+path)
+	}
+	return err
+}
+
 // checkFile is Open's check of the file, on the write connection whose
 // statements are prepared:
 //
