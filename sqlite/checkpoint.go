@@ -14,7 +14,7 @@ import (
 // WAL waits behind it on the disk: every commit stalls. Small, frequent
 // checkpoints keep those stalls short. Measured with cmd/bench at half
 // load (ack p99): every 100 ms 28–32 ms, every 20 ms 18–20 ms, every
-// second 44 ms (fewer, longer stalls); see docs/performance.md.
+// second 44 ms (fewer, longer stalls); see docs/design-decisions.md.
 const checkpointInterval = 20 * time.Millisecond
 
 // While space is low (after a full disk, see runCheckpointer) the WAL is

@@ -327,7 +327,7 @@ func prepareFileOnce(ctx context.Context, path string) error {
 // truncated 16 MB inside the writer's COMMIT (ftruncate: 16-18 ms, all
 // writes waiting), and the WAL then grew again on newly allocated blocks:
 // ack p99 at half the load 20-27 ms. With 4,000 frames (16 MB) the file is
-// reused in place: 13-19 ms (docs/performance.md). journal_size_limit
+// reused in place: 13-19 ms (docs/design-decisions.md). journal_size_limit
 // still shrinks the file after a long reader has made it grow.
 var writerPragmas = []string{
 	"PRAGMA synchronous = NORMAL",

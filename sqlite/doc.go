@@ -14,7 +14,7 @@
 // the WAL each page it dirtied, so the operations that arrive meanwhile
 // join the open transaction instead of making commits of their own (this
 // cut the writer's CPU per order by about a fifth; see
-// docs/performance.md). After the COMMIT each caller gets its own result. An
+// docs/design-decisions.md). After the COMMIT each caller gets its own result. An
 // operation that fails does not affect the others: a domain error (conflict,
 // mismatch, not found, invalid) is decided before the operation writes
 // anything, so it needs no rollback; an operation that fails after writing,
