@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"go/ast"
@@ -18,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/orderflow/orderflow/logtest"
 )
 
 // root is the module's root directory, relative to this package.
@@ -154,29 +155,11 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// syncBuffer collects a child process's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // process is a running orderflow started by startOrderflow.
 type process struct {
 	api, processor string // base URLs
 	env            map[string]string
-	out            *syncBuffer
+	out            *logtest.Buffer
 }
 
 // dbPath is the SQLite file of an embedded-mode process.
@@ -187,7 +170,7 @@ func (p *process) dbPath() string { return p.env["ORDERFLOW_DB"] }
 // stops it with SIGTERM when the test ends, expecting a clean exit.
 func startOrderflow(t *testing.T, env map[string]string, args ...string) *process {
 	t.Helper()
-	p := &process{out: &syncBuffer{}}
+	p := &process{out: &logtest.Buffer{}}
 	full := map[string]string{
 		"PATH":                      os.Getenv("PATH"),
 		"HOME":                      os.Getenv("HOME"),

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/logtest"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/orderflow/orderflow"
@@ -145,43 +147,8 @@ type fixture struct {
 	tokens *auth.Tokens
 	urls   *auth.URLSigner
 	reg    *prometheus.Registry
-	logs   *syncBuffer
+	logs   *logtest.Buffer
 	ids    int
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes (log output).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-// lines returns the JSON log records written so far.
-func (b *syncBuffer) lines(t testing.TB) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
-		if l == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("log line %q is not JSON: %v", l, err)
-		}
-		out = append(out, m)
-	}
-	return out
 }
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef-test-secret")
@@ -194,7 +161,7 @@ func newFixture(t testing.TB, mutate ...func(*Config, *Deps)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, store: newFakeStore(), clock: &clock{t: t0}, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	f := &fixture{t: t, store: newFakeStore(), clock: &clock{t: t0}, reg: prometheus.NewRegistry(), logs: &logtest.Buffer{}}
 	f.tokens = auth.NewTokens(kr, time.Hour, f.clock.Now)
 	f.urls = auth.NewURLSigner(kr)
 	cfg := Config{Env: "test", DevLogin: true, Tokens: f.tokens, URLs: f.urls}

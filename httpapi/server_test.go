@@ -245,7 +245,7 @@ func TestPanicIsA500Problem(t *testing.T) {
 		t.Error("500 carries a Location")
 	}
 	logged := false
-	for _, l := range f.logs.lines(t) {
+	for _, l := range f.logs.Records(t) {
 		if l["msg"] == "handler panicked" && l["panic"] == "kaboom" && l["request_id"] == p.RequestID && l["stack"] != nil {
 			logged = true
 		}
@@ -279,7 +279,7 @@ func TestOneLogLinePerRequest(t *testing.T) {
 	f := newFixture(t)
 	f.postOrder("u123", `{"amount":1}`, "X-Request-ID", "rid-1")
 	f.do(request(http.MethodGet, "/health", "", "X-Request-ID", "rid-2"))
-	lines := f.logs.lines(t)
+	lines := f.logs.Records(t)
 	if len(lines) != 2 {
 		t.Fatalf("%d log lines, want 2:\n%s", len(lines), f.logs)
 	}

@@ -74,10 +74,10 @@ func TestStoreWithStartOrderIsStartedWithoutARead(t *testing.T) {
 		h.s.put(o)
 		h.start()
 		h.waitDeleted(h.send(o))
-		if h.ledger.count() != 0 || len(h.logs.lines("order transition")) != 0 {
-			t.Errorf("charges = %d, transitions logged = %d; want none", h.ledger.count(), len(h.logs.lines("order transition")))
+		if h.ledger.count() != 0 || len(h.logs.Messages("order transition")) != 0 {
+			t.Errorf("charges = %d, transitions logged = %d; want none", h.ledger.count(), len(h.logs.Messages("order transition")))
 		}
-		if len(h.logs.lines("order already final; deleting the redelivered message")) != 1 {
+		if len(h.logs.Messages("order already final; deleting the redelivered message")) != 1 {
 			t.Error("want the redelivery logged")
 		}
 	})
@@ -91,7 +91,7 @@ func TestStoreWithStartOrderIsStartedWithoutARead(t *testing.T) {
 		if got := h.s.order(o.ID).Status; got != orderflow.StatusCompleted {
 			t.Errorf("status = %s, want COMPLETED", got)
 		}
-		if n := len(h.logs.lines("transient error; will retry")); n != 2 {
+		if n := len(h.logs.Messages("transient error; will retry")); n != 2 {
 			t.Errorf("retries logged = %d, want 2", n)
 		}
 	})
@@ -100,7 +100,7 @@ func TestStoreWithStartOrderIsStartedWithoutARead(t *testing.T) {
 		h := newHarness(t, withStarter(&s))
 		h.start()
 		h.waitDead(h.q.SendRaw(orderflow.EncodeMessage(orderflow.Message{OrderID: orderflow.NewOrderID(time.Now())})))
-		if n := len(h.logs.lines("order not found (yet); will retry")); n != testMaxReceives {
+		if n := len(h.logs.Messages("order not found (yet); will retry")); n != testMaxReceives {
 			t.Errorf("not-found attempts logged = %d, want %d", n, testMaxReceives)
 		}
 	})
@@ -258,7 +258,7 @@ func TestOrderAlreadyProcessingIsContinued(t *testing.T) {
 			if got := h.s.order(o.ID).Status; got != orderflow.StatusCompleted {
 				t.Errorf("status = %s, want COMPLETED", got)
 			}
-			lines := h.logs.lines("order transition")
+			lines := h.logs.Messages("order transition")
 			if len(lines) != 1 || lines[0]["from"] != "PROCESSING" || lines[0]["to"] != "COMPLETED" {
 				t.Errorf("transition lines = %v, want only PROCESSING→COMPLETED", lines)
 			}

@@ -107,7 +107,7 @@ func TestTransientErrorsInEveryStepAreRetried(t *testing.T) {
 			if n := h.s.stockOf("widget"); n != wantStock {
 				t.Errorf("widget stock = %d, want %d", n, wantStock)
 			}
-			if len(h.logs.lines("transient error; will retry")) != 1 {
+			if len(h.logs.Messages("transient error; will retry")) != 1 {
 				t.Errorf("want one logged retry")
 			}
 		})
@@ -178,7 +178,7 @@ func TestRequestIDComesFromTheOrderWhenTheMessageHasNone(t *testing.T) {
 	h.start()
 	o := h.order(1000)
 	h.waitDeleted(h.q.SendRaw(orderflow.EncodeMessage(orderflow.Message{OrderID: o.ID})))
-	for _, l := range h.logs.lines("order transition") {
+	for _, l := range h.logs.Messages("order transition") {
 		if l["request_id"] != o.RequestID {
 			t.Errorf("request_id = %v, want %s", l["request_id"], o.RequestID)
 		}
@@ -207,10 +207,10 @@ func TestFailureDetail(t *testing.T) {
 func TestVisibilityErrorsAreLoggedNotFatal(t *testing.T) {
 	h := newHarness(t, func(h *harness) { h.cfg.VisibilityTimeout = 3 * time.Millisecond })
 	h.p.setVisibility(context.Background(), "stale#1", time.Second)
-	if len(h.logs.lines("change visibility")) != 1 {
+	if len(h.logs.Messages("change visibility")) != 1 {
 		t.Error("a failed visibility change was not logged")
 	}
 	stop := h.p.heartbeat(context.Background(), "stale#1")
-	h.eventually("a failed heartbeat to be logged", func() bool { return len(h.logs.lines("extend visibility")) > 0 })
+	h.eventually("a failed heartbeat to be logged", func() bool { return len(h.logs.Messages("extend visibility")) > 0 })
 	stop()
 }

@@ -1,52 +1,21 @@
 package processor
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/orderflow/orderflow/logtest"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/orderflow/orderflow"
 )
-
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-// lines returns the JSON log records whose msg is msg.
-func (b *syncBuffer) lines(msg string) []map[string]any {
-	var out []map[string]any
-	for _, l := range strings.Split(b.String(), "\n") {
-		var rec map[string]any
-		if json.Unmarshal([]byte(l), &rec) == nil && rec["msg"] == msg {
-			out = append(out, rec)
-		}
-	}
-	return out
-}
 
 // harness runs a Processor against the fakes.
 type harness struct {
@@ -55,7 +24,7 @@ type harness struct {
 	s      *fakeStore
 	ledger *fakeLedger
 	reg    *prometheus.Registry
-	logs   *syncBuffer
+	logs   *logtest.Buffer
 	cfg    Config
 	deps   Deps
 	p      *Processor
@@ -73,7 +42,7 @@ func newHarness(t *testing.T, configure ...func(*harness)) *harness {
 		s:      newFakeStore(),
 		ledger: newFakeLedger(),
 		reg:    prometheus.NewRegistry(),
-		logs:   &syncBuffer{},
+		logs:   &logtest.Buffer{},
 		cfg: Config{
 			Env:                "test",
 			Concurrency:        8,
@@ -551,7 +520,7 @@ func TestDeadLetterReportsAreCountedAndLogged(t *testing.T) {
 		// Without a request id in the message, the order's.
 		completed.ID: {"from": "PROCESSING", "to": "COMPLETED", "request_id": completed.RequestID, "user_id": "u1"},
 	}
-	lines := h.logs.lines("order transition")
+	lines := h.logs.Messages("order transition")
 	if len(lines) != len(want) {
 		t.Errorf("got %d transition lines %v, want %d", len(lines), lines, len(want))
 	}
@@ -918,16 +887,16 @@ func TestReceiveErrorsPauseThenRecover(t *testing.T) {
 	}
 	// The first failure is logged at once, the two that follow within the
 	// interval are counted and written when the processor stops.
-	if n := len(h.logs.lines("receive failed; pausing")); n != 1 {
+	if n := len(h.logs.Messages("receive failed; pausing")); n != 1 {
 		t.Errorf("%d pause lines while running, want 1 (repeats held back)", n)
 	}
-	if n := len(h.logs.lines("receive recovered")); n != 1 {
+	if n := len(h.logs.Messages("receive recovered")); n != 1 {
 		t.Errorf("%d recovery lines, want 1", n)
 	}
 	if err := h.stop(); err != nil {
 		t.Fatal(err)
 	}
-	pauses := h.logs.lines("receive failed; pausing")
+	pauses := h.logs.Messages("receive failed; pausing")
 	if len(pauses) != 2 || pauses[1]["repeated"] != float64(2) {
 		t.Errorf("pause lines after the stop: %v, want the first and one with repeated=2", pauses)
 	}
@@ -946,7 +915,7 @@ func TestFailedDeleteMeansAHarmlessRedelivery(t *testing.T) {
 	if n := h.ledger.count(); n != 1 {
 		t.Errorf("charges = %d, want 1", n)
 	}
-	if len(h.logs.lines("delete message; it will be redelivered and deleted then")) == 0 {
+	if len(h.logs.Messages("delete message; it will be redelivered and deleted then")) == 0 {
 		t.Error("the failed delete was not logged")
 	}
 }
@@ -985,7 +954,7 @@ func TestDeleteErrorIsLogged(t *testing.T) {
 	q := &failingDeleteQueue{fakeQueue: h.q}
 	h.p.queue = q
 	h.p.deleteBatch(context.Background(), []string{"a", "b"})
-	if len(h.logs.lines("delete messages; they will be redelivered and deleted then")) != 1 {
+	if len(h.logs.Messages("delete messages; they will be redelivered and deleted then")) != 1 {
 		t.Error("the failed delete call was not logged")
 	}
 }
@@ -1093,7 +1062,7 @@ func TestNewValidates(t *testing.T) {
 // the request that created it.
 func checkTransitionLogs(t *testing.T, h *harness, o orderflow.Order) {
 	t.Helper()
-	lines := h.logs.lines("order transition")
+	lines := h.logs.Messages("order transition")
 	if len(lines) != 2 {
 		t.Fatalf("transition log lines = %d, want 2 (PENDING→PROCESSING, PROCESSING→COMPLETED)", len(lines))
 	}

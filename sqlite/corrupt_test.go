@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/logtest"
+
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/sqlite"
 )
@@ -109,7 +111,7 @@ func TestCorruptedTableIsStoreUnavailableLoggedOnceAndFailsPing(t *testing.T) {
 	}
 	overwrite(t, path, (page-1)*pageSize, []byte(strings.Repeat("\xff", 64)))
 
-	logs := &logBuffer{}
+	logs := &logtest.Buffer{}
 	db, err := sqlite.Open(ctx(t), path, sqlite.Options{Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	if err != nil {
 		t.Fatalf("Open (the damaged page is not read at start): %v", err)
@@ -141,7 +143,7 @@ func TestCorruptedTableIsStoreUnavailableLoggedOnceAndFailsPing(t *testing.T) {
 		t.Errorf("Ping after a read met the damaged page: got %v, want %s", err, orderflow.EStoreUnavailable)
 	}
 	var errorLines int
-	for _, l := range logs.lines(t) {
+	for _, l := range logs.Records(t) {
 		if l["level"] == "ERROR" {
 			errorLines++
 			if msg, _ := l["msg"].(string); !strings.Contains(msg, "corrupted") {

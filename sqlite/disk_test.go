@@ -3,11 +3,8 @@
 package sqlite_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -16,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/logtest"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/sqlite"
 	"github.com/orderflow/orderflow/storetest"
@@ -23,10 +23,10 @@ import (
 
 // openOnSmallDisk opens a DB on a new tmpfs of size bytes, logging to the
 // returned buffer.
-func openOnSmallDisk(t *testing.T, size int64) (*sqlite.DB, string, *logBuffer) {
+func openOnSmallDisk(t *testing.T, size int64) (*sqlite.DB, string, *logtest.Buffer) {
 	t.Helper()
 	dir := storetest.SmallDisk(t, size)
-	logs := &logBuffer{}
+	logs := &logtest.Buffer{}
 	path := filepath.Join(dir, "orderflow.db")
 	db, err := sqlite.Open(context.Background(), path, sqlite.Options{Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	if err != nil {
@@ -169,7 +169,7 @@ func TestFullDiskLogsTheStorageErrorOnceWithACount(t *testing.T) {
 	}
 	db.Close() // writes the counts held back
 	var storage int
-	for _, l := range logs.lines(t) {
+	for _, l := range logs.Records(t) {
 		msg, _ := l["msg"].(string)
 		errText, _ := l["err"].(string)
 		if strings.Contains(msg, "rollback") || strings.Contains(errText, "cannot rollback") {
@@ -185,41 +185,6 @@ func TestFullDiskLogsTheStorageErrorOnceWithACount(t *testing.T) {
 	if !strings.Contains(logs.String(), "disk full") {
 		t.Errorf("no line says the disk is full:\n%s", logs.String())
 	}
-}
-
-// logBuffer is a slog sink that background goroutines may write to while
-// a test reads it.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuffer) lines(t *testing.T) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
-		if l == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("log line %q: %v", l, err)
-		}
-		out = append(out, m)
-	}
-	return out
 }
 
 // While the disk is short of space Ping does not believe the last write's

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/logtest"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -96,7 +98,7 @@ func TestInitIsIdempotent(t *testing.T) {
 	if err != nil || ttl.TimeToLiveDescription == nil || aws.ToString(ttl.TimeToLiveDescription.AttributeName) != "expires_at" {
 		t.Errorf("TTL of the table: %+v, %v; want on expires_at", ttl, err)
 	}
-	var out syncBuffer
+	var out logtest.Buffer
 	if err := run(context.Background(), []string{"init", "extra"}, getenvOf(env), nil, &out, &out); err == nil {
 		t.Error("init with an argument: got no error")
 	}

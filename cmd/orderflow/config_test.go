@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/orderflow/orderflow/logtest"
+
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/orderflow/orderflow/httpapi"
@@ -90,7 +92,7 @@ func TestConfigRefusesInsecureSettingsOutsideLocal(t *testing.T) {
 				t.Errorf("error %q shows %q, a part of a secret", err, leak)
 			}
 			// run refuses to start, before opening anything.
-			if err := run(context.Background(), []string{"serve"}, getenvOf(env), nil, &syncBuffer{}, &syncBuffer{}); err == nil {
+			if err := run(context.Background(), []string{"serve"}, getenvOf(env), nil, &logtest.Buffer{}, &logtest.Buffer{}); err == nil {
 				t.Fatal("run started with an insecure or broken configuration")
 			}
 		})
@@ -182,7 +184,7 @@ func TestREADMEListsEverySetting(t *testing.T) {
 }
 
 func TestCommands(t *testing.T) {
-	var out syncBuffer
+	var out logtest.Buffer
 	if err := run(context.Background(), []string{"help"}, getenvOf(nil), nil, &out, &out); err != nil || !strings.Contains(out.String(), "dlq redrive") {
 		t.Fatalf("help: %v %q", err, out.String())
 	}
@@ -195,7 +197,7 @@ func TestCommands(t *testing.T) {
 			t.Errorf("orderflow %v: got no error", args)
 		}
 	}
-	var hash syncBuffer
+	var hash logtest.Buffer
 	if err := run(context.Background(), []string{"hash-password"}, getenvOf(nil), strings.NewReader("s3cret\n"), &hash, &hash); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/logtest"
+
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/sqlite"
 )
@@ -28,7 +30,7 @@ func runCmd(t *testing.T, env map[string]string, args ...string) (stdout, stderr
 // runCmdErr is runCmd for a command that may fail. Its stdin is not a
 // terminal.
 func runCmdErr(env map[string]string, args ...string) (stdout, stderr string, err error) {
-	var out, errOut syncBuffer
+	var out, errOut logtest.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	err = run(ctx, args, getenvOf(env), strings.NewReader(""), &out, &errOut)

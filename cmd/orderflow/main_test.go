@@ -11,9 +11,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/orderflow/orderflow/logtest"
 )
 
 // TestMain lets the crash test run this test binary as an orderflow child
@@ -59,29 +60,11 @@ func getenvOf(env map[string]string) func(string) string {
 	return func(k string) string { return env[k] }
 }
 
-// syncBuffer collects a running program's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // instance is a running orderflow started by startRun.
 type instance struct {
 	api, processor string // base URLs
 	env            map[string]string
-	out            *syncBuffer
+	out            *logtest.Buffer
 }
 
 // startRun runs the program in-process ("serve" unless args say otherwise)
@@ -97,7 +80,7 @@ func startRun(t *testing.T, env map[string]string, args ...string) *instance {
 		api:       "http://" + env["ORDERFLOW_API_ADDR"],
 		processor: "http://" + env["ORDERFLOW_PROCESSOR_ADDR"],
 		env:       env,
-		out:       &syncBuffer{},
+		out:       &logtest.Buffer{},
 	}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, args, getenvOf(env), strings.NewReader(""), in.out, in.out) }()
