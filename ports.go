@@ -14,6 +14,33 @@ type IdempotencyKey struct {
 	RequestHash string
 }
 
+// Intake accepts orders: it stores a new order and queues its message, so
+// that an order the caller was told is accepted is worked exactly once.
+// It is the api's write path; the embedded store does it in one SQLite
+// transaction, the AWS mode across DynamoDB and SQS. Implementations are
+// safe for concurrent use.
+type Intake interface {
+	// Accept stores o, which must be PENDING, and queues its message.
+	// created reports that this call accepted it; stored is the order as
+	// stored. The idempotency rules, with key.Key set (scoped to
+	// key.UserID):
+	//   - a key not seen before: o is accepted, and the key records
+	//     key.RequestHash and o's id;
+	//   - the key with the same RequestHash, its first request finished:
+	//     nothing is written or queued; the original order comes back
+	//     with created=false;
+	//   - the key with another RequestHash: EMismatch;
+	//   - the key with its first request still in flight: EConflict
+	//     (an implementation that cannot tell a dead first request from a
+	//     slow one may take over a record older than its takeover time
+	//     and finish the original order).
+	// Without a key every call accepts a new order. Nothing is accepted
+	// without its message: when the message cannot be queued, the error
+	// is EUnavailable and a retry with the same key accepts the order
+	// (once). EUnavailable also when a backing service cannot be reached.
+	Accept(ctx context.Context, o Order, key IdempotencyKey) (stored Order, created bool, err error)
+}
+
 // Store keeps orders, idempotency records and stock. Implementations are
 // safe for concurrent use. Every method returns an *Error with code
 // EUnavailable when the backing service cannot be reached, so that callers
@@ -114,10 +141,24 @@ type QueueDepth struct {
 	Dead     int // in the dead-letter queue
 }
 
+// QueuePolicy is how a queue redelivers. The queue owns it (SQS: the
+// queue's VisibilityTimeout and RedrivePolicy attributes; the embedded
+// queue: its options) and its consumers read it from there, so that the
+// two can never disagree.
+type QueuePolicy struct {
+	// VisibilityTimeout is how long a received message stays hidden.
+	VisibilityTimeout time.Duration
+	// MaxReceives is how many receives a message gets: the receive with
+	// ReceiveCount == MaxReceives is its last, and the queue moves it to
+	// the dead-letter queue instead of delivering it again.
+	MaxReceives int
+}
+
 // Queue is an at-least-once queue with SQS semantics: a received message
 // is hidden for the visibility timeout and comes back if not deleted; each
 // receive counts, and a message that was received MaxReceives times is
-// moved to the dead-letter queue instead of delivered again.
+// moved to the dead-letter queue instead of delivered again (see
+// QueuePolicy).
 // Implementations are safe for concurrent use and return EUnavailable when
 // the service cannot be reached.
 type Queue interface {
@@ -140,6 +181,9 @@ type Queue interface {
 
 	// Ping checks that the queue can be reached.
 	Ping(ctx context.Context) error
+
+	// Policy returns the queue's redelivery policy. It does not call out.
+	Policy() QueuePolicy
 }
 
 // DeadLetters is the operator's view of the dead-letter queue.

@@ -470,3 +470,9 @@ func (db *DB) Purge(ctx context.Context) (int, error) {
 func isConstraint(err error) bool {
 	return zs.ErrCode(err).ToPrimary() == zs.ResultConstraint
 }
+
+// Policy returns the queue's redelivery policy: Options.VisibilityTimeout
+// and Options.MaxReceives.
+func (db *DB) Policy() orderflow.QueuePolicy {
+	return orderflow.QueuePolicy{VisibilityTimeout: db.opts.VisibilityTimeout, MaxReceives: db.opts.MaxReceives}
+}

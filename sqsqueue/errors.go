@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/aws/smithy-go"
@@ -44,17 +45,24 @@ func mapErr(err error, format string, args ...any) error {
 }
 
 // redriveTarget returns the deadLetterTargetArn of a RedrivePolicy.
-func redriveTarget(policy string) (string, error) {
+func redriveTarget(policy string) (arn string, maxReceives int, err error) {
 	if policy == "" {
-		return "", errNoRedrive
+		return "", 0, errNoRedrive
 	}
 	var p struct {
 		DeadLetterTargetArn string `json:"deadLetterTargetArn"`
+		// SQS writes the count as a number; a policy set through the
+		// console or CreateQueues may hold a string.
+		MaxReceiveCount json.RawMessage `json:"maxReceiveCount"`
 	}
 	if err := json.Unmarshal([]byte(policy), &p); err != nil || p.DeadLetterTargetArn == "" {
-		return "", errNoRedrive
+		return "", 0, errNoRedrive
 	}
-	return p.DeadLetterTargetArn, nil
+	n, err := strconv.Atoi(strings.Trim(string(p.MaxReceiveCount), `"`))
+	if err != nil || n < 1 {
+		return "", 0, errNoRedrive
+	}
+	return p.DeadLetterTargetArn, n, nil
 }
 
 // arnQueue splits arn:aws:sqs:region:account:name into name and account.

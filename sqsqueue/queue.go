@@ -59,6 +59,8 @@ type Queue struct {
 	opts   Options
 	log    *slog.Logger
 
+	policy orderflow.QueuePolicy // read by Open
+
 	mu  sync.Mutex
 	cur *batch // the batch Send is filling, nil if none
 }
@@ -68,9 +70,10 @@ var (
 	_ orderflow.DeadLetters = (*Queue)(nil)
 )
 
-// Open returns a Queue on opts.QueueURL. Without opts.DLQURL it reads the
-// queue's RedrivePolicy to find the dead-letter queue; an error then means
-// the queue cannot be reached or has no dead-letter queue.
+// Open returns a Queue on opts.QueueURL. It reads the queue's
+// VisibilityTimeout and RedrivePolicy, which are its Policy and, without
+// opts.DLQURL, name the dead-letter queue; an error then means the queue
+// cannot be reached or has no dead-letter queue.
 func Open(ctx context.Context, client *sqs.Client, opts Options) (*Queue, error) {
 	if opts.QueueURL == "" {
 		return nil, orderflow.Errorf(orderflow.EInvalid, "sqs: a queue URL is required")
@@ -85,8 +88,12 @@ func Open(ctx context.Context, client *sqs.Client, opts Options) (*Queue, error)
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	q := &Queue{client: client, opts: opts, log: opts.Logger}
+	dlqARN, err := q.readPolicy(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if opts.DLQURL == "" {
-		url, err := q.deadLetterURL(ctx)
+		url, err := q.queueURL(ctx, dlqARN)
 		if err != nil {
 			return nil, err
 		}
@@ -101,22 +108,41 @@ func (q *Queue) URL() string { return q.opts.QueueURL }
 // DLQURL returns the dead-letter queue's URL.
 func (q *Queue) DLQURL() string { return q.opts.DLQURL }
 
-// deadLetterURL reads the RedrivePolicy of the queue and resolves the URL
-// of its target.
-func (q *Queue) deadLetterURL(ctx context.Context) (string, error) {
+// Policy returns the queue's redelivery policy as Open read it from the
+// queue's attributes (VisibilityTimeout, RedrivePolicy's maxReceiveCount).
+func (q *Queue) Policy() orderflow.QueuePolicy { return q.policy }
+
+// readPolicy reads the queue's VisibilityTimeout and RedrivePolicy into
+// q.policy and returns the ARN of the dead-letter queue.
+func (q *Queue) readPolicy(ctx context.Context) (dlqARN string, err error) {
 	ctx, cancel := q.callCtx(ctx, 0)
 	defer cancel()
 	out, err := q.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
-		QueueUrl:       &q.opts.QueueURL,
-		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameRedrivePolicy},
+		QueueUrl: &q.opts.QueueURL,
+		AttributeNames: []types.QueueAttributeName{
+			types.QueueAttributeNameRedrivePolicy, types.QueueAttributeNameVisibilityTimeout,
+		},
 	})
 	if err != nil {
 		return "", mapErr(err, "read redrive policy of %s", q.opts.QueueURL)
 	}
-	arn, err := redriveTarget(out.Attributes[string(types.QueueAttributeNameRedrivePolicy)])
+	arn, maxReceives, err := redriveTarget(out.Attributes[string(types.QueueAttributeNameRedrivePolicy)])
 	if err != nil {
-		return "", orderflow.Errorf(orderflow.EInvalid, "queue %s: %v; set SQS_DLQ_URL or run orderflow init", q.opts.QueueURL, err)
+		return "", orderflow.Errorf(orderflow.EInvalid, "queue %s: %v; run orderflow init", q.opts.QueueURL, err)
 	}
+	vt, err := strconv.Atoi(out.Attributes[string(types.QueueAttributeNameVisibilityTimeout)])
+	if err != nil || vt < 0 {
+		return "", orderflow.Errorf(orderflow.EInvalid, "queue %s: VisibilityTimeout %q is not a number of seconds",
+			q.opts.QueueURL, out.Attributes[string(types.QueueAttributeNameVisibilityTimeout)])
+	}
+	q.policy = orderflow.QueuePolicy{VisibilityTimeout: time.Duration(vt) * time.Second, MaxReceives: maxReceives}
+	return arn, nil
+}
+
+// queueURL resolves the URL of the queue arn names.
+func (q *Queue) queueURL(ctx context.Context, arn string) (string, error) {
+	ctx, cancel := q.callCtx(ctx, 0)
+	defer cancel()
 	name, account := arnQueue(arn)
 	in := &sqs.GetQueueUrlInput{QueueName: &name}
 	if account != "" {
@@ -331,4 +357,4 @@ func (q *Queue) Ping(ctx context.Context) error {
 }
 
 // errors.Is helper kept close to its only use.
-var errNoRedrive = errors.New("the queue has no RedrivePolicy with a deadLetterTargetArn")
+var errNoRedrive = errors.New("the queue has no RedrivePolicy with a deadLetterTargetArn and a maxReceiveCount")

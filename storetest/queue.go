@@ -60,6 +60,7 @@ func TestQueue(t *testing.T, newQueue func(t *testing.T, opts QueueOptions) (ord
 		{"concurrent sends lose nothing and duplicate nothing", q.concurrentSend},
 		{"a poison body is delivered with Err set", q.poison},
 		{"ping succeeds", q.ping},
+		{"policy is the visibility timeout and max receives the queue was made with", q.policy},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -76,6 +77,14 @@ type queueSuite struct {
 func (s queueSuite) open(t *testing.T, vt time.Duration, maxReceives int) (orderflow.Queue, orderflow.DeadLetters) {
 	t.Helper()
 	return s.newQueue(t, QueueOptions{VisibilityTimeout: vt, MaxReceives: maxReceives})
+}
+
+func (s queueSuite) policy(t *testing.T) {
+	want := orderflow.QueuePolicy{VisibilityTimeout: 7 * time.Second, MaxReceives: 3}
+	q, _ := s.open(t, want.VisibilityTimeout, want.MaxReceives)
+	if got := q.Policy(); got != want {
+		t.Errorf("Policy() = %+v, want %+v", got, want)
+	}
 }
 
 func testCtx(t *testing.T) context.Context {
