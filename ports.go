@@ -182,8 +182,10 @@ type Queue interface {
 	// Ping checks that the queue can be reached.
 	Ping(ctx context.Context) error
 
-	// Policy returns the queue's redelivery policy. It does not call out.
-	Policy() QueuePolicy
+	// Policy returns the queue's redelivery policy. An implementation
+	// that must ask its service for it does so once and keeps the answer;
+	// EUnavailable while it cannot be reached.
+	Policy(ctx context.Context) (QueuePolicy, error)
 }
 
 // DeadLetters is the operator's view of the dead-letter queue.

@@ -473,6 +473,6 @@ func isConstraint(err error) bool {
 
 // Policy returns the queue's redelivery policy: Options.VisibilityTimeout
 // and Options.MaxReceives.
-func (db *DB) Policy() orderflow.QueuePolicy {
-	return orderflow.QueuePolicy{VisibilityTimeout: db.opts.VisibilityTimeout, MaxReceives: db.opts.MaxReceives}
+func (db *DB) Policy(context.Context) (orderflow.QueuePolicy, error) {
+	return orderflow.QueuePolicy{VisibilityTimeout: db.opts.VisibilityTimeout, MaxReceives: db.opts.MaxReceives}, nil
 }

@@ -184,6 +184,7 @@ func TestUnreachable(t *testing.T) {
 		"Redrive":  func() error { _, err := q.Redrive(ctx, 10); return err }(),
 		"Purge":    func() error { _, err := q.Purge(ctx); return err }(),
 		"Change":   q.ChangeVisibility(ctx, "r", time.Second),
+		"Policy":   func() error { _, err := q.Policy(ctx); return err }(),
 	} {
 		if orderflow.ErrorCode(err) != orderflow.EUnavailable {
 			t.Errorf("%s: got %v, want EUnavailable", name, err)

@@ -59,7 +59,8 @@ type Queue struct {
 	opts   Options
 	log    *slog.Logger
 
-	policy orderflow.QueuePolicy // read by Open
+	policyMu sync.Mutex
+	policy   *orderflow.QueuePolicy // nil until read (see Policy)
 
 	mu  sync.Mutex
 	cur *batch // the batch Send is filling, nil if none
@@ -70,10 +71,11 @@ var (
 	_ orderflow.DeadLetters = (*Queue)(nil)
 )
 
-// Open returns a Queue on opts.QueueURL. It reads the queue's
-// VisibilityTimeout and RedrivePolicy, which are its Policy and, without
-// opts.DLQURL, name the dead-letter queue; an error then means the queue
-// cannot be reached or has no dead-letter queue.
+// Open returns a Queue on opts.QueueURL. Without opts.DLQURL it reads the
+// queue's attributes to find the dead-letter queue (and keeps its Policy);
+// an error then means the queue cannot be reached or has no dead-letter
+// queue. With opts.DLQURL it makes no call, so that a program can start
+// while SQS cannot be reached, and reports it through Ping.
 func Open(ctx context.Context, client *sqs.Client, opts Options) (*Queue, error) {
 	if opts.QueueURL == "" {
 		return nil, orderflow.Errorf(orderflow.EInvalid, "sqs: a queue URL is required")
@@ -88,11 +90,11 @@ func Open(ctx context.Context, client *sqs.Client, opts Options) (*Queue, error)
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	q := &Queue{client: client, opts: opts, log: opts.Logger}
-	dlqARN, err := q.readPolicy(ctx)
-	if err != nil {
-		return nil, err
-	}
 	if opts.DLQURL == "" {
+		dlqARN, _, err := q.readPolicy(ctx)
+		if err != nil {
+			return nil, err
+		}
 		url, err := q.queueURL(ctx, dlqARN)
 		if err != nil {
 			return nil, err
@@ -108,13 +110,24 @@ func (q *Queue) URL() string { return q.opts.QueueURL }
 // DLQURL returns the dead-letter queue's URL.
 func (q *Queue) DLQURL() string { return q.opts.DLQURL }
 
-// Policy returns the queue's redelivery policy as Open read it from the
-// queue's attributes (VisibilityTimeout, RedrivePolicy's maxReceiveCount).
-func (q *Queue) Policy() orderflow.QueuePolicy { return q.policy }
+// Policy returns the queue's redelivery policy: its VisibilityTimeout and
+// its RedrivePolicy's maxReceiveCount, read from SQS on the first call (or
+// by Open) and kept. EUnavailable while SQS cannot be reached; EInvalid
+// for a queue without a RedrivePolicy.
+func (q *Queue) Policy(ctx context.Context) (orderflow.QueuePolicy, error) {
+	q.policyMu.Lock()
+	defer q.policyMu.Unlock()
+	if q.policy != nil {
+		return *q.policy, nil
+	}
+	_, p, err := q.readPolicy(ctx)
+	return p, err
+}
 
-// readPolicy reads the queue's VisibilityTimeout and RedrivePolicy into
-// q.policy and returns the ARN of the dead-letter queue.
-func (q *Queue) readPolicy(ctx context.Context) (dlqARN string, err error) {
+// readPolicy reads the queue's VisibilityTimeout and RedrivePolicy, keeps
+// the policy they make in q.policy, and returns the ARN of the dead-letter
+// queue.
+func (q *Queue) readPolicy(ctx context.Context) (dlqARN string, p orderflow.QueuePolicy, err error) {
 	ctx, cancel := q.callCtx(ctx, 0)
 	defer cancel()
 	out, err := q.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
@@ -124,19 +137,20 @@ func (q *Queue) readPolicy(ctx context.Context) (dlqARN string, err error) {
 		},
 	})
 	if err != nil {
-		return "", mapErr(err, "read redrive policy of %s", q.opts.QueueURL)
+		return "", p, mapErr(err, "read redrive policy of %s", q.opts.QueueURL)
 	}
 	arn, maxReceives, err := redriveTarget(out.Attributes[string(types.QueueAttributeNameRedrivePolicy)])
 	if err != nil {
-		return "", orderflow.Errorf(orderflow.EInvalid, "queue %s: %v; run orderflow init", q.opts.QueueURL, err)
+		return "", p, orderflow.Errorf(orderflow.EInvalid, "queue %s: %v; run orderflow init", q.opts.QueueURL, err)
 	}
 	vt, err := strconv.Atoi(out.Attributes[string(types.QueueAttributeNameVisibilityTimeout)])
 	if err != nil || vt < 0 {
-		return "", orderflow.Errorf(orderflow.EInvalid, "queue %s: VisibilityTimeout %q is not a number of seconds",
+		return "", p, orderflow.Errorf(orderflow.EInvalid, "queue %s: VisibilityTimeout %q is not a number of seconds",
 			q.opts.QueueURL, out.Attributes[string(types.QueueAttributeNameVisibilityTimeout)])
 	}
-	q.policy = orderflow.QueuePolicy{VisibilityTimeout: time.Duration(vt) * time.Second, MaxReceives: maxReceives}
-	return arn, nil
+	p = orderflow.QueuePolicy{VisibilityTimeout: time.Duration(vt) * time.Second, MaxReceives: maxReceives}
+	q.policy = &p
+	return arn, p, nil
 }
 
 // queueURL resolves the URL of the queue arn names.

@@ -82,8 +82,9 @@ func (s queueSuite) open(t *testing.T, vt time.Duration, maxReceives int) (order
 func (s queueSuite) policy(t *testing.T) {
 	want := orderflow.QueuePolicy{VisibilityTimeout: 7 * time.Second, MaxReceives: 3}
 	q, _ := s.open(t, want.VisibilityTimeout, want.MaxReceives)
-	if got := q.Policy(); got != want {
-		t.Errorf("Policy() = %+v, want %+v", got, want)
+	got, err := q.Policy(testCtx(t))
+	if err != nil || got != want {
+		t.Errorf("Policy() = %+v, %v; want %+v", got, err, want)
 	}
 }
 
