@@ -45,6 +45,8 @@ type Sweeper struct {
 	queue Sender
 	log   *slog.Logger
 	now   func() time.Time
+	// ticks returns the ticks of Run and their stop function.
+	ticks func(time.Duration) (<-chan time.Time, func())
 }
 
 // sweepBatch bounds the orders one Sweep re-sends.
@@ -56,20 +58,25 @@ func NewSweeper(cfg SweeperConfig, store PendingOrders, queue Sender, log *slog.
 	if cfg.Interval <= 0 {
 		cfg.Interval = min(max(cfg.After/4, time.Second), time.Minute)
 	}
-	return &Sweeper{cfg: cfg, store: store, queue: queue, log: log, now: now}
+	return &Sweeper{cfg: cfg, store: store, queue: queue, log: log, now: now, ticks: ticker}
+}
+
+func ticker(d time.Duration) (<-chan time.Time, func()) {
+	t := time.NewTicker(d)
+	return t.C, t.Stop
 }
 
 // Run sweeps every Interval, batch after batch while batches come back
 // full, until ctx ends; then it returns nil. A failed sweep is logged and
 // tried again at the next tick.
 func (s *Sweeper) Run(ctx context.Context) error {
-	t := time.NewTicker(s.cfg.Interval)
-	defer t.Stop()
+	ticks, stop := s.ticks(s.cfg.Interval)
+	defer stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-ticks:
 		}
 		for {
 			n, err := s.Sweep(ctx)
