@@ -43,12 +43,6 @@ func (f *pendingFake) SweepPending(ctx context.Context, before time.Time, limit 
 	return b, err
 }
 
-func (f *pendingFake) callCount() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.calls)
-}
-
 // senderFake records what is sent; fail, if set, fails every Send.
 type senderFake struct {
 	mu   sync.Mutex

@@ -249,8 +249,7 @@ type awsParts struct {
 
 type testClock struct{ ns atomic.Int64 }
 
-func (c *testClock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *testClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+func (c *testClock) now() time.Time { return time.Unix(0, c.ns.Load()) }
 
 func newAWSParts(t *testing.T) *awsParts {
 	t.Helper()
