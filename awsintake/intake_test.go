@@ -15,6 +15,7 @@ import (
 	"github.com/orderflow/orderflow/awsintake"
 	"github.com/orderflow/orderflow/awstest"
 	"github.com/orderflow/orderflow/dynamostore"
+	"github.com/orderflow/orderflow/logtest"
 	"github.com/orderflow/orderflow/processor"
 	"github.com/orderflow/orderflow/sqsqueue"
 	"github.com/orderflow/orderflow/storetest"
@@ -262,3 +263,72 @@ func TestAcceptFaults(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// failingStore is the DynamoDB store with the writes after BeginOrder
+// failing, as they do when DynamoDB goes away mid-request.
+type failingStore struct {
+	*dynamostore.Store
+	err error
+}
+
+func (f failingStore) FinishOrder(context.Context, orderflow.IdempotencyKey, dynamostore.Begun) error {
+	return f.err
+}
+
+func (f failingStore) AbandonOrder(context.Context, orderflow.IdempotencyKey, dynamostore.Begun) error {
+	return f.err
+}
+
+func (f failingStore) Transition(context.Context, orderflow.Transition) (orderflow.Order, error) {
+	return orderflow.Order{}, f.err
+}
+
+// TestAcceptCleanupFailures: when the write after the send, or the cleanup
+// after a failed send, fails too, Accept's answer stays true and the
+// failure is logged; what is left is what the takeover time and the
+// sweeper repair.
+func TestAcceptCleanupFailures(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := newParts(t)
+	var logs logtest.Buffer
+	down := orderflow.Unavailable(errors.New("injected fault"), "dynamodb: write")
+	in := awsintake.New(failingStore{Store: p.store, err: down}, p.fq, awsintake.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Now: p.clock.now})
+
+	k := p.key("eve")
+	o := p.order("eve", 100)
+	got, created, err := in.Accept(ctx, o, k)
+	if err != nil || !created || got.ID != o.ID {
+		t.Fatalf("Accept with the key's record not marked done: %s created=%v, %v; want %s accepted (order and message are in)", got.ID, created, err, o.ID)
+	}
+	if msgs := p.drain(t); len(msgs) != 1 || msgs[o.ID] != 1 {
+		t.Errorf("queue holds %v, want one message for %s", msgs, o.ID)
+	}
+	if len(logs.Messages("order accepted but its idempotency key not marked done")) != 1 {
+		t.Errorf("logs %s, want the warning that the key is not marked done", logs.String())
+	}
+
+	k2 := p.key("eve")
+	p.fq.fail.Store(1)
+	if _, _, err := in.Accept(ctx, p.order("eve", 100), k2); orderflow.ErrorCode(err) != orderflow.EUnavailable {
+		t.Fatalf("Accept with the queue down: %v, want EUnavailable", err)
+	}
+	if _, _, err := p.in.Accept(ctx, p.order("eve", 100), k2); orderflow.ErrorCode(err) != orderflow.EConflict {
+		t.Errorf("retry at once after the key's record could not be made stale: %v, want EConflict (in flight until the takeover time)", err)
+	}
+	if len(logs.Messages("order message not sent; its idempotency key stays in flight until the takeover time")) != 1 {
+		t.Errorf("logs %s, want the warning that the key stays in flight", logs.String())
+	}
+
+	bare := p.order("eve", 100)
+	p.fq.fail.Store(1)
+	if _, _, err := in.Accept(ctx, bare, orderflow.IdempotencyKey{UserID: "eve"}); orderflow.ErrorCode(err) != orderflow.EUnavailable {
+		t.Fatalf("Accept without a key with the queue down: %v, want EUnavailable", err)
+	}
+	if o, err := p.store.GetOrder(ctx, bare.ID); err != nil || o.Status != orderflow.StatusPending {
+		t.Errorf("order not sent and not ended: %s, %v; want it PENDING, for the sweeper", o.Status, err)
+	}
+	if len(logs.Messages("order message not sent and the order not ended; the sweeper will process it")) != 1 {
+		t.Errorf("logs %s, want the error that the order is left to the sweeper", logs.String())
+	}
+}

@@ -214,3 +214,36 @@ func TestSweeperRun(t *testing.T) {
 		t.Error("Run did not stop its ticker")
 	}
 }
+
+// Run sweeps on its own ticker, one search per tick when batches come back
+// short.
+func TestSweeperRunTicks(t *testing.T) {
+	store := &pendingFake{called: make(chan int)}
+	sw := NewSweeper(SweeperConfig{After: time.Minute, Interval: time.Millisecond}, store, &senderFake{}, slog.New(slog.DiscardHandler), time.Now)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sw.Run(ctx) }()
+	for want := 1; want <= 3; want++ {
+		select {
+		case n := <-store.called:
+			if n != want {
+				t.Fatalf("search %d, want %d", n, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no search %d within 10s of 1ms ticks", want)
+		}
+	}
+	cancel()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run after ctx ended: %v, want nil", err)
+			}
+			return
+		case <-store.called: // a tick that came with the cancel
+		case <-time.After(10 * time.Second):
+			t.Fatal("Run did not return within 10s of ctx ending")
+		}
+	}
+}
