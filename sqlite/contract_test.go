@@ -47,3 +47,11 @@ func TestLedgerContract(t *testing.T) {
 	db, _ := open(t, sqlite.Options{})
 	storetest.TestLedger(t, func(t *testing.T) storetest.Ledger { return db })
 }
+
+func TestIntakeContract(t *testing.T) {
+	t.Parallel()
+	storetest.TestIntake(t, func(t *testing.T) storetest.Intake {
+		db, _ := open(t, sqlite.Options{})
+		return storetest.Intake{Intake: db, Orders: db, Queue: db}
+	})
+}

@@ -112,6 +112,7 @@ type DB struct {
 }
 
 var (
+	_ orderflow.Intake      = (*DB)(nil)
 	_ orderflow.Store       = (*DB)(nil)
 	_ orderflow.Queue       = (*DB)(nil)
 	_ orderflow.DeadLetters = (*DB)(nil)

@@ -22,11 +22,11 @@ func (db *DB) CreateOrder(ctx context.Context, o orderflow.Order, key orderflow.
 	return db.create(ctx, o, key, false)
 }
 
-// Accept is the API's write path: it stores o and records key like
-// CreateOrder and, in the same transaction, enqueues the order's message.
-// A replay (same user, key and request hash) returns the original order
-// with created=false and enqueues nothing. A nil error means the order and
-// its message are committed to disk.
+// Accept is the API's write path (orderflow.Intake): it stores o and
+// records key like CreateOrder and, in the same transaction, enqueues the
+// order's message. A replay (same user, key and request hash) returns the
+// original order with created=false and enqueues nothing. A nil error means
+// the order and its message are committed to disk.
 func (db *DB) Accept(ctx context.Context, o orderflow.Order, key orderflow.IdempotencyKey) (orderflow.Order, bool, error) {
 	return db.create(ctx, o, key, true)
 }

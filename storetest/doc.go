@@ -1,7 +1,9 @@
 // Package storetest holds the contract suites that every Queue and Store
-// adapter (sqlite, sqs, dynamodb) runs: TestQueue and TestStore. They rely
-// only on the port contracts in package orderflow, so an adapter that passes
-// them can stand in for any other.
+// adapter (sqlite, sqs, dynamodb) runs, TestQueue and TestStore, and the
+// suite of accepting an order, TestIntake, that sqlite and awsintake (on
+// SQS and DynamoDB) run. They rely only on the port contracts in package
+// orderflow, so an implementation that passes them can stand in for any
+// other.
 //
 // The suites wait for real time in a few places (visibility timeouts, long
 // polls). Waits are generous but bounded, and visibility timeouts are whole

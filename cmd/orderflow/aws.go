@@ -24,7 +24,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/awsintake"
 	"github.com/orderflow/orderflow/dynamostore"
+	"github.com/orderflow/orderflow/processor"
 	"github.com/orderflow/orderflow/sqsqueue"
 )
 
@@ -151,10 +153,10 @@ func outcome(err error) string {
 }
 
 // openAWS opens the AWS mode's backend: the queue on SQS, the store (and
-// the simulated gateway's ledger) on DynamoDB. The processor's background
-// duties of this mode, the dead-letter watch and the pending sweep, start
-// with the first Receive, so that they run where the processor runs and
-// not in the api or in orderflow dlq.
+// the simulated gateway's ledger) on DynamoDB, the intake across both. The
+// processor-side loops of this mode, the dead-letter watch and the pending
+// sweep, are in the backend's loops, which serve runs where the processor
+// runs, not in the api or in orderflow dlq.
 func openAWS(ctx context.Context, cfg config, log *slog.Logger, reg prometheus.Registerer) (*backend, error) {
 	clients, err := awsClients(ctx, cfg, reg)
 	if err != nil {
@@ -176,39 +178,33 @@ func openAWS(ctx context.Context, cfg config, log *slog.Logger, reg prometheus.R
 	// counted as the gateway's (see awsAPI).
 	ledger := dynamostore.New(clients.gatewayDDB, cfg.DDBTable, storeOpts)
 	aq := &awsQueue{Queue: q}
-	bg := &background{}
-	aq.start = func() {
-		bs := &backstop{store: st, ledger: ledger, maxReceives: cfg.MaxReceives, report: aq.reports.add}
-		bg.run(func(ctx context.Context) error { return q.WatchDead(ctx, cfg.DLQWatchInterval, bs.handle) })
-		sw := &sweeper{store: st, queue: q, after: cfg.SweepAfter, log: log.With("component", "sweeper"), now: time.Now}
-		bg.run(sw.run)
-	}
+	bs := &backstop{store: st, ledger: ledger, maxReceives: cfg.MaxReceives, report: aq.reports.add}
+	sw := processor.NewSweeper(processor.SweeperConfig{After: cfg.SweepAfter}, st, q, log.With("component", "sweeper"), time.Now)
 	return &backend{
-		intake: &awsIntake{store: st, queue: q, log: log.With("component", "intake")},
+		intake: awsintake.New(st, q, awsintake.Options{Logger: log.With("component", "intake")}),
 		store:  st,
 		queue:  aq,
 		dead:   q,
 		ledger: ledger,
-		close:  func() error { bg.stop(); return nil },
+		loops: []loop{
+			{"dead-letter watch", func(ctx context.Context) error { return q.WatchDead(ctx, cfg.DLQWatchInterval, bs.handle) }},
+			{"pending sweep", sw.Run},
+		},
+		close: func() error { return nil },
 	}, nil
 }
 
-// awsQueue is the SQS queue as the processor sees it: its first Receive
-// starts the processor-side background work of the AWS mode, and each
-// Receive also hands out the dead-letter watch's reports (see
-// orderflow.Delivery's DeadLettered), so that the processor counts and
-// logs the orders the watch ended.
+// awsQueue is the SQS queue as the processor sees it: each Receive also
+// hands out the dead-letter watch's reports (see orderflow.Delivery's
+// DeadLettered), so that the processor counts and logs the orders the
+// watch ended.
 type awsQueue struct {
 	*sqsqueue.Queue
-	once    sync.Once
-	start   func()
 	reports reports
 }
 
-// Receive starts the background work once, then receives, and adds the
-// reports made meanwhile.
+// Receive receives, and adds the reports made meanwhile.
 func (q *awsQueue) Receive(ctx context.Context, max int, wait time.Duration) ([]orderflow.Delivery, error) {
-	q.once.Do(q.start)
 	ds, err := q.Queue.Receive(ctx, max, wait)
 	return append(ds, q.reports.take()...), err
 }
@@ -231,128 +227,6 @@ func (r *reports) take() []orderflow.Delivery {
 	ds := r.ds
 	r.ds = nil
 	return ds
-}
-
-// background runs goroutines until stop.
-type background struct {
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	ctx    context.Context
-	wg     sync.WaitGroup
-}
-
-func (b *background) run(f func(context.Context) error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.ctx == nil {
-		b.ctx, b.cancel = context.WithCancel(context.Background())
-	}
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		_ = f(b.ctx) // both loops log their own errors and return nil
-	}()
-}
-
-func (b *background) stop() {
-	b.mu.Lock()
-	if b.cancel != nil {
-		b.cancel()
-	}
-	b.mu.Unlock()
-	b.wg.Wait()
-}
-
-// intakeStore is what awsIntake needs of the DynamoDB store.
-type intakeStore interface {
-	BeginOrder(ctx context.Context, o orderflow.Order, k orderflow.IdempotencyKey) (dynamostore.Begun, error)
-	FinishOrder(ctx context.Context, k orderflow.IdempotencyKey, b dynamostore.Begun) error
-	AbandonOrder(ctx context.Context, k orderflow.IdempotencyKey, b dynamostore.Begun) error
-	Transition(ctx context.Context, t orderflow.Transition) (orderflow.Order, error)
-}
-
-// awsIntake is the api's write path in the AWS mode, where the order and
-// its message live in two services and cannot be written in one
-// transaction (the embedded mode's Accept is one SQLite transaction). See
-// Accept for the order of operations and why it is safe.
-type awsIntake struct {
-	store intakeStore
-	queue interface {
-		Send(ctx context.Context, msgs ...orderflow.Message) error
-	}
-	log *slog.Logger
-}
-
-// Accept stores o and sends its message, in this order:
-//
-//  1. BeginOrder: with an Idempotency-Key, one DynamoDB transaction puts
-//     the key's record (state "pending", the request hash, o's id) and the
-//     order (PENDING), each only if absent; without a key, a conditional
-//     put of the order. A key seen before decides instead: another hash →
-//     EMismatch (422); "done" → replay of the original order (no second
-//     message); "pending" and younger than ORDERFLOW_TAKEOVER_AFTER →
-//     EConflict (409, the first request is in flight); older → the first
-//     request died, and this one takes the record over (conditionally, so
-//     one retry wins) and carries on with the original order.
-//  2. Send the message (SendMessageBatch, coalesced with other requests).
-//  3. FinishOrder marks the key's record "done".
-//
-// Why nothing is lost or doubled: the order is durable before its message
-// exists, so the processor never sees a message without an order (beyond
-// the index lag it already retries). If the process dies between 1 and 2,
-// the client (who got no 202) retries with its key, takes the stale record
-// over and sends the message for the same order id: one order, one message.
-// If it dies between 2 and 3, a retry after the takeover time sends a
-// second message for the same order, which the processor recognises as a
-// duplicate (the order is in work or final); no second order, no second
-// charge. Without a key, or if the client never retries, the processor's
-// sweeper re-sends the message of any order still PENDING after
-// ORDERFLOW_SWEEP_AFTER, from the sparse by_pending index. If the send
-// fails while the api is alive, the client gets 503: with a key, the
-// record is made stale at once so that the retry takes it over without
-// waiting; without a key the order is ended FAILED (a client without a key
-// retries with a new order, and must not get two), and only if even that
-// write fails can the sweeper later complete an order whose client was
-// told 503, the ambiguity every timeout has; clients that care send keys.
-func (a *awsIntake) Accept(ctx context.Context, o orderflow.Order, key orderflow.IdempotencyKey) (orderflow.Order, bool, error) {
-	b, err := a.store.BeginOrder(ctx, o, key)
-	if err != nil {
-		return orderflow.Order{}, false, err
-	}
-	if !b.NeedsMessage() {
-		return b.Order, false, nil
-	}
-	msg := orderflow.Message{OrderID: b.Order.ID, RequestID: b.Order.RequestID}
-	if err := a.queue.Send(ctx, msg); err != nil {
-		a.notSent(ctx, key, b, err)
-		return orderflow.Order{}, false, err
-	}
-	if err := a.store.FinishOrder(ctx, key, b); err != nil {
-		// The order and its message are in: the 202 is true. A retry with
-		// the key after the takeover time sends a duplicate message, which
-		// the processor drops.
-		a.log.WarnContext(ctx, "order accepted but its idempotency key not marked done", "err", err)
-	}
-	return b.Order, true, nil
-}
-
-// notSent cleans up after a failed send; see Accept.
-func (a *awsIntake) notSent(ctx context.Context, key orderflow.IdempotencyKey, b dynamostore.Begun, sendErr error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	defer cancel()
-	if key.Key != "" {
-		if err := a.store.AbandonOrder(ctx, key, b); err != nil {
-			a.log.WarnContext(ctx, "order message not sent; its idempotency key stays in flight until the takeover time",
-				"err", sendErr, "abandon_err", err)
-		}
-		return
-	}
-	f := &orderflow.Failure{Code: orderflow.ReasonProcessingFailed, Detail: "the order could not be queued and was not accepted (the api answered 503); place it again"}
-	_, err := a.store.Transition(ctx, orderflow.Transition{ID: b.Order.ID, From: orderflow.StatusPending, To: orderflow.StatusFailed, Failure: f, At: time.Now().UTC()})
-	if err != nil {
-		a.log.ErrorContext(ctx, "order message not sent and the order not ended; the sweeper will process it",
-			"err", sendErr, "fail_err", err)
-	}
 }
 
 // backstopStore is what the dead-letter backstop needs of the store.
@@ -427,57 +301,4 @@ func (b *backstop) handle(ctx context.Context, d orderflow.Delivery) error {
 		return b.store.Release(ctx, o.ID)
 	}
 	return nil
-}
-
-// sweeper re-sends the messages of orders that stayed PENDING too long:
-// the api wrote them but died before sending (see awsIntake.Accept).
-type sweeper struct {
-	store interface {
-		SweepPending(ctx context.Context, before time.Time, limit int) ([]orderflow.Order, error)
-	}
-	queue interface {
-		Send(ctx context.Context, msgs ...orderflow.Message) error
-	}
-	after time.Duration
-	log   *slog.Logger
-	now   func() time.Time
-}
-
-// sweepBatch bounds the orders one sweep re-sends.
-const sweepBatch = 100
-
-func (s *sweeper) run(ctx context.Context) error {
-	every := min(max(s.after/4, time.Second), time.Minute)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		for s.sweep(ctx) == sweepBatch {
-		}
-	}
-}
-
-// sweep re-sends one batch and returns how many orders it found.
-func (s *sweeper) sweep(ctx context.Context) int {
-	orders, err := s.store.SweepPending(ctx, s.now().Add(-s.after), sweepBatch)
-	if err != nil && ctx.Err() == nil {
-		s.log.Warn("sweep of pending orders", "err", err)
-	}
-	if len(orders) == 0 {
-		return 0
-	}
-	msgs := make([]orderflow.Message, len(orders))
-	for i, o := range orders {
-		msgs[i] = orderflow.Message{OrderID: o.ID, RequestID: o.RequestID}
-		s.log.WarnContext(orderflow.WithOrderID(ctx, o.ID), "order still PENDING; sending its message again", "created_at", o.CreatedAt)
-	}
-	if err := s.queue.Send(ctx, msgs...); err != nil && ctx.Err() == nil {
-		// They come up again one sweep period later.
-		s.log.Warn("re-send of pending orders", "err", err)
-	}
-	return len(orders)
 }

@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"regexp"
 	"strings"
@@ -241,19 +239,17 @@ func deadReceiveCount(t *testing.T, list, id string) int {
 // awsParts is a store and queue on moto, for tests that drive the AWS
 // mode's pieces directly.
 type awsParts struct {
-	store    *dynamostore.Store
-	queue    *sqsqueue.Queue
-	dlq      *sqsqueue.Queue // sends straight into the dead-letter queue
-	clock    *testClock
-	sqs      *sqs.Client
-	dlqURL   string
-	takeover time.Duration
+	store  *dynamostore.Store
+	queue  *sqsqueue.Queue
+	dlq    *sqsqueue.Queue // sends straight into the dead-letter queue
+	clock  *testClock
+	sqs    *sqs.Client
+	dlqURL string
 }
 
 type testClock struct{ ns atomic.Int64 }
 
-func (c *testClock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *testClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+func (c *testClock) now() time.Time { return time.Unix(0, c.ns.Load()) }
 
 func newAWSParts(t *testing.T) *awsParts {
 	t.Helper()
@@ -271,8 +267,8 @@ func newAWSParts(t *testing.T) *awsParts {
 	}
 	clock := &testClock{}
 	clock.ns.Store(time.Now().UnixNano())
-	p := &awsParts{clock: clock, sqs: sqsClient, dlqURL: dlqURL, takeover: time.Second}
-	p.store = dynamostore.New(ddb, name, dynamostore.Options{StaleIntent: p.takeover, Now: clock.now})
+	p := &awsParts{clock: clock, sqs: sqsClient, dlqURL: dlqURL}
+	p.store = dynamostore.New(ddb, name, dynamostore.Options{Now: clock.now})
 	if p.queue, err = sqsqueue.Open(ctx, sqsClient, sqsqueue.Options{QueueURL: qurl, DLQURL: dlqURL}); err != nil {
 		t.Fatal(err)
 	}
@@ -282,139 +278,10 @@ func newAWSParts(t *testing.T) *awsParts {
 	return p
 }
 
-// drain receives (and deletes) every message in the queue and counts them
-// by order id.
-func (p *awsParts) drain(t *testing.T) map[orderflow.OrderID]int {
-	t.Helper()
-	got := map[orderflow.OrderID]int{}
-	for {
-		ds, err := p.queue.Receive(context.Background(), 10, time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(ds) == 0 {
-			return got
-		}
-		for _, d := range ds {
-			got[d.OrderID]++
-			if err := p.queue.Delete(context.Background(), d.Receipt); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-}
-
 func (p *awsParts) order(user string, amount int64) orderflow.Order {
 	now := p.clock.now().UTC().Truncate(time.Millisecond)
 	return orderflow.Order{ID: orderflow.NewOrderID(now), UserID: user, Amount: amount, Currency: "USD",
 		Status: orderflow.StatusPending, CreatedAt: now, UpdatedAt: now}
-}
-
-// flakyQueue fails the next n Sends, as a queue that is down would.
-type flakyQueue struct {
-	q    *sqsqueue.Queue
-	fail atomic.Int32
-}
-
-func (f *flakyQueue) Send(ctx context.Context, msgs ...orderflow.Message) error {
-	if f.fail.Add(-1) >= 0 {
-		return orderflow.Unavailable(errors.New("injected fault"), "sqs: send")
-	}
-	return f.q.Send(ctx, msgs...)
-}
-
-func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
-// TestAcceptFaults injects a failure or a crash between the steps of the
-// AWS write path and checks that every order ends up with exactly one
-// message, or is ended, and that no key yields two orders.
-func TestAcceptFaults(t *testing.T) {
-	p := newAWSParts(t)
-	ctx := context.Background()
-	fq := &flakyQueue{q: p.queue}
-	in := &awsIntake{store: p.store, queue: fq, log: discardLogger()}
-	key := func(user string) orderflow.IdempotencyKey {
-		return orderflow.IdempotencyKey{UserID: user, Key: awstest.Name("key"), RequestHash: "h1"}
-	}
-	accept := func(o orderflow.Order, k orderflow.IdempotencyKey) (orderflow.Order, bool, error) {
-		return in.Accept(ctx, o, k)
-	}
-
-	t.Run("a failed send makes the retry with the key take over at once and send one message", func(t *testing.T) {
-		k := key("ann")
-		first := p.order("ann", 100)
-		fq.fail.Store(1)
-		if _, _, err := accept(first, k); orderflow.ErrorCode(err) != orderflow.EUnavailable {
-			t.Fatalf("Accept with the queue down: got %v, want EUnavailable", err)
-		}
-		got, created, err := accept(p.order("ann", 100), k)
-		if err != nil || !created || got.ID != first.ID {
-			t.Fatalf("retry: got %s created=%v err=%v, want the first order %s created", got.ID, created, err, first.ID)
-		}
-		got, created, err = accept(p.order("ann", 100), k)
-		if err != nil || created || got.ID != first.ID {
-			t.Fatalf("replay: got %s created=%v err=%v, want the first order, not created", got.ID, created, err)
-		}
-		if _, _, err := accept(p.order("ann", 200), orderflow.IdempotencyKey{UserID: k.UserID, Key: k.Key, RequestHash: "h2"}); orderflow.ErrorCode(err) != orderflow.EMismatch {
-			t.Errorf("same key, other request: got %v, want EMismatch", err)
-		}
-		if msgs := p.drain(t); len(msgs) != 1 || msgs[first.ID] != 1 {
-			t.Errorf("queue holds %v, want one message for %s", msgs, first.ID)
-		}
-	})
-
-	t.Run("a crash between write and send: the retry is in flight until the takeover time, then sends once", func(t *testing.T) {
-		k := key("bob")
-		first := p.order("bob", 100)
-		if _, err := p.store.BeginOrder(ctx, first, k); err != nil { // and then the process dies
-			t.Fatal(err)
-		}
-		if _, _, err := accept(p.order("bob", 100), k); orderflow.ErrorCode(err) != orderflow.EConflict {
-			t.Fatalf("retry at once: got %v, want EConflict (first request in flight)", err)
-		}
-		p.clock.advance(p.takeover + time.Millisecond)
-		got, created, err := accept(p.order("bob", 100), k)
-		if err != nil || !created || got.ID != first.ID {
-			t.Fatalf("retry after the takeover time: got %s created=%v err=%v, want %s", got.ID, created, err, first.ID)
-		}
-		if msgs := p.drain(t); len(msgs) != 1 || msgs[first.ID] != 1 {
-			t.Errorf("queue holds %v, want one message for %s", msgs, first.ID)
-		}
-	})
-
-	t.Run("without a key a failed send ends the order FAILED", func(t *testing.T) {
-		o := p.order("cid", 100)
-		fq.fail.Store(1)
-		if _, _, err := accept(o, orderflow.IdempotencyKey{UserID: "cid"}); orderflow.ErrorCode(err) != orderflow.EUnavailable {
-			t.Fatalf("Accept with the queue down: got %v, want EUnavailable", err)
-		}
-		got, err := p.store.GetOrder(ctx, o.ID)
-		if err != nil || got.Status != orderflow.StatusFailed || got.Failure == nil {
-			t.Fatalf("order after the failed send: %+v, %v; want FAILED with a reason", got, err)
-		}
-	})
-
-	t.Run("without a key a crash between write and send is repaired by the sweeper, once", func(t *testing.T) {
-		o := p.order("dan", 100)
-		if _, err := p.store.BeginOrder(ctx, o, orderflow.IdempotencyKey{UserID: "dan"}); err != nil { // and then the process dies
-			t.Fatal(err)
-		}
-		sw := &sweeper{store: p.store, queue: p.queue, after: time.Minute, log: discardLogger(), now: p.clock.now}
-		if n := sw.sweep(ctx); n != 0 {
-			t.Errorf("sweep before the order is old: re-sent %d, want 0", n)
-		}
-		p.clock.advance(2 * time.Minute)
-		sw.now = func() time.Time { return p.clock.now().Add(time.Second) }
-		if n := sw.sweep(ctx); n < 1 {
-			t.Fatalf("sweep of an old PENDING order: re-sent %d, want it", n)
-		}
-		if n := sw.sweep(ctx); n != 0 {
-			t.Errorf("second sweep right after: re-sent %d, want 0 (claimed for a sweep period)", n)
-		}
-		if msgs := p.drain(t); msgs[o.ID] != 1 {
-			t.Errorf("queue holds %v, want one message for %s", msgs, o.ID)
-		}
-	})
 }
 
 // TestDeadLetterBackstop: for messages in the SQS dead-letter queue, the

@@ -18,14 +18,22 @@ import (
 // backend is the queue and store the program runs on: one SQLite file in
 // the embedded mode, SQS and DynamoDB in the AWS mode.
 type backend struct {
-	intake interface {
-		Accept(ctx context.Context, o orderflow.Order, key orderflow.IdempotencyKey) (orderflow.Order, bool, error)
-	}
+	intake orderflow.Intake
 	store  orderflow.Store
 	queue  orderflow.Queue
 	dead   orderflow.DeadLetters
 	ledger processor.Ledger // the simulated payment gateway's database
-	close  func() error
+	// loops run beside the processor, where it runs (the AWS mode's
+	// dead-letter watch and pending sweep; none in the embedded mode).
+	loops []loop
+	close func() error
+}
+
+// loop is a named job that runs until its context ends, then returns nil;
+// an error it returns stops the program.
+type loop struct {
+	name string
+	run  func(ctx context.Context) error
 }
 
 // The embedded store takes the processor's fast paths.

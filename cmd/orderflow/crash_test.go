@@ -116,8 +116,8 @@ func (c *child) kill9(t *testing.T) {
 // answer was lost in the crash, or the api asked for a retry (503, or 409
 // while the first request with the key is in flight). As a client library
 // would, it retries those with the same key (placeRetrying): with a key, a
-// 503 does not mean that no order exists (see awsIntake.Accept), only that
-// the client must ask again to learn which.
+// 503 does not mean that no order exists (see awsintake.Intake.Accept),
+// only that the client must ask again to learn which.
 type crashClient struct {
 	http    *http.Client // checks each exchange (testClient)
 	api     string

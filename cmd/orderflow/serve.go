@@ -50,79 +50,139 @@ func serve(ctx context.Context, mode string, cfg config, stdout io.Writer) error
 		return err
 	}
 
-	// Each part reports on errc when it stops; the first error stops all.
-	errc := make(chan error, 3)
-	running := 0
-	start := func(name string, f func() error) {
-		running++
-		go func() {
-			err := f()
-			if err != nil {
-				err = fmt.Errorf("%s: %w", name, err)
-			}
-			errc <- err
-		}()
-	}
-
-	var apiSrv, healthSrv *http.Server
+	var g group
+	var apiSrv *http.Server
 	if mode == "serve" || mode == "api" {
-		h, err := newAPI(cfg, b, log, reg)
-		if err != nil {
-			return err
+		if apiSrv, err = startAPI(&g, cfg, b, log, reg); err != nil {
+			return g.abort(err)
 		}
-		apiSrv = httpapi.NewHTTPServer(cfg.APIAddr, h)
-		ln, err := net.Listen("tcp", cfg.APIAddr)
-		if err != nil {
-			return fmt.Errorf("ORDERFLOW_API_ADDR: %w", err)
-		}
-		log.Info("api listening", "addr", ln.Addr().String(), "env", cfg.Env, "dev_login", cfg.DevLogin)
-		start("api", func() error { return ignoreClosed(apiSrv.Serve(ln)) })
 	}
-	procDone := make(chan struct{})
-	stopProc := func() {}
+	proc := stoppedProcessor
 	if mode == "serve" || mode == "processor" {
-		p, err := newProcessor(cfg, b, log, reg)
-		if err != nil {
-			return err
+		if proc, err = startProcessor(ctx, &g, cfg, b, log, reg); err != nil {
+			return g.abort(err, apiSrv)
 		}
-		healthSrv = httpapi.NewHTTPServer(cfg.ProcessorAddr, processor.Handler(p.Ready, reg))
-		ln, err := net.Listen("tcp", cfg.ProcessorAddr)
-		if err != nil {
-			return fmt.Errorf("ORDERFLOW_PROCESSOR_ADDR: %w", err)
-		}
-		log.Info("processor listening", "addr", ln.Addr().String(), "env", cfg.Env)
-		// The processor drains on its own context, after the api stopped
-		// taking orders, not at the first signal.
-		pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		stopProc = func() { cancel(); <-procDone }
-		start("processor", func() error { defer close(procDone); return p.Run(pctx) })
-		start("processor health", func() error { return ignoreClosed(healthSrv.Serve(ln)) })
-	} else {
-		close(procDone)
 	}
 
-	var first error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down: draining requests and in-flight orders")
-	case first = <-errc:
-		running--
-		log.Error("stopping after a component failed", "err", first)
-	}
+	first := g.wait(ctx, log)
 	if apiSrv != nil {
 		shutdown(apiSrv, 10*time.Second, log)
 	}
-	stopProc()
-	if healthSrv != nil {
-		shutdown(healthSrv, 5*time.Second, log)
+	proc()
+	return g.finish(first, log)
+}
+
+// group runs serve's parts, each in its own goroutine, and collects what
+// they return: serve's one error path. The first part to stop, with or
+// without an error, stops all.
+type group struct {
+	errc    chan error
+	running int
+}
+
+// start runs f in a goroutine; its error, prefixed with name, goes to wait
+// or finish.
+func (g *group) start(name string, f func() error) {
+	if g.errc == nil {
+		g.errc = make(chan error, 8)
 	}
-	for ; running > 0; running-- {
-		if err := <-errc; err != nil && first == nil {
+	g.running++
+	go func() {
+		err := f()
+		if err != nil {
+			err = fmt.Errorf("%s: %w", name, err)
+		}
+		g.errc <- err
+	}()
+}
+
+// wait returns when ctx ends (nil) or when a part stopped (its error).
+func (g *group) wait(ctx context.Context, log *slog.Logger) error {
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: draining requests and in-flight orders")
+		return nil
+	case err := <-g.errc:
+		g.running--
+		log.Error("stopping after a component failed", "err", err)
+		return err
+	}
+}
+
+// finish waits for every part still running, after they were told to
+// stop, and returns first or else the first error among theirs.
+func (g *group) finish(first error, log *slog.Logger) error {
+	for ; g.running > 0; g.running-- {
+		if err := <-g.errc; err != nil && first == nil {
 			first = err
 		}
 	}
 	log.Info("stopped")
 	return first
+}
+
+// abort stops the parts started before err, which stopped serve while it
+// started: the api's server, if any, is closed and every part awaited.
+func (g *group) abort(err error, srvs ...*http.Server) error {
+	for _, srv := range srvs {
+		if srv != nil {
+			srv.Close()
+		}
+	}
+	for ; g.running > 0; g.running-- {
+		<-g.errc
+	}
+	return err
+}
+
+// startAPI listens on cfg's api address and serves the api in g.
+func startAPI(g *group, cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry) (*http.Server, error) {
+	h, err := newAPI(cfg, b, log, reg)
+	if err != nil {
+		return nil, err
+	}
+	srv := httpapi.NewHTTPServer(cfg.APIAddr, h)
+	ln, err := net.Listen("tcp", cfg.APIAddr)
+	if err != nil {
+		return nil, fmt.Errorf("ORDERFLOW_API_ADDR: %w", err)
+	}
+	log.Info("api listening", "addr", ln.Addr().String(), "env", cfg.Env, "dev_login", cfg.DevLogin)
+	g.start("api", func() error { return ignoreClosed(srv.Serve(ln)) })
+	return srv, nil
+}
+
+// stoppedProcessor is the stop function of a processor not started.
+func stoppedProcessor() {}
+
+// startProcessor starts in g the processor, its health server and the
+// backend's loops, and returns the function that stops them: it drains the
+// processor, then shuts its health server down. They run on their own
+// context, derived from ctx without its cancellation, so that the
+// processor drains after the api stopped taking orders, not at the first
+// signal.
+func startProcessor(ctx context.Context, g *group, cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry) (stop func(), err error) {
+	p, err := newProcessor(cfg, b, log, reg)
+	if err != nil {
+		return nil, err
+	}
+	healthSrv := httpapi.NewHTTPServer(cfg.ProcessorAddr, processor.Handler(p.Ready, reg))
+	ln, err := net.Listen("tcp", cfg.ProcessorAddr)
+	if err != nil {
+		return nil, fmt.Errorf("ORDERFLOW_PROCESSOR_ADDR: %w", err)
+	}
+	log.Info("processor listening", "addr", ln.Addr().String(), "env", cfg.Env)
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	procDone := make(chan struct{})
+	g.start("processor", func() error { defer close(procDone); return p.Run(pctx) })
+	g.start("processor health", func() error { return ignoreClosed(healthSrv.Serve(ln)) })
+	for _, l := range b.loops {
+		g.start(l.name, func() error { return l.run(pctx) })
+	}
+	return func() {
+		cancel()
+		<-procDone
+		shutdown(healthSrv, 5*time.Second, log)
+	}, nil
 }
 
 func ignoreClosed(err error) error {
