@@ -26,6 +26,7 @@ type backend struct {
 	dead   orderflow.DeadLetters
 	ledger processor.Ledger // the simulated payment gateway's database
 	close  func() error
+	watch  processor.DeadLetterSource // the dead letters whose orders the processor ends
 }
 
 // The embedded store takes the processor's fast paths.
@@ -45,7 +46,7 @@ func openBackend(ctx context.Context, cfg config, log *slog.Logger, reg promethe
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", cfg.DBPath, err)
 	}
-	return &backend{intake: db, store: db, queue: db, dead: db, ledger: db, close: db.Close}, nil
+	return &backend{intake: db, store: db, queue: db, dead: db, watch: db, ledger: db, close: db.Close}, nil
 }
 
 // sqliteOptions are the embedded mode's database options of cfg.

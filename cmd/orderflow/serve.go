@@ -51,7 +51,7 @@ func serve(ctx context.Context, mode string, cfg config, stdout io.Writer) error
 	}
 
 	// Each part reports on errc when it stops; the first error stops all.
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	running := 0
 	start := func(name string, f func() error) {
 		running++
@@ -96,6 +96,7 @@ func serve(ctx context.Context, mode string, cfg config, stdout io.Writer) error
 		pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		stopProc = func() { cancel(); <-procDone }
 		start("processor", func() error { defer close(procDone); return p.Run(pctx) })
+		start("dead-letter watch", func() error { return p.WatchDeadLetters(pctx) })
 		start("processor health", func() error { return ignoreClosed(healthSrv.Serve(ln)) })
 	} else {
 		close(procDone)
@@ -186,6 +187,8 @@ func newProcessor(cfg config, b *backend, log *slog.Logger, reg *prometheus.Regi
 		VisibilityTimeout: cfg.VisibilityTimeout,
 		MaxReceives:       cfg.MaxReceives,
 		DrainTimeout:      cfg.DrainTimeout,
+
+		DeadLetterInterval: cfg.DLQWatchInterval,
 	}, processor.Deps{
 		Queue:     b.queue,
 		Store:     b.store,
@@ -203,5 +206,7 @@ func newProcessor(cfg config, b *backend, log *slog.Logger, reg *prometheus.Regi
 		Logger:     log.With("component", "processor"),
 		Registerer: reg,
 		Now:        time.Now,
+
+		DeadLetters: b.watch,
 	})
 }
