@@ -392,7 +392,8 @@ func (db *DB) Redrive(ctx context.Context, max int) (int, error) {
 	return moved, nil
 }
 
-// Purge deletes every dead message and returns how many it deleted.
+// Purge deletes every dead message, handled by WatchDead or not, and
+// returns how many it deleted.
 func (db *DB) Purge(ctx context.Context) (int, error) {
 	var n int64
 	err := db.write(ctx, func(w *wtx) error {
