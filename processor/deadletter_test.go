@@ -31,11 +31,30 @@ type policyWorld struct {
 }
 
 // policyStore is the database as the processor's store, with a read that
-// can fail, or return a stale copy of the order.
+// can fail, or return a stale copy of the order, and a status write that
+// can fail, or lose the next conflicts writes to another worker (the
+// order as it is, EConflict).
 type policyStore struct {
 	*sqlite.DB
-	getErr error
-	stale  *orderflow.Order
+	getErr    error
+	stale     *orderflow.Order
+	transErr  error
+	conflicts int
+}
+
+func (s *policyStore) Transition(ctx context.Context, t orderflow.Transition) (orderflow.Order, error) {
+	switch {
+	case s.transErr != nil:
+		return orderflow.Order{}, s.transErr
+	case s.conflicts > 0:
+		s.conflicts--
+		o, err := s.DB.GetOrder(ctx, t.ID)
+		if err != nil {
+			return o, err
+		}
+		return o, orderflow.Errorf(orderflow.EConflict, "order %s is %s", t.ID, o.Status)
+	}
+	return s.DB.Transition(ctx, t)
 }
 
 func (s *policyStore) GetOrder(ctx context.Context, id orderflow.OrderID) (orderflow.Order, error) {
@@ -408,6 +427,20 @@ func TestDeadLetterPolicy(t *testing.T) {
 			retried: orderflow.StatusFailed, retriedBolts: 10,
 		},
 		{
+			name:    "a status that cannot be written: retried later, the order unchanged",
+			order:   func(w *policyWorld) orderflow.Order { return w.order(orderflow.StatusProcessing, false, nil) },
+			setup:   func(w *policyWorld, _ orderflow.Order) { w.store.transErr = unavailable },
+			wantErr: true, want: orderflow.StatusProcessing, bolts: 7,
+			retried: orderflow.StatusFailed, retriedBolts: 10,
+		},
+		{
+			name:    "an order that keeps moving while it is decided: retried later",
+			order:   func(w *policyWorld) orderflow.Order { return w.order(orderflow.StatusPending, false, nil) },
+			setup:   func(w *policyWorld, _ orderflow.Order) { w.store.conflicts = deadLetterRounds },
+			wantErr: true, want: orderflow.StatusPending, bolts: 10,
+			retried: orderflow.StatusFailed, retriedBolts: 10,
+		},
+		{
 			name:  "an order that moved on since it was read is decided on what it is now",
 			order: func(w *policyWorld) orderflow.Order { return w.order(orderflow.StatusProcessing, true, nil) },
 			setup: func(w *policyWorld, o orderflow.Order) {
@@ -475,7 +508,7 @@ func TestDeadLetterPolicy(t *testing.T) {
 			}
 			// Tried again, once the dependency is back, it finishes the job
 			// and counts the order once.
-			w.pay.chargedErr, w.store.getErr = nil, nil
+			w.pay.chargedErr, w.store.getErr, w.store.transErr, w.store.conflicts = nil, nil, nil, 0
 			if err := w.p.endDeadLettered(context.Background(), d); err != nil {
 				t.Errorf("endDeadLettered again: %v", err)
 			}

@@ -212,14 +212,21 @@ func (db *DB) receiveOnce(ctx context.Context, max int, start bool) ([]orderflow
 	if err != nil {
 		return nil, err
 	}
-	if len(dead) > 0 {
-		db.dead.broadcast() // committed: WatchDead ends their orders now
+	db.deadLettered(ctx, dead)
+	return out, nil
+}
+
+// deadLettered wakes WatchDead for the messages a committed receive moved
+// to the dead-letter table, and logs them.
+func (db *DB) deadLettered(ctx context.Context, dead []orderflow.Delivery) {
+	if len(dead) == 0 {
+		return
 	}
+	db.dead.broadcast()
 	for _, d := range dead {
 		db.logger.WarnContext(orderflow.WithOrderID(ctx, d.OrderID), "message moved to the dead-letter queue",
 			"message_id", d.MessageID, "receive_count", d.ReceiveCount, "poison", d.Err != nil)
 	}
-	return out, nil
 }
 
 // deadLetterMsg moves q to the dead-letter table, unhandled: the order it
