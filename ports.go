@@ -122,16 +122,6 @@ type Delivery struct {
 	// moved it from PENDING to PROCESSING.
 	Order   *Order
 	Started bool
-	// DeadLettered marks a report, not work: the queue moved this message
-	// to the dead-letter queue, so it has no Receipt and is not to be
-	// worked. Only a queue that ends orders as it dead-letters their
-	// messages hands out such deliveries, to the processor, which counts
-	// and logs what it did (the embedded SQLite store's ReceiveAndStart,
-	// and the AWS mode's dead-letter watch); orderflow.Queue's Receive
-	// never does. If the queue ended the order, Ended is the transition it
-	// made and Order the order as stored afterwards (if it could be read).
-	DeadLettered bool
-	Ended        *Transition
 }
 
 // QueueDepth is the approximate number of messages in a queue.

@@ -30,18 +30,33 @@
 //   - An order that does not exist (yet): kept with backoff, as in the AWS
 //     mode the store write may lag the queue send; on the last receive it
 //     is left to the DLQ.
-//   - A dead-letter report (Delivery.DeadLettered): the queue moved the
-//     message to the dead-letter queue and ended its order by its
-//     backstop policy, for an order whose last attempt never finished (the
-//     processor died in it). The report is not worked; the processor logs
-//     the transition and counts the order in orders_processed_total, like
-//     its own, so that every FAILED order counts as status="error".
 //
 // FAILED is final for the customer: they were told the order failed, and a
 // silent later charge would be worse than asking them to order again. A
 // message redriven from the DLQ whose order is already terminal is simply
 // deleted; redrive is for messages whose orders are not terminal (for
 // instance the store was down when the last attempt tried to record FAILED).
+//
+// # Dead letters
+//
+// A message the queue moved to the dead-letter queue has an order whose
+// last attempt never finished it (the processor died in it, or the
+// message could not be handled). WatchDeadLetters, a loop beside Run, ends
+// such orders by the one dead-letter policy, for both queues, with what it
+// asks of the payment gateway and the stock: an order
+// PROCESSING whose payment the gateway holds (Payment.Charged) passed
+// every stage, payment being the last, and is COMPLETED; any other order
+// not yet final is FAILED with reason dead_lettered and its stock
+// released (Inventory.Release), so that no customer is charged for a
+// FAILED order and no accepted order is left hanging (a crash between the
+// two writes is repaired when the message is handed out again). Its source
+// (Deps.DeadLetters, a DeadLetterSource) hands out the dead messages: the
+// embedded SQLite queue as its receive dead-letters them, and those a
+// crash left unhandled when the watch starts; SQS every
+// Config.DeadLetterInterval. Each order the watch ends is logged and
+// counted in orders_processed_total like the orders Run ends, so that
+// every FAILED order counts as status="error"; the messages stay in the
+// dead-letter queue for the operator.
 //
 // # Effects once
 //

@@ -33,9 +33,6 @@ type fakeQueue struct {
 	depthErr   error
 	// holdVisibility records visibility changes without applying them.
 	holdVisibility bool
-	// reports are handed out by the next Receive, as a queue that ends
-	// orders as it dead-letters their messages does.
-	reports []orderflow.Delivery
 }
 
 type fakeMsg struct {
@@ -121,16 +118,7 @@ func (q *fakeQueue) take(max int) []orderflow.Delivery {
 		}
 	}
 	q.main = keep
-	ds = append(ds, q.reports...)
-	q.reports = nil
 	return ds
-}
-
-// report queues a dead-letter report for the next Receive.
-func (q *fakeQueue) report(d orderflow.Delivery) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.reports = append(q.reports, d)
 }
 
 func (q *fakeQueue) find(receipt string) (int, *fakeMsg) {

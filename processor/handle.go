@@ -343,34 +343,6 @@ func (p *Processor) countEnd(to orderflow.Status) {
 	}
 }
 
-// deadLettered takes the reports out of ds (orderflow.Delivery's
-// DeadLettered: messages the queue moved to the dead-letter queue, ending
-// their orders), counts and logs each order ended like the processor's own
-// transitions, and returns the rest of ds, to be worked.
-func (p *Processor) deadLettered(ctx context.Context, ds []orderflow.Delivery) []orderflow.Delivery {
-	work := ds[:0]
-	for _, d := range ds {
-		if !d.DeadLettered {
-			work = append(work, d)
-			continue
-		}
-		if d.Ended == nil {
-			continue // a poison message, or an order already final or gone
-		}
-		ctx := orderflow.WithRequestID(ctx, d.RequestID)
-		ctx = orderflow.WithOrderID(ctx, d.Ended.ID)
-		if o := d.Order; o != nil {
-			ctx = orderflow.WithUserID(ctx, o.UserID)
-			if d.RequestID == "" && o.RequestID != "" {
-				ctx = orderflow.WithRequestID(ctx, o.RequestID)
-			}
-		}
-		p.logTransition(ctx, d.Ended.From, d.Ended.To, d.Ended.Failure)
-		p.countEnd(d.Ended.To)
-	}
-	return work
-}
-
 // logTransition writes the one Info line per transition. LogAttrs skips
 // all work when Info is disabled and avoids boxing the attributes.
 func (p *Processor) logTransition(ctx context.Context, from, to orderflow.Status, f *orderflow.Failure) {

@@ -62,6 +62,9 @@ type Config struct {
 	ReadyTTL time.Duration
 	// DepthTTL is how long the queue_messages gauge caches Depth (default 1s).
 	DepthTTL time.Duration
+	// DeadLetterInterval is how often WatchDeadLetters looks for dead
+	// messages at the least (default DefaultDeadLetterInterval).
+	DeadLetterInterval time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -97,6 +100,7 @@ func (c Config) withDefaults() Config {
 	def(&c.GatherDelay, 5*time.Millisecond)
 	def(&c.ReadyTTL, 2*time.Second)
 	def(&c.DepthTTL, time.Second)
+	def(&c.DeadLetterInterval, DefaultDeadLetterInterval)
 	return c
 }
 
@@ -124,6 +128,7 @@ func (c Config) validate() error {
 		"wait time": c.WaitTime, "visibility timeout": c.VisibilityTimeout, "backoff base": c.BackoffBase,
 		"receive backoff base": c.ReceiveBackoffBase, "drain timeout": c.DrainTimeout,
 		"stage timeout": c.StageTimeout, "delete delay": c.DeleteDelay, "gather delay": c.GatherDelay,
+		"dead-letter interval": c.DeadLetterInterval,
 	} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative, got %s", name, d))
@@ -140,6 +145,9 @@ type Deps struct {
 	Inventory Inventory
 	Fraud     Fraud
 	Payment   Payment
+	// DeadLetters, if set, is the dead-letter queue whose orders
+	// WatchDeadLetters ends.
+	DeadLetters DeadLetterSource
 	// Logger receives one line per order transition; wrap its handler
 	// with orderflow.LogHandler to get request_id, order_id and user_id.
 	// Default: discard.
@@ -159,6 +167,7 @@ type Processor struct {
 	inv     Inventory
 	fraud   Fraud
 	pay     Payment
+	dead    DeadLetterSource
 	log     *slog.Logger
 	logs    *orderflow.LogLimiter // for lines that repeat while a dependency is down
 	now     func() time.Time
@@ -201,7 +210,7 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 	}
 	return &Processor{
 		cfg: cfg, queue: deps.Queue, store: deps.Store, inv: deps.Inventory, fraud: deps.Fraud,
-		pay: deps.Payment, log: deps.Logger, now: deps.Now, metrics: m,
+		pay: deps.Payment, dead: deps.DeadLetters, log: deps.Logger, now: deps.Now, metrics: m,
 		logs:    orderflow.NewLogLimiter(deps.Logger, orderflow.RepeatedLogInterval),
 		starter: receiveStarter(deps.Queue, deps.Store),
 		busy:    map[orderflow.OrderID]string{},
@@ -310,7 +319,6 @@ func (r *run) receive(ctx context.Context) {
 			return
 		}
 		ds, err := p.receiveBatch(ctx, n)
-		ds = p.deadLettered(ctx, ds)
 		for i, d := range ds {
 			if i >= n {
 				r.slots <- struct{}{} // more than asked for: still ours to work

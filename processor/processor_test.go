@@ -491,65 +491,6 @@ func TestPoisonMessageIsNeverDeletedAndReachesTheDLQ(t *testing.T) {
 	}
 }
 
-// TestDeadLetterReportsAreCountedAndLogged: the orders a queue ended as it
-// dead-lettered their messages are counted in orders_processed_total and
-// get their "order transition" line with request_id, order_id and user_id,
-// like the processor's own transitions; the reports themselves are not
-// worked, deleted or put back.
-func TestDeadLetterReportsAreCountedAndLogged(t *testing.T) {
-	h := newHarness(t)
-	failed, completed := h.order(1000), h.order(2000)
-	ended := func(o orderflow.Order, msg orderflow.Message, to orderflow.Status, f *orderflow.Failure) orderflow.Delivery {
-		after := o
-		after.Status, after.Failure = to, f
-		return orderflow.Delivery{
-			Message: msg, MessageID: "dead-" + string(o.ID), ReceiveCount: testMaxReceives, DeadLettered: true,
-			Ended: &orderflow.Transition{ID: o.ID, From: orderflow.StatusProcessing, To: to, Failure: f, At: time.Now()},
-			Order: &after,
-		}
-	}
-	f := &orderflow.Failure{Code: orderflow.ReasonDeadLettered, Detail: "moved to the dead-letter queue"}
-	h.q.report(ended(failed, orderflow.Message{OrderID: failed.ID, RequestID: "req-from-message"}, orderflow.StatusFailed, f))
-	h.q.report(ended(completed, orderflow.Message{OrderID: completed.ID}, orderflow.StatusCompleted, nil))
-	h.q.report(orderflow.Delivery{MessageID: "dead-poison", ReceiveCount: testMaxReceives, DeadLettered: true, Body: []byte("x"), Err: errors.New("not a message")})
-	h.start()
-	h.eventually("both reports counted", func() bool { return h.processed(statusError) == 1 && h.processed(statusSuccess) == 1 })
-
-	want := map[orderflow.OrderID]map[string]any{
-		failed.ID: {"from": "PROCESSING", "to": "FAILED", "reason": orderflow.ReasonDeadLettered, "request_id": "req-from-message", "user_id": "u1"},
-		// Without a request id in the message, the order's.
-		completed.ID: {"from": "PROCESSING", "to": "COMPLETED", "request_id": completed.RequestID, "user_id": "u1"},
-	}
-	lines := h.logs.Messages("order transition")
-	if len(lines) != len(want) {
-		t.Errorf("got %d transition lines %v, want %d", len(lines), lines, len(want))
-	}
-	for _, l := range lines {
-		w := want[orderflow.OrderID(fmt.Sprint(l["order_id"]))]
-		for k, v := range w {
-			if l[k] != v {
-				t.Errorf("transition line %v: %s = %v, want %v", l, k, l[k], v)
-			}
-		}
-	}
-	if err := h.stop(); err != nil {
-		t.Fatal(err)
-	}
-	h.q.mu.Lock()
-	defer h.q.mu.Unlock()
-	if len(h.q.deleteCall) != 0 || len(h.q.visChanges) != 0 {
-		t.Errorf("deletes %v, visibility changes %v; want none for reports", h.q.deleteCall, h.q.visChanges)
-	}
-	if n := testutil.ToFloat64(h.p.metrics.poison); n != 0 {
-		t.Errorf("poison count = %v, want 0 (counted on its first receive, not in its report)", n)
-	}
-	for _, o := range []orderflow.Order{failed, completed} {
-		if got := h.s.order(o.ID).Status; got != orderflow.StatusPending {
-			t.Errorf("order %s is %s in the store, want it untouched (PENDING): a report is not work", o.ID, got)
-		}
-	}
-}
-
 func TestPoisonMessageNamingAPendingOrderFailsItOnTheLastReceive(t *testing.T) {
 	h := newHarness(t)
 	h.start()

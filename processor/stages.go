@@ -43,8 +43,7 @@ type OrderStarter interface {
 // each well-formed message from PENDING to PROCESSING and returns it in
 // the delivery (Delivery.Order, Delivery.Started), sparing the processor
 // a StartOrder call per order. A delivery without Order (a poison message,
-// an order not found) goes the usual way. It also returns the reports of
-// the messages it dead-lettered (Delivery.DeadLettered), beyond max.
+// an order not found) goes the usual way.
 type ReceiveStarter interface {
 	ReceiveAndStart(ctx context.Context, max int, wait time.Duration) ([]orderflow.Delivery, error)
 }

@@ -104,6 +104,7 @@ type DB struct {
 	closeErr   error
 
 	arrivals notifier // broadcast when messages are enqueued
+	dead     notifier // broadcast when a receive dead-letters messages (see WatchDead)
 	metrics  *metrics
 
 	health  writeHealth           // what Ping reports (see health.go)
@@ -173,6 +174,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		closing:    make(chan struct{}),
 		writerDone: make(chan struct{}),
 		arrivals:   newNotifier(),
+		dead:       newNotifier(),
 		logs:       orderflow.NewLogLimiter(opts.Logger, orderflow.RepeatedLogInterval),
 	}
 	if err := db.openConns(ctx, path); err != nil {

@@ -90,15 +90,15 @@
 // timeout, every receive counts and gets a fresh receipt (older receipts no
 // longer Delete or ChangeVisibility it), and a receive that finds a message
 // already received MaxReceives times moves it to the dead-letter table
-// instead. In that same transaction the message's order, if it exists and
-// is not terminal, is ended: COMPLETED if the payment ledger holds its
-// charge (payment is the last stage, so the order passed them all),
-// otherwise FAILED with ReasonDeadLettered and its stock given back. This is
-// the backstop that brings every accepted order to a terminal state even
-// when the processor died during its last attempt, without ever leaving a
-// customer charged for a FAILED order. Receive long-polls: it wakes as
-// soon as a Send or Accept commits, and polls every 50 ms for messages whose
-// visibility timeout ran out.
+// instead, leaving its order as it is. WatchDead hands each dead message
+// not yet handled to the processor's dead-letter watch, which ends its
+// order (processor.Processor.WatchDeadLetters decides how), and marks it
+// handled in the table once that succeeded; the receive that dead-letters
+// wakes the watch as it commits, so the order ends within milliseconds,
+// and a message dead-lettered just before a crash is handled when the
+// watch starts again. Receive long-polls: it wakes as soon as a Send or
+// Accept commits, and polls every 50 ms for messages whose visibility
+// timeout ran out.
 //
 // # Idle costs nothing
 //

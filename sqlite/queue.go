@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -72,9 +71,7 @@ func (db *DB) Receive(ctx context.Context, max int, wait time.Duration) ([]order
 // receives the messages, it also moves the order each one names from
 // PENDING to PROCESSING, and each delivery carries its order as stored
 // afterwards (Order, and Started if this receive moved it). A poison
-// message, or one whose order does not exist, has no Order. It also
-// returns, beyond max, a report (Delivery.DeadLettered) for each message
-// it moved to the dead-letter queue, with what that did to its order.
+// message, or one whose order does not exist, has no Order.
 func (db *DB) ReceiveAndStart(ctx context.Context, max int, wait time.Duration) ([]orderflow.Delivery, error) {
 	return db.receive(ctx, max, wait, true)
 }
@@ -176,11 +173,10 @@ func (db *DB) receiveOnce(ctx context.Context, max int, start bool) ([]orderflow
 			deadNow := 0
 			for _, q := range found {
 				if q.count >= db.opts.MaxReceives {
-					d, err := w.deadLetterMsg(q)
-					if err != nil {
+					if err := w.deadLetterMsg(q); err != nil {
 						return err
 					}
-					dead = append(dead, d)
+					dead = append(dead, delivery(q.id, q.body, q.count))
 					deadNow++
 					continue
 				}
@@ -216,79 +212,33 @@ func (db *DB) receiveOnce(ctx context.Context, max int, start bool) ([]orderflow
 	if err != nil {
 		return nil, err
 	}
+	db.deadLettered(ctx, dead)
+	return out, nil
+}
+
+// deadLettered wakes WatchDead for the messages a committed receive moved
+// to the dead-letter table, and logs them.
+func (db *DB) deadLettered(ctx context.Context, dead []orderflow.Delivery) {
+	if len(dead) == 0 {
+		return
+	}
+	db.dead.broadcast()
 	for _, d := range dead {
 		db.logger.WarnContext(orderflow.WithOrderID(ctx, d.OrderID), "message moved to the dead-letter queue",
 			"message_id", d.MessageID, "receive_count", d.ReceiveCount, "poison", d.Err != nil)
 	}
-	if start {
-		// The processor counts and logs what the dead-letter path did.
-		out = append(out, dead...)
-	}
-	return out, nil
 }
 
-// deadLetterMsg moves q to the dead-letter table and ends its order unless
-// it is already terminal: the backstop that ends every accepted order even
-// if the processor died during its last attempt. The payment ledger
-// decides how: an order that was charged passed every stage (payment is
-// the last), so it is COMPLETED; any other is FAILED and its stock is
-// given back, so no customer is charged for a FAILED order. The delivery
-// it returns is the report of that (DeadLettered, Ended).
-func (w *wtx) deadLetterMsg(q queued) (orderflow.Delivery, error) {
-	now := ms(w.now)
-	if _, err := w.exec(w.deadLetter, now, q.id); err != nil {
-		return orderflow.Delivery{}, unavailable(err, "dead-letter message %d", q.id)
+// deadLetterMsg moves q to the dead-letter table, unhandled: the order it
+// names is left as it is, for the processor's dead-letter watch (WatchDead).
+func (w *wtx) deadLetterMsg(q queued) error {
+	if _, err := w.exec(w.deadLetter, ms(w.now), q.id); err != nil {
+		return unavailable(err, "dead-letter message %d", q.id)
 	}
 	if _, err := w.exec(w.deleteQueued, q.id); err != nil {
-		return orderflow.Delivery{}, unavailable(err, "dead-letter message %d", q.id)
+		return unavailable(err, "dead-letter message %d", q.id)
 	}
-	d := delivery(q.id, q.body, q.count)
-	d.DeadLettered = true
-	if d.Err != nil {
-		return d, nil
-	}
-	// The status before, for the report. No such order, or a row that
-	// cannot be read: the updates below end it all the same if they can.
-	before, err := scanOrder(w.getOrder.QueryRow(string(d.OrderID)))
-	if orderflow.ErrorCode(err) == orderflow.EUnavailable {
-		return orderflow.Delivery{}, err
-	}
-	res, err := w.exec(w.completeCharged, now, string(d.OrderID))
-	if err != nil {
-		return orderflow.Delivery{}, unavailable(err, "complete charged order %s", d.OrderID)
-	}
-	if n, _ := res.RowsAffected(); n == 1 {
-		return w.ended(d, before.Status, orderflow.StatusCompleted, nil)
-	}
-	f := &orderflow.Failure{
-		Code:   orderflow.ReasonDeadLettered,
-		Detail: fmt.Sprintf("the order's message was received %d times without the order being finished and was moved to the dead-letter queue", q.count),
-	}
-	res, err = w.exec(w.failOrder, f.Code, f.Detail, now, string(d.OrderID))
-	if err != nil {
-		return orderflow.Delivery{}, unavailable(err, "fail order %s", d.OrderID)
-	}
-	if n, _ := res.RowsAffected(); n == 1 {
-		if err := w.release(d.OrderID); err != nil {
-			return orderflow.Delivery{}, err
-		}
-		return w.ended(d, before.Status, orderflow.StatusFailed, f)
-	}
-	return d, nil
-}
-
-// ended adds to the report d that its order moved from → to, with the
-// order as stored afterwards.
-func (w *wtx) ended(d orderflow.Delivery, from, to orderflow.Status, f *orderflow.Failure) (orderflow.Delivery, error) {
-	o, err := scanOrder(w.getOrder.QueryRow(string(d.OrderID)))
-	switch {
-	case err == nil:
-		d.Order = &o
-	case orderflow.ErrorCode(err) == orderflow.EUnavailable:
-		return orderflow.Delivery{}, err
-	}
-	d.Ended = &orderflow.Transition{ID: d.OrderID, From: from, To: to, Failure: f, At: fromMS(ms(w.now))}
-	return d, nil
+	return nil
 }
 
 func delivery(id int64, body []byte, count int) orderflow.Delivery {
@@ -449,7 +399,8 @@ func (db *DB) Redrive(ctx context.Context, max int) (int, error) {
 	return moved, nil
 }
 
-// Purge deletes every dead message and returns how many it deleted.
+// Purge deletes every dead message, handled by WatchDead or not, and
+// returns how many it deleted.
 func (db *DB) Purge(ctx context.Context) (int, error) {
 	var n int64
 	err := db.write(ctx, func(w *wtx) error {

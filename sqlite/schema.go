@@ -99,6 +99,12 @@ ALTER TABLE queue ADD COLUMN batch INTEGER NOT NULL DEFAULT 0;`,
 	idempotency_key TEXT PRIMARY KEY,
 	attempts        INTEGER NOT NULL
 ) WITHOUT ROWID;`,
+	// handled: the processor's dead-letter watch ended the message's
+	// order (DB.WatchDead). The messages already dead when this runs had
+	// their orders ended as they were dead-lettered.
+	`ALTER TABLE dead ADD COLUMN handled INTEGER NOT NULL DEFAULT 0;
+UPDATE dead SET handled = 1;
+CREATE INDEX dead_unhandled ON dead (id) WHERE handled = 0;`,
 }
 
 // migrate brings the schema to the latest version, recording it in PRAGMA

@@ -22,8 +22,7 @@ type writeStmts struct {
 	getKey, claimKey, purgeKeys          *wstmt
 	enqueue, selectVisible, markReceived *wstmt
 	deleteMsg, changeVisibility          *wstmt
-	deadLetter, deleteQueued, failOrder  *wstmt
-	completeCharged                      *wstmt
+	deadLetter, deleteQueued, markDead   *wstmt
 	selectDead, redrive, deleteDead      *wstmt
 	purgeDead                            *wstmt
 	getOutcome, insertOutcome            *wstmt
@@ -81,10 +80,7 @@ func (s *writeStmts) prepare(conn *zs.Conn) error {
 		p(&s.deadLetter, `INSERT INTO dead (id, body, receive_count, visible_at, receipt, sent_at)
 			SELECT id, body, receive_count, ?, '', sent_at FROM queue WHERE id = ?`),
 		p(&s.deleteQueued, `DELETE FROM queue WHERE id = ?`),
-		p(&s.failOrder, `UPDATE orders SET status = 'FAILED', failure_code = ?, failure_detail = ?, updated_at = ?
-			WHERE id = ? AND status IN ('PENDING', 'PROCESSING')`),
-		p(&s.completeCharged, `UPDATE orders SET status = 'COMPLETED', updated_at = ?
-			WHERE id = ? AND status = 'PROCESSING' AND EXISTS (SELECT 1 FROM charges WHERE order_id = orders.id)`),
+		p(&s.markDead, `UPDATE dead SET handled = 1 WHERE id = ? AND handled = 0`),
 		p(&s.selectDead, `SELECT id FROM dead ORDER BY id LIMIT ?`),
 		p(&s.redrive, `INSERT INTO queue (id, body, receive_count, visible_at, receipt, sent_at, writer, batch)
 			SELECT id, body, 0, ?, '', sent_at, ?, ? FROM dead WHERE id = ?`),
@@ -127,7 +123,7 @@ type readStmts struct {
 	ping, getOrder, listFirst, listAfter *sql.Stmt
 	activity, stock, anyVisible, depth   *sql.Stmt
 	listDead, charges, chargeByKey       *sql.Stmt
-	anyExpired                           *sql.Stmt
+	anyExpired, unhandledDead            *sql.Stmt
 }
 
 func (s *readStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -153,6 +149,7 @@ func (s *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 		p(&s.anyExpired, `SELECT EXISTS (SELECT 1 FROM idempotency WHERE created_at < ?)`),
 		p(&s.depth, `SELECT (SELECT count(*) FROM queue WHERE visible_at <= ?), (SELECT count(*) FROM queue), (SELECT count(*) FROM dead)`),
 		p(&s.listDead, `SELECT id, body, receive_count FROM dead ORDER BY id LIMIT ?`),
+		p(&s.unhandledDead, `SELECT id, body, receive_count FROM dead WHERE handled = 0 AND id > ? ORDER BY id LIMIT ?`),
 		p(&s.charges, `SELECT idempotency_key, id, order_id, amount, currency, at FROM charges WHERE order_id = ? ORDER BY at, id`),
 		p(&s.chargeByKey, `SELECT idempotency_key, id, order_id, amount, currency, at FROM charges WHERE idempotency_key = ?`),
 	)

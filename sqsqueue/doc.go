@@ -15,9 +15,9 @@
 //     entries that failed in an *orderflow.BatchError.
 //   - MaxReceives is the queue's RedrivePolicy (maxReceiveCount, set by
 //     CreateQueues): SQS moves a message to the dead-letter queue itself.
-//     Since no code of ours runs at that moment, WatchDead lets the
-//     processor side end the orders of dead messages (the backstop the
-//     embedded queue runs inside its dead-lettering transaction).
+//     Since no code of ours runs at that moment, WatchDead looks into the
+//     dead-letter queue every interval and hands each dead message to the
+//     processor's dead-letter watch, which ends its order.
 //   - The dead-letter operations are built from receive, send and delete
 //     (moto has no StartMessageMoveTask), which work on AWS as well. SQS
 //     cannot peek, so the first receive of a dead message re-files it

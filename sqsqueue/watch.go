@@ -15,14 +15,15 @@ const watchBatch = 100
 // (in this process), and leaves all of them in the dead-letter queue,
 // visible again, for the operator (orderflow dlq); one received for the
 // first time is re-filed with its receive count (see settleDead), so that
-// the watch's own receives do not raise the count the operator sees. It is the SQS
-// counterpart of the backstop the embedded queue runs when it
-// dead-letters a message: SQS moves messages by itself, so the processor
-// side looks after the fact. A message whose handle fails is tried again
-// next round. While a round runs (milliseconds) its messages are hidden,
-// so an operator's ListDead at that moment may miss them; keep interval
-// well above a round (the default is 10s). Errors reaching SQS are logged
-// and the round retried later; WatchDead returns nil when ctx ends.
+// the watch's own receives do not raise the count the operator sees. It is
+// the source of the processor's dead-letter watch
+// (processor.DeadLetterSource): SQS moves messages by itself, so the
+// processor side looks after the fact. A message whose handle fails is
+// tried again next round. While a round runs (milliseconds) its messages
+// are hidden, so an operator's ListDead at that moment may miss them; keep
+// interval well above a round (the default is 10s). Errors reaching SQS
+// are logged and the round retried later; WatchDead returns nil when ctx
+// ends.
 func (q *Queue) WatchDead(ctx context.Context, interval time.Duration, handle func(context.Context, orderflow.Delivery) error) error {
 	done := map[string]time.Time{} // message id → when handled
 	t := time.NewTicker(interval)

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -23,7 +22,6 @@ import (
 	"github.com/aws/smithy-go/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/awsintake"
 	"github.com/orderflow/orderflow/dynamostore"
 	"github.com/orderflow/orderflow/processor"
@@ -154,9 +152,9 @@ func outcome(err error) string {
 
 // openAWS opens the AWS mode's backend: the queue on SQS, the store (and
 // the simulated gateway's ledger) on DynamoDB, the intake across both. The
-// processor-side loops of this mode, the dead-letter watch and the pending
-// sweep, are in the backend's loops, which serve runs where the processor
-// runs, not in the api or in orderflow dlq.
+// pending sweep, a processor-side loop of this mode only, is in the
+// backend's loops, which serve runs where the processor runs, not in the
+// api or in orderflow dlq.
 func openAWS(ctx context.Context, cfg config, log *slog.Logger, reg prometheus.Registerer) (*backend, error) {
 	clients, err := awsClients(ctx, cfg, reg)
 	if err != nil {
@@ -177,128 +175,15 @@ func openAWS(ctx context.Context, cfg config, log *slog.Logger, reg prometheus.R
 	// The simulated gateway's ledger: the same table through the client
 	// counted as the gateway's (see awsAPI).
 	ledger := dynamostore.New(clients.gatewayDDB, cfg.DDBTable, storeOpts)
-	aq := &awsQueue{Queue: q}
-	bs := &backstop{store: st, ledger: ledger, maxReceives: cfg.MaxReceives, report: aq.reports.add}
 	sw := processor.NewSweeper(processor.SweeperConfig{After: cfg.SweepAfter}, st, q, log.With("component", "sweeper"), time.Now)
 	return &backend{
 		intake: awsintake.New(st, q, awsintake.Options{Logger: log.With("component", "intake")}),
 		store:  st,
-		queue:  aq,
+		queue:  q,
 		dead:   q,
+		watch:  q,
 		ledger: ledger,
-		loops: []loop{
-			{"dead-letter watch", func(ctx context.Context) error { return q.WatchDead(ctx, cfg.DLQWatchInterval, bs.handle) }},
-			{"pending sweep", sw.Run},
-		},
-		close: func() error { return nil },
+		loops:  []loop{{"pending sweep", sw.Run}},
+		close:  func() error { return nil },
 	}, nil
-}
-
-// awsQueue is the SQS queue as the processor sees it: each Receive also
-// hands out the dead-letter watch's reports (see orderflow.Delivery's
-// DeadLettered), so that the processor counts and logs the orders the
-// watch ended.
-type awsQueue struct {
-	*sqsqueue.Queue
-	reports reports
-}
-
-// Receive receives, and adds the reports made meanwhile.
-func (q *awsQueue) Receive(ctx context.Context, max int, wait time.Duration) ([]orderflow.Delivery, error) {
-	ds, err := q.Queue.Receive(ctx, max, wait)
-	return append(ds, q.reports.take()...), err
-}
-
-// reports holds dead-letter reports until the processor's next Receive.
-type reports struct {
-	mu sync.Mutex
-	ds []orderflow.Delivery
-}
-
-func (r *reports) add(d orderflow.Delivery) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.ds = append(r.ds, d)
-}
-
-func (r *reports) take() []orderflow.Delivery {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	ds := r.ds
-	r.ds = nil
-	return ds
-}
-
-// backstopStore is what the dead-letter backstop needs of the store.
-type backstopStore interface {
-	GetOrder(ctx context.Context, id orderflow.OrderID) (orderflow.Order, error)
-	Transition(ctx context.Context, t orderflow.Transition) (orderflow.Order, error)
-	Release(ctx context.Context, id orderflow.OrderID) error
-}
-
-// backstop ends the order of a message SQS moved to the dead-letter queue,
-// with the embedded queue's policy: the payment ledger decides. An order in
-// PROCESSING whose charge is in the ledger passed every stage (payment is
-// the last), so it is COMPLETED; any other order not yet final is FAILED
-// (ReasonDeadLettered) and its stock given back, so that no customer is
-// charged for a FAILED order. Each order it ends goes to report, as the
-// embedded queue's dead-letter reports go to the processor, which counts
-// and logs them; the conditional transition makes one watch, of all the
-// processors', the one that ends and reports it.
-type backstop struct {
-	store  backstopStore
-	ledger interface {
-		Charges(ctx context.Context, id orderflow.OrderID) ([]orderflow.Charge, error)
-	}
-	maxReceives int
-	report      func(orderflow.Delivery)
-}
-
-// handle is the WatchDead callback for one dead message.
-func (b *backstop) handle(ctx context.Context, d orderflow.Delivery) error {
-	if d.Err != nil {
-		return nil // a poison message: the processor ended its order, if it named one
-	}
-	ctx = orderflow.WithOrderID(ctx, d.OrderID)
-	o, err := b.store.GetOrder(ctx, d.OrderID)
-	switch {
-	case orderflow.ErrorCode(err) == orderflow.ENotFound:
-		return nil
-	case err != nil:
-		return err
-	case o.Status == orderflow.StatusFailed && o.Failure != nil && o.Failure.Code == orderflow.ReasonDeadLettered:
-		// Failed by an earlier round that may have died before the release.
-		return b.store.Release(ctx, o.ID)
-	case o.Status.Terminal():
-		return nil
-	}
-	t := orderflow.Transition{ID: o.ID, From: o.Status, To: orderflow.StatusFailed, At: time.Now().UTC()}
-	if o.Status == orderflow.StatusProcessing {
-		charges, err := b.ledger.Charges(ctx, o.ID)
-		if err != nil {
-			return err
-		}
-		if len(charges) > 0 {
-			t.To = orderflow.StatusCompleted
-		}
-	}
-	if t.To == orderflow.StatusFailed {
-		t.Failure = &orderflow.Failure{
-			Code:   orderflow.ReasonDeadLettered,
-			Detail: fmt.Sprintf("the order's message was received %d times without the order being finished and was moved to the dead-letter queue", b.maxReceives),
-		}
-	}
-	stored, err := b.store.Transition(ctx, t)
-	if orderflow.ErrorCode(err) == orderflow.EConflict {
-		return nil // moved meanwhile; the next round looks again if need be
-	}
-	if err != nil {
-		return err
-	}
-	d.Receipt, d.DeadLettered, d.Ended, d.Order = "", true, &t, &stored
-	b.report(d)
-	if t.To == orderflow.StatusFailed {
-		return b.store.Release(ctx, o.ID)
-	}
-	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -241,7 +240,6 @@ func deadReceiveCount(t *testing.T, list, id string) int {
 type awsParts struct {
 	store  *dynamostore.Store
 	queue  *sqsqueue.Queue
-	dlq    *sqsqueue.Queue // sends straight into the dead-letter queue
 	clock  *testClock
 	sqs    *sqs.Client
 	dlqURL string
@@ -272,9 +270,6 @@ func newAWSParts(t *testing.T) *awsParts {
 	if p.queue, err = sqsqueue.Open(ctx, sqsClient, sqsqueue.Options{QueueURL: qurl, DLQURL: dlqURL}); err != nil {
 		t.Fatal(err)
 	}
-	if p.dlq, err = sqsqueue.Open(ctx, sqsClient, sqsqueue.Options{QueueURL: dlqURL, DLQURL: dlqURL}); err != nil {
-		t.Fatal(err)
-	}
 	return p
 }
 
@@ -282,117 +277,6 @@ func (p *awsParts) order(user string, amount int64) orderflow.Order {
 	now := p.clock.now().UTC().Truncate(time.Millisecond)
 	return orderflow.Order{ID: orderflow.NewOrderID(now), UserID: user, Amount: amount, Currency: "USD",
 		Status: orderflow.StatusPending, CreatedAt: now, UpdatedAt: now}
-}
-
-// TestDeadLetterBackstop: for messages in the SQS dead-letter queue, the
-// watcher completes the order that was charged, fails (and releases the
-// stock of) any other unfinished one, leaves final orders alone, and
-// leaves every message in the dead-letter queue.
-func TestDeadLetterBackstop(t *testing.T) {
-	p := newAWSParts(t)
-	ctx := context.Background()
-	create := func(o orderflow.Order) orderflow.Order {
-		t.Helper()
-		if _, _, err := p.store.CreateOrder(ctx, o, orderflow.IdempotencyKey{}); err != nil {
-			t.Fatal(err)
-		}
-		return o
-	}
-	start := func(o orderflow.Order) {
-		t.Helper()
-		if _, err := p.store.StartOrder(ctx, o.ID, time.Now()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sku := awstest.Name("sku")
-	if err := p.store.SetStock(ctx, sku, 5); err != nil {
-		t.Fatal(err)
-	}
-	pending := create(p.order("eve", 1))
-	charged := create(p.order("eve", 2))
-	start(charged)
-	if _, _, err := p.store.RecordCharge(ctx, orderflow.Charge{ID: "ch_1", IdempotencyKey: string(charged.ID), OrderID: charged.ID, Amount: 2, Currency: "USD"}); err != nil {
-		t.Fatal(err)
-	}
-	reservedOrder := p.order("eve", 3)
-	reservedOrder.Items = []orderflow.Item{{SKU: sku, Quantity: 2}}
-	reserved := create(reservedOrder)
-	start(reserved)
-	if f, err := p.store.Reserve(ctx, reserved.ID, reserved.Items); f != nil || err != nil {
-		t.Fatalf("Reserve: %v %v", f, err)
-	}
-	done := create(p.order("eve", 4))
-	if _, err := p.store.Transition(ctx, orderflow.Transition{ID: done.ID, From: orderflow.StatusPending, To: orderflow.StatusRejected,
-		Failure: &orderflow.Failure{Code: orderflow.ReasonFraudSuspected, Detail: "x"}, At: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	ids := []orderflow.OrderID{pending.ID, charged.ID, reserved.ID, done.ID, orderflow.NewOrderID(time.Now())}
-	for _, id := range ids {
-		if err := p.dlq.Send(ctx, orderflow.Message{OrderID: id}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := p.dlq.SendRaw(ctx, []byte("poison")); err != nil {
-		t.Fatal(err)
-	}
-
-	var reps reports
-	bs := &backstop{store: p.store, ledger: p.store, maxReceives: 3, report: reps.add}
-	wctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = p.queue.WatchDead(wctx, 100*time.Millisecond, bs.handle) })
-	want := map[orderflow.OrderID]orderflow.Status{
-		pending.ID: orderflow.StatusFailed, charged.ID: orderflow.StatusCompleted,
-		reserved.ID: orderflow.StatusFailed, done.ID: orderflow.StatusRejected,
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ok := true
-		for id, st := range want {
-			o, err := p.store.GetOrder(ctx, id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ok = ok && o.Status == st
-		}
-		if ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("orders did not reach %v within 20s", want)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	cancel()
-	wg.Wait()
-	if o, _ := p.store.GetOrder(ctx, pending.ID); o.Failure == nil || o.Failure.Code != orderflow.ReasonDeadLettered {
-		t.Errorf("dead-lettered PENDING order has failure %+v, want %s", o.Failure, orderflow.ReasonDeadLettered)
-	}
-	if n, err := p.store.Stock(ctx, sku); err != nil || n != 5 {
-		t.Errorf("stock after failing the reserved order: %d, %v; want 5 (given back)", n, err)
-	}
-	dead, err := p.queue.ListDead(ctx, 20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(dead) != len(ids)+1 {
-		t.Errorf("dead-letter queue holds %d messages after the watch, want all %d left there", len(dead), len(ids)+1)
-	}
-	// One report per order ended, for the processor to count and log.
-	got := map[orderflow.OrderID]string{}
-	for _, d := range reps.take() {
-		if !d.DeadLettered || d.Receipt != "" || d.Ended == nil || d.Order == nil || d.Order.Status != d.Ended.To || d.Order.UserID != "eve" {
-			t.Errorf("report %+v (ended %+v), want a dead-lettered delivery with no receipt, its transition and its order as stored", d, d.Ended)
-			continue
-		}
-		got[d.Ended.ID] += fmt.Sprintf("%s→%s ", d.Ended.From, d.Ended.To)
-	}
-	wantReports := map[orderflow.OrderID]string{
-		pending.ID: "PENDING→FAILED ", charged.ID: "PROCESSING→COMPLETED ", reserved.ID: "PROCESSING→FAILED ",
-	}
-	if fmt.Sprint(got) != fmt.Sprint(wantReports) {
-		t.Errorf("reports %v, want %v", got, wantReports)
-	}
 }
 
 // TestAWSOutage takes SQS and DynamoDB away under a running program: the

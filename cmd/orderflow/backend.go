@@ -24,9 +24,11 @@ type backend struct {
 	dead   orderflow.DeadLetters
 	ledger processor.Ledger // the simulated payment gateway's database
 	// loops run beside the processor, where it runs (the AWS mode's
-	// dead-letter watch and pending sweep; none in the embedded mode).
+	// pending sweep; none in the embedded mode).
 	loops []loop
 	close func() error
+	// watch is the dead-letter queue whose orders the processor ends.
+	watch processor.DeadLetterSource
 }
 
 // loop is a named job that runs until its context ends, then returns nil;
@@ -53,7 +55,7 @@ func openBackend(ctx context.Context, cfg config, log *slog.Logger, reg promethe
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", cfg.DBPath, err)
 	}
-	return &backend{intake: db, store: db, queue: db, dead: db, ledger: db, close: db.Close}, nil
+	return &backend{intake: db, store: db, queue: db, dead: db, watch: db, ledger: db, close: db.Close}, nil
 }
 
 // sqliteOptions are the embedded mode's database options of cfg.

@@ -75,7 +75,7 @@ type config struct {
 	AWSCallTimeout   time.Duration // bound of one SQS or DynamoDB call
 	SweepAfter       time.Duration // re-send the message of orders PENDING this long
 	TakeoverAfter    time.Duration // a retry takes over an Idempotency-Key in flight this long
-	DLQWatchInterval time.Duration // how often the processor looks into the SQS DLQ
+	DLQWatchInterval time.Duration // how often the processor's dead-letter watch looks
 }
 
 // setting documents one environment variable; the README's table is made
@@ -127,7 +127,7 @@ var settings = []setting{
 	{"ORDERFLOW_AWS_CALL_TIMEOUT", "3s", "AWS mode: longest wait for one SQS or DynamoDB call (retries included)"},
 	{"ORDERFLOW_SWEEP_AFTER", "2m", "AWS mode: the processor re-sends the message of orders still PENDING after this long"},
 	{"ORDERFLOW_TAKEOVER_AFTER", "30s", "AWS mode: a retry with an Idempotency-Key takes over a first request unfinished after this long"},
-	{"ORDERFLOW_DLQ_WATCH_INTERVAL", "10s", "AWS mode: how often the processor ends the orders of messages in the dead-letter queue"},
+	{"ORDERFLOW_DLQ_WATCH_INTERVAL", "10s", "how often the processor's dead-letter watch looks for dead messages whose orders it has not ended (embedded mode: also at once when a receive dead-letters one)"},
 }
 
 func defaultOf(name string) string {

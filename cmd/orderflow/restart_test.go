@@ -92,12 +92,14 @@ func waitLog(t *testing.T, path string, within time.Duration, want map[string]an
 }
 
 // killedLastAttemptSettings: one receive per message, so that the first
-// attempt is the last, and a payment that takes long enough to be killed in.
+// attempt is the last, and a payment that takes long enough to be killed
+// in, yet whose look-up (which takes the same latency) fits in the stage
+// timeout, for the dead-letter watch to ask it.
 func killedLastAttemptSettings() map[string]string {
 	return map[string]string{
 		"ORDERFLOW_MAX_RECEIVES":       "1",
 		"ORDERFLOW_VISIBILITY_TIMEOUT": "1s",
-		"ORDERFLOW_PAYMENT_LATENCY":    "1m",
+		"ORDERFLOW_PAYMENT_LATENCY":    "5s",
 		"ORDERFLOW_LOG_LEVEL":          "info",
 		"ORDERFLOW_DLQ_WATCH_INTERVAL": "1s",
 	}
@@ -130,7 +132,7 @@ func testKilledLastAttempt(t *testing.T, env map[string]string) {
 	const requestID = "req-killed-last-attempt"
 	a := placeWithRequestID(t, api, token, requestID, 1250)
 	waitLog(t, first, 20*time.Second, map[string]any{"msg": "order transition", "order_id": a.OrderID, "to": "PROCESSING"})
-	c.kill9(t) // in the payment's minute of latency
+	c.kill9(t) // in the payment's 5 s of latency
 
 	c = startChild(t, env, second)
 	defer c.stop(t)

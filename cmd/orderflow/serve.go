@@ -175,6 +175,7 @@ func startProcessor(ctx context.Context, g *group, cfg config, b *backend, log *
 	procDone := make(chan struct{})
 	g.start("processor", func() error { defer close(procDone); return p.Run(pctx) })
 	g.start("processor health", func() error { return ignoreClosed(healthSrv.Serve(ln)) })
+	g.start("dead-letter watch", func() error { return p.WatchDeadLetters(pctx) })
 	for _, l := range b.loops {
 		g.start(l.name, func() error { return l.run(pctx) })
 	}
@@ -246,6 +247,8 @@ func newProcessor(cfg config, b *backend, log *slog.Logger, reg *prometheus.Regi
 		VisibilityTimeout: cfg.VisibilityTimeout,
 		MaxReceives:       cfg.MaxReceives,
 		DrainTimeout:      cfg.DrainTimeout,
+
+		DeadLetterInterval: cfg.DLQWatchInterval,
 	}, processor.Deps{
 		Queue:     b.queue,
 		Store:     b.store,
@@ -263,5 +266,7 @@ func newProcessor(cfg config, b *backend, log *slog.Logger, reg *prometheus.Regi
 		Logger:     log.With("component", "processor"),
 		Registerer: reg,
 		Now:        time.Now,
+
+		DeadLetters: b.watch,
 	})
 }
