@@ -116,20 +116,13 @@ type Delivery struct {
 	// Err is set when Body could not be decoded into Message (a poison
 	// message); it is left for the dead-letter path.
 	Err error
-	// Order is set only by a queue that starts orders as it hands out
-	// their messages (the embedded SQLite store's ReceiveAndStart): the
-	// order as stored after the receive. Started reports that this receive
-	// moved it from PENDING to PROCESSING.
-	Order   *Order
-	Started bool
 	// DeadLettered marks a report, not work: the queue moved this message
 	// to the dead-letter queue, so it has no Receipt and is not to be
 	// worked. Only a queue that ends orders as it dead-letters their
 	// messages hands out such deliveries, to the processor, which counts
-	// and logs what it did (the embedded SQLite store's ReceiveAndStart,
-	// and the AWS mode's dead-letter watch); orderflow.Queue's Receive
-	// never does. If the queue ended the order, Ended is the transition it
-	// made and Order the order as stored afterwards (if it could be read).
+	// and logs what it did (the embedded SQLite store's work queue, and
+	// the AWS mode's dead-letter watch); orderflow.Queue's Receive never
+	// does. If the queue ended the order, Ended is the transition it made.
 	DeadLettered bool
 	Ended        *Transition
 }

@@ -47,8 +47,6 @@ func newHarness(t *testing.T, configure ...func(*harness)) *harness {
 			Env:                "test",
 			Concurrency:        8,
 			WaitTime:           5 * time.Millisecond,
-			VisibilityTimeout:  5 * time.Second,
-			MaxReceives:        testMaxReceives,
 			BackoffBase:        time.Millisecond,
 			BackoffMax:         4 * time.Millisecond,
 			ReceiveBackoffBase: time.Millisecond,
@@ -131,13 +129,7 @@ func (h *harness) send(o orderflow.Order) string {
 // (a safety net, not a timing assertion).
 func (h *harness) eventually(what string, cond func() bool) {
 	h.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			h.t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(h.t, what, cond)
 }
 
 // recv waits for a value on ch, failing the test after a generous deadline.
@@ -473,7 +465,6 @@ func TestTwoProcessorsOnOneQueueChargeOnce(t *testing.T) {
 func TestPoisonMessageIsNeverDeletedAndReachesTheDLQ(t *testing.T) {
 	const maxReceives = 5
 	h := newHarness(t, func(h *harness) {
-		h.cfg.MaxReceives = maxReceives
 		h.q = newFakeQueue(5*time.Second, maxReceives)
 		h.deps.Queue = h.q
 	})
@@ -500,12 +491,9 @@ func TestDeadLetterReportsAreCountedAndLogged(t *testing.T) {
 	h := newHarness(t)
 	failed, completed := h.order(1000), h.order(2000)
 	ended := func(o orderflow.Order, msg orderflow.Message, to orderflow.Status, f *orderflow.Failure) orderflow.Delivery {
-		after := o
-		after.Status, after.Failure = to, f
 		return orderflow.Delivery{
 			Message: msg, MessageID: "dead-" + string(o.ID), ReceiveCount: testMaxReceives, DeadLettered: true,
 			Ended: &orderflow.Transition{ID: o.ID, From: orderflow.StatusProcessing, To: to, Failure: f, At: time.Now()},
-			Order: &after,
 		}
 	}
 	f := &orderflow.Failure{Code: orderflow.ReasonDeadLettered, Detail: "moved to the dead-letter queue"}
@@ -849,7 +837,7 @@ func TestHeartbeatExtendsVisibilityOfASlowOrder(t *testing.T) {
 		// it come back: this test is about the heartbeat being sent.
 		h.q.vt = time.Hour
 		h.q.holdVisibility = true
-		h.cfg.VisibilityTimeout = vt
+		h.q.policyVT = vt
 		pay = newBlockingPayment(h.deps.Payment)
 		h.deps.Payment = pay
 	})
@@ -905,7 +893,6 @@ func TestReceiveErrorsPauseThenRecover(t *testing.T) {
 func TestFailedDeleteMeansAHarmlessRedelivery(t *testing.T) {
 	h := newHarness(t, func(h *harness) {
 		h.q.vt = 30 * time.Millisecond
-		h.cfg.VisibilityTimeout = 30 * time.Millisecond
 	})
 	o := h.order(1000)
 	msg := h.send(o)
@@ -996,7 +983,8 @@ func TestNewValidates(t *testing.T) {
 	}{
 		{"a batch size above 10 is refused", Config{BatchSize: 11}, nil},
 		{"a negative concurrency is refused", Config{Concurrency: -1}, nil},
-		{"a negative max receives is refused", Config{MaxReceives: -1}, nil},
+		{"a queue whose max receives is not positive is refused", Config{}, func(d Deps) Deps { d.Queue = newFakeQueue(time.Second, 0); return d }},
+		{"a queue with a negative visibility timeout is refused", Config{}, func(d Deps) Deps { d.Queue = newFakeQueue(-time.Second, 3); return d }},
 		{"a negative receivers count is refused", Config{Receivers: -1}, nil},
 		{"a backoff max below its base is refused", Config{BackoffBase: time.Minute, BackoffMax: time.Second}, nil},
 		{"a receive backoff max below its base is refused", Config{ReceiveBackoffBase: time.Minute, ReceiveBackoffMax: time.Second}, nil},
@@ -1021,10 +1009,13 @@ func TestNewValidates(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := p.cfg
-		if c.Concurrency != 64 || c.BatchSize != 10 || c.Receivers != 4 || c.MaxReceives != 5 ||
-			c.VisibilityTimeout != 30*time.Second || c.BackoffBase != time.Second || c.BackoffMax != 30*time.Second ||
+		if c.Concurrency != 64 || c.BatchSize != 10 || c.Receivers != 4 ||
+			c.BackoffBase != time.Second || c.BackoffMax != 30*time.Second ||
 			c.DrainTimeout != 25*time.Second || c.WaitTime != time.Second {
 			t.Errorf("defaults = %+v", c)
+		}
+		if want := (orderflow.QueuePolicy{VisibilityTimeout: time.Second, MaxReceives: 3}); p.policy != want {
+			t.Errorf("policy = %+v, want the queue's %+v", p.policy, want)
 		}
 	})
 	t.Run("a batch larger than the concurrency shrinks to it", func(t *testing.T) {

@@ -183,14 +183,16 @@ func openAWS(ctx context.Context, cfg config, log *slog.Logger, reg prometheus.R
 		sw := &sweeper{store: st, queue: q, after: cfg.SweepAfter, log: log.With("component", "sweeper"), now: time.Now}
 		bg.run(sw.run)
 	}
-	return &backend{
+	b := &backend{
 		intake: &awsIntake{store: st, queue: q, log: log.With("component", "intake")},
 		store:  st,
 		queue:  aq,
 		dead:   q,
 		ledger: ledger,
 		close:  func() error { bg.stop(); return nil },
-	}, nil
+	}
+	b.work.queue, b.work.store = aq, st
+	return b, nil
 }
 
 // awsQueue is the SQS queue as the processor sees it: its first Receive
@@ -414,14 +416,14 @@ func (b *backstop) handle(ctx context.Context, d orderflow.Delivery) error {
 			Detail: fmt.Sprintf("the order's message was received %d times without the order being finished and was moved to the dead-letter queue", b.maxReceives),
 		}
 	}
-	stored, err := b.store.Transition(ctx, t)
+	_, err = b.store.Transition(ctx, t)
 	if orderflow.ErrorCode(err) == orderflow.EConflict {
 		return nil // moved meanwhile; the next round looks again if need be
 	}
 	if err != nil {
 		return err
 	}
-	d.Receipt, d.DeadLettered, d.Ended, d.Order = "", true, &t, &stored
+	d.Receipt, d.DeadLettered, d.Ended = "", true, &t
 	b.report(d)
 	if t.To == orderflow.StatusFailed {
 		return b.store.Release(ctx, o.ID)

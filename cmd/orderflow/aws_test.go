@@ -514,8 +514,8 @@ func TestDeadLetterBackstop(t *testing.T) {
 	// One report per order ended, for the processor to count and log.
 	got := map[orderflow.OrderID]string{}
 	for _, d := range reps.take() {
-		if !d.DeadLettered || d.Receipt != "" || d.Ended == nil || d.Order == nil || d.Order.Status != d.Ended.To || d.Order.UserID != "eve" {
-			t.Errorf("report %+v (ended %+v), want a dead-lettered delivery with no receipt, its transition and its order as stored", d, d.Ended)
+		if !d.DeadLettered || d.Receipt != "" || d.Ended == nil {
+			t.Errorf("report %+v (ended %+v), want a dead-lettered delivery with no receipt and its transition", d, d.Ended)
 			continue
 		}
 		got[d.Ended.ID] += fmt.Sprintf("%s→%s ", d.Ended.From, d.Ended.To)

@@ -25,14 +25,13 @@ type backend struct {
 	queue  orderflow.Queue
 	dead   orderflow.DeadLetters
 	ledger processor.Ledger // the simulated payment gateway's database
-	close  func() error
+	// work is the processor's queue and store.
+	work struct {
+		queue processor.Queue
+		store processor.Store
+	}
+	close func() error
 }
-
-// The embedded store takes the processor's fast paths.
-var (
-	_ processor.OrderStarter   = (*sqlite.DB)(nil)
-	_ processor.ReceiveStarter = (*sqlite.DB)(nil)
-)
 
 // openBackend opens the queue and store of cfg's mode. reg, if not nil,
 // receives the backend's own metrics (aws_requests_total in the AWS mode,
@@ -45,7 +44,11 @@ func openBackend(ctx context.Context, cfg config, log *slog.Logger, reg promethe
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", cfg.DBPath, err)
 	}
-	return &backend{intake: db, store: db, queue: db, dead: db, ledger: db, close: db.Close}, nil
+	b := &backend{intake: db, store: db, queue: db, dead: db, ledger: db, close: db.Close}
+	// One value for both, so that a receive starts the orders it hands out.
+	wq := db.WorkQueue()
+	b.work.queue, b.work.store = wq, wq
+	return b, nil
 }
 
 // sqliteOptions are the embedded mode's database options of cfg.
