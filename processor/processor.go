@@ -38,7 +38,6 @@ type Processor struct {
 	queue   Queue
 	store   Store
 	inv     Inventory
-	fraud   Fraud
 	pay     Payment
 	log     *slog.Logger
 	logs    *orderflow.LogLimiter // for lines that repeat while a dependency is down
@@ -86,7 +85,7 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 		return nil, fmt.Errorf("processor metrics: %w", err)
 	}
 	return &Processor{
-		cfg: cfg, policy: policy, queue: deps.Queue, store: deps.Store, inv: deps.Inventory, fraud: deps.Fraud,
+		cfg: cfg, policy: policy, queue: deps.Queue, store: deps.Store, inv: deps.Inventory,
 		pay: deps.Payment, log: deps.Logger, now: deps.Now, metrics: m,
 		stages: pipeline(deps.Inventory, deps.Fraud, deps.Payment),
 		logs:   orderflow.NewLogLimiter(deps.Logger, orderflow.RepeatedLogInterval),

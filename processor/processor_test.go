@@ -327,6 +327,42 @@ func TestPersistentTransientErrorsEndFailedInTheDLQ(t *testing.T) {
 	}
 }
 
+// TestTheLastAttemptIsTheQueuesMaxReceives: the processor gives up on the
+// receive the queue's policy makes the last, not on one of its own.
+func TestTheLastAttemptIsTheQueuesMaxReceives(t *testing.T) {
+	const maxReceives = 5
+	h := newHarness(t, func(h *harness) {
+		h.q = newFakeQueue(5*time.Second, maxReceives)
+		h.deps.Queue = h.q
+	})
+	h.start()
+	o := h.order(1004, items("widget", 1)...) // the gateway always fails amounts ending in 04
+	h.send(o)
+	got := h.waitStatus(o.ID, orderflow.StatusFailed)
+	if got.Failure == nil || !strings.Contains(got.Failure.Detail, "after 5 attempts") {
+		t.Errorf("failure = %+v, want it FAILED after the queue's 5 attempts", got.Failure)
+	}
+	if n := len(h.logs.Messages("transient error; will retry")); n != maxReceives-1 {
+		t.Errorf("retries logged = %d, want %d", n, maxReceives-1)
+	}
+}
+
+// An order without items has nothing to reserve: the inventory stage is
+// neither run nor timed for it.
+func TestAnOrderWithoutItemsSkipsTheInventory(t *testing.T) {
+	h := newHarness(t)
+	h.start()
+	o := h.order(1000)
+	h.waitDeleted(h.send(o))
+	if got := h.s.order(o.ID).Status; got != orderflow.StatusCompleted {
+		t.Errorf("status = %s, want COMPLETED", got)
+	}
+	h.eventually("a fraud observation", func() bool { return histogramCount(t, h.reg, stageFraud) == 1 })
+	if n := histogramCount(t, h.reg, stageInventory); n != 0 {
+		t.Errorf("inventory observations = %d, want 0", n)
+	}
+}
+
 func TestRedeliveryOfAFinishedOrderIsDeletedWithoutEffects(t *testing.T) {
 	for _, amount := range []int64{1000, 1002, 1004} { // COMPLETED, REJECTED, FAILED
 		t.Run(fmt.Sprint(amount), func(t *testing.T) {

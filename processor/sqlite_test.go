@@ -39,8 +39,16 @@ func newRig(t *testing.T) *rig {
 		}
 	}
 	r := &rig{t: t, db: db, logs: &logtest.Buffer{}}
+	r.p = r.newProcessor()
+	return r
+}
+
+// newProcessor returns a processor on its own work queue of the database.
+func (r *rig) newProcessor() *Processor {
+	r.t.Helper()
+	db := r.db
 	wq := db.WorkQueue()
-	r.p, err = New(Config{
+	p, err := New(Config{
 		Env: "test", Concurrency: 8, WaitTime: 5 * time.Millisecond,
 		BackoffBase: time.Millisecond, BackoffMax: 4 * time.Millisecond, DeleteDelay: time.Millisecond,
 	}, Deps{
@@ -49,17 +57,20 @@ func newRig(t *testing.T) *rig {
 		Logger:  slog.New(orderflow.LogHandler(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
 	})
 	if err != nil {
-		t.Fatal(err)
+		r.t.Fatal(err)
 	}
-	return r
+	return p
 }
 
 // start runs the processor until the test ends.
-func (r *rig) start() {
+func (r *rig) start() { r.run(r.p) }
+
+// run runs p until the test ends.
+func (r *rig) run(p *Processor) {
 	t := r.t
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- r.p.Run(runCtx) }()
+	go func() { done <- p.Run(runCtx) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -203,6 +214,76 @@ func TestOnSQLiteAMessageWithoutItsOrderReachesTheDLQ(t *testing.T) {
 	r.waitQueue(orderflow.QueueDepth{Dead: 1})
 	if n := len(r.logs.Messages("order not found (yet); will retry")); n != testMaxReceives {
 		t.Errorf("not-found attempts logged = %d, want %d", n, testMaxReceives)
+	}
+}
+
+func TestOnSQLiteTransientPaymentErrorsAreRetriedAndChargeOnce(t *testing.T) {
+	r := newRig(t)
+	o := r.accept(1003, items("widget", 1)...) // the gateway fails amounts ending in 03 twice
+	r.start()
+	r.waitQueue(orderflow.QueueDepth{})
+	if got := r.order(o.ID).Status; got != orderflow.StatusCompleted {
+		t.Errorf("status = %s, want COMPLETED", got)
+	}
+	if r.charges(o.ID) != 1 || r.stock("widget") != 99 {
+		t.Errorf("charges = %d, stock = %d; want 1 and 99 (reserved once)", r.charges(o.ID), r.stock("widget"))
+	}
+	if n := len(r.logs.Messages("transient error; will retry")); n != 2 {
+		t.Errorf("retries logged = %d, want 2", n)
+	}
+}
+
+// Copies of one order's message, received in one batch or several, start
+// it once (one PENDING → PROCESSING line) and charge it once.
+func TestOnSQLiteDuplicatesStartAndChargeOnce(t *testing.T) {
+	r := newRig(t)
+	o := r.accept(1000, items("widget", 1)...)
+	for range 4 {
+		if err := r.db.Send(context.Background(), orderflow.Message{OrderID: o.ID, RequestID: o.RequestID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.start()
+	r.waitQueue(orderflow.QueueDepth{})
+	if got := r.order(o.ID).Status; got != orderflow.StatusCompleted {
+		t.Errorf("status = %s, want COMPLETED", got)
+	}
+	if r.charges(o.ID) != 1 || r.stock("widget") != 99 {
+		t.Errorf("charges = %d, stock = %d; want 1 and 99", r.charges(o.ID), r.stock("widget"))
+	}
+	if lines := r.logs.Messages("order transition"); len(lines) != 2 {
+		t.Errorf("transition lines = %v, want PENDING→PROCESSING and PROCESSING→COMPLETED once each", lines)
+	}
+}
+
+// Two processors, each on its own work queue of one database, work every
+// order (each queued twice) once.
+func TestOnSQLiteTwoProcessorsChargeOnce(t *testing.T) {
+	r := newRig(t)
+	var ids []orderflow.OrderID
+	for i := range 20 {
+		o := r.accept(int64(1000+i*100), items("widget", 1)...)
+		if err := r.db.Send(context.Background(), orderflow.Message{OrderID: o.ID}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, o.ID)
+	}
+	r.start()
+	r.run(r.newProcessor())
+	r.waitQueue(orderflow.QueueDepth{})
+	for _, id := range ids {
+		if got := r.order(id).Status; got != orderflow.StatusCompleted {
+			t.Errorf("order %s is %s, want COMPLETED", id, got)
+		}
+		if n := r.charges(id); n != 1 {
+			t.Errorf("order %s has %d charges, want 1", id, n)
+		}
+	}
+	if n := r.stock("widget"); n != 100-len(ids) {
+		t.Errorf("widget stock = %d, want %d", n, 100-len(ids))
+	}
+	if n := len(r.logs.Messages("order transition")); n != 2*len(ids) {
+		t.Errorf("transition lines = %d, want %d (two per order)", n, 2*len(ids))
 	}
 }
 

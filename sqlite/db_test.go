@@ -901,6 +901,31 @@ func TestWorkQueueStartsTheOrdersItHandsOut(t *testing.T) {
 	}
 }
 
+// TestWorkQueueForgetsAStartALaterReceiveSupersedes: what a work queue
+// recorded of a receive that started an order, never asked for, gives way
+// to a later receive of the order's message: StartOrder then answers from
+// the store.
+func TestWorkQueueForgetsAStartALaterReceiveSupersedes(t *testing.T) {
+	t.Parallel()
+	db, _ := open(t, sqlite.Options{})
+	wq := db.WorkQueue()
+	o := order("max", t0)
+	accept(t, db, o, orderflow.IdempotencyKey{})
+	ds, err := wq.Receive(ctx(t), 10, 0)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("Receive = %d deliveries, %v; want 1", len(ds), err)
+	}
+	if err := wq.ChangeVisibility(ctx(t), ds[0].Receipt, 0); err != nil {
+		t.Fatal(err)
+	}
+	if ds, err := wq.Receive(ctx(t), 10, 0); err != nil || len(ds) != 1 {
+		t.Fatalf("second Receive = %d deliveries, %v; want 1", len(ds), err)
+	}
+	if got, err := wq.StartOrder(ctx(t), o.ID, t0); orderflow.ErrorCode(err) != orderflow.EConflict || got.Status != orderflow.StatusProcessing {
+		t.Errorf("StartOrder after the second receive = %+v, %v; want the PROCESSING order and EConflict", got, err)
+	}
+}
+
 // TestWorkQueueHoldsBoundedStarts: a work queue holds at most its limit of
 // started orders not yet asked for; beyond, its receive leaves the orders
 // PENDING for StartOrder to start.
