@@ -265,9 +265,6 @@ func (p *Processor) move(ctx context.Context, a *attempt, to orderflow.Status, f
 			p.log.InfoContext(ctx, "order already final", "status", o.Status, "wanted", to)
 			a.o = o
 			return true, nil
-		case o.Status == to:
-			a.o = o
-			return false, nil
 		case o.Status.CanMoveTo(to) && o.Status != from:
 			a.o = o
 			return p.move(ctx, a, to, f)

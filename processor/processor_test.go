@@ -363,6 +363,46 @@ func TestAnOrderWithoutItemsSkipsTheInventory(t *testing.T) {
 	}
 }
 
+// TestAStaleViewIsResolvedByTheConditionalWrite: a move from a status the
+// order has left is retried from the status the store returns if the
+// order can still get there, and is nothing to do if the order is final.
+func TestAStaleViewIsResolvedByTheConditionalWrite(t *testing.T) {
+	tests := []struct {
+		name    string
+		stored  orderflow.Status
+		want    orderflow.Status
+		wantLog string // the transition logged, if any
+	}{
+		{"an order started meanwhile is moved on from where it is", orderflow.StatusProcessing, orderflow.StatusFailed, "PROCESSING→FAILED"},
+		{"an order finished meanwhile is left as it is", orderflow.StatusCompleted, orderflow.StatusCompleted, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			o := h.order(1000)
+			stale := o // the attempt saw it PENDING
+			o.Status = tt.stored
+			h.s.put(o)
+			a := &attempt{o: stale, start: time.Now()}
+			f := &orderflow.Failure{Code: orderflow.ReasonDeadLettered, Detail: "x"}
+			done, err := h.p.move(context.Background(), a, orderflow.StatusFailed, f)
+			if err != nil || !done {
+				t.Fatalf("move = %v, %v; want done", done, err)
+			}
+			if got := h.s.order(o.ID).Status; got != tt.want || a.o.Status != tt.want {
+				t.Errorf("order stored %s, seen %s; want %s", got, a.o.Status, tt.want)
+			}
+			var logged []string
+			for _, l := range h.logs.Messages("order transition") {
+				logged = append(logged, fmt.Sprintf("%s→%s", l["from"], l["to"]))
+			}
+			if want := []string{tt.wantLog}; tt.wantLog == "" && len(logged) != 0 || tt.wantLog != "" && fmt.Sprint(logged) != fmt.Sprint(want) {
+				t.Errorf("transitions logged %v, want %q", logged, tt.wantLog)
+			}
+		})
+	}
+}
+
 func TestRedeliveryOfAFinishedOrderIsDeletedWithoutEffects(t *testing.T) {
 	for _, amount := range []int64{1000, 1002, 1004} { // COMPLETED, REJECTED, FAILED
 		t.Run(fmt.Sprint(amount), func(t *testing.T) {
