@@ -3,6 +3,7 @@ package orderflow
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestMessageRoundTrip(t *testing.T) {
@@ -60,5 +61,35 @@ func TestEncodeMessageNeverFails(t *testing.T) {
 	got, err := DecodeMessage(EncodeMessage(m))
 	if err != nil || got.OrderID != m.OrderID || got.RequestID != "bad\uFFFDutf8" {
 		t.Fatalf("got %+v, %v; want the order id and the request id with U+FFFD", got, err)
+	}
+}
+
+func TestDecodeOrderIDReadsTheOrderOfAPoisonMessage(t *testing.T) {
+	id := NewOrderID(time.Unix(1700000000, 0))
+	tests := []struct {
+		name string
+		body string
+		ok   bool
+	}{
+		{"a well-formed message names its order", `{"order_id":"` + string(id) + `"}`, true},
+		{"unknown members are tolerated", `{"order_id":"` + string(id) + `","garbage":true}`, true},
+		{"a name in another case is tolerated", `{"Order_ID":"` + string(id) + `"}`, true},
+		{"a request id too long is tolerated", `{"order_id":"` + string(id) + `","request_id":"` + strings.Repeat("r", 200) + `"}`, true},
+		{"an invalid order id is rejected", `{"order_id":"nope"}`, false},
+		{"an order id of another type is rejected", `{"order_id":42}`, false},
+		{"a body that is not JSON is rejected", `order`, false},
+		{"trailing data is rejected", `{"order_id":"` + string(id) + `"} x`, false},
+		{"an oversized body is rejected", `{"order_id":"` + string(id) + `","x":"` + strings.Repeat("x", MaxMessageBytes) + `"}`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := DecodeOrderID([]byte(tt.body))
+			if tt.ok && (err != nil || got != id) {
+				t.Errorf("DecodeOrderID = %q, %v; want %q", got, err, id)
+			}
+			if !tt.ok && err == nil {
+				t.Errorf("DecodeOrderID = %q, want an error", got)
+			}
+		})
 	}
 }

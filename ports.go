@@ -116,12 +116,6 @@ type Delivery struct {
 	// Err is set when Body could not be decoded into Message (a poison
 	// message); it is left for the dead-letter path.
 	Err error
-	// Order is set only by a queue that starts orders as it hands out
-	// their messages (the embedded SQLite store's ReceiveAndStart): the
-	// order as stored after the receive. Started reports that this receive
-	// moved it from PENDING to PROCESSING.
-	Order   *Order
-	Started bool
 }
 
 // QueueDepth is the approximate number of messages in a queue.

@@ -559,10 +559,9 @@ func (s *Store) claimPending(ctx context.Context, it orderItem) (bool, error) {
 }
 
 // StartOrder moves order id from PENDING to PROCESSING with one
-// conditional write and returns it as stored afterwards: the processor's
-// fast path (processor.OrderStarter), which saves the read before the
-// first transition. An order in another status is returned unchanged with
-// EConflict; ENotFound if there is none.
+// conditional write and returns it as stored afterwards (the processor's
+// start: no read before the first transition). An order in another status
+// is returned unchanged with EConflict; ENotFound if there is none.
 func (s *Store) StartOrder(ctx context.Context, id orderflow.OrderID, at time.Time) (orderflow.Order, error) {
 	return s.Transition(ctx, orderflow.Transition{ID: id, From: orderflow.StatusPending, To: orderflow.StatusProcessing, At: at})
 }

@@ -73,15 +73,17 @@
 // COMPLETED write fails on the last receive, the message is left for the
 // DLQ and its redrive completes the order (the charge is not repeated).
 //
-// # Fast paths
+// # Starting an order
 //
-// A store where a conditional write costs no more than a read implements
-// OrderStarter, and the processor starts each order with StartOrder
-// instead of GetOrder then Transition (the SQLite and DynamoDB stores). A
-// queue that is also the store (the embedded SQLite database) implements
-// ReceiveStarter, and its receive starts the orders in the same write, so
-// the processor skips that call too. Either way the PROCESSING transition is
-// a conditional write and is logged like any other.
+// The processor starts each order with Store.StartOrder, one conditional
+// write (PENDING → PROCESSING) that returns the order as stored, instead of
+// a read followed by a write; an order found further on comes back with
+// EConflict and its current state. The transition is logged like any
+// other. The embedded database's work queue (sqlite.WorkQueue) is the
+// queue and the store in one: its receive starts the orders of the
+// messages it hands out in the same write, and its StartOrder answers for
+// those from what the receive did; to the processor it is a queue and a
+// store like any other.
 //
 // # Shutdown
 //

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/storetest"
 )
 
 // fakeQueue is an in-memory queue with SQS semantics: visibility timeout,
@@ -31,6 +34,10 @@ type fakeQueue struct {
 	onVis      func(visChange)
 	pingErr    error
 	depthErr   error
+	// policyVT, if set, is the visibility timeout Policy reports instead
+	// of vt, so that the processor's heartbeat can be timed apart from
+	// the redelivery of a message.
+	policyVT time.Duration
 	// holdVisibility records visibility changes without applying them.
 	holdVisibility bool
 }
@@ -192,6 +199,51 @@ func (q *fakeQueue) Depth(context.Context) (orderflow.QueueDepth, error) {
 	return d, nil
 }
 
+// Policy is the queue's visibility timeout and max receives.
+func (q *fakeQueue) Policy(context.Context) (orderflow.QueuePolicy, error) {
+	vt := q.vt
+	if q.policyVT != 0 {
+		vt = q.policyVT
+	}
+	return orderflow.QueuePolicy{VisibilityTimeout: vt, MaxReceives: q.maxReceives}, nil
+}
+
+// ListDead returns up to max dead messages, oldest first.
+func (q *fakeQueue) ListDead(_ context.Context, max int) ([]orderflow.Delivery, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var ds []orderflow.Delivery
+	for _, m := range q.dead[:min(max, len(q.dead))] {
+		d := orderflow.Delivery{MessageID: m.id, ReceiveCount: m.receives, Body: bytes.Clone(m.body)}
+		d.Message, d.Err = orderflow.DecodeMessage(m.body)
+		ds = append(ds, d)
+	}
+	return ds, nil
+}
+
+// Redrive moves up to max dead messages back, visible, with their receive
+// count reset.
+func (q *fakeQueue) Redrive(_ context.Context, max int) (int, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := min(max, len(q.dead))
+	for _, m := range q.dead[:n] {
+		m.receives, m.receipt, m.visibleAt = 0, "", time.Time{}
+		q.main = append(q.main, m)
+	}
+	q.dead = q.dead[n:]
+	return n, nil
+}
+
+// Purge deletes every dead message.
+func (q *fakeQueue) Purge(context.Context) (int, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := len(q.dead)
+	q.dead = nil
+	return n, nil
+}
+
 func (q *fakeQueue) Ping(context.Context) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -257,6 +309,8 @@ type fakeStore struct {
 	reserveErr  error
 	pingErr     error
 	activityErr error
+	starts      atomic.Int32 // StartOrder calls
+	reads       atomic.Int32 // GetOrder calls
 }
 
 func newFakeStore() *fakeStore {
@@ -276,6 +330,7 @@ func (s *fakeStore) put(o orderflow.Order) {
 }
 
 func (s *fakeStore) GetOrder(_ context.Context, id orderflow.OrderID) (orderflow.Order, error) {
+	s.reads.Add(1)
 	s.mu.Lock()
 	hook := s.onGet
 	s.mu.Unlock()
@@ -293,6 +348,26 @@ func (s *fakeStore) GetOrder(_ context.Context, id orderflow.OrderID) (orderflow
 		return orderflow.Order{}, orderflow.Errorf(orderflow.ENotFound, "order %s not found", id)
 	}
 	return o, nil
+}
+
+// StartOrder is the conditional PENDING → PROCESSING transition. The read
+// faults (onGet, getErrs) apply to it as to GetOrder.
+func (s *fakeStore) StartOrder(ctx context.Context, id orderflow.OrderID, at time.Time) (orderflow.Order, error) {
+	s.starts.Add(1)
+	s.mu.Lock()
+	hook := s.onGet
+	s.mu.Unlock()
+	if hook != nil {
+		hook(id)
+	}
+	s.mu.Lock()
+	if s.getErrs > 0 {
+		s.getErrs--
+		s.mu.Unlock()
+		return orderflow.Order{}, orderflow.Unavailable(errors.New("timeout"), "store unreachable")
+	}
+	s.mu.Unlock()
+	return s.Transition(ctx, orderflow.Transition{ID: id, From: orderflow.StatusPending, To: orderflow.StatusProcessing, At: at})
 }
 
 func (s *fakeStore) Transition(_ context.Context, t orderflow.Transition) (orderflow.Order, error) {
@@ -446,4 +521,21 @@ func (l *fakeLedger) count() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.charges)
+}
+
+// TestFakeQueueKeepsTheQueueContract: the fake queue that the tests of
+// injected faults run on behaves as the real queues do.
+func TestFakeQueueKeepsTheQueueContract(t *testing.T) {
+	storetest.TestQueue(t, func(t *testing.T, opts storetest.QueueOptions) (orderflow.Queue, orderflow.DeadLetters) {
+		q := newFakeQueue(opts.VisibilityTimeout, opts.MaxReceives)
+		return rawFakeQueue{q}, q
+	})
+}
+
+// rawFakeQueue is the fake queue as a storetest.RawSender.
+type rawFakeQueue struct{ *fakeQueue }
+
+func (q rawFakeQueue) SendRaw(_ context.Context, body []byte) error {
+	q.fakeQueue.SendRaw(body)
+	return nil
 }

@@ -47,8 +47,6 @@ func newHarness(t *testing.T, configure ...func(*harness)) *harness {
 			Env:                "test",
 			Concurrency:        8,
 			WaitTime:           5 * time.Millisecond,
-			VisibilityTimeout:  5 * time.Second,
-			MaxReceives:        testMaxReceives,
 			BackoffBase:        time.Millisecond,
 			BackoffMax:         4 * time.Millisecond,
 			ReceiveBackoffBase: time.Millisecond,
@@ -74,6 +72,11 @@ func newHarness(t *testing.T, configure ...func(*harness)) *harness {
 	p, err := New(h.cfg, h.deps)
 	if err != nil {
 		t.Fatalf("New: %v", err)
+	}
+	// As Run does before it receives, for the tests that call the
+	// processor's parts directly.
+	if err := p.learnPolicy(context.Background()); err != nil {
+		t.Fatalf("learnPolicy: %v", err)
 	}
 	h.p = p
 	t.Cleanup(func() {
@@ -131,13 +134,7 @@ func (h *harness) send(o orderflow.Order) string {
 // (a safety net, not a timing assertion).
 func (h *harness) eventually(what string, cond func() bool) {
 	h.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			h.t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(h.t, what, cond)
 }
 
 // recv waits for a value on ch, failing the test after a generous deadline.
@@ -335,6 +332,82 @@ func TestPersistentTransientErrorsEndFailedInTheDLQ(t *testing.T) {
 	}
 }
 
+// TestTheLastAttemptIsTheQueuesMaxReceives: the processor gives up on the
+// receive the queue's policy makes the last, not on one of its own.
+func TestTheLastAttemptIsTheQueuesMaxReceives(t *testing.T) {
+	const maxReceives = 5
+	h := newHarness(t, func(h *harness) {
+		h.q = newFakeQueue(5*time.Second, maxReceives)
+		h.deps.Queue = h.q
+	})
+	h.start()
+	o := h.order(1004, items("widget", 1)...) // the gateway always fails amounts ending in 04
+	h.send(o)
+	got := h.waitStatus(o.ID, orderflow.StatusFailed)
+	if got.Failure == nil || !strings.Contains(got.Failure.Detail, "after 5 attempts") {
+		t.Errorf("failure = %+v, want it FAILED after the queue's 5 attempts", got.Failure)
+	}
+	if n := len(h.logs.Messages("transient error; will retry")); n != maxReceives-1 {
+		t.Errorf("retries logged = %d, want %d", n, maxReceives-1)
+	}
+}
+
+// An order without items has nothing to reserve: the inventory stage is
+// neither run nor timed for it.
+func TestAnOrderWithoutItemsSkipsTheInventory(t *testing.T) {
+	h := newHarness(t)
+	h.start()
+	o := h.order(1000)
+	h.waitDeleted(h.send(o))
+	if got := h.s.order(o.ID).Status; got != orderflow.StatusCompleted {
+		t.Errorf("status = %s, want COMPLETED", got)
+	}
+	h.eventually("a fraud observation", func() bool { return histogramCount(t, h.reg, stageFraud) == 1 })
+	if n := histogramCount(t, h.reg, stageInventory); n != 0 {
+		t.Errorf("inventory observations = %d, want 0", n)
+	}
+}
+
+// TestAStaleViewIsResolvedByTheConditionalWrite: a move from a status the
+// order has left is retried from the status the store returns if the
+// order can still get there, and is nothing to do if the order is final.
+func TestAStaleViewIsResolvedByTheConditionalWrite(t *testing.T) {
+	tests := []struct {
+		name    string
+		stored  orderflow.Status
+		want    orderflow.Status
+		wantLog string // the transition logged, if any
+	}{
+		{"an order started meanwhile is moved on from where it is", orderflow.StatusProcessing, orderflow.StatusFailed, "PROCESSING→FAILED"},
+		{"an order finished meanwhile is left as it is", orderflow.StatusCompleted, orderflow.StatusCompleted, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			o := h.order(1000)
+			stale := o // the attempt saw it PENDING
+			o.Status = tt.stored
+			h.s.put(o)
+			a := &attempt{o: stale, start: time.Now()}
+			f := &orderflow.Failure{Code: orderflow.ReasonDeadLettered, Detail: "x"}
+			done, err := h.p.move(context.Background(), a, orderflow.StatusFailed, f)
+			if err != nil || !done {
+				t.Fatalf("move = %v, %v; want done", done, err)
+			}
+			if got := h.s.order(o.ID).Status; got != tt.want || a.o.Status != tt.want {
+				t.Errorf("order stored %s, seen %s; want %s", got, a.o.Status, tt.want)
+			}
+			var logged []string
+			for _, l := range h.logs.Messages("order transition") {
+				logged = append(logged, fmt.Sprintf("%s→%s", l["from"], l["to"]))
+			}
+			if want := []string{tt.wantLog}; tt.wantLog == "" && len(logged) != 0 || tt.wantLog != "" && fmt.Sprint(logged) != fmt.Sprint(want) {
+				t.Errorf("transitions logged %v, want %q", logged, tt.wantLog)
+			}
+		})
+	}
+}
+
 func TestRedeliveryOfAFinishedOrderIsDeletedWithoutEffects(t *testing.T) {
 	for _, amount := range []int64{1000, 1002, 1004} { // COMPLETED, REJECTED, FAILED
 		t.Run(fmt.Sprint(amount), func(t *testing.T) {
@@ -473,7 +546,6 @@ func TestTwoProcessorsOnOneQueueChargeOnce(t *testing.T) {
 func TestPoisonMessageIsNeverDeletedAndReachesTheDLQ(t *testing.T) {
 	const maxReceives = 5
 	h := newHarness(t, func(h *harness) {
-		h.cfg.MaxReceives = maxReceives
 		h.q = newFakeQueue(5*time.Second, maxReceives)
 		h.deps.Queue = h.q
 	})
@@ -790,7 +862,7 @@ func TestHeartbeatExtendsVisibilityOfASlowOrder(t *testing.T) {
 		// it come back: this test is about the heartbeat being sent.
 		h.q.vt = time.Hour
 		h.q.holdVisibility = true
-		h.cfg.VisibilityTimeout = vt
+		h.q.policyVT = vt
 		pay = newBlockingPayment(h.deps.Payment)
 		h.deps.Payment = pay
 	})
@@ -846,7 +918,6 @@ func TestReceiveErrorsPauseThenRecover(t *testing.T) {
 func TestFailedDeleteMeansAHarmlessRedelivery(t *testing.T) {
 	h := newHarness(t, func(h *harness) {
 		h.q.vt = 30 * time.Millisecond
-		h.cfg.VisibilityTimeout = 30 * time.Millisecond
 	})
 	o := h.order(1000)
 	msg := h.send(o)
@@ -937,7 +1008,6 @@ func TestNewValidates(t *testing.T) {
 	}{
 		{"a batch size above 10 is refused", Config{BatchSize: 11}, nil},
 		{"a negative concurrency is refused", Config{Concurrency: -1}, nil},
-		{"a negative max receives is refused", Config{MaxReceives: -1}, nil},
 		{"a negative receivers count is refused", Config{Receivers: -1}, nil},
 		{"a backoff max below its base is refused", Config{BackoffBase: time.Minute, BackoffMax: time.Second}, nil},
 		{"a receive backoff max below its base is refused", Config{ReceiveBackoffBase: time.Minute, ReceiveBackoffMax: time.Second}, nil},
@@ -962,10 +1032,16 @@ func TestNewValidates(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := p.cfg
-		if c.Concurrency != 64 || c.BatchSize != 10 || c.Receivers != 4 || c.MaxReceives != 5 ||
-			c.VisibilityTimeout != 30*time.Second || c.BackoffBase != time.Second || c.BackoffMax != 30*time.Second ||
+		if c.Concurrency != 64 || c.BatchSize != 10 || c.Receivers != 4 ||
+			c.BackoffBase != time.Second || c.BackoffMax != 30*time.Second ||
 			c.DrainTimeout != 25*time.Second || c.WaitTime != time.Second {
 			t.Errorf("defaults = %+v", c)
+		}
+		if err := p.learnPolicy(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if want := (orderflow.QueuePolicy{VisibilityTimeout: time.Second, MaxReceives: 3}); p.queuePolicy() != want {
+			t.Errorf("policy = %+v, want the queue's %+v", p.queuePolicy(), want)
 		}
 	})
 	t.Run("a batch larger than the concurrency shrinks to it", func(t *testing.T) {

@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/orderflow/orderflow"
@@ -14,38 +15,26 @@ type Queue interface {
 	ChangeVisibility(ctx context.Context, receipt string, timeout time.Duration) error
 	Depth(ctx context.Context) (orderflow.QueueDepth, error)
 	Ping(ctx context.Context) error
+	// Policy is the queue's redelivery policy, which the processor
+	// follows; EUnavailable while the queue cannot be reached.
+	Policy(ctx context.Context) (orderflow.QueuePolicy, error)
 }
 
-// Store is the part of orderflow.Store the processor uses.
+// Store is what the processor needs of the order store. Implementations
+// are safe for concurrent use and return EUnavailable when the store
+// cannot be reached.
 type Store interface {
+	// GetOrder returns the order, or ENotFound.
 	GetOrder(ctx context.Context, id orderflow.OrderID) (orderflow.Order, error)
+	// Transition applies t if the order is in t.From (see orderflow.Store).
 	Transition(ctx context.Context, t orderflow.Transition) (orderflow.Order, error)
-	Ping(ctx context.Context) error
-}
-
-// OrderStarter is an optional fast path of a Store, for stores where a
-// conditional write costs no more than a read (the embedded SQLite store,
-// where both go through one process). When the Store implements it, the
-// processor starts an order with one call instead of GetOrder followed by
-// a PENDING → PROCESSING Transition.
-type OrderStarter interface {
 	// StartOrder moves order id from PENDING to PROCESSING (updated at
 	// at) and returns it as stored afterwards. An order in another status
 	// is returned unchanged with an EConflict error; ENotFound if there is
-	// no such order; EUnavailable when the store cannot be reached.
+	// no such order.
 	StartOrder(ctx context.Context, id orderflow.OrderID, at time.Time) (orderflow.Order, error)
-}
-
-// ReceiveStarter is an optional fast path of a Queue that keeps its
-// messages in the same database as the orders (the embedded SQLite store).
-// The processor uses it only when its Queue and Store are the same value.
-// ReceiveAndStart is Receive, and in the same write it moves the order of
-// each well-formed message from PENDING to PROCESSING and returns it in
-// the delivery (Delivery.Order, Delivery.Started), sparing the processor
-// a StartOrder call per order. A delivery without Order (a poison message,
-// an order not found) goes the usual way.
-type ReceiveStarter interface {
-	ReceiveAndStart(ctx context.Context, max int, wait time.Duration) ([]orderflow.Delivery, error)
+	// Ping checks that the store can be reached.
+	Ping(ctx context.Context) error
 }
 
 // Inventory reserves and releases the stock of an order. Both calls are
@@ -97,4 +86,58 @@ func (e *Declined) Error() string {
 		return "payment declined: " + e.Code
 	}
 	return "payment declined: " + e.Code + ": " + e.Detail
+}
+
+// stage is one step of the pipeline every order passes in turn.
+type stage interface {
+	// pass runs o through the stage: a failure rejects the order, an
+	// error is transient.
+	pass(ctx context.Context, o orderflow.Order) (*orderflow.Failure, error)
+}
+
+// step is a stage in the pipeline.
+type step struct {
+	label string // of order_processing_duration_seconds
+	step  string // what failed, in logs and in a FAILED order's detail
+	stage stage
+	// afterReserve: the order's stock is reserved when this stage runs,
+	// so a rejection gives it back.
+	afterReserve bool
+	// itemsOnly: the stage has nothing to do for an order without items;
+	// it is neither run nor timed for one.
+	itemsOnly bool
+}
+
+// pipeline is the stages in order: stock, fraud, then the payment, last
+// so that a charged order has passed every other stage.
+func pipeline(inv Inventory, fraud Fraud, pay Payment) []step {
+	return []step{
+		{label: stageInventory, step: "reserve stock", stage: reserveStage{inv}, itemsOnly: true},
+		{label: stageFraud, step: "fraud check", stage: fraudStage{fraud}, afterReserve: true},
+		{label: stagePayment, step: "payment", stage: paymentStage{pay}, afterReserve: true},
+	}
+}
+
+type reserveStage struct{ inv Inventory }
+
+func (s reserveStage) pass(ctx context.Context, o orderflow.Order) (*orderflow.Failure, error) {
+	return s.inv.Reserve(ctx, o.ID, o.Items)
+}
+
+type fraudStage struct{ fraud Fraud }
+
+func (s fraudStage) pass(ctx context.Context, o orderflow.Order) (*orderflow.Failure, error) {
+	return s.fraud.Check(ctx, o)
+}
+
+// paymentStage charges with the order id as the idempotency key.
+type paymentStage struct{ pay Payment }
+
+func (s paymentStage) pass(ctx context.Context, o orderflow.Order) (*orderflow.Failure, error) {
+	_, err := s.pay.Charge(ctx, ChargeRequest{IdempotencyKey: string(o.ID), OrderID: o.ID, Amount: o.Amount, Currency: o.Currency})
+	var declined *Declined
+	if errors.As(err, &declined) {
+		return &orderflow.Failure{Code: orderflow.ReasonPaymentDeclined, Detail: declined.Error()}, nil
+	}
+	return nil, err
 }

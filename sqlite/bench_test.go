@@ -97,10 +97,11 @@ func BenchmarkProcessCycle(b *testing.B) {
 	if err := fillErr.Load(); err != nil {
 		b.Fatal(err)
 	}
+	wq := db.WorkQueue()
 	handle := func(d orderflow.Delivery) error {
 		now := time.Now()
-		if d.Order == nil || !d.Started {
-			return fmt.Errorf("delivery of %s: order not started by the receive", d.OrderID)
+		if o, err := wq.StartOrder(ctx, d.OrderID, now); err != nil || o.Status != orderflow.StatusProcessing {
+			return fmt.Errorf("delivery of %s: order %+v, %v; want it started", d.OrderID, o, err)
 		}
 		if f, err := db.Reserve(ctx, d.OrderID, []orderflow.Item{{SKU: "widget", Quantity: 1}}); err != nil || f != nil {
 			return fmt.Errorf("reserve: %v %v", f, err)
@@ -122,7 +123,7 @@ func BenchmarkProcessCycle(b *testing.B) {
 	for range 16 {
 		wg.Go(func() {
 			for done.Load() < int64(b.N) {
-				ds, err := db.ReceiveAndStart(ctx, 10, 100*time.Millisecond)
+				ds, err := wq.Receive(ctx, 10, 100*time.Millisecond)
 				if err != nil {
 					b.Error(err)
 					return

@@ -696,13 +696,16 @@ func inFile(t *testing.T, path string, id orderflow.OrderID) bool {
 	return n == 1
 }
 
-// TestReceiveAndStartStartsTheOrders: the processor's receive moves each
-// message's PENDING order to PROCESSING in the same write and hands the
-// orders out; Receive leaves orders alone.
-func TestReceiveAndStartStartsTheOrders(t *testing.T) {
+// TestWorkQueueStartsTheOrdersItHandsOut: the processor's receive moves
+// each message's PENDING order to PROCESSING in the same write, and
+// StartOrder answers for it from that receive (the order as the receive
+// stored it, once); for any other order StartOrder is the store's. Receive
+// leaves orders alone.
+func TestWorkQueueStartsTheOrdersItHandsOut(t *testing.T) {
 	t.Parallel()
 	clk := newClock(t0)
 	db, _ := open(t, sqlite.Options{Now: clk.Now})
+	wq := db.WorkQueue()
 	pending, running := order("lee", t0), order("lee", t0.Add(time.Millisecond))
 	accept(t, db, pending, orderflow.IdempotencyKey{})
 	accept(t, db, running, orderflow.IdempotencyKey{})
@@ -721,46 +724,98 @@ func TestReceiveAndStartStartsTheOrders(t *testing.T) {
 	}
 	clk.Set(t0.Add(time.Second))
 
-	ds, err := db.ReceiveAndStart(ctx(t), 10, 0)
+	// A row that cannot be read fails only its own order's start, not the
+	// receive.
+	ds, err := wq.Receive(ctx(t), 10, 0)
 	if err != nil || len(ds) != 5 {
-		t.Fatalf("ReceiveAndStart = %d deliveries, %v; want 5", len(ds), err)
-	}
-	byOrder := map[orderflow.OrderID]orderflow.Delivery{}
-	for _, d := range ds {
-		if d.Err != nil {
-			if d.Order != nil || d.Started {
-				t.Errorf("poison delivery has order %+v, started %v; want none", d.Order, d.Started)
-			}
-			continue
-		}
-		byOrder[d.OrderID] = d
-	}
-	if d := byOrder[pending.ID]; d.Order == nil || !d.Started || d.Order.Status != orderflow.StatusProcessing ||
-		!d.Order.UpdatedAt.Equal(t0.Add(time.Second)) || d.Order.UserID != "lee" {
-		t.Errorf("pending order's delivery: order %+v, started %v; want it PROCESSING since the receive, started", d.Order, d.Started)
-	}
-	if d := byOrder[running.ID]; d.Order == nil || d.Started || d.Order.Status != orderflow.StatusProcessing {
-		t.Errorf("running order's delivery: order %+v, started %v; want it PROCESSING, not started again", d.Order, d.Started)
-	}
-	if d := byOrder[missing]; d.Order != nil || d.Started {
-		t.Errorf("missing order's delivery: order %+v, started %v; want none", d.Order, d.Started)
-	}
-	// A row that cannot be read fails only its own delivery's start.
-	if d, ok := byOrder[corrupt.ID]; !ok || d.Order != nil || d.Started {
-		t.Errorf("corrupt order's delivery: found %v, order %+v, started %v; want it without an order", ok, d.Order, d.Started)
+		t.Fatalf("Receive = %d deliveries, %v; want 5", len(ds), err)
 	}
 	if got, err := db.GetOrder(ctx(t), pending.ID); err != nil || got.Status != orderflow.StatusProcessing {
-		t.Errorf("stored pending order = %+v, %v; want PROCESSING", got, err)
+		t.Errorf("stored pending order after the receive = %+v, %v; want PROCESSING", got, err)
+	}
+	later := t0.Add(time.Hour) // a StartOrder that wrote would store this
+	got, err := wq.StartOrder(ctx(t), pending.ID, later)
+	if err != nil || got.Status != orderflow.StatusProcessing || !got.UpdatedAt.Equal(t0.Add(time.Second)) || got.UserID != "lee" {
+		t.Errorf("StartOrder of the order the receive started = %+v, %v; want it PROCESSING since the receive", got, err)
+	}
+	if got, err := wq.StartOrder(ctx(t), pending.ID, later); orderflow.ErrorCode(err) != orderflow.EConflict || got.Status != orderflow.StatusProcessing {
+		t.Errorf("second StartOrder = %+v, %v; want the PROCESSING order and EConflict", got, err)
+	}
+	if got, err := wq.StartOrder(ctx(t), running.ID, later); orderflow.ErrorCode(err) != orderflow.EConflict || got.Status != orderflow.StatusProcessing {
+		t.Errorf("StartOrder of the running order = %+v, %v; want it PROCESSING and EConflict (not started again)", got, err)
+	}
+	if _, err := wq.StartOrder(ctx(t), missing, later); orderflow.ErrorCode(err) != orderflow.ENotFound {
+		t.Errorf("StartOrder of the missing order: %v, want ENotFound", err)
+	}
+	if _, err := wq.StartOrder(ctx(t), corrupt.ID, later); err == nil {
+		t.Error("StartOrder of the corrupt order succeeded")
 	}
 
 	plain := order("lee", t0.Add(2*time.Millisecond))
 	accept(t, db, plain, orderflow.IdempotencyKey{})
-	ds = receive(t, db, 10)
-	if len(ds) != 1 || ds[0].Order != nil || ds[0].Started {
-		t.Fatalf("Receive = %+v; want one delivery without an order", ds)
+	if ds := receive(t, db, 10); len(ds) != 1 {
+		t.Fatalf("Receive = %+v; want one delivery", ds)
 	}
 	if got, err := db.GetOrder(ctx(t), plain.ID); err != nil || got.Status != orderflow.StatusPending {
 		t.Errorf("order after Receive = %+v, %v; want PENDING", got, err)
+	}
+}
+
+// TestWorkQueueForgetsAStartALaterReceiveSupersedes: what a work queue
+// recorded of a receive that started an order, never asked for, gives way
+// to a later receive of the order's message: StartOrder then answers from
+// the store.
+func TestWorkQueueForgetsAStartALaterReceiveSupersedes(t *testing.T) {
+	t.Parallel()
+	db, _ := open(t, sqlite.Options{})
+	wq := db.WorkQueue()
+	o := order("max", t0)
+	accept(t, db, o, orderflow.IdempotencyKey{})
+	ds, err := wq.Receive(ctx(t), 10, 0)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("Receive = %d deliveries, %v; want 1", len(ds), err)
+	}
+	if err := wq.ChangeVisibility(ctx(t), ds[0].Receipt, 0); err != nil {
+		t.Fatal(err)
+	}
+	if ds, err := wq.Receive(ctx(t), 10, 0); err != nil || len(ds) != 1 {
+		t.Fatalf("second Receive = %d deliveries, %v; want 1", len(ds), err)
+	}
+	if got, err := wq.StartOrder(ctx(t), o.ID, t0); orderflow.ErrorCode(err) != orderflow.EConflict || got.Status != orderflow.StatusProcessing {
+		t.Errorf("StartOrder after the second receive = %+v, %v; want the PROCESSING order and EConflict", got, err)
+	}
+}
+
+// TestWorkQueueHoldsBoundedStarts: a work queue holds at most its limit of
+// started orders not yet asked for; beyond, its receive leaves the orders
+// PENDING for StartOrder to start.
+func TestWorkQueueHoldsBoundedStarts(t *testing.T) {
+	t.Parallel()
+	db, _ := open(t, sqlite.Options{})
+	wq := db.WorkQueue()
+	sqlite.SetStartedLimit(wq, 2)
+	var os []orderflow.Order
+	for i := range 3 {
+		o := order("kim", t0.Add(time.Duration(i)*time.Millisecond))
+		accept(t, db, o, orderflow.IdempotencyKey{})
+		os = append(os, o)
+	}
+	if ds, err := wq.Receive(ctx(t), 10, 0); err != nil || len(ds) != 3 {
+		t.Fatalf("Receive = %d deliveries, %v; want 3", len(ds), err)
+	}
+	started := 0
+	for _, o := range os {
+		if got, err := db.GetOrder(ctx(t), o.ID); err == nil && got.Status == orderflow.StatusProcessing {
+			started++
+		}
+	}
+	if started != 2 {
+		t.Errorf("orders the receive started = %d, want 2 (the limit)", started)
+	}
+	for _, o := range os {
+		if got, err := wq.StartOrder(ctx(t), o.ID, t0); err != nil || got.Status != orderflow.StatusProcessing {
+			t.Errorf("StartOrder of %s = %+v, %v; want it started", o.ID, got, err)
+		}
 	}
 }
 
@@ -795,9 +850,12 @@ func TestOpenMigratesAFileOfTheFirstSchema(t *testing.T) {
 		t.Fatalf("Open of a first-schema file: %v", err)
 	}
 	defer db.Close()
-	ds, err := db.ReceiveAndStart(ctx(t), 10, 0)
-	if err != nil || len(ds) != 1 || ds[0].OrderID != o.ID || ds[0].Order == nil || !ds[0].Started {
-		t.Fatalf("ReceiveAndStart = %+v, %v; want the old message with its order started", ds, err)
+	ds, err := db.WorkQueue().Receive(ctx(t), 10, 0)
+	if err != nil || len(ds) != 1 || ds[0].OrderID != o.ID {
+		t.Fatalf("Receive = %+v, %v; want the old message", ds, err)
+	}
+	if got, err := db.GetOrder(ctx(t), o.ID); err != nil || got.Status != orderflow.StatusProcessing {
+		t.Fatalf("old order after the receive = %+v, %v; want it started", got, err)
 	}
 	accept(t, db, order("ole", t0.Add(time.Second)), orderflow.IdempotencyKey{})
 	if got := depth(t, db); got.Visible != 1 || got.InFlight != 1 {

@@ -125,8 +125,8 @@ func TestDeadLetteringLeavesTheOrderToTheWatch(t *testing.T) {
 			}
 		}
 	}
-	if ds, err := db.ReceiveAndStart(ctx(t), 10, 0); err != nil || len(ds) != 0 {
-		t.Fatalf("third receive (ReceiveAndStart) = %+v, %v; want nothing handed out (all dead-lettered)", ds, err)
+	if ds, err := db.WorkQueue().Receive(ctx(t), 10, 0); err != nil || len(ds) != 0 {
+		t.Fatalf("third receive (the work queue's) = %+v, %v; want nothing handed out (all dead-lettered)", ds, err)
 	}
 	if got, want := depth(t, db), (orderflow.QueueDepth{Dead: 5}); got != want {
 		t.Errorf("depth = %+v, want %+v", got, want)

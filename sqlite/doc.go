@@ -28,18 +28,19 @@
 // checkpoints the WAL (PASSIVE, every 20 ms until it has copied every
 // commit) so that commits only append.
 //
-// The processor receives with ReceiveAndStart, which in the same write also
-// moves each message's order from PENDING to PROCESSING and hands the
-// orders out with the messages (processor.ReceiveStarter): one write per
-// order fewer than a Receive followed by a Transition.
+// The processor works through a WorkQueue, the database as its queue and
+// store in one: its receive also moves each message's order from PENDING
+// to PROCESSING in the same write, and its StartOrder answers for those
+// orders from what the receive did: one write per order fewer than a
+// Receive followed by a StartOrder.
 //
 // # Durability
 //
 // With the default Options.Synchronous "FULL", a nil error from a write that
 // is acknowledged to someone outside (Accept, CreateOrder, Send, SetStock,
 // Redrive, Purge) means it is committed and fsynced: it survives a kill -9
-// of the process and an OS crash or power loss. A receive (Receive,
-// ReceiveAndStart) that hands out a message enqueued by a transaction not
+// of the process and an OS crash or power loss. A receive (Receive, and a
+// WorkQueue's) that hands out a message enqueued by a transaction not
 // yet fsynced also returns only once fsynced: the processor may act
 // outside on what it hands out (a payment gateway), and that fsync covers
 // the message's Accept too. Each queue row records which open DB (a

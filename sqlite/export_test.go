@@ -39,3 +39,6 @@ func (db *DB) SetBeforeSync(hook func()) { db.beforeSync.Store(&hook) }
 
 // Migrations are the schema steps, for tests that build an older file.
 var Migrations = migrations
+
+// SetStartedLimit sets how many started orders q holds for StartOrder.
+func SetStartedLimit(q *WorkQueue, n int) { q.started.limit = n }

@@ -156,7 +156,7 @@ func TestProcessorWritesReturnAtCommitAcknowledgedWritesAfterFsync(t *testing.T)
 	receivedOld := make(chan error, 1)
 	go func() {
 		ds, err := db.Receive(context.Background(), 1, 0)
-		if err == nil && (len(ds) != 1 || ds[0].Order != nil) {
+		if err == nil && len(ds) != 1 {
 			err = fmt.Errorf("received %+v, want the message sent at the start", ds)
 		}
 		receivedOld <- err
@@ -217,7 +217,7 @@ func TestReceiveOfAnotherWritersMessageWaitsForTheFsync(t *testing.T) {
 	defer release() // before proc.Close, even when the test fails
 	received := make(chan error, 1)
 	go func() {
-		ds, err := proc.ReceiveAndStart(context.Background(), 1, 5*time.Second)
+		ds, err := proc.WorkQueue().Receive(context.Background(), 1, 5*time.Second)
 		if err == nil && len(ds) != 1 {
 			err = fmt.Errorf("received %d messages, want 1", len(ds))
 		}

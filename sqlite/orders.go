@@ -209,8 +209,8 @@ func (db *DB) UserActivity(ctx context.Context, userID string, since time.Time) 
 
 // StartOrder moves order id from PENDING to PROCESSING and returns it as
 // stored; an order in another status is returned unchanged with EConflict,
-// a missing one is ENotFound. It is the processor's fast path (one write
-// instead of a read and a write; see processor.OrderStarter).
+// a missing one is ENotFound: the processor's start, one write instead of
+// a read and a write (a WorkQueue's receive spares it that write too).
 func (db *DB) StartOrder(ctx context.Context, id orderflow.OrderID, at time.Time) (orderflow.Order, error) {
 	return db.Transition(ctx, orderflow.Transition{ID: id, From: orderflow.StatusPending, To: orderflow.StatusProcessing, At: at})
 }

@@ -63,20 +63,10 @@ func (w *wtx) enqueueBody(body []byte) error {
 // Receive returns up to max messages (at most 100), waiting up to wait for
 // the first one to arrive. See orderflow.Queue.
 func (db *DB) Receive(ctx context.Context, max int, wait time.Duration) ([]orderflow.Delivery, error) {
-	return db.receive(ctx, max, wait, false)
+	return db.receive(ctx, max, wait, nil)
 }
 
-// ReceiveAndStart is Receive for a processor that works the orders stored
-// in this same database (processor.ReceiveStarter): in the write that
-// receives the messages, it also moves the order each one names from
-// PENDING to PROCESSING, and each delivery carries its order as stored
-// afterwards (Order, and Started if this receive moved it). A poison
-// message, or one whose order does not exist, has no Order.
-func (db *DB) ReceiveAndStart(ctx context.Context, max int, wait time.Duration) ([]orderflow.Delivery, error) {
-	return db.receive(ctx, max, wait, true)
-}
-
-func (db *DB) receive(ctx context.Context, max int, wait time.Duration, start bool) ([]orderflow.Delivery, error) {
+func (db *DB) receive(ctx context.Context, max int, wait time.Duration, st *startedOrders) ([]orderflow.Delivery, error) {
 	max = min(maxReceiveBatch, max)
 	if max <= 0 {
 		max = 1
@@ -90,7 +80,7 @@ func (db *DB) receive(ctx context.Context, max int, wait time.Duration, start bo
 		// receivers long-polling would write (and fsync) several times a
 		// second.
 		if db.anyVisible(ctx) {
-			ds, err := db.receiveOnce(ctx, max, start)
+			ds, err := db.receiveOnce(ctx, max, st)
 			if err != nil || len(ds) > 0 {
 				return ds, err
 			}
@@ -133,9 +123,14 @@ type queued struct {
 	writer, batch int64
 }
 
-func (db *DB) receiveOnce(ctx context.Context, max int, start bool) ([]orderflow.Delivery, error) {
-	var out []orderflow.Delivery
-	var dead []orderflow.Delivery
+// receiveOnce hands out up to max visible messages in one write. With st
+// (a WorkQueue's receive) it also starts the order of each well-formed
+// message it hands out, as far as st has room, and records in st the
+// orders it started.
+func (db *DB) receiveOnce(ctx context.Context, max int, st *startedOrders) ([]orderflow.Delivery, error) {
+	var out, dead []orderflow.Delivery
+	var starts startBatch
+	room := st.reserve(max)
 	// A receive waits for the fsync (write, not writeAtCommit) when a
 	// message it hands out was enqueued by a transaction not yet fsynced
 	// (an Accept committed just before): the processor is about to act on
@@ -147,28 +142,14 @@ func (db *DB) receiveOnce(ctx context.Context, max int, start bool) ([]orderflow
 	// transactions are known to be fsynced or not: a message another
 	// process (or an earlier run) enqueued makes the receive wait.
 	err := db.write(ctx, func(w *wtx) error {
-		out, dead = out[:0], dead[:0]
+		out, dead, starts = out[:0], dead[:0], starts.reset()
 		synced := db.synced.Load()
 		settled := true // every message handed out was enqueued by a transaction fsynced here
-		now := ms(w.now)
 		hidden := ms(w.now.Add(db.opts.VisibilityTimeout))
 		for len(out) < max {
-			rows, err := w.selectVisible.Query(now)
+			found, err := w.visible(max - len(out))
 			if err != nil {
-				return unavailable(err, "select visible messages")
-			}
-			var found []queued
-			for len(found) < max-len(out) && rows.Next() {
-				var q queued
-				if err := rows.Scan(&q.id, &q.body, &q.count, &q.writer, &q.batch); err != nil {
-					rows.Close()
-					return unavailable(err, "read message")
-				}
-				found = append(found, q)
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return unavailable(err, "read messages")
+				return err
 			}
 			deadNow := 0
 			for _, q := range found {
@@ -180,25 +161,13 @@ func (db *DB) receiveOnce(ctx context.Context, max int, start bool) ([]orderflow
 					deadNow++
 					continue
 				}
-				receipt := strconv.FormatInt(q.id, 10) + "." + strconv.FormatUint(rand.Uint64(), 36)
-				if _, err := w.exec(w.markReceived, hidden, receipt, q.id); err != nil {
-					return unavailable(err, "mark message received")
+				d, err := w.handOut(q, hidden)
+				if err != nil {
+					return err
 				}
-				d := delivery(q.id, q.body, q.count+1)
-				d.Receipt = receipt
 				settled = settled && q.writer == db.writer && uint64(q.batch) <= synced
-				if start && d.Err == nil {
-					o, moved, err := w.transitionOrder(d.OrderID, orderflow.StatusPending, orderflow.StatusProcessing, nil, nil, w.now)
-					switch {
-					case err == nil:
-						d.Order, d.Started = &o, moved
-					case orderflow.ErrorCode(err) == orderflow.EUnavailable:
-						return err
-					}
-					// Otherwise (no such order, a row that cannot be read)
-					// the delivery goes without its order: the processor
-					// takes the usual path for it and meets the error there,
-					// instead of one bad row failing every receive.
+				if err := w.startHandedOut(d, &starts, room); err != nil {
+					return err
 				}
 				out = append(out, d)
 			}
@@ -209,6 +178,7 @@ func (db *DB) receiveOnce(ctx context.Context, max int, start bool) ([]orderflow
 		w.releaseAtCommit = settled
 		return nil
 	})
+	st.commit(room, starts, err == nil)
 	if err != nil {
 		return nil, err
 	}
@@ -227,6 +197,64 @@ func (db *DB) deadLettered(ctx context.Context, dead []orderflow.Delivery) {
 		db.logger.WarnContext(orderflow.WithOrderID(ctx, d.OrderID), "message moved to the dead-letter queue",
 			"message_id", d.MessageID, "receive_count", d.ReceiveCount, "poison", d.Err != nil)
 	}
+}
+
+// visible reads up to n visible messages, oldest first.
+func (w *wtx) visible(n int) ([]queued, error) {
+	rows, err := w.selectVisible.Query(ms(w.now))
+	if err != nil {
+		return nil, unavailable(err, "select visible messages")
+	}
+	defer rows.Close()
+	var found []queued
+	for len(found) < n && rows.Next() {
+		var q queued
+		if err := rows.Scan(&q.id, &q.body, &q.count, &q.writer, &q.batch); err != nil {
+			return nil, unavailable(err, "read message")
+		}
+		found = append(found, q)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, unavailable(err, "read messages")
+	}
+	return found, nil
+}
+
+// handOut marks q received, hidden until hidden, under a new receipt.
+func (w *wtx) handOut(q queued, hidden int64) (orderflow.Delivery, error) {
+	receipt := strconv.FormatInt(q.id, 10) + "." + strconv.FormatUint(rand.Uint64(), 36)
+	if _, err := w.exec(w.markReceived, hidden, receipt, q.id); err != nil {
+		return orderflow.Delivery{}, unavailable(err, "mark message received")
+	}
+	d := delivery(q.id, q.body, q.count+1)
+	d.Receipt = receipt
+	return d, nil
+}
+
+// startHandedOut moves the order of d from PENDING to PROCESSING and adds
+// it to starts if it moved, while starts holds fewer than room orders.
+// Every other order d names is added to starts as seen.
+func (w *wtx) startHandedOut(d orderflow.Delivery, starts *startBatch, room int) error {
+	if d.Err != nil {
+		return nil
+	}
+	if len(starts.started) >= room {
+		starts.seen = append(starts.seen, d.OrderID)
+		return nil
+	}
+	o, moved, err := w.transitionOrder(d.OrderID, orderflow.StatusPending, orderflow.StatusProcessing, nil, nil, w.now)
+	switch {
+	case err == nil && moved:
+		starts.started = append(starts.started, o)
+		return nil
+	case orderflow.ErrorCode(err) == orderflow.EUnavailable:
+		return err
+	}
+	// Not PENDING, no such order, a row that cannot be read: the
+	// processor's StartOrder meets it, instead of one bad row failing
+	// every receive.
+	starts.seen = append(starts.seen, d.OrderID)
+	return nil
 }
 
 // deadLetterMsg moves q to the dead-letter table, unhandled: the order it

@@ -176,7 +176,7 @@ func openAWS(ctx context.Context, cfg config, log *slog.Logger, reg prometheus.R
 	// counted as the gateway's (see awsAPI).
 	ledger := dynamostore.New(clients.gatewayDDB, cfg.DDBTable, storeOpts)
 	sw := processor.NewSweeper(processor.SweeperConfig{After: cfg.SweepAfter}, st, q, log.With("component", "sweeper"), time.Now)
-	return &backend{
+	b := &backend{
 		intake: awsintake.New(st, q, awsintake.Options{Logger: log.With("component", "intake")}),
 		store:  st,
 		queue:  q,
@@ -185,5 +185,7 @@ func openAWS(ctx context.Context, cfg config, log *slog.Logger, reg prometheus.R
 		ledger: ledger,
 		loops:  []loop{{"pending sweep", sw.Run}},
 		close:  func() error { return nil },
-	}, nil
+	}
+	b.work.queue, b.work.store = q, st
+	return b, nil
 }

@@ -26,6 +26,11 @@ type backend struct {
 	// loops run beside the processor, where it runs (the AWS mode's
 	// pending sweep; none in the embedded mode).
 	loops []loop
+	// work is the processor's queue and store.
+	work struct {
+		queue processor.Queue
+		store processor.Store
+	}
 	close func() error
 	// watch is the dead-letter queue whose orders the processor ends.
 	watch processor.DeadLetterSource
@@ -38,12 +43,6 @@ type loop struct {
 	run  func(ctx context.Context) error
 }
 
-// The embedded store takes the processor's fast paths.
-var (
-	_ processor.OrderStarter   = (*sqlite.DB)(nil)
-	_ processor.ReceiveStarter = (*sqlite.DB)(nil)
-)
-
 // openBackend opens the queue and store of cfg's mode. reg, if not nil,
 // receives the backend's own metrics (aws_requests_total in the AWS mode,
 // the writer's sqlite_* metrics in the embedded mode).
@@ -55,7 +54,11 @@ func openBackend(ctx context.Context, cfg config, log *slog.Logger, reg promethe
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", cfg.DBPath, err)
 	}
-	return &backend{intake: db, store: db, queue: db, dead: db, watch: db, ledger: db, close: db.Close}, nil
+	b := &backend{intake: db, store: db, queue: db, dead: db, watch: db, ledger: db, close: db.Close}
+	// One value for both, so that a receive starts the orders it hands out.
+	wq := db.WorkQueue()
+	b.work.queue, b.work.store = wq, wq
+	return b, nil
 }
 
 // sqliteOptions are the embedded mode's database options of cfg.

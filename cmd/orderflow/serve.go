@@ -241,17 +241,15 @@ func newAPI(cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry) 
 
 func newProcessor(cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry) (*processor.Processor, error) {
 	return processor.New(processor.Config{
-		Env:               cfg.Env,
-		Concurrency:       cfg.Concurrency,
-		BatchSize:         cfg.BatchSize,
-		VisibilityTimeout: cfg.VisibilityTimeout,
-		MaxReceives:       cfg.MaxReceives,
-		DrainTimeout:      cfg.DrainTimeout,
+		Env:          cfg.Env,
+		Concurrency:  cfg.Concurrency,
+		BatchSize:    cfg.BatchSize,
+		DrainTimeout: cfg.DrainTimeout,
 
 		DeadLetterInterval: cfg.DLQWatchInterval,
 	}, processor.Deps{
-		Queue:     b.queue,
-		Store:     b.store,
+		Queue:     b.work.queue,
+		Store:     b.work.store,
 		Inventory: b.store,
 		Fraud: processor.NewRules(processor.RulesConfig{
 			Threshold: cfg.FraudThreshold,

@@ -2,7 +2,6 @@ package processor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,22 +10,6 @@ import (
 	"github.com/orderflow/orderflow"
 )
 
-// action is what happens to a message after an attempt.
-type action int
-
-const (
-	actDelete  action = iota // finished: delete it
-	actRetry                 // keep it, hidden for delay (0: visible at once)
-	actAbandon               // the drain timed out: put it back unchanged
-)
-
-type outcome struct {
-	action action
-	delay  time.Duration
-}
-
-var deleteIt = outcome{action: actDelete}
-
 // attempt is one delivery of one order on its way through the stages.
 type attempt struct {
 	d       orderflow.Delivery
@@ -34,28 +17,16 @@ type attempt struct {
 	last    bool // ReceiveCount ≥ MaxReceives: no redelivery follows
 	charged bool // the payment was taken, in this attempt or an earlier one
 	// unpaid: the gateway said no earlier attempt took the payment, or
-	// this attempt found the order PENDING (nothing can have charged it).
+	// this attempt started the order (nothing can have charged it).
 	unpaid bool
 	start  time.Time
 }
 
 // process runs d through the pipeline and says what to do with it.
 func (p *Processor) process(ctx context.Context, d orderflow.Delivery) outcome {
-	a := &attempt{d: d, last: d.ReceiveCount >= p.cfg.MaxReceives, start: time.Now()}
+	a := &attempt{d: d, last: d.ReceiveCount >= p.queuePolicy().MaxReceives, start: time.Now()}
 	if d.Err != nil {
-		if d.ReceiveCount <= 1 {
-			// Counted once per message, on its first receive: every
-			// message has one, seen by exactly one processor, whereas the
-			// dead-lettering happens out of sight on SQS (where each
-			// processor's dead-letter watch sees it).
-			p.metrics.poison.Inc()
-		}
-		p.log.ErrorContext(ctx, "poison message: cannot decode; it goes to the dead-letter queue after max receives",
-			"message_id", d.MessageID, "receive_count", d.ReceiveCount, "err", d.Err)
-		if a.last {
-			p.failPoisoned(ctx, a)
-		}
-		return p.later(a, "poison")
+		return p.poisoned(ctx, a)
 	}
 	if owner, ok := p.claim(d.OrderID, d.MessageID); !ok {
 		if owner != d.MessageID {
@@ -63,49 +34,62 @@ func (p *Processor) process(ctx context.Context, d orderflow.Delivery) outcome {
 			// the queue until the order is final: this copy is redundant.
 			p.log.InfoContext(ctx, "duplicate message for an order in work; deleting it",
 				"message_id", d.MessageID, "in_work", owner)
-			return deleteIt
+			return p.ack(a, kindDuplicate)
 		}
 		// The same message came back while still in work (its visibility
 		// lapsed): the attempt in work decides; look again later.
 		p.log.WarnContext(ctx, "message redelivered while still in work; putting it back",
 			"message_id", d.MessageID, "receive_count", d.ReceiveCount)
-		return p.later(a, "busy")
+		return p.ack(a, kindBusy)
 	}
 	defer p.unclaim(d.OrderID)
 
-	var (
-		o       orderflow.Order
-		err     error
-		started bool // this call moved the order to PROCESSING
-		step    = "get order"
-	)
-	if d.Order != nil {
-		// The queue started it as it handed out the message
-		// (ReceiveStarter).
-		o, started = *d.Order, d.Started
-	} else if st, ok := p.store.(OrderStarter); ok {
-		// One conditional write instead of a read and a write.
-		step = "start processing"
-		o, err = call(ctx, p, func(ctx context.Context) (orderflow.Order, error) {
-			return st.StartOrder(ctx, d.OrderID, p.now().UTC())
-		})
-		if orderflow.ErrorCode(err) == orderflow.EConflict && o.ID != "" {
-			err = nil // not PENDING: o is its current state
-		} else {
-			started = err == nil
+	ctx, out, ok := p.begin(ctx, a)
+	if !ok {
+		return out
+	}
+	for _, s := range p.stages {
+		if s.itemsOnly && len(a.o.Items) == 0 {
+			continue
 		}
-	} else {
-		o, err = call(ctx, p, func(ctx context.Context) (orderflow.Order, error) { return p.store.GetOrder(ctx, d.OrderID) })
+		start := time.Now()
+		f, err := call(ctx, p, func(ctx context.Context) (*orderflow.Failure, error) { return s.stage.pass(ctx, a.o) })
+		p.metrics.stage[s.label].Observe(time.Since(start).Seconds())
+		if err != nil {
+			return p.transient(ctx, a, s.step, err)
+		}
+		if f != nil {
+			return p.reject(ctx, a, *f, s.afterReserve)
+		}
+	}
+	a.charged = true // the last stage took the payment
+	if _, err := p.move(ctx, a, orderflow.StatusCompleted, nil); err != nil {
+		return p.transient(ctx, a, "complete", err)
+	}
+	return p.ack(a, kindFinished)
+}
+
+// begin starts the order of a (PENDING → PROCESSING), or finds it further
+// on, and returns the context of its work and true if the stages are to
+// run; else the outcome of the attempt and false.
+func (p *Processor) begin(ctx context.Context, a *attempt) (context.Context, outcome, bool) {
+	d := a.d
+	o, err := call(ctx, p, func(ctx context.Context) (orderflow.Order, error) {
+		return p.store.StartOrder(ctx, d.OrderID, p.now().UTC())
+	})
+	started := err == nil
+	if orderflow.ErrorCode(err) == orderflow.EConflict && o.ID != "" {
+		err = nil // not PENDING: o is its current state
 	}
 	switch {
 	case orderflow.ErrorCode(err) == orderflow.ENotFound:
 		if ctx.Err() != nil {
-			return outcome{action: actAbandon}
+			return ctx, p.ack(a, kindDrained), false
 		}
 		p.log.WarnContext(ctx, "order not found (yet); will retry", "receive_count", d.ReceiveCount)
-		return p.later(a, "not_found")
+		return ctx, p.ack(a, kindNotFound), false
 	case err != nil:
-		return p.transient(ctx, a, step, err)
+		return ctx, p.transient(ctx, a, "start processing", err), false
 	}
 	a.o = o
 	ctx = orderflow.WithUserID(ctx, o.UserID)
@@ -117,80 +101,51 @@ func (p *Processor) process(ctx context.Context, d orderflow.Delivery) outcome {
 	}
 	if o.Status.Terminal() {
 		p.log.InfoContext(ctx, "order already final; deleting the redelivered message", "status", o.Status)
-		return deleteIt
+		return ctx, p.ack(a, kindFinished), false
 	}
-	a.unpaid = started || o.Status == orderflow.StatusPending
-	if o.Status == orderflow.StatusPending {
-		done, err := p.move(ctx, a, orderflow.StatusProcessing, nil)
-		if err != nil {
-			return p.transient(ctx, a, "start processing", err)
-		}
-		if done {
-			return deleteIt
-		}
+	a.unpaid = started
+	if a.unpaid {
+		return ctx, outcome{}, true
 	}
-	if !a.unpaid {
-		// PROCESSING already: an attempt that died before recording the
-		// outcome (or a duplicate message's, in work elsewhere) may have
-		// taken the payment. Then the order completes; running the stages
-		// again could now reject or fail it (a fraud window moved on, a
-		// stage timing out), and a paid order must never end so.
-		paid, err := call(ctx, p, func(ctx context.Context) (bool, error) { return p.pay.Charged(ctx, string(o.ID)) })
-		if err != nil {
-			return p.transient(ctx, a, "look up payment", err)
-		}
-		if paid {
-			a.charged = true
-			p.log.InfoContext(ctx, "order paid by an earlier attempt; completing it", "receive_count", d.ReceiveCount)
-			if _, err := p.move(ctx, a, orderflow.StatusCompleted, nil); err != nil {
-				return p.transient(ctx, a, "complete", err)
-			}
-			return deleteIt
-		}
-		a.unpaid = true
-	}
-
-	// Inventory.
-	if len(o.Items) > 0 {
-		f, err := timed(ctx, p, stageInventory, func(ctx context.Context) (*orderflow.Failure, error) {
-			return p.inv.Reserve(ctx, o.ID, o.Items)
-		})
-		if err != nil {
-			return p.transient(ctx, a, "reserve stock", err)
-		}
-		if f != nil {
-			return p.reject(ctx, a, *f, false)
-		}
-	}
-
-	// Fraud.
-	f, err := timed(ctx, p, stageFraud, func(ctx context.Context) (*orderflow.Failure, error) {
-		return p.fraud.Check(ctx, o)
-	})
+	// PROCESSING already: an attempt that died before recording the
+	// outcome (or a duplicate message's, in work elsewhere) may have
+	// taken the payment. Then the order completes; running the stages
+	// again could now reject or fail it (a fraud window moved on, a stage
+	// timing out), and a paid order must never end so.
+	paid, err := call(ctx, p, func(ctx context.Context) (bool, error) { return p.pay.Charged(ctx, string(o.ID)) })
 	if err != nil {
-		return p.transient(ctx, a, "fraud check", err)
+		return ctx, p.transient(ctx, a, "look up payment", err), false
 	}
-	if f != nil {
-		return p.reject(ctx, a, *f, true)
-	}
-
-	// Payment, with the order id as the idempotency key.
-	_, err = timed(ctx, p, stagePayment, func(ctx context.Context) (orderflow.Charge, error) {
-		return p.pay.Charge(ctx, ChargeRequest{IdempotencyKey: string(o.ID), OrderID: o.ID, Amount: o.Amount, Currency: o.Currency})
-	})
-	var declined *Declined
-	switch {
-	case errors.As(err, &declined):
-		return p.reject(ctx, a, orderflow.Failure{Code: orderflow.ReasonPaymentDeclined, Detail: declined.Error()}, true)
-	case err != nil:
-		return p.transient(ctx, a, "payment", err)
+	if !paid {
+		a.unpaid = true
+		return ctx, outcome{}, true
 	}
 	a.charged = true
-
+	p.log.InfoContext(ctx, "order paid by an earlier attempt; completing it", "receive_count", d.ReceiveCount)
 	if _, err := p.move(ctx, a, orderflow.StatusCompleted, nil); err != nil {
-		return p.transient(ctx, a, "complete", err)
+		return ctx, p.transient(ctx, a, "complete", err), false
 	}
-	return deleteIt
+	return ctx, p.ack(a, kindFinished), false
+}
+
+// poisoned handles a message that cannot be decoded: it is kept until the
+// queue dead-letters it (see failPoisoned for its last receive).
+func (p *Processor) poisoned(ctx context.Context, a *attempt) outcome {
+	d := a.d
+	if d.ReceiveCount <= 1 {
+		// Counted once per message, on its first receive: every message
+		// has one, seen by exactly one processor, whereas the
+		// dead-lettering happens out of sight on SQS (where each
+		// processor's dead-letter watch sees it).
+		p.metrics.poison.Inc()
+	}
+	p.log.ErrorContext(ctx, "poison message: cannot decode; it goes to the dead-letter queue after max receives",
+		"message_id", d.MessageID, "receive_count", d.ReceiveCount, "err", d.Err)
+	out := p.ack(a, kindPoison)
+	if out.fail {
+		p.failPoisoned(ctx, a)
+	}
+	return out
 }
 
 // failPoisoned records FAILED for the order a poison message names, if
@@ -198,14 +153,12 @@ func (p *Processor) process(ctx context.Context, d orderflow.Delivery) outcome {
 // order has no stock reserved and no charge, so failing it is safe, and
 // the customer learns its fate instead of waiting for ever.
 func (p *Processor) failPoisoned(ctx context.Context, a *attempt) {
-	var m struct {
-		OrderID orderflow.OrderID `json:"order_id"`
-	}
-	if len(a.d.Body) > orderflow.MaxMessageBytes || json.Unmarshal(a.d.Body, &m) != nil || !m.OrderID.Valid() {
+	id, err := orderflow.DecodeOrderID(a.d.Body)
+	if err != nil {
 		return
 	}
-	ctx = orderflow.WithOrderID(ctx, m.OrderID)
-	o, err := call(ctx, p, func(ctx context.Context) (orderflow.Order, error) { return p.store.GetOrder(ctx, m.OrderID) })
+	ctx = orderflow.WithOrderID(ctx, id)
+	o, err := call(ctx, p, func(ctx context.Context) (orderflow.Order, error) { return p.store.GetOrder(ctx, id) })
 	if err != nil || o.Status != orderflow.StatusPending {
 		return
 	}
@@ -232,44 +185,47 @@ func (p *Processor) reject(ctx context.Context, a *attempt, f orderflow.Failure,
 	if _, err := p.move(ctx, a, orderflow.StatusRejected, &f); err != nil {
 		return p.transient(ctx, a, "reject", err)
 	}
-	return deleteIt
+	return p.ack(a, kindFinished)
 }
 
 // transient handles a retryable error of step: another attempt later, or
-// on the last receive, FAILED and the dead-letter queue.
+// on the last receive, the dead-letter queue (and FAILED if decide says).
 func (p *Processor) transient(ctx context.Context, a *attempt, step string, err error) outcome {
 	if ctx.Err() != nil {
 		p.log.WarnContext(ctx, "order abandoned by the drain; it will be redelivered", "step", step)
-		return outcome{action: actAbandon}
+		return p.ack(a, kindDrained)
 	}
-	if !a.last {
+	out := p.ack(a, kindTransient)
+	switch {
+	case out.action == actRetry:
 		p.log.WarnContext(ctx, "transient error; will retry", "step", step, "err", err, "receive_count", a.d.ReceiveCount)
-		return p.later(a, "transient")
-	}
-	if a.charged {
+	case out.fail:
+		p.giveUp(ctx, a, step, err)
+	case a.charged:
 		// Never FAILED after taking the money: the DLQ's redrive completes
 		// the order without charging again.
 		p.log.ErrorContext(ctx, "order paid but its completion could not be recorded; left for the dead-letter queue (redrive it)",
 			"step", step, "err", err)
-		return outcome{action: actRetry}
-	}
-	if a.o.ID == "" {
+	case a.o.ID == "":
 		p.log.ErrorContext(ctx, "giving up on an order that could not be read; left for the dead-letter queue", "step", step, "err", err)
-		return outcome{action: actRetry}
-	}
-	if !a.unpaid {
+	default:
 		// Whether an earlier attempt took the payment is not known: the
 		// dead-letter path decides with the ledger (COMPLETED if charged).
 		p.log.ErrorContext(ctx, "giving up on an order an earlier attempt may have paid; left for the dead-letter queue", "step", step, "err", err)
-		return outcome{action: actRetry}
 	}
+	return out
+}
+
+// giveUp ends an unpaid order whose last attempt failed at step: its stock
+// back, then FAILED. Either write failing leaves it to the dead-letter path.
+func (p *Processor) giveUp(ctx context.Context, a *attempt, step string, err error) {
 	if len(a.o.Items) > 0 {
 		if _, rerr := call(ctx, p, func(ctx context.Context) (struct{}, error) {
 			return struct{}{}, p.inv.Release(ctx, a.o.ID)
 		}); rerr != nil {
 			p.log.ErrorContext(ctx, "giving up on the order but cannot release its stock; left for the dead-letter queue",
 				"step", step, "err", err, "release_err", rerr)
-			return outcome{action: actRetry}
+			return
 		}
 	}
 	f := orderflow.Failure{
@@ -280,20 +236,19 @@ func (p *Processor) transient(ctx context.Context, a *attempt, step string, err 
 		p.log.ErrorContext(ctx, "cannot record the order as FAILED; left for the dead-letter queue",
 			"step", step, "err", err, "record_err", merr)
 	}
-	// Visible at once, so that the queue dead-letters it promptly as the
-	// operator's record of the failure.
-	return outcome{action: actRetry}
 }
 
-// later keeps the message for another attempt after a backoff, or, on the
-// last receive, makes it visible at once so that the queue moves it to the
-// dead-letter queue.
-func (p *Processor) later(a *attempt, reason string) outcome {
-	if a.last {
-		return outcome{action: actRetry}
+// ack decides what becomes of a's message after an attempt that came to
+// k, and counts a retry.
+func (p *Processor) ack(a *attempt, k kind) outcome {
+	out := decide(verdict{
+		kind: k, receiveCount: a.d.ReceiveCount, last: a.last, messageID: a.d.MessageID,
+		read: a.o.ID != "", charged: a.charged, unpaid: a.unpaid,
+	}, p.cfg.BackoffBase, p.cfg.BackoffMax)
+	if out.action == actRetry {
+		p.metrics.retries.WithLabelValues(k.reason()).Inc()
 	}
-	p.metrics.retries.WithLabelValues(reason).Inc()
-	return outcome{action: actRetry, delay: backoff(p.cfg.BackoffBase, p.cfg.BackoffMax, a.d.ReceiveCount, a.d.MessageID)}
+	return out
 }
 
 // move applies a conditional transition of a.o to status to and keeps
@@ -310,9 +265,6 @@ func (p *Processor) move(ctx context.Context, a *attempt, to orderflow.Status, f
 			p.log.InfoContext(ctx, "order already final", "status", o.Status, "wanted", to)
 			a.o = o
 			return true, nil
-		case o.Status == to:
-			a.o = o
-			return false, nil
 		case o.Status.CanMoveTo(to) && o.Status != from:
 			a.o = o
 			return p.move(ctx, a, to, f)
@@ -361,14 +313,6 @@ func call[T any](ctx context.Context, p *Processor, f func(context.Context) (T, 
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.StageTimeout)
 	defer cancel()
 	return f(ctx)
-}
-
-// timed runs f with the stage timeout and records its duration.
-func timed[T any](ctx context.Context, p *Processor, stage string, f func(context.Context) (T, error)) (T, error) {
-	start := time.Now()
-	v, err := call(ctx, p, f)
-	p.metrics.stage[stage].Observe(time.Since(start).Seconds())
-	return v, err
 }
 
 // failureDetail is the part of err shown to the customer: the domain
