@@ -41,18 +41,13 @@ type Intake interface {
 	Accept(ctx context.Context, o Order, key IdempotencyKey) (stored Order, created bool, err error)
 }
 
-// Store keeps orders, idempotency records and stock. Implementations are
+// Store keeps orders and stock: what the api reads and the processor
+// changes. Orders come in through an Intake; stock is seeded by the
+// program's start (each adapter has its own SetStock). Implementations are
 // safe for concurrent use. Every method returns an *Error with code
 // EUnavailable when the backing service cannot be reached, so that callers
 // can tell "retry later" from a bug.
 type Store interface {
-	// CreateOrder stores o, which must be PENDING. With key.Key set it also
-	// records the key: if this user already used the key with the same
-	// RequestHash, nothing is written and the original order is returned
-	// with created=false; with another hash the error code is EMismatch; if
-	// the first request with the key has not finished, EConflict.
-	CreateOrder(ctx context.Context, o Order, key IdempotencyKey) (stored Order, created bool, err error)
-
 	// GetOrder returns the order, or ENotFound.
 	GetOrder(ctx context.Context, id OrderID) (Order, error)
 
@@ -76,12 +71,6 @@ type Store interface {
 	// Release gives back what Reserve took for order id. Idempotent; a
 	// no-op when nothing is reserved.
 	Release(ctx context.Context, id OrderID) error
-
-	// SetStock sets the available quantity of sku.
-	SetStock(ctx context.Context, sku string, quantity int) error
-
-	// Stock returns the available quantity of sku, ENotFound if unstocked.
-	Stock(ctx context.Context, sku string) (int, error)
 
 	// UserActivity returns how many orders userID created at or after
 	// since, and their total amount (all currencies added, in minor units).

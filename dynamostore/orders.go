@@ -101,7 +101,7 @@ func pendingPK(id orderflow.OrderID) string {
 }
 
 // idemItem is an Idempotency-Key record. State is "pending" from
-// BeginOrder until FinishOrder, "done" after (and at once for CreateOrder).
+// BeginOrder until FinishOrder, "done" after.
 type idemItem struct {
 	PK          string `dynamodbav:"pk"`
 	SK          string `dynamodbav:"sk"`
@@ -141,22 +141,6 @@ func normalize(o orderflow.Order) orderflow.Order {
 	return o
 }
 
-// CreateOrder stores o (PENDING) and records key; see orderflow.Store. With
-// a key, the record and the order are written in one transaction, so
-// neither exists without the other. A record left "pending" by BeginOrder
-// is EConflict here.
-func (s *Store) CreateOrder(ctx context.Context, o orderflow.Order, k orderflow.IdempotencyKey) (orderflow.Order, bool, error) {
-	b, err := s.begin(ctx, o, k, stateDone)
-	if err != nil {
-		return orderflow.Order{}, false, err
-	}
-	if b.Resumed {
-		// Not reached: begin resumes only in BeginOrder's state.
-		return orderflow.Order{}, false, orderflow.Errorf(orderflow.EConflict, "the first request with idempotency key %q has not finished", k.Key)
-	}
-	return b.Order, b.Created, nil
-}
-
 // Begun is the outcome of BeginOrder.
 type Begun struct {
 	// Order is the order as stored: o itself when Created, else the
@@ -189,10 +173,6 @@ func (b Begun) NeedsMessage() bool { return b.Created || b.Resumed }
 //     its send; this call takes the record over (a conditional write, so
 //     only one retry wins) and returns Resumed with the original order.
 func (s *Store) BeginOrder(ctx context.Context, o orderflow.Order, k orderflow.IdempotencyKey) (Begun, error) {
-	return s.begin(ctx, o, k, statePending)
-}
-
-func (s *Store) begin(ctx context.Context, o orderflow.Order, k orderflow.IdempotencyKey, state string) (Begun, error) {
 	o, err := s.checkNew(o)
 	if err != nil {
 		return Begun{}, err
@@ -221,7 +201,7 @@ func (s *Store) begin(ctx context.Context, o orderflow.Order, k orderflow.Idempo
 
 	now := s.opts.Now()
 	rec := idemItem{
-		PK: idemPK(k), SK: skIdem, RequestHash: k.RequestHash, OrderID: string(o.ID), State: state,
+		PK: idemPK(k), SK: skIdem, RequestHash: k.RequestHash, OrderID: string(o.ID), State: statePending,
 		StartedAt: ms(now), ExpiresAt: now.Add(s.opts.IdempotencyTTL).Unix(),
 	}
 	recAV, err := attributevalue.MarshalMap(rec)
@@ -244,11 +224,11 @@ func (s *Store) begin(ctx context.Context, o orderflow.Order, k orderflow.Idempo
 	if len(reasons) == 2 && reasons[0] != "ConditionalCheckFailed" && reasons[1] == "ConditionalCheckFailed" {
 		return Begun{}, orderflow.Errorf(orderflow.EConflict, "order %s already exists", o.ID)
 	}
-	return s.existingKey(ctx, k, state, now)
+	return s.existingKey(ctx, k, now)
 }
 
 // existingKey decides what a request with a key used before gets.
-func (s *Store) existingKey(ctx context.Context, k orderflow.IdempotencyKey, state string, now time.Time) (Begun, error) {
+func (s *Store) existingKey(ctx context.Context, k orderflow.IdempotencyKey, now time.Time) (Begun, error) {
 	cctx, cancel := s.callCtx(ctx)
 	out, err := s.db.GetItem(cctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(idemPK(k), skIdem), ConsistentRead: aws.Bool(true)})
 	cancel()
@@ -271,7 +251,7 @@ func (s *Store) existingKey(ctx context.Context, k orderflow.IdempotencyKey, sta
 	var b Begun
 	switch {
 	case rec.State == stateDone:
-	case state == stateDone || now.Sub(fromMS(rec.StartedAt)) < s.opts.StaleIntent:
+	case now.Sub(fromMS(rec.StartedAt)) < s.opts.StaleIntent:
 		return Begun{}, inFlight
 	default:
 		// Take over the stale record: only if nobody else did since we read it.

@@ -666,10 +666,9 @@ func TestClosedDBReturnsErrors(t *testing.T) {
 	c := context.Background()
 	id := orderflow.NewOrderID(t0)
 	calls := map[string]func() error{
-		"Accept":      func() error { _, _, err := db.Accept(c, order("lee", t0), orderflow.IdempotencyKey{}); return err },
-		"CreateOrder": func() error { _, _, err := db.CreateOrder(c, order("lee", t0), orderflow.IdempotencyKey{}); return err },
-		"GetOrder":    func() error { _, err := db.GetOrder(c, id); return err },
-		"ListOrders":  func() error { _, err := db.ListOrders(c, "lee", "", 10); return err },
+		"Accept":     func() error { _, _, err := db.Accept(c, order("lee", t0), orderflow.IdempotencyKey{}); return err },
+		"GetOrder":   func() error { _, err := db.GetOrder(c, id); return err },
+		"ListOrders": func() error { _, err := db.ListOrders(c, "lee", "", 10); return err },
 		"Transition": func() error {
 			_, err := db.Transition(c, orderflow.Transition{ID: id, From: orderflow.StatusPending, To: orderflow.StatusProcessing})
 			return err

@@ -186,6 +186,7 @@ func openAWS(ctx context.Context, cfg config, log *slog.Logger, reg prometheus.R
 	return &backend{
 		intake: &awsIntake{store: st, queue: q, log: log.With("component", "intake")},
 		store:  st,
+		stock:  st,
 		queue:  aq,
 		dead:   q,
 		ledger: ledger,

@@ -426,7 +426,7 @@ func TestDeadLetterBackstop(t *testing.T) {
 	ctx := context.Background()
 	create := func(o orderflow.Order) orderflow.Order {
 		t.Helper()
-		if _, _, err := p.store.CreateOrder(ctx, o, orderflow.IdempotencyKey{}); err != nil {
+		if _, err := p.store.BeginOrder(ctx, o, orderflow.IdempotencyKey{}); err != nil {
 			t.Fatal(err)
 		}
 		return o

@@ -22,6 +22,7 @@ type backend struct {
 		Accept(ctx context.Context, o orderflow.Order, key orderflow.IdempotencyKey) (orderflow.Order, bool, error)
 	}
 	store  orderflow.Store
+	stock  stockSeeder // the store, for seeding ORDERFLOW_STOCK
 	queue  orderflow.Queue
 	dead   orderflow.DeadLetters
 	ledger processor.Ledger // the simulated payment gateway's database
@@ -45,7 +46,7 @@ func openBackend(ctx context.Context, cfg config, log *slog.Logger, reg promethe
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", cfg.DBPath, err)
 	}
-	return &backend{intake: db, store: db, queue: db, dead: db, ledger: db, close: db.Close}, nil
+	return &backend{intake: db, store: db, stock: db, queue: db, dead: db, ledger: db, close: db.Close}, nil
 }
 
 // sqliteOptions are the embedded mode's database options of cfg.
@@ -67,9 +68,16 @@ func (b *backend) ping(ctx context.Context) error {
 	return b.queue.Ping(ctx)
 }
 
+// stockSeeder sets and reads stock, which orderflow.Store leaves to each
+// adapter; Stock returns ENotFound for a SKU never stocked.
+type stockSeeder interface {
+	SetStock(ctx context.Context, sku string, quantity int) error
+	Stock(ctx context.Context, sku string) (int, error)
+}
+
 // seedStock stocks every SKU of spec ("sku:qty,...") that has no stock
 // record yet, so restarts never reset stock that orders have used.
-func seedStock(ctx context.Context, s orderflow.Store, spec string) error {
+func seedStock(ctx context.Context, s stockSeeder, spec string) error {
 	for _, part := range strings.Split(spec, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {

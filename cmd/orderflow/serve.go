@@ -46,7 +46,7 @@ func serve(ctx context.Context, mode string, cfg config, stdout io.Writer) error
 			log.Error("close backend", "err", err)
 		}
 	}()
-	if err := seedStock(ctx, b.store, cfg.Stock); err != nil {
+	if err := seedStock(ctx, b.stock, cfg.Stock); err != nil {
 		return err
 	}
 
