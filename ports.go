@@ -61,7 +61,8 @@ type Store interface {
 	// the current one; ENotFound if there is no such order.
 	Transition(ctx context.Context, t Transition) (Order, error)
 
-	// Reserve takes the items of order id from stock, all or nothing. It is
+	// Reserve takes the items of order id from stock, all or nothing; the
+	// items are a valid order's (Order.Validate: each SKU once). It is
 	// idempotent per order: a second call for the same order changes
 	// nothing and returns the first outcome. A business decline (a SKU not
 	// stocked, or not enough of it) is returned as a *Failure with

@@ -618,16 +618,18 @@ func TestStoreRejectsBadArguments(t *testing.T) {
 	}
 }
 
-func TestReserveMergesRepeatedSKUsAndRemembersDeclines(t *testing.T) {
+// A repeated SKU never reaches Reserve: Order.Validate rejects it
+// (TestOrderValidate, and httpapi's "repeated sku is 422").
+func TestReserveRemembersDeclines(t *testing.T) {
 	t.Parallel()
 	db, _ := open(t, sqlite.Options{})
 	if err := db.SetStock(ctx(t), "widget", 3); err != nil {
 		t.Fatal(err)
 	}
 	id := orderflow.NewOrderID(t0)
-	f, err := db.Reserve(ctx(t), id, []orderflow.Item{{SKU: "widget", Quantity: 2}, {SKU: "widget", Quantity: 2}})
+	f, err := db.Reserve(ctx(t), id, []orderflow.Item{{SKU: "widget", Quantity: 4}})
 	if err != nil || f == nil || f.Code != orderflow.ReasonOutOfStock {
-		t.Fatalf("Reserve of 2+2 from 3 = %+v, %v; want out of stock", f, err)
+		t.Fatalf("Reserve of 4 from 3 = %+v, %v; want out of stock", f, err)
 	}
 	if err := db.SetStock(ctx(t), "widget", 10); err != nil {
 		t.Fatal(err)
