@@ -78,9 +78,8 @@ type Store interface {
 	UserActivity(ctx context.Context, userID string, since time.Time) (count int, total int64, err error)
 
 	// Ping checks that the store can be reached and can commit a write
-	// (readiness): an implementation answers from the outcome of its
-	// recent writes, or from a cheap probe that it caches briefly, so
-	// that callers may ask often.
+	// (readiness), from the outcome of its recent writes or a cheap probe.
+	// Callers that ask often (readiness probes) ask through a CachedCheck.
 	Ping(ctx context.Context) error
 }
 

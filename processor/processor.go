@@ -167,10 +167,7 @@ type Processor struct {
 	busyMu sync.Mutex
 	busy   map[orderflow.OrderID]string // orders in work in this process → message id
 
-	readyMu  sync.Mutex
-	readyAt  time.Time
-	readyErr error
-	readyOK  bool
+	ready *orderflow.CachedCheck // of ping, for ReadyTTL
 
 	runMu   sync.Mutex
 	running bool
@@ -199,13 +196,15 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("processor metrics: %w", err)
 	}
-	return &Processor{
+	p := &Processor{
 		cfg: cfg, queue: deps.Queue, store: deps.Store, inv: deps.Inventory, fraud: deps.Fraud,
 		pay: deps.Payment, log: deps.Logger, now: deps.Now, metrics: m,
 		logs:    orderflow.NewLogLimiter(deps.Logger, orderflow.RepeatedLogInterval),
 		starter: receiveStarter(deps.Queue, deps.Store),
 		busy:    map[orderflow.OrderID]string{},
-	}, nil
+	}
+	p.ready = orderflow.NewCachedCheck(cfg.ReadyTTL, deps.Now, p.ping)
+	return p, nil
 }
 
 // Run receives and works orders until ctx ends, then drains: it stops
@@ -542,23 +541,15 @@ func (p *Processor) deleteBatch(ctx context.Context, receipts []string) {
 
 // Ready reports whether the queue and the store can be reached. The result
 // is cached for ReadyTTL so that probes cannot hammer them.
-func (p *Processor) Ready(ctx context.Context) error {
-	p.readyMu.Lock()
-	defer p.readyMu.Unlock()
-	if p.readyOK && p.now().Sub(p.readyAt) < p.cfg.ReadyTTL {
-		return p.readyErr
+func (p *Processor) Ready(ctx context.Context) error { return p.ready.Check(ctx) }
+
+// ping checks the queue, then the store.
+func (p *Processor) ping(ctx context.Context) error {
+	if err := p.queue.Ping(ctx); err != nil {
+		return fmt.Errorf("queue: %w", err)
 	}
-	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	err := p.queue.Ping(cctx)
-	if err != nil {
-		err = fmt.Errorf("queue: %w", err)
-	} else if err = p.store.Ping(cctx); err != nil {
-		err = fmt.Errorf("store: %w", err)
+	if err := p.store.Ping(ctx); err != nil {
+		return fmt.Errorf("store: %w", err)
 	}
-	if ctx.Err() != nil {
-		return err // the caller gave up; don't cache its cancellation
-	}
-	p.readyAt, p.readyErr, p.readyOK = p.now(), err, true
-	return err
+	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -101,30 +100,4 @@ func seedStock(ctx context.Context, s stockSeeder, spec string) error {
 		}
 	}
 	return nil
-}
-
-// cachedCheck runs check at most once per ttl and returns the last result
-// in between, so that probes cannot hammer the queue and store.
-func cachedCheck(ttl time.Duration, now func() time.Time, check func(context.Context) error) func(context.Context) error {
-	type result struct {
-		at  time.Time
-		err error
-	}
-	sem := make(chan struct{}, 1)
-	var last *result
-	return func(ctx context.Context) error {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		defer func() { <-sem }()
-		if last != nil && now().Sub(last.at) < ttl {
-			return last.err
-		}
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		last = &result{at: now(), err: check(cctx)}
-		return last.err
-	}
 }

@@ -173,7 +173,7 @@ func newAPI(cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry) 
 		Gatherer:   reg,
 		Intake:     b.intake,
 		Orders:     b.store,
-		Ready:      cachedCheck(time.Second, time.Now, b.ping),
+		Ready:      orderflow.NewCachedCheck(time.Second, time.Now, b.ping).Check,
 		Now:        time.Now,
 	}), nil
 }
