@@ -6,8 +6,13 @@ import (
 	"time"
 )
 
+// MinIdempotencyTTL is how long an idempotency record is kept at least
+// (and by default): a client may retry a request for a day.
+const MinIdempotencyTTL = 24 * time.Hour
+
 // IdempotencyKey is a client's Idempotency-Key, scoped to its user, with a
-// hash of the request it first came with. Records are kept at least 24 h.
+// hash of the request it first came with. Records are kept at least
+// MinIdempotencyTTL.
 type IdempotencyKey struct {
 	UserID      string
 	Key         string

@@ -178,7 +178,7 @@ func openAWS(ctx context.Context, cfg config, log *slog.Logger, reg prometheus.R
 	aq := &awsQueue{Queue: q}
 	bg := &background{}
 	aq.start = func() {
-		bs := &backstop{store: st, ledger: ledger, maxReceives: cfg.MaxReceives, report: aq.reports.add}
+		bs := &backstop{store: st, ledger: ledger, maxReceives: q.Policy().MaxReceives, report: aq.reports.add}
 		bg.run(func(ctx context.Context) error { return q.WatchDead(ctx, cfg.DLQWatchInterval, bs.handle) })
 		sw := &sweeper{store: st, queue: q, after: cfg.SweepAfter, log: log.With("component", "sweeper"), now: time.Now}
 		bg.run(sw.run)

@@ -179,12 +179,13 @@ func newAPI(cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry) 
 }
 
 func newProcessor(cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry) (*processor.Processor, error) {
+	policy := b.queue.Policy() // the queue owns its redelivery policy
 	return processor.New(processor.Config{
 		Env:               cfg.Env,
 		Concurrency:       cfg.Concurrency,
 		BatchSize:         cfg.BatchSize,
-		VisibilityTimeout: cfg.VisibilityTimeout,
-		MaxReceives:       cfg.MaxReceives,
+		VisibilityTimeout: policy.VisibilityTimeout,
+		MaxReceives:       policy.MaxReceives,
 		DrainTimeout:      cfg.DrainTimeout,
 	}, processor.Deps{
 		Queue:     b.queue,
