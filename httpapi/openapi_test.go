@@ -254,7 +254,7 @@ func TestOpenAPIOrderLimitsAreTheDomains(t *testing.T) {
 				OrderRequest struct {
 					Properties struct {
 						Amount struct{ Minimum, Maximum int64 } `json:"amount"`
-						Items  struct{ MaxItems int }          `json:"items"`
+						Items  struct{ MaxItems int }           `json:"items"`
 					} `json:"properties"`
 				} `json:"OrderRequest"`
 			} `json:"schemas"`

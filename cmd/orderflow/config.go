@@ -159,7 +159,20 @@ func defaultOf(name string) string {
 // loadConfig parses the environment. Errors name the variable.
 func loadConfig(getenv func(string) string) (config, error) {
 	p := parser{getenv: getenv}
-	c := config{
+	c := p.config()
+	local := c.Env == "local" || c.Env == "dev" || c.Env == "test"
+	c.DevLogin = p.devLogin(local)
+	if c.Env == "" {
+		p.fail("ENV", "must not be empty")
+	}
+	p.keys(&c, local)
+	p.limits(c)
+	return c, errors.Join(p.errs...)
+}
+
+// config reads every setting, each in the form its parser checks.
+func (p *parser) config() config {
+	return config{
 		Env:           p.str("ENV"),
 		LogLevel:      p.str("ORDERFLOW_LOG_LEVEL"),
 		APIAddr:       p.str("ORDERFLOW_API_ADDR"),
@@ -208,26 +221,34 @@ func loadConfig(getenv func(string) string) (config, error) {
 		TakeoverAfter:    p.duration("ORDERFLOW_TAKEOVER_AFTER"),
 		DLQWatchInterval: p.duration("ORDERFLOW_DLQ_WATCH_INTERVAL"),
 	}
-	local := c.Env == "local" || c.Env == "dev" || c.Env == "test"
-	devLogin := p.getenv("ORDERFLOW_DEV_LOGIN")
-	if devLogin == "" {
-		c.DevLogin = local
-	} else if v, err := strconv.ParseBool(devLogin); err != nil {
-		p.fail("ORDERFLOW_DEV_LOGIN", "must be true or false, got %q", devLogin)
-	} else {
-		c.DevLogin = v
+}
+
+// devLogin reads ORDERFLOW_DEV_LOGIN, which defaults to on in a local
+// environment.
+func (p *parser) devLogin(local bool) bool {
+	v := p.getenv("ORDERFLOW_DEV_LOGIN")
+	if v == "" {
+		return local
 	}
+	on, err := strconv.ParseBool(v)
+	if err != nil {
+		p.fail("ORDERFLOW_DEV_LOGIN", "must be true or false, got %q", v)
+	}
+	return on
+}
+
+// keys parses the JWT and URL-signing keyrings of c (the built-in ones if
+// unset) and, outside a local environment, refuses the built-in secrets,
+// a secret shared by both, and dev login. It checks them before anything
+// connects anywhere, so that a bad key is reported as such and not as a
+// later failure.
+func (p *parser) keys(c *config, local bool) {
 	if c.JWTSecret == "" {
 		c.JWTSecret = devJWTSecret
 	}
 	if c.URLSigningKey == "" {
 		c.URLSigningKey = devURLKey
 	}
-	if c.Env == "" {
-		p.fail("ENV", "must not be empty")
-	}
-	// Check the keys now, before anything connects anywhere, so that a bad
-	// key is reported as such and not as a later failure.
 	var err error
 	if c.JWTKeys, err = auth.ParseKeyring(c.JWTSecret); err != nil {
 		p.fail("JWT_SECRET", "%v", err)
@@ -248,6 +269,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if !c.DevLogin && c.UsersFile == "" {
 		p.fail("ORDERFLOW_USERS_FILE", "must be set when dev login is off")
 	}
+}
+
+// limits checks the bounds that settings have beyond their form, and that
+// the AWS mode's settings come together.
+func (p *parser) limits(c config) {
 	if c.BatchSize > 10 {
 		p.fail("ORDERFLOW_BATCH_SIZE", "must be 1-10 (the SQS limit), got %d", c.BatchSize)
 	}
@@ -266,7 +292,6 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if c.SweepAfter < time.Second || c.TakeoverAfter < time.Second || c.DLQWatchInterval < 100*time.Millisecond {
 		p.fail("ORDERFLOW_SWEEP_AFTER", "ORDERFLOW_SWEEP_AFTER and ORDERFLOW_TAKEOVER_AFTER must be at least 1s, ORDERFLOW_DLQ_WATCH_INTERVAL at least 100ms")
 	}
-	return c, errors.Join(p.errs...)
 }
 
 // builtInSecrets are the secrets of devJWTSecret and devURLKey: public, since
