@@ -6,6 +6,12 @@ import (
 	"time"
 )
 
+// Paging limits of Store.ListOrders.
+const (
+	DefaultListLimit = 20
+	MaxListLimit     = 1000
+)
+
 // MinIdempotencyTTL is how long an idempotency record is kept at least
 // (and by default): a client may retry a request for a day.
 const MinIdempotencyTTL = 24 * time.Hour
@@ -57,7 +63,9 @@ type Store interface {
 	GetOrder(ctx context.Context, id OrderID) (Order, error)
 
 	// ListOrders returns up to limit orders of userID, newest first,
-	// starting after the cursor (an order id; "" for the first page).
+	// starting after the cursor (an order id; "" for the first page). A
+	// limit of 0 or less is DefaultListLimit; above MaxListLimit it is
+	// MaxListLimit.
 	ListOrders(ctx context.Context, userID string, cursor OrderID, limit int) ([]Order, error)
 
 	// Transition applies t only if the order is in t.From (a conditional

@@ -16,12 +16,6 @@ import (
 	"github.com/orderflow/orderflow"
 )
 
-// Paging limits for ListOrders, as in the embedded store.
-const (
-	defaultListLimit = 20
-	maxListLimit     = 1000
-)
-
 // pendingShards spreads the sparse by_pending index over this many
 // partition keys, so that it has no hot partition.
 const pendingShards = 8
@@ -339,14 +333,14 @@ func (s *Store) GetOrder(ctx context.Context, id orderflow.OrderID) (orderflow.O
 	return decodeOrder(out.Item)
 }
 
-// ListOrders returns up to limit (default 20, at most 1000) orders of
+// ListOrders returns up to limit (see orderflow.Store) orders of
 // userID, newest first, after cursor, from the by_user index (eventually
 // consistent: an order created a moment ago may be missing).
 func (s *Store) ListOrders(ctx context.Context, userID string, cursor orderflow.OrderID, limit int) ([]orderflow.Order, error) {
 	if limit <= 0 {
-		limit = defaultListLimit
+		limit = orderflow.DefaultListLimit
 	}
-	limit = min(limit, maxListLimit)
+	limit = min(limit, orderflow.MaxListLimit)
 	kc := expression.Key("gsi1pk").Equal(expression.Value(userPK(userID)))
 	if cursor != "" {
 		kc = kc.And(expression.Key("gsi1sk").LessThan(expression.Value(string(cursor))))

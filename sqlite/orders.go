@@ -10,12 +10,6 @@ import (
 	"github.com/orderflow/orderflow"
 )
 
-// Paging limits for ListOrders.
-const (
-	defaultListLimit = 20
-	maxListLimit     = 1000
-)
-
 // Accept is the API's write path (orderflow.Intake): it stores o, which
 // must be PENDING, records key and, in the same transaction, enqueues the
 // order's message.
@@ -97,14 +91,14 @@ func (db *DB) GetOrder(ctx context.Context, id orderflow.OrderID) (orderflow.Ord
 	return o, db.observe(err)
 }
 
-// ListOrders returns up to limit (default 20, at most 1000) orders of
+// ListOrders returns up to limit (see orderflow.Store) orders of
 // userID, newest first (by creation time, then id), after cursor. A cursor
 // that is not one of the user's orders yields an empty page.
 func (db *DB) ListOrders(ctx context.Context, userID string, cursor orderflow.OrderID, limit int) ([]orderflow.Order, error) {
 	if limit <= 0 {
-		limit = defaultListLimit
+		limit = orderflow.DefaultListLimit
 	}
-	limit = min(limit, maxListLimit)
+	limit = min(limit, orderflow.MaxListLimit)
 	var (
 		rows *sql.Rows
 		err  error
