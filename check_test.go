@@ -97,3 +97,24 @@ func TestCachedCheckRunsOneCheckAtATime(t *testing.T) {
 		t.Errorf("8 concurrent callers: %d checks at once, %d runs; want 1 and 1", most.Load(), runs.Load())
 	}
 }
+
+func TestCachedCheckCallerGivesUpWaitingForItsTurn(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	c := NewCachedCheck(time.Minute, time.Now, func(context.Context) error {
+		close(entered)
+		<-release
+		return nil
+	})
+	done := make(chan error)
+	go func() { done <- c.Check(context.Background()) }()
+	<-entered // the first caller holds the turn
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.Check(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Check while another runs, its caller gone: %v, want context.Canceled", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Errorf("first Check = %v, want nil", err)
+	}
+}
