@@ -618,6 +618,27 @@ func TestStoreRejectsBadArguments(t *testing.T) {
 	}
 }
 
+// Accept takes only new orders: PENDING, with an id. Anything else is
+// EInvalid, and neither stored nor queued.
+func TestAcceptRefusesAnOrderThatIsNotNew(t *testing.T) {
+	t.Parallel()
+	db, _ := open(t, sqlite.Options{})
+	noID, done := order("lee", t0), order("lee", t0)
+	noID.ID = ""
+	done.Status = orderflow.StatusCompleted
+	for name, o := range map[string]orderflow.Order{"without an id": noID, "COMPLETED": done} {
+		if _, _, err := db.Accept(ctx(t), o, orderflow.IdempotencyKey{}); orderflow.ErrorCode(err) != orderflow.EInvalid {
+			t.Errorf("Accept of an order %s: got %v, want EInvalid", name, err)
+		}
+	}
+	if d, err := db.Depth(ctx(t)); err != nil || d.Visible != 0 {
+		t.Errorf("queue after refused orders: %+v, %v; want empty", d, err)
+	}
+	if _, err := db.GetOrder(ctx(t), done.ID); orderflow.ErrorCode(err) != orderflow.ENotFound {
+		t.Errorf("refused order stored: GetOrder = %v, want ENotFound", err)
+	}
+}
+
 // A repeated SKU never reaches Reserve: Order.Validate rejects it
 // (TestOrderValidate, and httpapi's "repeated sku is 422").
 func TestReserveRemembersDeclines(t *testing.T) {
