@@ -21,10 +21,13 @@ const (
 )
 
 // Error is a domain error with a stable code and a human detail. Adapters
-// wrap the cause in Err so that errors.Is/As still see it.
+// wrap the cause in Err so that errors.Is/As still see it. Field names the
+// offending field of an EInvalid error in the API's notation (amount,
+// items[0].sku), when the error is about one.
 type Error struct {
 	Code   string
 	Detail string
+	Field  string
 	Err    error
 }
 
@@ -46,6 +49,11 @@ func (e *Error) Unwrap() error { return e.Err }
 // Errorf returns an *Error with the given code and a formatted detail.
 func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Detail: fmt.Sprintf(format, args...)}
+}
+
+// Invalid returns an EInvalid *Error about field, with a formatted detail.
+func Invalid(field, format string, args ...any) *Error {
+	return &Error{Code: EInvalid, Field: field, Detail: fmt.Sprintf(format, args...)}
 }
 
 // Unavailable wraps err as an EUnavailable error: the caller may retry.
@@ -74,4 +82,13 @@ func ErrorDetail(err error) string {
 		return e.Detail
 	}
 	return "internal error"
+}
+
+// ErrorField returns the Field of the first *Error in err's chain, or "".
+func ErrorField(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Field
+	}
+	return ""
 }

@@ -38,6 +38,19 @@ func TestErrorCodes(t *testing.T) {
 	if !errors.Is(wrapped, cause) {
 		t.Error("the cause is lost in the chain")
 	}
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("decode: %w", Invalid("items[0].sku", "items[0].sku must be 1-64 letters")), "items[0].sku"},
+		{Errorf(EInvalid, "no field"), ""},
+		{errors.New("plain"), ""},
+		{nil, ""},
+	} {
+		if got := ErrorField(c.err); got != c.want {
+			t.Errorf("ErrorField(%v) = %q, want %q", c.err, got, c.want)
+		}
+	}
 	if got := wrapped.Error(); got != "get order: store unreachable: connection refused" {
 		t.Errorf("got %q", got)
 	}

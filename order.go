@@ -128,30 +128,30 @@ func ValidUserID(id string) bool {
 }
 
 // Validate checks the client-supplied fields of a new order (user, amount,
-// currency, items) and returns an *Error with code EInvalid naming the
-// first offending field.
+// currency, items) and returns an *Error with code EInvalid whose Field
+// (and detail) names the first offending field.
 func (o Order) Validate() error {
 	switch {
 	case !ValidUserID(o.UserID):
-		return Errorf(EInvalid, "user_id must be 1-%d letters, digits or ._@+-", MaxUserIDLength)
+		return Invalid("user_id", "user_id must be 1-%d letters, digits or ._@+-", MaxUserIDLength)
 	case o.Amount <= 0:
-		return Errorf(EInvalid, "amount must be a positive integer in minor units (cents), got %d", o.Amount)
+		return Invalid("amount", "amount must be a positive integer in minor units (cents), got %d", o.Amount)
 	case o.Amount > MaxAmount:
-		return Errorf(EInvalid, "amount must be at most %d minor units, got %d", int64(MaxAmount), o.Amount)
+		return Invalid("amount", "amount must be at most %d minor units, got %d", int64(MaxAmount), o.Amount)
 	case !currencyRE.MatchString(o.Currency):
-		return Errorf(EInvalid, "currency must be a three-letter ISO 4217 code such as USD, got %q", o.Currency)
+		return Invalid("currency", "currency must be a three-letter ISO 4217 code such as USD, got %q", o.Currency)
 	case len(o.Items) > MaxItems:
-		return Errorf(EInvalid, "items may hold at most %d lines, got %d", MaxItems, len(o.Items))
+		return Invalid("items", "items may hold at most %d lines, got %d", MaxItems, len(o.Items))
 	}
 	seen := make(map[string]bool, len(o.Items))
 	for i, it := range o.Items {
 		switch {
 		case len(it.SKU) == 0 || len(it.SKU) > MaxSKULength || !skuRE.MatchString(it.SKU):
-			return Errorf(EInvalid, "items[%d].sku must be 1-%d letters, digits or ._-", i, MaxSKULength)
+			return Invalid(fmt.Sprintf("items[%d].sku", i), "items[%d].sku must be 1-%d letters, digits or ._-", i, MaxSKULength)
 		case it.Quantity < 1 || it.Quantity > MaxQuantity:
-			return Errorf(EInvalid, "items[%d].quantity must be between 1 and %d, got %d", i, MaxQuantity, it.Quantity)
+			return Invalid(fmt.Sprintf("items[%d].quantity", i), "items[%d].quantity must be between 1 and %d, got %d", i, MaxQuantity, it.Quantity)
 		case seen[it.SKU]:
-			return Errorf(EInvalid, "items[%d].sku %q appears twice; put the total in one line", i, it.SKU)
+			return Invalid(fmt.Sprintf("items[%d].sku", i), "items[%d].sku %q appears twice; put the total in one line", i, it.SKU)
 		}
 		seen[it.SKU] = true
 	}

@@ -17,30 +17,31 @@ func TestOrderValidate(t *testing.T) {
 		name   string
 		mutate func(*Order)
 		want   string // substring of the detail; "" = valid
+		field  string // the error's Field
 	}{
-		{"a plain order is valid", func(o *Order) {}, ""},
-		{"an order without items is valid", func(o *Order) { o.Items = nil }, ""},
-		{"amount of zero is rejected", func(o *Order) { o.Amount = 0 }, "amount must be a positive"},
-		{"negative amount is rejected", func(o *Order) { o.Amount = -5 }, "amount must be a positive"},
-		{"amount above the maximum is rejected", func(o *Order) { o.Amount = MaxAmount + 1 }, "at most"},
-		{"amount at the maximum is accepted", func(o *Order) { o.Amount = MaxAmount }, ""},
-		{"lower-case currency is rejected", func(o *Order) { o.Currency = "usd" }, "currency"},
-		{"empty currency is rejected", func(o *Order) { o.Currency = "" }, "currency"},
-		{"empty user id is rejected", func(o *Order) { o.UserID = "" }, "user_id"},
-		{"user id with a space is rejected", func(o *Order) { o.UserID = "a b" }, "user_id"},
-		{"overlong user id is rejected", func(o *Order) { o.UserID = strings.Repeat("a", MaxUserIDLength+1) }, "user_id"},
-		{"email-like user id is accepted", func(o *Order) { o.UserID = "ada+test@example.com" }, ""},
-		{"empty sku is rejected", func(o *Order) { o.Items[0].SKU = "" }, "items[0].sku"},
-		{"sku with a slash is rejected", func(o *Order) { o.Items[0].SKU = "a/b" }, "items[0].sku"},
-		{"quantity of zero is rejected", func(o *Order) { o.Items[0].Quantity = 0 }, "items[0].quantity"},
-		{"quantity above the maximum is rejected", func(o *Order) { o.Items[0].Quantity = MaxQuantity + 1 }, "items[0].quantity"},
-		{"the same sku twice is rejected", func(o *Order) { o.Items = append(o.Items, Item{SKU: "widget", Quantity: 1}) }, "appears twice"},
+		{"a plain order is valid", func(o *Order) {}, "", ""},
+		{"an order without items is valid", func(o *Order) { o.Items = nil }, "", ""},
+		{"amount of zero is rejected", func(o *Order) { o.Amount = 0 }, "amount must be a positive", "amount"},
+		{"negative amount is rejected", func(o *Order) { o.Amount = -5 }, "amount must be a positive", "amount"},
+		{"amount above the maximum is rejected", func(o *Order) { o.Amount = MaxAmount + 1 }, "at most", "amount"},
+		{"amount at the maximum is accepted", func(o *Order) { o.Amount = MaxAmount }, "", ""},
+		{"lower-case currency is rejected", func(o *Order) { o.Currency = "usd" }, "currency", "currency"},
+		{"empty currency is rejected", func(o *Order) { o.Currency = "" }, "currency", "currency"},
+		{"empty user id is rejected", func(o *Order) { o.UserID = "" }, "user_id", "user_id"},
+		{"user id with a space is rejected", func(o *Order) { o.UserID = "a b" }, "user_id", "user_id"},
+		{"overlong user id is rejected", func(o *Order) { o.UserID = strings.Repeat("a", MaxUserIDLength+1) }, "user_id", "user_id"},
+		{"email-like user id is accepted", func(o *Order) { o.UserID = "ada+test@example.com" }, "", ""},
+		{"empty sku is rejected", func(o *Order) { o.Items[0].SKU = "" }, "items[0].sku", "items[0].sku"},
+		{"sku with a slash is rejected", func(o *Order) { o.Items[0].SKU = "a/b" }, "items[0].sku", "items[0].sku"},
+		{"quantity of zero is rejected", func(o *Order) { o.Items[0].Quantity = 0 }, "items[0].quantity", "items[0].quantity"},
+		{"quantity above the maximum is rejected", func(o *Order) { o.Items[0].Quantity = MaxQuantity + 1 }, "items[0].quantity", "items[0].quantity"},
+		{"the same sku twice is rejected", func(o *Order) { o.Items = append(o.Items, Item{SKU: "widget", Quantity: 1}) }, "appears twice", "items[1].sku"},
 		{"too many items are rejected", func(o *Order) {
 			o.Items = nil
 			for i := 0; i <= MaxItems; i++ {
 				o.Items = append(o.Items, Item{SKU: "s" + itoa3(i), Quantity: 1})
 			}
-		}, "at most"},
+		}, "at most", "items"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -58,6 +59,9 @@ func TestOrderValidate(t *testing.T) {
 			}
 			if ErrorCode(err) != EInvalid || !strings.Contains(ErrorDetail(err), tt.want) {
 				t.Fatalf("got %s %q, want invalid containing %q", ErrorCode(err), ErrorDetail(err), tt.want)
+			}
+			if got := ErrorField(err); got != tt.field {
+				t.Errorf("field: got %q, want %q", got, tt.field)
 			}
 		})
 	}

@@ -6,8 +6,19 @@ import (
 	"time"
 )
 
+// Paging limits of Store.ListOrders.
+const (
+	DefaultListLimit = 20
+	MaxListLimit     = 1000
+)
+
+// MinIdempotencyTTL is how long an idempotency record is kept at least
+// (and by default): a client may retry a request for a day.
+const MinIdempotencyTTL = 24 * time.Hour
+
 // IdempotencyKey is a client's Idempotency-Key, scoped to its user, with a
-// hash of the request it first came with. Records are kept at least 24 h.
+// hash of the request it first came with. Records are kept at least
+// MinIdempotencyTTL.
 type IdempotencyKey struct {
 	UserID      string
 	Key         string
@@ -41,23 +52,20 @@ type Intake interface {
 	Accept(ctx context.Context, o Order, key IdempotencyKey) (stored Order, created bool, err error)
 }
 
-// Store keeps orders, idempotency records and stock. Implementations are
+// Store keeps orders and stock: what the api reads and the processor
+// changes. Orders come in through an Intake; stock is seeded by the
+// program's start (each adapter has its own SetStock). Implementations are
 // safe for concurrent use. Every method returns an *Error with code
 // EUnavailable when the backing service cannot be reached, so that callers
 // can tell "retry later" from a bug.
 type Store interface {
-	// CreateOrder stores o, which must be PENDING. With key.Key set it also
-	// records the key: if this user already used the key with the same
-	// RequestHash, nothing is written and the original order is returned
-	// with created=false; with another hash the error code is EMismatch; if
-	// the first request with the key has not finished, EConflict.
-	CreateOrder(ctx context.Context, o Order, key IdempotencyKey) (stored Order, created bool, err error)
-
 	// GetOrder returns the order, or ENotFound.
 	GetOrder(ctx context.Context, id OrderID) (Order, error)
 
 	// ListOrders returns up to limit orders of userID, newest first,
-	// starting after the cursor (an order id; "" for the first page).
+	// starting after the cursor (an order id; "" for the first page). A
+	// limit of 0 or less is DefaultListLimit; above MaxListLimit it is
+	// MaxListLimit.
 	ListOrders(ctx context.Context, userID string, cursor OrderID, limit int) ([]Order, error)
 
 	// Transition applies t only if the order is in t.From (a conditional
@@ -66,7 +74,8 @@ type Store interface {
 	// the current one; ENotFound if there is no such order.
 	Transition(ctx context.Context, t Transition) (Order, error)
 
-	// Reserve takes the items of order id from stock, all or nothing. It is
+	// Reserve takes the items of order id from stock, all or nothing; the
+	// items are a valid order's (Order.Validate: each SKU once). It is
 	// idempotent per order: a second call for the same order changes
 	// nothing and returns the first outcome. A business decline (a SKU not
 	// stocked, or not enough of it) is returned as a *Failure with
@@ -77,20 +86,13 @@ type Store interface {
 	// no-op when nothing is reserved.
 	Release(ctx context.Context, id OrderID) error
 
-	// SetStock sets the available quantity of sku.
-	SetStock(ctx context.Context, sku string, quantity int) error
-
-	// Stock returns the available quantity of sku, ENotFound if unstocked.
-	Stock(ctx context.Context, sku string) (int, error)
-
 	// UserActivity returns how many orders userID created at or after
 	// since, and their total amount (all currencies added, in minor units).
 	UserActivity(ctx context.Context, userID string, since time.Time) (count int, total int64, err error)
 
 	// Ping checks that the store can be reached and can commit a write
-	// (readiness): an implementation answers from the outcome of its
-	// recent writes, or from a cheap probe that it caches briefly, so
-	// that callers may ask often.
+	// (readiness), from the outcome of its recent writes or a cheap probe.
+	// Callers that ask often (readiness probes) ask through a CachedCheck.
 	Ping(ctx context.Context) error
 }
 

@@ -3,16 +3,12 @@ package deploy
 import (
 	"context"
 	"fmt"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -72,50 +68,35 @@ func readFile(t *testing.T, path string) []byte {
 	return b
 }
 
-// appSettings returns the names in cmd/orderflow/config.go's settings
-// list: the environment variables the program reads.
+// appSettings returns the program's settings and their defaults ("" for
+// none) from the README's settings table, which cmd/orderflow's
+// TestREADMEListsEverySetting keeps equal to the program's own list.
 func appSettings(t *testing.T) map[string]string {
 	t.Helper()
-	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, filepath.Join(root, "cmd/orderflow/config.go"), nil, 0)
+	b, err := os.ReadFile(filepath.Join(root, "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	settings := map[string]string{}
-	ast.Inspect(f, func(n ast.Node) bool {
-		vs, ok := n.(*ast.ValueSpec)
-		if !ok || len(vs.Names) != 1 || vs.Names[0].Name != "settings" || len(vs.Values) != 1 {
-			return true
+	for _, line := range strings.Split(string(b), "\n") {
+		cells := strings.Split(line, " | ")
+		if !strings.HasPrefix(line, "| `") || len(cells) < 3 {
+			continue
 		}
-		list, ok := vs.Values[0].(*ast.CompositeLit)
-		if !ok {
-			return false
+		name := strings.Trim(strings.TrimPrefix(cells[0], "| "), "`")
+		def := cells[1]
+		switch {
+		case def == "—":
+			def = ""
+		case strings.HasPrefix(def, "`") && strings.HasSuffix(def, "`"):
+			def = strings.Trim(def, "`")
 		}
-		for _, el := range list.Elts {
-			row, ok := el.(*ast.CompositeLit)
-			if !ok || len(row.Elts) < 2 {
-				continue
-			}
-			name, err1 := stringLit(row.Elts[0])
-			def, err2 := stringLit(row.Elts[1])
-			if err1 == nil && err2 == nil {
-				settings[name] = def
-			}
-		}
-		return false
-	})
+		settings[name] = def
+	}
 	if len(settings) < 20 {
-		t.Fatalf("found %d settings in cmd/orderflow/config.go, want the whole list", len(settings))
+		t.Fatalf("found %d settings in the README's table, want the whole list", len(settings))
 	}
 	return settings
-}
-
-func stringLit(e ast.Expr) (string, error) {
-	lit, ok := e.(*ast.BasicLit)
-	if !ok || lit.Kind != token.STRING {
-		return "", fmt.Errorf("not a string literal")
-	}
-	return strconv.Unquote(lit.Value)
 }
 
 // subcommands runs `orderflow help` and returns the commands it lists.

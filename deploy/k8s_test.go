@@ -272,6 +272,14 @@ func TestK8sDeploymentsUseTheBinarysCommandsSettingsAndSecrets(t *testing.T) {
 			t.Errorf("ConfigMap carries the secret %s; it belongs in the Secret", k)
 		}
 	}
+	// In AWS mode the queue's attributes (set by Terraform or orderflow
+	// init) are the one home of its redelivery policy; the processor
+	// reads them from the queue.
+	for _, k := range []string{"ORDERFLOW_MAX_RECEIVES", "ORDERFLOW_VISIBILITY_TIMEOUT"} {
+		if _, ok := cm.Data[k]; ok {
+			t.Errorf("ConfigMap sets %s, a copy of the queue's own attribute (Terraform's RedrivePolicy and VisibilityTimeout)", k)
+		}
+	}
 	for name, role := range k8sRoles {
 		d := objs["Deployment"][name]
 		ps := d.Spec.Template.Spec

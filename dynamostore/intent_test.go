@@ -46,9 +46,6 @@ func TestBeginOrder(t *testing.T) {
 	if _, err := st.BeginOrder(ctx, pendingOrder("ann", c.now()), key); orderflow.ErrorCode(err) != orderflow.EConflict {
 		t.Errorf("while the first is in flight: got %v, want EConflict", err)
 	}
-	if _, _, err := st.CreateOrder(ctx, pendingOrder("ann", c.now()), key); orderflow.ErrorCode(err) != orderflow.EConflict {
-		t.Errorf("CreateOrder while the first is in flight: got %v, want EConflict", err)
-	}
 	c.advance(11 * time.Second)
 	taken, err := st.BeginOrder(ctx, pendingOrder("ann", c.now()), key)
 	if err != nil || !taken.Resumed || taken.Order.ID != first.ID {
@@ -88,18 +85,18 @@ func TestBeginOrder(t *testing.T) {
 
 	// The same order id twice is a conflict, with or without a key.
 	dup := pendingOrder("ann", c.now())
-	if _, _, err := st.CreateOrder(ctx, dup, orderflow.IdempotencyKey{}); err != nil {
+	if _, err := st.BeginOrder(ctx, dup, orderflow.IdempotencyKey{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := st.CreateOrder(ctx, dup, orderflow.IdempotencyKey{}); orderflow.ErrorCode(err) != orderflow.EConflict {
+	if _, err := st.BeginOrder(ctx, dup, orderflow.IdempotencyKey{}); orderflow.ErrorCode(err) != orderflow.EConflict {
 		t.Errorf("same id again: got %v, want EConflict", err)
 	}
-	if _, _, err := st.CreateOrder(ctx, dup, orderflow.IdempotencyKey{UserID: "ann", Key: "k3", RequestHash: "h"}); orderflow.ErrorCode(err) != orderflow.EConflict {
+	if _, err := st.BeginOrder(ctx, dup, orderflow.IdempotencyKey{UserID: "ann", Key: "k3", RequestHash: "h"}); orderflow.ErrorCode(err) != orderflow.EConflict {
 		t.Errorf("same id again with a key: got %v, want EConflict", err)
 	}
 	bad := dup
 	bad.Status = orderflow.StatusCompleted
-	if _, _, err := st.CreateOrder(ctx, bad, orderflow.IdempotencyKey{}); orderflow.ErrorCode(err) != orderflow.EInvalid {
+	if _, err := st.BeginOrder(ctx, bad, orderflow.IdempotencyKey{}); orderflow.ErrorCode(err) != orderflow.EInvalid {
 		t.Errorf("a new order not PENDING: got %v, want EInvalid", err)
 	}
 }
@@ -112,7 +109,7 @@ func TestSweepPendingAndStartOrder(t *testing.T) {
 	ctx := testCtx(t)
 	old, started := pendingOrder("bo", c.now()), pendingOrder("bo", c.now().Add(time.Millisecond))
 	for _, o := range []orderflow.Order{old, started} {
-		if _, _, err := st.CreateOrder(ctx, o, orderflow.IdempotencyKey{}); err != nil {
+		if _, err := st.BeginOrder(ctx, o, orderflow.IdempotencyKey{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -195,8 +192,8 @@ func TestUnreachable(t *testing.T) {
 		"Ping":  st.Ping(ctx),
 		"Stock": func() error { _, err := st.Stock(ctx, "x"); return err }(),
 		"Get":   func() error { _, err := st.GetOrder(ctx, id); return err }(),
-		"Create": func() error {
-			_, _, err := st.CreateOrder(ctx, pendingOrder("u", time.Now()), orderflow.IdempotencyKey{UserID: "u", Key: "k", RequestHash: "h"})
+		"Begin": func() error {
+			_, err := st.BeginOrder(ctx, pendingOrder("u", time.Now()), orderflow.IdempotencyKey{UserID: "u", Key: "k", RequestHash: "h"})
 			return err
 		}(),
 		"List":    func() error { _, err := st.ListOrders(ctx, "u", "", 5); return err }(),

@@ -16,12 +16,6 @@ import (
 	"github.com/orderflow/orderflow"
 )
 
-// Paging limits for ListOrders, as in the embedded store.
-const (
-	defaultListLimit = 20
-	maxListLimit     = 1000
-)
-
 // pendingShards spreads the sparse by_pending index over this many
 // partition keys, so that it has no hot partition.
 const pendingShards = 8
@@ -101,7 +95,7 @@ func pendingPK(id orderflow.OrderID) string {
 }
 
 // idemItem is an Idempotency-Key record. State is "pending" from
-// BeginOrder until FinishOrder, "done" after (and at once for CreateOrder).
+// BeginOrder until FinishOrder, "done" after.
 type idemItem struct {
 	PK          string `dynamodbav:"pk"`
 	SK          string `dynamodbav:"sk"`
@@ -141,22 +135,6 @@ func normalize(o orderflow.Order) orderflow.Order {
 	return o
 }
 
-// CreateOrder stores o (PENDING) and records key; see orderflow.Store. With
-// a key, the record and the order are written in one transaction, so
-// neither exists without the other. A record left "pending" by BeginOrder
-// is EConflict here.
-func (s *Store) CreateOrder(ctx context.Context, o orderflow.Order, k orderflow.IdempotencyKey) (orderflow.Order, bool, error) {
-	b, err := s.begin(ctx, o, k, stateDone)
-	if err != nil {
-		return orderflow.Order{}, false, err
-	}
-	if b.Resumed {
-		// Not reached: begin resumes only in BeginOrder's state.
-		return orderflow.Order{}, false, orderflow.Errorf(orderflow.EConflict, "the first request with idempotency key %q has not finished", k.Key)
-	}
-	return b.Order, b.Created, nil
-}
-
 // Begun is the outcome of BeginOrder.
 type Begun struct {
 	// Order is the order as stored: o itself when Created, else the
@@ -189,10 +167,6 @@ func (b Begun) NeedsMessage() bool { return b.Created || b.Resumed }
 //     its send; this call takes the record over (a conditional write, so
 //     only one retry wins) and returns Resumed with the original order.
 func (s *Store) BeginOrder(ctx context.Context, o orderflow.Order, k orderflow.IdempotencyKey) (Begun, error) {
-	return s.begin(ctx, o, k, statePending)
-}
-
-func (s *Store) begin(ctx context.Context, o orderflow.Order, k orderflow.IdempotencyKey, state string) (Begun, error) {
 	o, err := s.checkNew(o)
 	if err != nil {
 		return Begun{}, err
@@ -221,7 +195,7 @@ func (s *Store) begin(ctx context.Context, o orderflow.Order, k orderflow.Idempo
 
 	now := s.opts.Now()
 	rec := idemItem{
-		PK: idemPK(k), SK: skIdem, RequestHash: k.RequestHash, OrderID: string(o.ID), State: state,
+		PK: idemPK(k), SK: skIdem, RequestHash: k.RequestHash, OrderID: string(o.ID), State: statePending,
 		StartedAt: ms(now), ExpiresAt: now.Add(s.opts.IdempotencyTTL).Unix(),
 	}
 	recAV, err := attributevalue.MarshalMap(rec)
@@ -244,11 +218,11 @@ func (s *Store) begin(ctx context.Context, o orderflow.Order, k orderflow.Idempo
 	if len(reasons) == 2 && reasons[0] != "ConditionalCheckFailed" && reasons[1] == "ConditionalCheckFailed" {
 		return Begun{}, orderflow.Errorf(orderflow.EConflict, "order %s already exists", o.ID)
 	}
-	return s.existingKey(ctx, k, state, now)
+	return s.existingKey(ctx, k, now)
 }
 
 // existingKey decides what a request with a key used before gets.
-func (s *Store) existingKey(ctx context.Context, k orderflow.IdempotencyKey, state string, now time.Time) (Begun, error) {
+func (s *Store) existingKey(ctx context.Context, k orderflow.IdempotencyKey, now time.Time) (Begun, error) {
 	cctx, cancel := s.callCtx(ctx)
 	out, err := s.db.GetItem(cctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(idemPK(k), skIdem), ConsistentRead: aws.Bool(true)})
 	cancel()
@@ -271,7 +245,7 @@ func (s *Store) existingKey(ctx context.Context, k orderflow.IdempotencyKey, sta
 	var b Begun
 	switch {
 	case rec.State == stateDone:
-	case state == stateDone || now.Sub(fromMS(rec.StartedAt)) < s.opts.StaleIntent:
+	case now.Sub(fromMS(rec.StartedAt)) < s.opts.StaleIntent:
 		return Begun{}, inFlight
 	default:
 		// Take over the stale record: only if nobody else did since we read it.
@@ -359,14 +333,14 @@ func (s *Store) GetOrder(ctx context.Context, id orderflow.OrderID) (orderflow.O
 	return decodeOrder(out.Item)
 }
 
-// ListOrders returns up to limit (default 20, at most 1000) orders of
+// ListOrders returns up to limit (see orderflow.Store) orders of
 // userID, newest first, after cursor, from the by_user index (eventually
 // consistent: an order created a moment ago may be missing).
 func (s *Store) ListOrders(ctx context.Context, userID string, cursor orderflow.OrderID, limit int) ([]orderflow.Order, error) {
 	if limit <= 0 {
-		limit = defaultListLimit
+		limit = orderflow.DefaultListLimit
 	}
-	limit = min(limit, maxListLimit)
+	limit = min(limit, orderflow.MaxListLimit)
 	kc := expression.Key("gsi1pk").Equal(expression.Value(userPK(userID)))
 	if cursor != "" {
 		kc = kc.And(expression.Key("gsi1sk").LessThan(expression.Value(string(cursor))))

@@ -46,17 +46,11 @@ func (s *Store) Reserve(ctx context.Context, id orderflow.OrderID, items []order
 	if id == "" {
 		return nil, orderflow.Errorf(orderflow.EInvalid, "reserve needs an order id")
 	}
-	var lines []lineItem
-	index := map[string]int{}
+	lines := make([]lineItem, 0, len(items))
 	for _, it := range items {
 		if it.Quantity <= 0 {
 			return nil, orderflow.Errorf(orderflow.EInvalid, "reserve %s: quantity of %s must be positive, got %d", id, it.SKU, it.Quantity)
 		}
-		if i, ok := index[it.SKU]; ok {
-			lines[i].Quantity += it.Quantity
-			continue
-		}
-		index[it.SKU] = len(lines)
 		lines = append(lines, lineItem(it))
 	}
 	resAV, err := attributevalue.MarshalMap(reservationItem{PK: orderPK(id), SK: skReservation, Lines: lines})

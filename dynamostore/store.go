@@ -16,19 +16,18 @@ import (
 	"github.com/orderflow/orderflow"
 )
 
-// Defaults of Options.
-const (
-	defaultTimeout     = 5 * time.Second
-	defaultIdemTTL     = 24 * time.Hour
-	defaultStaleIntent = 30 * time.Second
-)
+// DefaultStaleIntent is Options.StaleIntent's default.
+const DefaultStaleIntent = 30 * time.Second
+
+// defaultTimeout is Options.CallTimeout's default.
+const defaultTimeout = 5 * time.Second
 
 // Options configures a Store.
 type Options struct {
 	// CallTimeout bounds every DynamoDB call. Default 5s.
 	CallTimeout time.Duration
 	// IdempotencyTTL is how long idempotency records are kept (their
-	// expires_at); at least and by default 24h.
+	// expires_at); at least and by default orderflow.MinIdempotencyTTL.
 	IdempotencyTTL time.Duration
 	// StaleIntent is how long a request with an Idempotency-Key may take
 	// between BeginOrder and FinishOrder before a retry with the same key
@@ -58,11 +57,11 @@ func New(client *dynamodb.Client, table string, opts Options) *Store {
 	if opts.CallTimeout <= 0 {
 		opts.CallTimeout = defaultTimeout
 	}
-	if opts.IdempotencyTTL < defaultIdemTTL {
-		opts.IdempotencyTTL = defaultIdemTTL
+	if opts.IdempotencyTTL < orderflow.MinIdempotencyTTL {
+		opts.IdempotencyTTL = orderflow.MinIdempotencyTTL
 	}
 	if opts.StaleIntent <= 0 {
-		opts.StaleIntent = defaultStaleIntent
+		opts.StaleIntent = DefaultStaleIntent
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

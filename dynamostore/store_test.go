@@ -37,7 +37,13 @@ func TestStoreContract(t *testing.T) {
 	t.Parallel()
 	client, table := newTable(t)
 	st := dynamostore.New(client, table, dynamostore.Options{})
-	storetest.TestStore(t, func(t *testing.T) orderflow.Store { return st })
+	create := func(ctx context.Context, o orderflow.Order) (orderflow.Order, error) {
+		b, err := st.BeginOrder(ctx, o, orderflow.IdempotencyKey{})
+		return b.Order, err
+	}
+	storetest.TestStore(t, func(t *testing.T) storetest.Store {
+		return storetest.Store{Store: st, Create: create, Stock: st}
+	})
 }
 
 func TestLedgerContract(t *testing.T) {

@@ -54,8 +54,7 @@ func decodeOrder(body []byte, user string) (orderflow.Order, error) {
 	}
 	o := orderflow.Order{UserID: user, Amount: req.Amount, Currency: req.Currency, Items: req.Items}
 	if err := o.Validate(); err != nil {
-		detail := orderflow.ErrorDetail(err)
-		return orderflow.Order{}, newClientError(orderflow.EInvalid, fieldOfDetail(detail), detail)
+		return orderflow.Order{}, newClientError(orderflow.EInvalid, orderflow.ErrorField(err), orderflow.ErrorDetail(err))
 	}
 	return o, nil
 }

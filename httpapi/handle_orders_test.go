@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -262,6 +263,36 @@ func TestCreateOrderDependencyErrors(t *testing.T) {
 			}
 			if tt.want >= 500 && !strings.Contains(f.logs.String(), p.RequestID) {
 				t.Errorf("a %d was not logged with its request id", tt.want)
+			}
+		})
+	}
+}
+
+// An EInvalid error from a dependency lists its Field in errors, and lists
+// nothing when it names no field (the field is never guessed from the
+// detail's text).
+func TestDependencyValidationErrorNamesItsField(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		err    error
+		fields []string
+	}{
+		{"an error with a field names it", orderflow.Invalid("currency", "currency must be a three-letter ISO 4217 code such as USD, got %q", "usd"), []string{"currency"}},
+		{"an error without a field names none", orderflow.Errorf(orderflow.EInvalid, "order x: a new order needs an id and status PENDING"), nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.store.acceptErr = tt.err
+			rr := f.postOrder("u123", `{"amount":1}`)
+			if rr.Code != 422 {
+				t.Fatalf("status = %d, want 422; body %s", rr.Code, rr.Body)
+			}
+			var got []string
+			for _, e := range problemOf(t, rr).Errors {
+				got = append(got, e.Field)
+			}
+			if !slices.Equal(got, tt.fields) {
+				t.Errorf("errors name %q, want %q", got, tt.fields)
 			}
 		})
 	}

@@ -45,7 +45,7 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 // fakeStore is an in-memory Intake and Orders with the idempotency rules
-// of orderflow.Store.CreateOrder.
+// of orderflow.Intake.Accept.
 type fakeStore struct {
 	mu      sync.Mutex
 	orders  map[orderflow.OrderID]orderflow.Order

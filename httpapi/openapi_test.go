@@ -233,3 +233,64 @@ func TestOpenAPIPatternsAreTheServersRules(t *testing.T) {
 		}
 	}
 }
+
+// The limits of an order in openapi.json are the domain's (the order page
+// reads them from there, so this keeps the page's checks the server's).
+// Each SKU and quantity on the edge of a rule is judged alike by
+// Order.Validate and by the document.
+func TestOpenAPIOrderLimitsAreTheDomains(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas struct {
+				Item struct {
+					Properties struct {
+						SKU struct {
+							MinLength, MaxLength int
+							Pattern              string
+						} `json:"sku"`
+						Quantity struct{ Minimum, Maximum int } `json:"quantity"`
+					} `json:"properties"`
+				} `json:"Item"`
+				OrderRequest struct {
+					Properties struct {
+						Amount struct{ Minimum, Maximum int64 } `json:"amount"`
+						Items  struct{ MaxItems int }           `json:"items"`
+					} `json:"properties"`
+				} `json:"OrderRequest"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openapiJSON, &doc); err != nil {
+		t.Fatal(err)
+	}
+	item, req := doc.Components.Schemas.Item.Properties, doc.Components.Schemas.OrderRequest.Properties
+	for _, c := range []struct {
+		what      string
+		got, want int64
+	}{
+		{"Item.sku.maxLength", int64(item.SKU.MaxLength), orderflow.MaxSKULength},
+		{"Item.sku.minLength", int64(item.SKU.MinLength), 1},
+		{"Item.quantity.minimum", int64(item.Quantity.Minimum), 1},
+		{"Item.quantity.maximum", int64(item.Quantity.Maximum), orderflow.MaxQuantity},
+		{"OrderRequest.amount.maximum", req.Amount.Maximum, orderflow.MaxAmount},
+		{"OrderRequest.items.maxItems", int64(req.Items.MaxItems), orderflow.MaxItems},
+	} {
+		if c.got != c.want {
+			t.Errorf("openapi.json %s = %d, the domain's is %d", c.what, c.got, c.want)
+		}
+	}
+	re, err := regexp.Compile(item.SKU.Pattern)
+	if err != nil {
+		t.Fatalf("Item.sku.pattern: %v", err)
+	}
+	valid := func(it orderflow.Item) bool {
+		o := orderflow.Order{UserID: "u", Amount: 1, Currency: "USD", Items: []orderflow.Item{it}}
+		return o.Validate() == nil
+	}
+	for _, sku := range []string{"a", "A9", "w.-_", "-a", ".a", "_a", "a/b", "a b", "é", strings.Repeat("s", orderflow.MaxSKULength), strings.Repeat("s", orderflow.MaxSKULength+1)} {
+		doc := re.MatchString(sku) && len(sku) >= item.SKU.MinLength && len(sku) <= item.SKU.MaxLength
+		if server := valid(orderflow.Item{SKU: sku, Quantity: 1}); server != doc {
+			t.Errorf("sku %q: server accepts %v, openapi.json accepts %v", sku, server, doc)
+		}
+	}
+}

@@ -152,10 +152,8 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	}
 	var fields []fieldError
-	if code == orderflow.EInvalid {
-		if f := fieldOfDetail(detail); f != "" {
-			fields = []fieldError{{Field: f, Detail: detail}}
-		}
+	if f := orderflow.ErrorField(err); code == orderflow.EInvalid && f != "" {
+		fields = []fieldError{{Field: f, Detail: detail}}
 	}
 	s.problem(w, r, code, detail, fields)
 }
@@ -184,22 +182,6 @@ func (s *server) newProblem(r *http.Request, k problemKind, detail string, field
 		RequestID: orderflow.RequestID(r.Context()),
 		Errors:    fields,
 	}
-}
-
-// fieldOfDetail extracts the field that a domain validation detail starts
-// with ("amount must be ...", "items[0].sku must ..."), or "".
-func fieldOfDetail(detail string) string {
-	f, _, ok := strings.Cut(detail, " ")
-	if !ok || f == "" {
-		return ""
-	}
-	for i := 0; i < len(f); i++ {
-		c := f[i]
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '[' || c == ']') {
-			return ""
-		}
-	}
-	return f
 }
 
 // failureType is the problem type URI of an order failure reason.

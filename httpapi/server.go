@@ -138,34 +138,8 @@ func NewServer(cfg Config, deps Deps) http.Handler {
 }
 
 func newServer(cfg Config, deps Deps) *server {
-	switch {
-	case cfg.Tokens == nil:
-		panic("httpapi: Config.Tokens is required")
-	case cfg.URLs == nil:
-		panic("httpapi: Config.URLs is required")
-	case !cfg.DevLogin && cfg.Users == nil:
-		panic("httpapi: Config.Users is required unless DevLogin")
-	case deps.Intake == nil || deps.Orders == nil:
-		panic("httpapi: Deps.Intake and Deps.Orders are required")
-	}
-	if cfg.StatusURLTTL <= 0 {
-		cfg.StatusURLTTL = DefaultStatusURLTTL
-	}
-	if cfg.RateLimit <= 0 {
-		cfg.RateLimit = DefaultRateLimit
-	}
-	if cfg.LoginRateLimit <= 0 {
-		cfg.LoginRateLimit = DefaultLoginRateLimit
-	}
-	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = DefaultRequestTimeout
-	}
-	if cfg.PollAfter <= 0 {
-		cfg.PollAfter = DefaultPollAfter
-	}
+	mustHaveRequired(cfg, deps)
+	cfg = cfg.withDefaults()
 	s := &server{
 		cfg:    cfg,
 		log:    deps.Logger,
@@ -222,6 +196,43 @@ func newServer(cfg Config, deps Deps) *server {
 	}
 	s.handler = s.observe(s.recoverPanics(s.mux))
 	return s
+}
+
+// mustHaveRequired panics if cfg or deps lacks what NewServer requires.
+func mustHaveRequired(cfg Config, deps Deps) {
+	switch {
+	case cfg.Tokens == nil:
+		panic("httpapi: Config.Tokens is required")
+	case cfg.URLs == nil:
+		panic("httpapi: Config.URLs is required")
+	case !cfg.DevLogin && cfg.Users == nil:
+		panic("httpapi: Config.Users is required unless DevLogin")
+	case deps.Intake == nil || deps.Orders == nil:
+		panic("httpapi: Deps.Intake and Deps.Orders are required")
+	}
+}
+
+// withDefaults returns cfg with its zero fields set to their defaults.
+func (cfg Config) withDefaults() Config {
+	if cfg.StatusURLTTL <= 0 {
+		cfg.StatusURLTTL = DefaultStatusURLTTL
+	}
+	if cfg.RateLimit <= 0 {
+		cfg.RateLimit = DefaultRateLimit
+	}
+	if cfg.LoginRateLimit <= 0 {
+		cfg.LoginRateLimit = DefaultLoginRateLimit
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.PollAfter <= 0 {
+		cfg.PollAfter = DefaultPollAfter
+	}
+	return cfg
 }
 
 // NewHTTPServer returns an *http.Server for h on addr with timeouts that

@@ -61,10 +61,10 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	if c.Concurrency == 0 {
-		c.Concurrency = 64
+		c.Concurrency = DefaultConcurrency
 	}
 	if c.BatchSize == 0 {
-		c.BatchSize = 10
+		c.BatchSize = DefaultBatchSize
 	}
 	if c.BatchSize > c.Concurrency {
 		c.BatchSize = c.Concurrency
@@ -77,7 +77,7 @@ func (c Config) withDefaults() Config {
 	def(&c.BackoffMax, 30*time.Second)
 	def(&c.ReceiveBackoffBase, 100*time.Millisecond)
 	def(&c.ReceiveBackoffMax, 10*time.Second)
-	def(&c.DrainTimeout, 25*time.Second)
+	def(&c.DrainTimeout, DefaultDrainTimeout)
 	def(&c.StageTimeout, 10*time.Second)
 	def(&c.DeleteDelay, 5*time.Millisecond)
 	def(&c.GatherDelay, 5*time.Millisecond)

@@ -8,9 +8,6 @@ import (
 	"github.com/orderflow/orderflow"
 )
 
-// DefaultDeadLetterInterval is Config.DeadLetterInterval's default.
-const DefaultDeadLetterInterval = 10 * time.Second
-
 // DeadLetterSource hands out the messages of the dead-letter queue whose
 // orders the processor is to end (see WatchDeadLetters). The embedded
 // SQLite queue and the SQS queue implement it.

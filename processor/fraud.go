@@ -42,10 +42,10 @@ type RulesConfig struct {
 
 func (c RulesConfig) withDefaults() RulesConfig {
 	if c.Threshold == 0 {
-		c.Threshold = 50
+		c.Threshold = DefaultFraudThreshold
 	}
 	if c.MaxAmount == 0 {
-		c.MaxAmount = 500_000
+		c.MaxAmount = DefaultFraudMaxAmount
 	}
 	if c.AmountScore == 0 {
 		c.AmountScore = 60

@@ -52,19 +52,19 @@ type GatewayConfig struct {
 
 func (c GatewayConfig) withDefaults() GatewayConfig {
 	if c.Latency == 0 {
-		c.Latency = 2 * time.Millisecond
+		c.Latency = DefaultPaymentLatency
 	}
 	if c.DeclineCents == 0 {
-		c.DeclineCents = 2
+		c.DeclineCents = DefaultPaymentDeclineCents
 	}
 	if c.TransientCents == 0 {
-		c.TransientCents = 3
+		c.TransientCents = DefaultPaymentTransientCents
 	}
 	if c.TransientAttempts == 0 {
 		c.TransientAttempts = 2
 	}
 	if c.AlwaysFailCents == 0 {
-		c.AlwaysFailCents = 4
+		c.AlwaysFailCents = DefaultPaymentAlwaysFailCents
 	}
 	return c
 }

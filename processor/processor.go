@@ -54,10 +54,7 @@ type Processor struct {
 	busyMu sync.Mutex
 	busy   map[orderflow.OrderID]string // orders in work in this process → message id
 
-	readyMu  sync.Mutex
-	readyAt  time.Time
-	readyErr error
-	readyOK  bool
+	ready *orderflow.CachedCheck // of ping, for ReadyTTL
 
 	runMu   sync.Mutex
 	running bool
@@ -86,13 +83,15 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("processor metrics: %w", err)
 	}
-	return &Processor{
+	p := &Processor{
 		cfg: cfg, queue: deps.Queue, store: deps.Store, inv: deps.Inventory,
 		pay: deps.Payment, dead: deps.DeadLetters, log: deps.Logger, now: deps.Now, metrics: m,
 		stages: pipeline(deps.Inventory, deps.Fraud, deps.Payment),
 		logs:   orderflow.NewLogLimiter(deps.Logger, orderflow.RepeatedLogInterval),
 		busy:   map[orderflow.OrderID]string{},
-	}, nil
+	}
+	p.ready = orderflow.NewCachedCheck(cfg.ReadyTTL, deps.Now, p.ping)
+	return p, nil
 }
 
 // learnPolicy reads the queue's redelivery policy, which Run needs before

@@ -36,9 +36,13 @@ func TestQueueContract(t *testing.T) {
 
 func TestStoreContract(t *testing.T) {
 	t.Parallel()
-	storetest.TestStore(t, func(t *testing.T) orderflow.Store {
+	storetest.TestStore(t, func(t *testing.T) storetest.Store {
 		db, _ := open(t, sqlite.Options{})
-		return db
+		create := func(ctx context.Context, o orderflow.Order) (orderflow.Order, error) {
+			stored, _, err := db.Accept(ctx, o, orderflow.IdempotencyKey{})
+			return stored, err
+		}
+		return storetest.Store{Store: db, Create: create, Stock: db}
 	})
 }
 

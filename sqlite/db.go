@@ -28,7 +28,7 @@ import (
 const (
 	DefaultVisibilityTimeout = 30 * time.Second
 	DefaultMaxReceives       = 5
-	DefaultIdempotencyTTL    = 24 * time.Hour
+	DefaultIdempotencyTTL    = orderflow.MinIdempotencyTTL
 	DefaultJanitorInterval   = time.Minute
 	DefaultSynchronous       = "FULL"
 )

@@ -478,16 +478,39 @@ func TestStoreRejectsBadArguments(t *testing.T) {
 	}
 }
 
-func TestReserveMergesRepeatedSKUsAndRemembersDeclines(t *testing.T) {
+// Accept takes only new orders: PENDING, with an id. Anything else is
+// EInvalid, and neither stored nor queued.
+func TestAcceptRefusesAnOrderThatIsNotNew(t *testing.T) {
+	t.Parallel()
+	db, _ := open(t, sqlite.Options{})
+	noID, done := order("lee", t0), order("lee", t0)
+	noID.ID = ""
+	done.Status = orderflow.StatusCompleted
+	for name, o := range map[string]orderflow.Order{"without an id": noID, "COMPLETED": done} {
+		if _, _, err := db.Accept(ctx(t), o, orderflow.IdempotencyKey{}); orderflow.ErrorCode(err) != orderflow.EInvalid {
+			t.Errorf("Accept of an order %s: got %v, want EInvalid", name, err)
+		}
+	}
+	if d, err := db.Depth(ctx(t)); err != nil || d.Visible != 0 {
+		t.Errorf("queue after refused orders: %+v, %v; want empty", d, err)
+	}
+	if _, err := db.GetOrder(ctx(t), done.ID); orderflow.ErrorCode(err) != orderflow.ENotFound {
+		t.Errorf("refused order stored: GetOrder = %v, want ENotFound", err)
+	}
+}
+
+// A repeated SKU never reaches Reserve: Order.Validate rejects it
+// (TestOrderValidate, and httpapi's "repeated sku is 422").
+func TestReserveRemembersDeclines(t *testing.T) {
 	t.Parallel()
 	db, _ := open(t, sqlite.Options{})
 	if err := db.SetStock(ctx(t), "widget", 3); err != nil {
 		t.Fatal(err)
 	}
 	id := orderflow.NewOrderID(t0)
-	f, err := db.Reserve(ctx(t), id, []orderflow.Item{{SKU: "widget", Quantity: 2}, {SKU: "widget", Quantity: 2}})
+	f, err := db.Reserve(ctx(t), id, []orderflow.Item{{SKU: "widget", Quantity: 4}})
 	if err != nil || f == nil || f.Code != orderflow.ReasonOutOfStock {
-		t.Fatalf("Reserve of 2+2 from 3 = %+v, %v; want out of stock", f, err)
+		t.Fatalf("Reserve of 4 from 3 = %+v, %v; want out of stock", f, err)
 	}
 	if err := db.SetStock(ctx(t), "widget", 10); err != nil {
 		t.Fatal(err)
@@ -526,10 +549,9 @@ func TestClosedDBReturnsErrors(t *testing.T) {
 	c := context.Background()
 	id := orderflow.NewOrderID(t0)
 	calls := map[string]func() error{
-		"Accept":      func() error { _, _, err := db.Accept(c, order("lee", t0), orderflow.IdempotencyKey{}); return err },
-		"CreateOrder": func() error { _, _, err := db.CreateOrder(c, order("lee", t0), orderflow.IdempotencyKey{}); return err },
-		"GetOrder":    func() error { _, err := db.GetOrder(c, id); return err },
-		"ListOrders":  func() error { _, err := db.ListOrders(c, "lee", "", 10); return err },
+		"Accept":     func() error { _, _, err := db.Accept(c, order("lee", t0), orderflow.IdempotencyKey{}); return err },
+		"GetOrder":   func() error { _, err := db.GetOrder(c, id); return err },
+		"ListOrders": func() error { _, err := db.ListOrders(c, "lee", "", 10); return err },
 		"Transition": func() error {
 			_, err := db.Transition(c, orderflow.Transition{ID: id, From: orderflow.StatusPending, To: orderflow.StatusProcessing})
 			return err

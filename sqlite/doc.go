@@ -5,7 +5,7 @@
 //
 // # Writes: one writer, group commit
 //
-// Every write (Accept, CreateOrder, Send, Receive, Delete, ChangeVisibility,
+// Every write (Accept, Send, Receive, Delete, ChangeVisibility,
 // Transition, Reserve, Release, RecordCharge, …) is a small operation handed
 // to a single writer goroutine that owns the only write connection. The
 // writer runs operations in one transaction as they arrive and commits when
@@ -37,7 +37,7 @@
 // # Durability
 //
 // With the default Options.Synchronous "FULL", a nil error from a write that
-// is acknowledged to someone outside (Accept, CreateOrder, Send, SetStock,
+// is acknowledged to someone outside (Accept, Send, SetStock,
 // Redrive, Purge) means it is committed and fsynced: it survives a kill -9
 // of the process and an OS crash or power loss. A receive (Receive, and a
 // WorkQueue's) that hands out a message enqueued by a transaction not

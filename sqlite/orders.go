@@ -10,28 +10,13 @@ import (
 	"github.com/orderflow/orderflow"
 )
 
-// Paging limits for ListOrders.
-const (
-	defaultListLimit = 20
-	maxListLimit     = 1000
-)
-
-// CreateOrder stores o (which must be PENDING) and records key; see
-// orderflow.Store. It does not enqueue a message: the API uses Accept.
-func (db *DB) CreateOrder(ctx context.Context, o orderflow.Order, key orderflow.IdempotencyKey) (orderflow.Order, bool, error) {
-	return db.create(ctx, o, key, false)
-}
-
-// Accept is the API's write path (orderflow.Intake): it stores o and
-// records key like CreateOrder and, in the same transaction, enqueues the
-// order's message. A replay (same user, key and request hash) returns the
-// original order with created=false and enqueues nothing. A nil error means
-// the order and its message are committed to disk.
+// Accept is the API's write path (orderflow.Intake): it stores o, which
+// must be PENDING, records key and, in the same transaction, enqueues the
+// order's message.
+// A replay (same user, key and request hash) returns the original order
+// with created=false and enqueues nothing. A nil error means the order and
+// its message are committed to disk.
 func (db *DB) Accept(ctx context.Context, o orderflow.Order, key orderflow.IdempotencyKey) (orderflow.Order, bool, error) {
-	return db.create(ctx, o, key, true)
-}
-
-func (db *DB) create(ctx context.Context, o orderflow.Order, key orderflow.IdempotencyKey, enqueue bool) (orderflow.Order, bool, error) {
 	if o.ID == "" || o.Status != orderflow.StatusPending {
 		return orderflow.Order{}, false, orderflow.Errorf(orderflow.EInvalid, "order %q: a new order needs an id and status PENDING, got %q", o.ID, o.Status)
 	}
@@ -39,10 +24,7 @@ func (db *DB) create(ctx context.Context, o orderflow.Order, key orderflow.Idemp
 	if err != nil {
 		return orderflow.Order{}, false, err
 	}
-	var body []byte
-	if enqueue {
-		body = orderflow.EncodeMessage(orderflow.Message{OrderID: o.ID, RequestID: o.RequestID})
-	}
+	body := orderflow.EncodeMessage(orderflow.Message{OrderID: o.ID, RequestID: o.RequestID})
 	var (
 		stored  orderflow.Order
 		created bool
@@ -72,10 +54,8 @@ func (db *DB) create(ctx context.Context, o orderflow.Order, key orderflow.Idemp
 			}
 			return unavailable(err, "insert order %s", o.ID)
 		}
-		if enqueue {
-			if err := w.enqueueBody(body); err != nil {
-				return err
-			}
+		if err := w.enqueueBody(body); err != nil {
+			return err
 		}
 		stored, created = o, true
 		return nil
@@ -111,14 +91,14 @@ func (db *DB) GetOrder(ctx context.Context, id orderflow.OrderID) (orderflow.Ord
 	return o, db.observe(err)
 }
 
-// ListOrders returns up to limit (default 20, at most 1000) orders of
+// ListOrders returns up to limit (see orderflow.Store) orders of
 // userID, newest first (by creation time, then id), after cursor. A cursor
 // that is not one of the user's orders yields an empty page.
 func (db *DB) ListOrders(ctx context.Context, userID string, cursor orderflow.OrderID, limit int) ([]orderflow.Order, error) {
 	if limit <= 0 {
-		limit = defaultListLimit
+		limit = orderflow.DefaultListLimit
 	}
-	limit = min(limit, maxListLimit)
+	limit = min(limit, orderflow.MaxListLimit)
 	var (
 		rows *sql.Rows
 		err  error

@@ -16,19 +16,10 @@ func (db *DB) Reserve(ctx context.Context, id orderflow.OrderID, items []orderfl
 	if id == "" {
 		return nil, orderflow.Errorf(orderflow.EInvalid, "reserve needs an order id")
 	}
-	// Merge repeated SKUs, keeping the order of first appearance.
-	var lines []orderflow.Item
-	index := map[string]int{}
 	for _, it := range items {
 		if it.Quantity <= 0 {
 			return nil, orderflow.Errorf(orderflow.EInvalid, "reserve %s: quantity of %s must be positive, got %d", id, it.SKU, it.Quantity)
 		}
-		if i, ok := index[it.SKU]; ok {
-			lines[i].Quantity += it.Quantity
-			continue
-		}
-		index[it.SKU] = len(lines)
-		lines = append(lines, it)
 	}
 	var failure *orderflow.Failure
 	err := db.writeAtCommit(ctx, func(w *wtx) error {
@@ -44,7 +35,7 @@ func (db *DB) Reserve(ctx context.Context, id orderflow.OrderID, items []orderfl
 		case !errors.Is(err, sql.ErrNoRows):
 			return unavailable(err, "read reservation of order %s", id)
 		}
-		for _, it := range lines {
+		for _, it := range items {
 			var have int
 			err := w.getStock.QueryRow(it.SKU).Scan(&have)
 			switch {
@@ -65,7 +56,7 @@ func (db *DB) Reserve(ctx context.Context, id orderflow.OrderID, items []orderfl
 			}
 			return nil
 		}
-		for _, it := range lines {
+		for _, it := range items {
 			if _, err := w.exec(w.takeStock, it.Quantity, it.SKU); err != nil {
 				return unavailable(err, "take stock of %s", it.SKU)
 			}

@@ -179,6 +179,7 @@ func openAWS(ctx context.Context, cfg config, log *slog.Logger, reg prometheus.R
 	b := &backend{
 		intake: awsintake.New(st, q, awsintake.Options{Logger: log.With("component", "intake")}),
 		store:  st,
+		stock:  st,
 		queue:  q,
 		dead:   q,
 		watch:  q,

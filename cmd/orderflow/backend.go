@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -20,6 +19,7 @@ import (
 type backend struct {
 	intake orderflow.Intake
 	store  orderflow.Store
+	stock  stockSeeder // the store, for seeding ORDERFLOW_STOCK
 	queue  orderflow.Queue
 	dead   orderflow.DeadLetters
 	ledger processor.Ledger // the simulated payment gateway's database
@@ -54,7 +54,7 @@ func openBackend(ctx context.Context, cfg config, log *slog.Logger, reg promethe
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", cfg.DBPath, err)
 	}
-	b := &backend{intake: db, store: db, queue: db, dead: db, watch: db, ledger: db, close: db.Close}
+	b := &backend{intake: db, store: db, stock: db, queue: db, dead: db, watch: db, ledger: db, close: db.Close}
 	// One value for both, so that a receive starts the orders it hands out.
 	wq := db.WorkQueue()
 	b.work.queue, b.work.store = wq, wq
@@ -80,9 +80,16 @@ func (b *backend) ping(ctx context.Context) error {
 	return b.queue.Ping(ctx)
 }
 
+// stockSeeder sets and reads stock, which orderflow.Store leaves to each
+// adapter; Stock returns ENotFound for a SKU never stocked.
+type stockSeeder interface {
+	SetStock(ctx context.Context, sku string, quantity int) error
+	Stock(ctx context.Context, sku string) (int, error)
+}
+
 // seedStock stocks every SKU of spec ("sku:qty,...") that has no stock
 // record yet, so restarts never reset stock that orders have used.
-func seedStock(ctx context.Context, s orderflow.Store, spec string) error {
+func seedStock(ctx context.Context, s stockSeeder, spec string) error {
 	for _, part := range strings.Split(spec, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {
@@ -106,30 +113,4 @@ func seedStock(ctx context.Context, s orderflow.Store, spec string) error {
 		}
 	}
 	return nil
-}
-
-// cachedCheck runs check at most once per ttl and returns the last result
-// in between, so that probes cannot hammer the queue and store.
-func cachedCheck(ttl time.Duration, now func() time.Time, check func(context.Context) error) func(context.Context) error {
-	type result struct {
-		at  time.Time
-		err error
-	}
-	sem := make(chan struct{}, 1)
-	var last *result
-	return func(ctx context.Context) error {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		defer func() { <-sem }()
-		if last != nil && now().Sub(last.at) < ttl {
-			return last.err
-		}
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		last = &result{at: now(), err: check(cctx)}
-		return last.err
-	}
 }

@@ -306,7 +306,7 @@ func testOrderPage(t *testing.T, browser context.Context, in *instance) {
 			Value int64  `json:"value"`
 			Error string `json:"error"`
 		}
-		got := eval[[]result](t, b, `import("./app/money.js").then((m) => `+string(casesJSON)+`.map((c) => m.parseAmount(c.in, c.currency)))`, chromedp.EvalAwaitPromise)
+		got := eval[[]result](t, b, `Promise.all([import("./app/money.js"), import("./app/rules.js").then((r) => r.loadRules())]).then(([m, rules]) => `+string(casesJSON)+`.map((c) => m.parseAmount(c.in, c.currency, rules.amount.max)))`, chromedp.EvalAwaitPromise)
 		if len(got) != len(tests) {
 			t.Fatalf("got %d results for %d cases", len(got), len(tests))
 		}
@@ -557,5 +557,23 @@ func testPasswordLogin(t *testing.T, browser context.Context) {
 		t.Errorf("the second SKU is not marked and focused with the reason: %q", got)
 	}
 	b.shot(t, "validation", true)
+
+	// The rules the page checks itself come from the API's OpenAPI
+	// document: it refuses these before sending anything.
+	b.do(t,
+		retype("#items li:nth-child(1) .item-qty", "1001"),
+		retype("#items li:nth-child(2) .item-sku", "a/b"),
+		chromedp.Click(css("#place-order")),
+		chromedp.WaitVisible(css(`#message[data-kind="error"]`)),
+	)
+	if got := b.text(t, "#message"); got != "Please fix the highlighted fields." {
+		t.Errorf("message %q, want the page's own check of the highlighted fields", got)
+	}
+	if got := b.text(t, "#items li:nth-child(1) .item-error"); got != "Item 1: the quantity is a whole number from 1 to 1000." {
+		t.Errorf("item 1's error %q, want the API's quantity limits", got)
+	}
+	if got := eval[string](t, b, `document.querySelector("#items li:nth-child(2) .item-sku").maxLength + " " + document.querySelector("#items li:nth-child(1) .item-qty").max`); got != "64 1000" {
+		t.Errorf("the inputs' limits are %q, want the API's \"64 1000\"", got)
+	}
 	b.checkHealthy(t, in.api)
 }

@@ -9,8 +9,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/auth"
+	"github.com/orderflow/orderflow/dynamostore"
 	"github.com/orderflow/orderflow/httpapi"
+	"github.com/orderflow/orderflow/processor"
+	"github.com/orderflow/orderflow/sqlite"
 )
 
 // Insecure defaults, accepted only when ENV is local, dev or test.
@@ -94,28 +98,28 @@ var settings = []setting{
 	{"ORDERFLOW_URL_SIGNING_KEY", "(dev key in local)", "HMAC keys for status URLs, same format. Also ORDERFLOW_URL_SIGNING_KEY_FILE"},
 	{"ORDERFLOW_DEV_LOGIN", "true in local/dev/test", "any user_id logs in without a password"},
 	{"ORDERFLOW_USERS_FILE", "", "user_id:bcrypt-hash lines, used when dev login is off"},
-	{"ORDERFLOW_TOKEN_TTL", "1h", "lifetime of access tokens"},
-	{"ORDERFLOW_STATUS_URL_TTL", "24h", "lifetime of signed status URLs"},
+	{"ORDERFLOW_TOKEN_TTL", dur(auth.DefaultTokenTTL), "lifetime of access tokens"},
+	{"ORDERFLOW_STATUS_URL_TTL", dur(httpapi.DefaultStatusURLTTL), "lifetime of signed status URLs"},
 	{"ORDERFLOW_PUBLIC_URL", "", "base of status URLs (e.g. https://api.example.com); default: the request's host"},
-	{"ORDERFLOW_RATE_LIMIT", "100", "orders per minute per user"},
-	{"ORDERFLOW_LOGIN_RATE_LIMIT", "20", "logins per minute per client IP"},
+	{"ORDERFLOW_RATE_LIMIT", strconv.Itoa(httpapi.DefaultRateLimit), "orders per minute per user"},
+	{"ORDERFLOW_LOGIN_RATE_LIMIT", strconv.Itoa(httpapi.DefaultLoginRateLimit), "logins per minute per client IP"},
 	{"ORDERFLOW_TRUSTED_PROXIES", "", "CIDRs or IPs of the proxies in front of the api (comma-separated); only from these is the client IP read from ORDERFLOW_CLIENT_IP_HEADER"},
-	{"ORDERFLOW_CLIENT_IP_HEADER", "X-Forwarded-For", "the header the trusted proxies write the client in: X-Forwarded-For or Forwarded (RFC 7239)"},
-	{"ORDERFLOW_MAX_BODY_BYTES", "65536", "largest accepted request body"},
-	{"ORDERFLOW_REQUEST_TIMEOUT", "10s", "deadline of one api request, its body's arrival and dependency calls included (408 for a body still arriving)"},
-	{"ORDERFLOW_CONCURRENCY", "64", "orders the processor works on at once"},
-	{"ORDERFLOW_BATCH_SIZE", "10", "messages per receive (1-10)"},
-	{"ORDERFLOW_VISIBILITY_TIMEOUT", "30s", "how long a received message stays hidden (extended while in work)"},
-	{"ORDERFLOW_MAX_RECEIVES", "5", "receives before a message goes to the dead-letter queue"},
-	{"ORDERFLOW_IDEMPOTENCY_TTL", "24h", "how long Idempotency-Key records are kept (at least 24h)"},
-	{"ORDERFLOW_DRAIN_TIMEOUT", "25s", "how long SIGTERM waits for in-flight orders"},
+	{"ORDERFLOW_CLIENT_IP_HEADER", string(httpapi.XForwardedFor), "the header the trusted proxies write the client in: X-Forwarded-For or Forwarded (RFC 7239)"},
+	{"ORDERFLOW_MAX_BODY_BYTES", strconv.Itoa(httpapi.DefaultMaxBodyBytes), "largest accepted request body"},
+	{"ORDERFLOW_REQUEST_TIMEOUT", dur(httpapi.DefaultRequestTimeout), "deadline of one api request, its body's arrival and dependency calls included (408 for a body still arriving)"},
+	{"ORDERFLOW_CONCURRENCY", strconv.Itoa(processor.DefaultConcurrency), "orders the processor works on at once"},
+	{"ORDERFLOW_BATCH_SIZE", strconv.Itoa(processor.DefaultBatchSize), "messages per receive (1-10)"},
+	{"ORDERFLOW_VISIBILITY_TIMEOUT", dur(sqlite.DefaultVisibilityTimeout), "how long a received message stays hidden (extended while in work); AWS mode: the queue's VisibilityTimeout, which orderflow init sets from this"},
+	{"ORDERFLOW_MAX_RECEIVES", strconv.Itoa(sqlite.DefaultMaxReceives), "receives before a message goes to the dead-letter queue; AWS mode: the queue's RedrivePolicy, which orderflow init sets from this"},
+	{"ORDERFLOW_IDEMPOTENCY_TTL", dur(orderflow.MinIdempotencyTTL), "how long Idempotency-Key records are kept (at least 24h)"},
+	{"ORDERFLOW_DRAIN_TIMEOUT", dur(processor.DefaultDrainTimeout), "how long SIGTERM waits for in-flight orders"},
 	{"ORDERFLOW_STOCK", "widget:1000000,gadget:1000000,gizmo:5", "stock seeded for SKUs not stocked yet (sku:qty,...)"},
-	{"ORDERFLOW_PAYMENT_LATENCY", "2ms", "latency of the simulated payment gateway"},
-	{"ORDERFLOW_PAYMENT_DECLINE_CENTS", "2", "amounts ending in these minor units are declined (-1: never)"},
-	{"ORDERFLOW_PAYMENT_TRANSIENT_CENTS", "3", "amounts ending in these fail transiently twice, then succeed (-1: never)"},
-	{"ORDERFLOW_PAYMENT_ALWAYS_FAIL_CENTS", "4", "amounts ending in these always fail transiently, so end FAILED (-1: never)"},
-	{"ORDERFLOW_FRAUD_THRESHOLD", "50", "fraud score at which an order is rejected"},
-	{"ORDERFLOW_FRAUD_MAX_AMOUNT", "500000", "single-order amount (minor units) that scores 60"},
+	{"ORDERFLOW_PAYMENT_LATENCY", dur(processor.DefaultPaymentLatency), "latency of the simulated payment gateway"},
+	{"ORDERFLOW_PAYMENT_DECLINE_CENTS", strconv.Itoa(processor.DefaultPaymentDeclineCents), "amounts ending in these minor units are declined (-1: never)"},
+	{"ORDERFLOW_PAYMENT_TRANSIENT_CENTS", strconv.Itoa(processor.DefaultPaymentTransientCents), "amounts ending in these fail transiently twice, then succeed (-1: never)"},
+	{"ORDERFLOW_PAYMENT_ALWAYS_FAIL_CENTS", strconv.Itoa(processor.DefaultPaymentAlwaysFailCents), "amounts ending in these always fail transiently, so end FAILED (-1: never)"},
+	{"ORDERFLOW_FRAUD_THRESHOLD", strconv.Itoa(processor.DefaultFraudThreshold), "fraud score at which an order is rejected"},
+	{"ORDERFLOW_FRAUD_MAX_AMOUNT", strconv.Itoa(processor.DefaultFraudMaxAmount), "single-order amount (minor units) that scores 60"},
 	{"SQS_QUEUE_URL", "", "AWS mode: the order queue (with DDB_TABLE)"},
 	{"SQS_DLQ_URL", "", "AWS mode: its dead-letter queue (default: from the queue's RedrivePolicy)"},
 	{"DDB_TABLE", "", "AWS mode: the Orders table (with SQS_QUEUE_URL)"},
@@ -126,8 +130,21 @@ var settings = []setting{
 	{"ORDERFLOW_TABLE_NAME", "Orders", "orderflow init: name of the DynamoDB table to create"},
 	{"ORDERFLOW_AWS_CALL_TIMEOUT", "3s", "AWS mode: longest wait for one SQS or DynamoDB call (retries included)"},
 	{"ORDERFLOW_SWEEP_AFTER", "2m", "AWS mode: the processor re-sends the message of orders still PENDING after this long"},
-	{"ORDERFLOW_TAKEOVER_AFTER", "30s", "AWS mode: a retry with an Idempotency-Key takes over a first request unfinished after this long"},
-	{"ORDERFLOW_DLQ_WATCH_INTERVAL", "10s", "how often the processor's dead-letter watch looks for dead messages whose orders it has not ended (embedded mode: also at once when a receive dead-letters one)"},
+	{"ORDERFLOW_TAKEOVER_AFTER", dur(dynamostore.DefaultStaleIntent), "AWS mode: a retry with an Idempotency-Key takes over a first request unfinished after this long"},
+	{"ORDERFLOW_DLQ_WATCH_INTERVAL", dur(processor.DefaultDeadLetterInterval), "how often the processor's dead-letter watch looks for dead messages whose orders it has not ended (embedded mode: also at once when a receive dead-letters one)"},
+}
+
+// dur renders a default duration as the settings table shows it: 24h,
+// 2m, 30s, 2ms (not time.Duration's 24h0m0s).
+func dur(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func defaultOf(name string) string {
@@ -142,7 +159,20 @@ func defaultOf(name string) string {
 // loadConfig parses the environment. Errors name the variable.
 func loadConfig(getenv func(string) string) (config, error) {
 	p := parser{getenv: getenv}
-	c := config{
+	c := p.config()
+	local := c.Env == "local" || c.Env == "dev" || c.Env == "test"
+	c.DevLogin = p.devLogin(local)
+	if c.Env == "" {
+		p.fail("ENV", "must not be empty")
+	}
+	p.keys(&c, local)
+	p.limits(c)
+	return c, errors.Join(p.errs...)
+}
+
+// config reads every setting, each in the form its parser checks.
+func (p *parser) config() config {
+	return config{
 		Env:           p.str("ENV"),
 		LogLevel:      p.str("ORDERFLOW_LOG_LEVEL"),
 		APIAddr:       p.str("ORDERFLOW_API_ADDR"),
@@ -191,26 +221,34 @@ func loadConfig(getenv func(string) string) (config, error) {
 		TakeoverAfter:    p.duration("ORDERFLOW_TAKEOVER_AFTER"),
 		DLQWatchInterval: p.duration("ORDERFLOW_DLQ_WATCH_INTERVAL"),
 	}
-	local := c.Env == "local" || c.Env == "dev" || c.Env == "test"
-	devLogin := p.getenv("ORDERFLOW_DEV_LOGIN")
-	if devLogin == "" {
-		c.DevLogin = local
-	} else if v, err := strconv.ParseBool(devLogin); err != nil {
-		p.fail("ORDERFLOW_DEV_LOGIN", "must be true or false, got %q", devLogin)
-	} else {
-		c.DevLogin = v
+}
+
+// devLogin reads ORDERFLOW_DEV_LOGIN, which defaults to on in a local
+// environment.
+func (p *parser) devLogin(local bool) bool {
+	v := p.getenv("ORDERFLOW_DEV_LOGIN")
+	if v == "" {
+		return local
 	}
+	on, err := strconv.ParseBool(v)
+	if err != nil {
+		p.fail("ORDERFLOW_DEV_LOGIN", "must be true or false, got %q", v)
+	}
+	return on
+}
+
+// keys parses the JWT and URL-signing keyrings of c (the built-in ones if
+// unset) and, outside a local environment, refuses the built-in secrets,
+// a secret shared by both, and dev login. It checks them before anything
+// connects anywhere, so that a bad key is reported as such and not as a
+// later failure.
+func (p *parser) keys(c *config, local bool) {
 	if c.JWTSecret == "" {
 		c.JWTSecret = devJWTSecret
 	}
 	if c.URLSigningKey == "" {
 		c.URLSigningKey = devURLKey
 	}
-	if c.Env == "" {
-		p.fail("ENV", "must not be empty")
-	}
-	// Check the keys now, before anything connects anywhere, so that a bad
-	// key is reported as such and not as a later failure.
 	var err error
 	if c.JWTKeys, err = auth.ParseKeyring(c.JWTSecret); err != nil {
 		p.fail("JWT_SECRET", "%v", err)
@@ -231,10 +269,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if !c.DevLogin && c.UsersFile == "" {
 		p.fail("ORDERFLOW_USERS_FILE", "must be set when dev login is off")
 	}
+}
+
+// limits checks the bounds that settings have beyond their form, and that
+// the AWS mode's settings come together.
+func (p *parser) limits(c config) {
 	if c.BatchSize > 10 {
 		p.fail("ORDERFLOW_BATCH_SIZE", "must be 1-10 (the SQS limit), got %d", c.BatchSize)
 	}
-	if c.IdempotencyTTL < 24*time.Hour {
+	if c.IdempotencyTTL < orderflow.MinIdempotencyTTL {
 		p.fail("ORDERFLOW_IDEMPOTENCY_TTL", "must be at least 24h, got %s", c.IdempotencyTTL)
 	}
 	if c.VisibilityTimeout < time.Second {
@@ -249,10 +292,6 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if c.SweepAfter < time.Second || c.TakeoverAfter < time.Second || c.DLQWatchInterval < 100*time.Millisecond {
 		p.fail("ORDERFLOW_SWEEP_AFTER", "ORDERFLOW_SWEEP_AFTER and ORDERFLOW_TAKEOVER_AFTER must be at least 1s, ORDERFLOW_DLQ_WATCH_INTERVAL at least 100ms")
 	}
-	if c.AWSRegion == "" {
-		c.AWSRegion = "us-east-1"
-	}
-	return c, errors.Join(p.errs...)
 }
 
 // builtInSecrets are the secrets of devJWTSecret and devURLKey: public, since

@@ -8,12 +8,18 @@ import (
 	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/orderflow/orderflow/logtest"
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/auth"
+	"github.com/orderflow/orderflow/dynamostore"
 	"github.com/orderflow/orderflow/httpapi"
+	"github.com/orderflow/orderflow/processor"
+	"github.com/orderflow/orderflow/sqlite"
 )
 
 func TestConfigDefaults(t *testing.T) {
@@ -176,9 +182,65 @@ func TestREADMEListsEverySetting(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range settings {
-		row := "| `" + s.Name + "` | "
+		def := "—"
+		switch {
+		case strings.ContainsAny(s.Default, " ("):
+			def = s.Default
+		case s.Default != "":
+			def = "`" + s.Default + "`"
+		}
+		row := "| `" + s.Name + "` | " + def + " | "
 		if !strings.Contains(string(b), row) {
-			t.Errorf("README has no row for %s (want a line starting %q)", s.Name, row)
+			t.Errorf("README has no row for %s with its default (want a line starting %q)", s.Name, row)
+		}
+	}
+}
+
+// The defaults come from the packages that own the settings, and survive
+// their rendering in the settings table.
+func TestConfigDefaultsAreTheirOwnersConstants(t *testing.T) {
+	c, err := loadConfig(getenvOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name      string
+		got, want any
+	}{
+		{"ORDERFLOW_TOKEN_TTL", c.TokenTTL, auth.DefaultTokenTTL},
+		{"ORDERFLOW_STATUS_URL_TTL", c.StatusURLTTL, httpapi.DefaultStatusURLTTL},
+		{"ORDERFLOW_RATE_LIMIT", c.RateLimit, httpapi.DefaultRateLimit},
+		{"ORDERFLOW_LOGIN_RATE_LIMIT", c.LoginRateLimit, httpapi.DefaultLoginRateLimit},
+		{"ORDERFLOW_CLIENT_IP_HEADER", c.ClientIPHeader, httpapi.XForwardedFor},
+		{"ORDERFLOW_MAX_BODY_BYTES", c.MaxBodyBytes, int64(httpapi.DefaultMaxBodyBytes)},
+		{"ORDERFLOW_REQUEST_TIMEOUT", c.RequestTimeout, httpapi.DefaultRequestTimeout},
+		{"ORDERFLOW_CONCURRENCY", c.Concurrency, processor.DefaultConcurrency},
+		{"ORDERFLOW_BATCH_SIZE", c.BatchSize, processor.DefaultBatchSize},
+		{"ORDERFLOW_VISIBILITY_TIMEOUT", c.VisibilityTimeout, sqlite.DefaultVisibilityTimeout},
+		{"ORDERFLOW_MAX_RECEIVES", c.MaxReceives, sqlite.DefaultMaxReceives},
+		{"ORDERFLOW_IDEMPOTENCY_TTL", c.IdempotencyTTL, orderflow.MinIdempotencyTTL},
+		{"ORDERFLOW_DRAIN_TIMEOUT", c.DrainTimeout, processor.DefaultDrainTimeout},
+		{"ORDERFLOW_PAYMENT_LATENCY", c.PaymentLatency, processor.DefaultPaymentLatency},
+		{"ORDERFLOW_PAYMENT_DECLINE_CENTS", c.PaymentDeclineCents, processor.DefaultPaymentDeclineCents},
+		{"ORDERFLOW_PAYMENT_TRANSIENT_CENTS", c.PaymentTransientCents, processor.DefaultPaymentTransientCents},
+		{"ORDERFLOW_PAYMENT_ALWAYS_FAIL_CENTS", c.PaymentAlwaysFailCents, processor.DefaultPaymentAlwaysFailCents},
+		{"ORDERFLOW_FRAUD_THRESHOLD", c.FraudThreshold, processor.DefaultFraudThreshold},
+		{"ORDERFLOW_FRAUD_MAX_AMOUNT", c.FraudMaxAmount, int64(processor.DefaultFraudMaxAmount)},
+		{"ORDERFLOW_TAKEOVER_AFTER", c.TakeoverAfter, dynamostore.DefaultStaleIntent},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("%s defaults to %v, want its owner's %v", tt.name, tt.got, tt.want)
+		}
+	}
+}
+
+func TestSettingsTableDurations(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		24 * time.Hour: "24h", time.Hour + 30*time.Minute: "1h30m", 2 * time.Minute: "2m",
+		30 * time.Second: "30s", 2 * time.Millisecond: "2ms", 90 * time.Second: "1m30s",
+	} {
+		if got := dur(d); got != want {
+			t.Errorf("dur(%s) = %q, want %q", d, got, want)
 		}
 	}
 }

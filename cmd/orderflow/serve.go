@@ -46,7 +46,7 @@ func serve(ctx context.Context, mode string, cfg config, stdout io.Writer) error
 			log.Error("close backend", "err", err)
 		}
 	}()
-	if err := seedStock(ctx, b.store, cfg.Stock); err != nil {
+	if err := seedStock(ctx, b.stock, cfg.Stock); err != nil {
 		return err
 	}
 
@@ -234,7 +234,7 @@ func newAPI(cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry) 
 		Gatherer:   reg,
 		Intake:     b.intake,
 		Orders:     b.store,
-		Ready:      cachedCheck(time.Second, time.Now, b.ping),
+		Ready:      orderflow.NewCachedCheck(time.Second, time.Now, b.ping).Check,
 		Now:        time.Now,
 	}), nil
 }

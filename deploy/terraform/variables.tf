@@ -29,7 +29,7 @@ variable "table_name" {
 }
 
 variable "max_receives" {
-  description = "Receives before SQS moves a message to the DLQ (the app's ORDERFLOW_MAX_RECEIVES)."
+  description = "Receives before SQS moves a message to the DLQ: the queue's RedrivePolicy, which the processor reads (orderflow init sets it from ORDERFLOW_MAX_RECEIVES)."
   type        = number
   default     = 5
 

@@ -5,6 +5,7 @@
 import { ApiError, describe, newIdempotencyKey, request, retryAfterSeconds } from "./api.js";
 import { TERMINAL, follow } from "./follow.js";
 import { formatAmount, parseAmount } from "./money.js";
+import { loadRules, validQuantity, validSKU } from "./rules.js";
 
 const SESSION_KEY = "orderflow.session";
 const PASSWORD_KEY = "orderflow.password-required";
@@ -23,6 +24,7 @@ const state = {
   busy: false,
   expiryTimer: 0,
   recentSeq: 0,
+  rules: null, // the order rules of the API's document, once loaded (rules.js)
 };
 
 // ---- storage (sessionStorage may be unavailable; then memory only) ----
@@ -225,9 +227,17 @@ function addItem() {
   sku.setAttribute("aria-describedby", err.id);
   qty.setAttribute("aria-describedby", err.id);
   $(".item-remove", li).addEventListener("click", () => removeItem(li));
+  limitItem(li);
   $("#items").append(li);
   renumberItems();
   sku.focus();
+}
+
+/** limitItem gives an item's inputs the API's limits, once they are known. */
+function limitItem(li) {
+  if (!state.rules) return;
+  $(".item-sku", li).maxLength = state.rules.sku.maxLength;
+  Object.assign($(".item-qty", li), { min: state.rules.quantity.min, max: state.rules.quantity.max });
 }
 
 function removeItem(li) {
@@ -246,12 +256,16 @@ function renumberItems() {
   });
 }
 
-/** readOrder validates the form; it returns the request body or null (errors shown). */
-function readOrder(form) {
+/**
+ * readOrder validates the form by rules (from loadRules; null: the server
+ * alone checks SKUs, quantities and the largest amount); it returns the
+ * request body or null (errors shown).
+ */
+function readOrder(form, rules) {
   const invalid = [];
   const amountInput = $("#amount");
   const currency = $("#currency").value;
-  const amount = parseAmount(amountInput.value, currency);
+  const amount = parseAmount(amountInput.value, currency, rules?.amount.max);
   if (amount.error) {
     setFieldError(amountInput, amount.error);
     invalid.push(amountInput);
@@ -261,13 +275,13 @@ function readOrder(form) {
     const sku = $(".item-sku", li);
     const qty = $(".item-qty", li);
     const skuText = sku.value.trim();
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(skuText)) {
+    if (!skuText || (rules && !validSKU(skuText, rules))) {
       setFieldError(sku, skuText ? `Item ${i + 1}: a SKU is letters, digits, dot, dash or underscore.` : `Item ${i + 1}: enter a SKU, or remove the item.`);
       invalid.push(sku);
     }
     const q = qty.value.trim();
-    if (!/^\d+$/.test(q) || Number(q) < 1 || Number(q) > 1000) {
-      setFieldError(qty, `Item ${i + 1}: the quantity is a whole number from 1 to 1000.`);
+    if (rules && !validQuantity(q, rules)) {
+      setFieldError(qty, `Item ${i + 1}: the quantity is a whole number from ${rules.quantity.min} to ${rules.quantity.max}.`);
       invalid.push(qty);
     }
     items.push({ sku: skuText, quantity: Number(q) });
@@ -298,9 +312,11 @@ async function onPlaceOrder(event) {
   event.preventDefault();
   if (state.busy || !state.session) return;
   const form = event.currentTarget;
+  const rules = state.rules ?? (await loadRules());
+  if (state.busy || !state.session) return;
   clearFieldErrors(form);
   clearMessage();
-  const body = readOrder(form);
+  const body = readOrder(form, rules);
   if (!body) return;
   const text = JSON.stringify(body);
   const key = state.lastAttempt?.body === text ? state.lastAttempt.key : newIdempotencyKey();
@@ -561,6 +577,10 @@ function init() {
   $("#refresh").addEventListener("click", () => {
     clearMessage();
     loadRecent();
+  });
+  loadRules().then((rules) => {
+    state.rules = rules;
+    $$("#items > li").forEach(limitItem);
   });
   state.needsPassword = stored(PASSWORD_KEY) === "1";
   const s = loadSession();

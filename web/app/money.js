@@ -2,9 +2,6 @@
 // in minor units (1250). Nothing here uses floating point arithmetic, so
 // "0.29" is 29 cents, not 28.999….
 
-// The API's upper bound on an amount, in minor units (orderflow.MaxAmount).
-export const MAX_MINOR = 10_000_000_000;
-
 /** minorDigits is the number of decimals of a currency (2 for USD, 0 for JPY). */
 export function minorDigits(currency) {
   try {
@@ -20,9 +17,10 @@ export function minorDigits(currency) {
  * Accepted: "12", "12.5", "12.50", "1,234.50", "1 234.50", "€12.50",
  * "12.50 EUR" (spaces, currency symbols and the selected currency's code
  * are ignored). A comma followed by exactly one or two
- * digits at the end is read as the decimal separator ("12,50").
+ * digits at the end is read as the decimal separator ("12,50"). max, if
+ * given, is the largest amount in minor units (the API's, see rules.js).
  */
-export function parseAmount(text, currency) {
+export function parseAmount(text, currency, max) {
   const digits = minorDigits(currency);
   let s = String(text ?? "")
     .replace(/[\s\u00a0\u202f'_]/g, "")
@@ -50,7 +48,7 @@ export function parseAmount(text, currency) {
   if (minorText.length > 16) return { error: "That amount is too large." };
   const value = Number(minorText);
   if (value <= 0) return { error: "The amount must be more than zero." };
-  if (value > MAX_MINOR) return { error: `The amount must be at most ${formatAmount(MAX_MINOR, currency)}.` };
+  if (max != null && value > max) return { error: `The amount must be at most ${formatAmount(max, currency)}.` };
   return { value };
 }
 
