@@ -104,7 +104,12 @@ type DB struct {
 	closeErr   error
 
 	arrivals notifier // broadcast when messages are enqueued
-	metrics  *metrics
+	// poll is how long a waiting Receive waits at most before it looks
+	// again (pollInterval; tests lengthen it), beforeWait a test's hook
+	// run when a Receive found nothing and is about to wait.
+	poll       time.Duration
+	beforeWait atomic.Pointer[func()]
+	metrics    *metrics
 
 	health  writeHealth           // what Ping reports (see health.go)
 	probeMu sync.Mutex            // one write probe at a time
@@ -172,6 +177,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		closing:    make(chan struct{}),
 		writerDone: make(chan struct{}),
 		arrivals:   newNotifier(),
+		poll:       pollInterval,
 		logs:       orderflow.NewLogLimiter(opts.Logger, orderflow.RepeatedLogInterval),
 	}
 	if err := db.openConns(ctx, path); err != nil {

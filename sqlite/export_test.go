@@ -1,6 +1,9 @@
 package sqlite
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // ExecOnWriter runs query on the write connection, between batches; tests
 // use it to simulate a full disk with PRAGMA max_page_count.
@@ -39,3 +42,11 @@ func (db *DB) SetBeforeSync(hook func()) { db.beforeSync.Store(&hook) }
 
 // Migrations are the schema steps, for tests that build an older file.
 var Migrations = migrations
+
+// SetPollInterval sets how long a waiting Receive waits at most before it
+// looks again; call it before the first Receive.
+func (db *DB) SetPollInterval(d time.Duration) { db.poll = d }
+
+// SetBeforeWait makes a Receive that found nothing call hook before it
+// waits.
+func (db *DB) SetBeforeWait(hook func()) { db.beforeWait.Store(&hook) }
