@@ -809,7 +809,22 @@ func TestCheckpointerFinishesAfterAReaderLetGo(t *testing.T) {
 	}
 	o := order("kim", t0.Add(time.Millisecond))
 	accept(t, db, o, orderflow.IdempotencyKey{})
-	time.Sleep(100 * time.Millisecond) // checkpoints run, but cannot copy the new frames
+	// Checkpoints run, but cannot copy the new frames: wait for two, the
+	// second begun after the Accept committed.
+	checkpoints := make(chan struct{}, 2)
+	db.SetAfterCheckpoint(func() {
+		select {
+		case checkpoints <- struct{}{}:
+		default:
+		}
+	})
+	for range 2 {
+		select {
+		case <-checkpoints:
+		case <-time.After(30 * time.Second):
+			t.Fatal("no checkpoint ran within 30s")
+		}
+	}
 	if inFile(t, path, o.ID) {
 		t.Fatalf("the order reached the file while a reader held the older snapshot")
 	}

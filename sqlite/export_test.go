@@ -43,6 +43,13 @@ func (db *DB) SetBeforeSync(hook func()) { db.beforeSync.Store(&hook) }
 // Migrations are the schema steps, for tests that build an older file.
 var Migrations = migrations
 
+// SetAfterOp makes the writer call hook after each operation it ran.
+func (db *DB) SetAfterOp(hook func()) { db.afterOp.Store(&hook) }
+
+// SetAfterCheckpoint makes the checkpointer call hook after each PASSIVE
+// checkpoint.
+func (db *DB) SetAfterCheckpoint(hook func()) { db.afterCheckpoint.Store(&hook) }
+
 // SetPollInterval sets how long a waiting Receive waits at most before it
 // looks again; call it before the first Receive.
 func (db *DB) SetPollInterval(d time.Duration) { db.poll = d }
