@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -130,5 +132,27 @@ func TestGroupLogOnAFile(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(path); string(b) != "a\nb\n" {
 		t.Errorf("file holds %q, want \"a\\nb\\n\"", b)
+	}
+}
+
+func TestWaitProcessedReturnsOnceTheProcessorHasDoneTheOrders(t *testing.T) {
+	var scrapes atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		// 10 orders processed before, then one more on every scrape, in
+		// two series.
+		n := scrapes.Add(1)
+		fmt.Fprintf(w, "orders_processed_total{status=\"success\"} %d\norders_processed_total{status=\"error\"} 10\n", n)
+	}))
+	defer srv.Close()
+	done, err := waitProcessed(srv.URL, 10, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done != 3 || scrapes.Load() != 3 {
+		t.Errorf("waitProcessed returned %g after %d scrapes, want 3 after 3", done, scrapes.Load())
+	}
+	srv.Close()
+	if _, err := waitProcessed(srv.URL, 0, 1); err == nil {
+		t.Error("waitProcessed on a stopped server returned nil, want its error")
 	}
 }
