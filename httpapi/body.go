@@ -1,8 +1,8 @@
 package httpapi
 
 import (
-	"bytes"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -12,13 +12,13 @@ import (
 // readBody checks that the request carries JSON and reads its body, at most
 // MaxBodyBytes. Errors: 415 for another content type or a content coding
 // other than identity (the body is not decompressed: RFC 9110 §15.5.16),
-// 413 for a larger body. The caller returns the buffer with s.bodies.put.
-func (s *server) readBody(w http.ResponseWriter, r *http.Request) (*bytes.Buffer, error) {
+// 413 for a larger body.
+func (s *server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if !isJSONContentType(r.Header.Get("Content-Type")) {
 		return nil, newClientError(codeUnsupportedMedia, "", "Content-Type must be application/json")
 	}
 	if !isIdentityCoding(r.Header.Values("Content-Encoding")) {
-		w.Header()["Accept-Encoding"] = s.hdr.identity // RFC 7694 §3: the codings the server takes
+		w.Header().Set("Accept-Encoding", "identity") // RFC 7694 §3: the codings the server takes
 		return nil, newClientError(codeUnsupportedMedia, "", "Content-Encoding must be identity (or absent): send the body uncompressed")
 	}
 	limit := s.cfg.MaxBodyBytes
@@ -30,9 +30,8 @@ func (s *server) readBody(w http.ResponseWriter, r *http.Request) (*bytes.Buffer
 	if deadline, ok := r.Context().Deadline(); ok {
 		_ = http.NewResponseController(w).SetReadDeadline(deadline) // not supported by test recorders
 	}
-	buf := s.bodies.get()
-	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
-		s.bodies.put(buf)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
 		var mbe *http.MaxBytesError
 		switch {
 		case errors.As(err, &mbe):
@@ -43,7 +42,7 @@ func (s *server) readBody(w http.ResponseWriter, r *http.Request) (*bytes.Buffer
 		}
 		return nil, newClientError(codeBadRequest, "", "could not read the request body")
 	}
-	return buf, nil
+	return body, nil
 }
 
 func tooLarge(limit int64) error {

@@ -30,32 +30,32 @@ var pages embed.FS
 // handleOpenAPI serves GET /openapi.json.
 func (s *server) handleOpenAPI() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header()["Cache-Control"] = s.hdr.noCache
-		writeBody(w, r, http.StatusOK, s.hdr.json, openapiJSON)
+		w.Header().Set("Cache-Control", "no-cache")
+		writeBytes(w, r, http.StatusOK, contentJSON, openapiJSON)
 	})
 }
 
 // handleSwaggerPage serves GET /docs, Swagger UI on /openapi.json.
 func (s *server) handleSwaggerPage() http.Handler {
-	return s.page("assets/swagger/index.html", s.hdr.cspSwagger)
+	return s.page("assets/swagger/index.html", cspSwagger)
 }
 
 // handleRedocPage serves GET /redoc, ReDoc on /openapi.json.
 func (s *server) handleRedocPage() http.Handler {
-	return s.page("assets/redoc/index.html", s.hdr.cspRedoc)
+	return s.page("assets/redoc/index.html", cspRedoc)
 }
 
 // page serves one of our HTML pages under the given CSP.
-func (s *server) page(name string, csp []string) http.Handler {
+func (s *server) page(name, csp string) http.Handler {
 	body, err := pages.ReadFile(name)
 	if err != nil {
 		panic("httpapi: missing embedded page " + name) // caught by the tests
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h["Content-Security-Policy"] = csp
-		h["Cache-Control"] = s.hdr.noCache
-		writeBody(w, r, http.StatusOK, s.hdr.html, body)
+		h.Set("Content-Security-Policy", csp)
+		h.Set("Cache-Control", "no-cache")
+		writeBytes(w, r, http.StatusOK, contentHTML, body)
 	})
 }
 
@@ -107,6 +107,6 @@ func (s *server) handleRedocScript() http.Handler {
 // serveAsset serves a static documentation asset with a long cache life
 // (they change only when the modules are upgraded).
 func (s *server) serveAsset(w http.ResponseWriter, r *http.Request, name string, content io.ReadSeeker) {
-	w.Header()["Cache-Control"] = s.hdr.longCache
+	w.Header().Set("Cache-Control", "public, max-age=604800")
 	http.ServeContent(w, r, name, time.Time{}, content)
 }

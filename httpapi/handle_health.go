@@ -12,11 +12,15 @@ import (
 // readyRetryAfter is the Retry-After of a 503 from /ready, in seconds.
 const readyRetryAfter = "5"
 
+// healthView is the body of a healthy /health or /ready.
+type healthView struct {
+	Status string `json:"status"`
+}
+
 // handleHealth serves GET /health (liveness): the process answers.
 func (s *server) handleHealth() http.Handler {
-	body := []byte(`{"status":"healthy"}` + "\n")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeBody(w, r, http.StatusOK, s.hdr.json, body)
+		writeJSON(w, r, http.StatusOK, contentJSON, healthView{Status: "healthy"})
 	})
 }
 
@@ -24,7 +28,6 @@ func (s *server) handleHealth() http.Handler {
 // reachable, as Deps.Ready reports. Not ready is a 503 problem with
 // Retry-After.
 func (s *server) handleReady() http.Handler {
-	body := []byte(`{"status":"ready"}` + "\n")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := s.ready(r.Context()); err != nil {
 			s.logs.Log(r.Context(), slog.LevelWarn, "not ready", "not ready", "err", err)
@@ -36,7 +39,7 @@ func (s *server) handleReady() http.Handler {
 			s.problem(w, r, codeNotReady, detail, nil)
 			return
 		}
-		writeBody(w, r, http.StatusOK, s.hdr.json, body)
+		writeJSON(w, r, http.StatusOK, contentJSON, healthView{Status: "ready"})
 	})
 }
 

@@ -37,11 +37,10 @@ func (s *server) handleLogin() http.Handler {
 			return
 		}
 		var req request
-		empty := body.Len() == 0
-		if err = json.Unmarshal(body.Bytes(), &req); err != nil {
-			err = decodeError(body.Bytes(), err)
+		empty := len(body) == 0
+		if err = json.Unmarshal(body, &req); err != nil {
+			err = decodeError(body, err)
 		}
-		s.bodies.put(body)
 		if empty {
 			s.problem(w, r, codeBadRequest, `request body is empty; send {"user_id":"..."}`, nil)
 			return
@@ -71,6 +70,6 @@ func (s *server) handleLogin() http.Handler {
 			rec.userID = req.UserID
 		}
 		w.Header().Set("Pragma", "no-cache") // RFC 6749 §5.1
-		writeJSON(w, r, http.StatusOK, s.hdr.json, response{AccessToken: tok, TokenType: "bearer", ExpiresIn: int64(ttl / time.Second)})
+		writeJSON(w, r, http.StatusOK, contentJSON, response{AccessToken: tok, TokenType: "bearer", ExpiresIn: int64(ttl / time.Second)})
 	})
 }

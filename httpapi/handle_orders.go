@@ -50,8 +50,7 @@ func (s *server) handleCreateOrder() http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		o, err := decodeOrder(body.Bytes(), user)
-		s.bodies.put(body)
+		o, err := decodeOrder(body, user)
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -178,7 +177,7 @@ func (s *server) handleGetOrder() http.Handler {
 		}
 		v := newOrderView(o, true)
 		v.StatusURL, _ = s.statusURL(base, o)
-		writeJSON(w, r, http.StatusOK, s.hdr.json, v)
+		writeJSON(w, r, http.StatusOK, contentJSON, v)
 	})
 }
 
@@ -231,7 +230,7 @@ func (s *server) handleListOrders() http.Handler {
 			p.Orders[i] = newOrderView(o, true)
 			p.Orders[i].StatusURL, _ = s.statusURL(base, o)
 		}
-		writeJSON(w, r, http.StatusOK, s.hdr.json, p)
+		writeJSON(w, r, http.StatusOK, contentJSON, p)
 	})
 }
 

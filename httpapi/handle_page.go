@@ -12,11 +12,11 @@ import (
 // Content-Security-Policy. An unknown file is a 404 problem.
 func (s *server) handleOrderPage() http.Handler {
 	page := web.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header()["Content-Security-Policy"] = s.hdr.cspAPI
+		w.Header().Set("Content-Security-Policy", cspAPI)
 		s.problem(w, r, orderflow.ENotFound, "no file at "+r.URL.Path, nil)
 	}))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header()["Content-Security-Policy"] = s.hdr.cspWeb
+		w.Header().Set("Content-Security-Policy", cspWeb)
 		page.ServeHTTP(w, r)
 	})
 }

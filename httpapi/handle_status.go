@@ -50,7 +50,7 @@ func (s *server) handleOrderStatus() http.Handler {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
-		writeJSON(w, r, http.StatusOK, s.hdr.json, newOrderView(o, false))
+		writeBody(w, r, http.StatusOK, s.hdr.json, encodeJSON(newOrderView(o, false)))
 	})
 }
 

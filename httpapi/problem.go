@@ -169,7 +169,7 @@ func (s *server) problem(w http.ResponseWriter, r *http.Request, code, detail st
 	if k.status == http.StatusUnauthorized && h.Get("WWW-Authenticate") == "" {
 		h.Set("WWW-Authenticate", `Bearer realm="orderflow"`)
 	}
-	writeJSON(w, r, k.status, s.hdr.problemJSON, s.newProblem(r, k, detail, fields))
+	writeJSON(w, r, k.status, contentProblem, s.newProblem(r, k, detail, fields))
 }
 
 func (s *server) newProblem(r *http.Request, k problemKind, detail string, fields []fieldError) *problem {

@@ -66,7 +66,7 @@ func (rec *recorder) writeRouteProblem(code int) {
 		detail = "no resource at " + r.URL.Path
 	}
 	rec.discard = true
-	writeJSON(rawWriter{rec}, r, k.status, rec.s.hdr.problemJSON, rec.s.newProblem(r, k, detail, nil))
+	writeJSON(rawWriter{rec}, r, k.status, contentProblem, rec.s.newProblem(r, k, detail, nil))
 }
 
 // rawWriter writes through to the recorder's underlying writer while still

@@ -121,7 +121,6 @@ type server struct {
 	clients  clientIPs
 	inflight *inflight
 	tokens   *tokenCache
-	bodies   bufferPool
 	hdr      headerValues
 
 	publicURL   string                // without trailing slash; "" = from the request
@@ -186,7 +185,6 @@ func newServer(cfg Config, deps Deps) *server {
 	s.clients = clientIPs{trusted: cfg.TrustedProxies, header: cfg.ClientIPHeader}
 	s.inflight = newInflight()
 	s.tokens = newTokenCache()
-	s.bodies = newBufferPool()
 	s.hdr = newHeaderValues()
 
 	s.mux = http.NewServeMux()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs what the tests need,
-# then runs gofmt, go vet and go test -race with coverage.
+# then runs gofmt, go vet, staticcheck and go test -race with coverage.
 #
 #   scripts/test.sh            # everything
 #   scripts/test.sh ./sqlite/  # only some packages (still vetted as a whole)
@@ -73,6 +73,17 @@ fi
 
 say "go vet"
 go vet ./...
+
+say "staticcheck"
+# A pinned release that supports the go.mod's Go version, installed into a
+# GOBIN of its own so that the version bump reinstalls it.
+staticcheck_version=v0.8.2
+staticcheck_bin="${XDG_CACHE_HOME:-$HOME/.cache}/orderflow/staticcheck-$staticcheck_version"
+if [ ! -x "$staticcheck_bin/staticcheck" ]; then
+  GOBIN="$staticcheck_bin" go install "honnef.co/go/tools/cmd/staticcheck@$staticcheck_version"
+fi
+"$staticcheck_bin/staticcheck" -version
+"$staticcheck_bin/staticcheck" ./...
 
 say "go test -race"
 pkgs=("$@")

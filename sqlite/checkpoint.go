@@ -85,6 +85,9 @@ func (db *DB) runCheckpointer() {
 			continue
 		}
 		frames, complete, err := checkpoint(db.checkpointStmt)
+		if hook := db.afterCheckpoint.Load(); hook != nil {
+			(*hook)()
+		}
 		if err == nil && low && frames > lowSpaceWALFrames {
 			db.walTooLong.Store(true)
 		}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -75,37 +74,22 @@ type DB struct {
 	ws    writeStmts
 	rdb   *sql.DB // read-only connections
 	rs    readStmts
-	// The checkpointer's connection and its statements.
-	checkpointer
-	path string // of the database file
-	// writer identifies this open DB in the queue rows it writes (random,
-	// never 0); commits numbers its transactions: the one open is
-	// commits+1 (wtx.seq), and synced is the last one an fsync of the WAL
-	// has covered.
-	writer  int64
-	commits atomic.Uint64
-	synced  atomic.Uint64
-	// lastWrote is the number of the last transaction that wrote (see
-	// committedBatch); the syncer fsyncs only when it is above synced.
-	lastWrote atomic.Uint64
-
-	ops        chan *writeOp
-	committed  chan []*writeOp        // from the writer to the syncer
-	unsynced   atomic.Int64           // batches handed to the syncer and not yet released
-	syncerIdle chan struct{}          // the syncer found nothing more to sync
-	wal        *walFile               // fsynced by the syncer; nil when not durable
-	syncFailed atomic.Bool            // set for good when an fsync of the WAL failed
-	walTooLong atomic.Bool            // set by the checkpointer for the writer (see restartWAL)
-	beforeSync atomic.Pointer[func()] // tests: runs before each fsync
-	closing    chan struct{}          // closed by Close
-	writerDone chan struct{}          // closed when writer and syncer have drained and exited
-	background sync.WaitGroup         // janitor and checkpointer
+	path  string // of the database file
+	// The writer, its syncer and the checkpointer (see groupCommit).
+	groupCommit
+	closing    chan struct{}  // closed by Close
+	background sync.WaitGroup // janitor and checkpointer
 	closeOnce  sync.Once
 	closeErr   error
 
 	arrivals notifier // broadcast when messages are enqueued
 	dead     notifier // broadcast when a receive dead-letters messages (see WatchDead)
-	metrics  *metrics
+	// poll is how long a waiting Receive waits at most before it looks
+	// again (pollInterval; tests lengthen it), beforeWait a test's hook
+	// run when a Receive found nothing and is about to wait.
+	poll       time.Duration
+	beforeWait atomic.Pointer[func()]
+	metrics    *metrics
 
 	health  writeHealth           // what Ping reports (see health.go)
 	probeMu sync.Mutex            // one write probe at a time
@@ -162,20 +146,17 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("register sqlite metrics: %w", err)
 	}
 	db := &DB{
-		metrics:    m,
-		writer:     rand.Int64N(math.MaxInt64) + 1,
-		opts:       opts,
-		path:       path,
-		now:        opts.Now,
-		logger:     opts.Logger,
-		ops:        make(chan *writeOp, 4096),
-		committed:  make(chan []*writeOp, 64),
-		syncerIdle: make(chan struct{}, 1),
-		closing:    make(chan struct{}),
-		writerDone: make(chan struct{}),
-		arrivals:   newNotifier(),
-		dead:       newNotifier(),
-		logs:       orderflow.NewLogLimiter(opts.Logger, orderflow.RepeatedLogInterval),
+		metrics:     m,
+		opts:        opts,
+		path:        path,
+		now:         opts.Now,
+		logger:      opts.Logger,
+		groupCommit: newGroupCommit(),
+		closing:     make(chan struct{}),
+		arrivals:    newNotifier(),
+		dead:        newNotifier(),
+		poll:        pollInterval,
+		logs:        orderflow.NewLogLimiter(opts.Logger, orderflow.RepeatedLogInterval),
 	}
 	if err := db.openConns(ctx, path); err != nil {
 		db.closeConns()

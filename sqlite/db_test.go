@@ -266,29 +266,53 @@ func TestQueueRejectsBadArguments(t *testing.T) {
 func TestReceiveWakesOnAccept(t *testing.T) {
 	t.Parallel()
 	db, _ := open(t, sqlite.Options{})
-	got := make(chan []orderflow.Delivery, 1)
+	// Only the wake-up can end this receive early: it polls once an hour
+	// and the order is accepted after it found the queue empty.
+	db.SetPollInterval(time.Hour)
+	waiting := make(chan struct{})
+	var once sync.Once
+	db.SetBeforeWait(func() { once.Do(func() { close(waiting) }) })
+	const wait = 10 * time.Second
+	type result struct {
+		ds      []orderflow.Delivery
+		elapsed time.Duration
+	}
+	got := make(chan result, 1)
 	go func() {
-		ds, _ := db.Receive(context.Background(), 10, 30*time.Second)
-		got <- ds
+		start := time.Now()
+		ds, _ := db.Receive(context.Background(), 10, wait)
+		got <- result{ds, time.Since(start)}
 	}()
-	time.Sleep(100 * time.Millisecond)
+	<-waiting
 	o := order("hank", t0)
 	accept(t, db, o, orderflow.IdempotencyKey{})
-	if ds := <-got; len(ds) != 1 || ds[0].OrderID != o.ID {
-		t.Errorf("waiting Receive got %+v, want the accepted order's message", ds)
+	r := <-got
+	if len(r.ds) != 1 || r.ds[0].OrderID != o.ID {
+		t.Errorf("waiting Receive got %+v, want the accepted order's message", r.ds)
+	}
+	if r.elapsed > wait/2 {
+		t.Errorf("waiting Receive returned after %s, want well before its wait of %s ends", r.elapsed, wait)
 	}
 }
 
 func TestReceiveStopsWhenContextEndsOrDBCloses(t *testing.T) {
 	t.Parallel()
 	db, _ := open(t, sqlite.Options{})
+	db.SetPollInterval(time.Hour)
+	waiting := make(chan struct{}, 2)
+	db.SetBeforeWait(func() {
+		select {
+		case waiting <- struct{}{}:
+		default:
+		}
+	})
 	c, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() {
 		_, err := db.Receive(c, 10, time.Minute)
 		errc <- err
 	}()
-	time.Sleep(100 * time.Millisecond)
+	<-waiting
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Errorf("Receive after cancel: got %v, want context.Canceled", err)
@@ -298,7 +322,7 @@ func TestReceiveStopsWhenContextEndsOrDBCloses(t *testing.T) {
 		_, err := db.Receive(context.Background(), 10, time.Minute)
 		errc <- err
 	}()
-	time.Sleep(100 * time.Millisecond)
+	<-waiting
 	db.Close()
 	if err := <-errc; orderflow.ErrorCode(err) != orderflow.EUnavailable {
 		t.Errorf("Receive during Close: got %v, want %s", err, orderflow.EUnavailable)
@@ -667,7 +691,22 @@ func TestCheckpointerFinishesAfterAReaderLetGo(t *testing.T) {
 	}
 	o := order("kim", t0.Add(time.Millisecond))
 	accept(t, db, o, orderflow.IdempotencyKey{})
-	time.Sleep(100 * time.Millisecond) // checkpoints run, but cannot copy the new frames
+	// Checkpoints run, but cannot copy the new frames: wait for two, the
+	// second begun after the Accept committed.
+	checkpoints := make(chan struct{}, 2)
+	db.SetAfterCheckpoint(func() {
+		select {
+		case checkpoints <- struct{}{}:
+		default:
+		}
+	})
+	for range 2 {
+		select {
+		case <-checkpoints:
+		case <-time.After(30 * time.Second):
+			t.Fatal("no checkpoint ran within 30s")
+		}
+	}
 	if inFile(t, path, o.ID) {
 		t.Fatalf("the order reached the file while a reader held the older snapshot")
 	}

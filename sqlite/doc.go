@@ -5,6 +5,10 @@
 //
 // # Writes: one writer, group commit
 //
+// The writer, its syncer and the checkpointer are this package's
+// performance machinery; their state is the type groupCommit
+// (groupcommit.go), whose doc comment states the budget each one buys.
+//
 // Every write (Accept, Send, Receive, Delete, ChangeVisibility,
 // Transition, Reserve, Release, RecordCharge, …) is a small operation handed
 // to a single writer goroutine that owns the only write connection. The

@@ -1,6 +1,9 @@
 package sqlite
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // ExecOnWriter runs query on the write connection, between batches; tests
 // use it to simulate a full disk with PRAGMA max_page_count.
@@ -42,3 +45,18 @@ var Migrations = migrations
 
 // SetStartedLimit sets how many started orders q holds for StartOrder.
 func SetStartedLimit(q *WorkQueue, n int) { q.started.limit = n }
+
+// SetAfterOp makes the writer call hook after each operation it ran.
+func (db *DB) SetAfterOp(hook func()) { db.afterOp.Store(&hook) }
+
+// SetAfterCheckpoint makes the checkpointer call hook after each PASSIVE
+// checkpoint.
+func (db *DB) SetAfterCheckpoint(hook func()) { db.afterCheckpoint.Store(&hook) }
+
+// SetPollInterval sets how long a waiting Receive waits at most before it
+// looks again; call it before the first Receive.
+func (db *DB) SetPollInterval(d time.Duration) { db.poll = d }
+
+// SetBeforeWait makes a Receive that found nothing call hook before it
+// waits.
+func (db *DB) SetBeforeWait(hook func()) { db.beforeWait.Store(&hook) }

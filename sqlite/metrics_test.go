@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,12 +62,21 @@ func TestWriterMetricsCountWaitsFsyncsAndTransactions(t *testing.T) {
 			errc <- err
 		}()
 	}
+	var ran atomic.Int64
+	db.SetAfterOp(func() { ran.Add(1) })
 	acceptAsync(orders[0])
 	<-entered // the first Accept is committed; its fsync is held
+	heldAt := time.Now()
 	for _, o := range orders[1:] {
 		acceptAsync(o)
 	}
-	time.Sleep(100 * time.Millisecond) // the others join the open transaction
+	// The others join the open transaction.
+	for deadline := time.Now().Add(30 * time.Second); ran.Load() < int64(len(orders)); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the writer ran %d of the %d Accepts within 30s", ran.Load(), len(orders))
+		}
+	}
+	held := time.Since(heldAt)
 	release()
 	for range orders {
 		if err := <-errc; err != nil {
@@ -77,8 +87,8 @@ func TestWriterMetricsCountWaitsFsyncsAndTransactions(t *testing.T) {
 
 	fsynced := histogram(t, reg, "sqlite_write_wait_seconds", map[string]string{"until": "fsync"})
 	committed := histogram(t, reg, "sqlite_write_wait_seconds", map[string]string{"until": "commit"})
-	if fsynced.GetSampleCount() != 4 || fsynced.GetSampleSum() < 0.1 {
-		t.Errorf("writes released after the fsync: %d (%gs in all), want the 4 Accepts, waiting 0.1 s or more", fsynced.GetSampleCount(), fsynced.GetSampleSum())
+	if fsynced.GetSampleCount() != 4 || fsynced.GetSampleSum() < held.Seconds() {
+		t.Errorf("writes released after the fsync: %d (%gs in all), want the 4 Accepts, waiting at least the %s the fsync was held", fsynced.GetSampleCount(), fsynced.GetSampleSum(), held)
 	}
 	if committed.GetSampleCount() != 1 {
 		t.Errorf("writes released at commit: %d, want the 1 transition", committed.GetSampleCount())

@@ -89,7 +89,10 @@ func (db *DB) receive(ctx context.Context, max int, wait time.Duration, st *star
 		if remaining <= 0 {
 			return nil, nil
 		}
-		timer := time.NewTimer(min(remaining, pollInterval))
+		if hook := db.beforeWait.Load(); hook != nil {
+			(*hook)()
+		}
+		timer := time.NewTimer(min(remaining, db.poll))
 		select {
 		case <-arrival:
 		case <-timer.C:

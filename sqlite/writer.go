@@ -271,6 +271,9 @@ func (db *DB) runOne(op *writeOp, w *wtx) {
 	if op.err == nil && w.releaseAtCommit {
 		op.atCommit = true
 	}
+	if hook := db.afterOp.Load(); hook != nil {
+		(*hook)()
+	}
 }
 
 // newWtx is what the operations of the transaction just begun see.

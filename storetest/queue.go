@@ -287,15 +287,22 @@ func (s queueSuite) receiveWaitWakes(t *testing.T) {
 	q, _ := s.open(t, longVisibility, 5)
 	m := newMessage("wake")
 	type result struct {
-		ds  []orderflow.Delivery
-		err error
+		ds      []orderflow.Delivery
+		err     error
+		elapsed time.Duration
 	}
+	// The message is sent once the receive has begun, and the receive
+	// must return it well before its long wait ends.
+	const wait = 10 * time.Second
+	begun := make(chan struct{})
 	done := make(chan result, 1)
 	go func() {
-		ds, err := q.Receive(testCtx(t), 10, 10*time.Second)
-		done <- result{ds, err}
+		close(begun)
+		start := time.Now()
+		ds, err := q.Receive(testCtx(t), 10, wait)
+		done <- result{ds, err, time.Since(start)}
 	}()
-	time.Sleep(300 * time.Millisecond) // let the receiver start waiting
+	<-begun
 	send(t, q, m)
 	r := <-done
 	if r.err != nil {
@@ -303,6 +310,9 @@ func (s queueSuite) receiveWaitWakes(t *testing.T) {
 	}
 	if len(r.ds) != 1 || r.ds[0].Message != m {
 		t.Fatalf("got %d messages %+v, want exactly %+v", len(r.ds), r.ds, m)
+	}
+	if r.elapsed > wait/2 {
+		t.Errorf("Receive returned after %s, want well before its wait of %s ends", r.elapsed, wait)
 	}
 }
 

@@ -143,7 +143,7 @@ type options struct {
 	aws      bool
 }
 
-func run() error {
+func parseOptions() options {
 	var o options
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measured phase")
 	flag.IntVar(&o.workers, "workers", 64, "concurrent client connections")
@@ -151,7 +151,11 @@ func run() error {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (database, logs)")
 	flag.BoolVar(&o.aws, "aws", false, "run orderflow in the AWS mode against a moto_server started for the run, and print AWS requests per order")
 	flag.Parse()
+	return o
+}
 
+func run() error {
+	o := parseOptions()
 	dir, err := os.MkdirTemp("", "orderflow-bench-")
 	if err != nil {
 		return err
@@ -167,30 +171,80 @@ func run() error {
 	fmt.Println("ok")
 	fmt.Printf("machine: %d cores; each phase %s with %d workers\n\n", runtime.NumCPU(), o.duration, o.workers)
 
-	// 1. The ceilings: a bare handler, and the same handler answering
-	// after a group-fsynced append; same load generator.
-	self, err := os.Executable()
+	bare, durable, err := measureCeilings(o, dir)
 	if err != nil {
 		return err
 	}
-	cres, cserver, err := ceiling(o, self, dir, "ceiling", "")
+	s, err := startServe(o, dir, bin)
 	if err != nil {
 		return err
+	}
+	defer s.stop()
+	p, err := measurePeak(o, s)
+	if err != nil {
+		return err
+	}
+	p.print(bare, durable)
+	if o.aws {
+		// moto's own speed is the ceiling here: report the cost, not rates.
+		if err := printAWSCost(s.proc, p.awsBefore, p.done); err != nil {
+			return err
+		}
+		fmt.Printf("peak RSS of the server:        %8.1f MB\n", float64(peakRSS(s.srv.cmd.Process.Pid))/(1<<20))
+		return nil
+	}
+	printWriter(p.writerBefore, p.writerAfter, p.res.elapsed)
+	return measureHalf(o, s, p)
+}
+
+// measureCeilings is the first phase: a bare handler, and the same handler
+// answering after a group-fsynced append; same load generator.
+func measureCeilings(o options, dir string) (bare, durable result, err error) {
+	self, err := os.Executable()
+	if err != nil {
+		return result{}, result{}, err
+	}
+	cres, cserver, err := ceiling(o, self, dir, "ceiling", "")
+	if err != nil {
+		return result{}, result{}, err
 	}
 	fmt.Printf("ceiling (bare net/http 202):   %8.0f req/s   p50 %6s  p99 %6s   (load generator: %.2f cores)\n", cres.rate(), cres.pct(50), cres.pct(99), cres.genCores())
 	dres, dserver, err := ceiling(o, self, dir, "durable-ceiling", filepath.Join(dir, "durable-ceiling.journal"))
 	if err != nil {
-		return err
+		return result{}, result{}, err
 	}
 	fmt.Printf("durable ceiling (202 after a group-fsynced append): %.0f req/s (%.2f of the ceiling)   p50 %s  p99 %s\n", dres.rate(), dres.rate()/cres.rate(), dres.pct(50), dres.pct(99))
 	fmt.Printf("  CPU per request: ceiling %s server + %s load generator; durable ceiling %s + %s\n",
 		perRequest(cserver, cres.ok), perRequest(cres.genCPU, cres.ok), perRequest(dserver, dres.ok), perRequest(dres.genCPU, dres.ok))
+	return cres, dres, nil
+}
 
-	// 2. orderflow serve, embedded mode.
+// served is orderflow serve running for the measurements, with its users
+// logged in.
+type served struct {
+	api, proc string // base URLs
+	db        string // the SQLite file (embedded mode)
+	srv       *child
+	tokens    []string
+	stops     []func()
+}
+
+// stop ends the server and what was started for it; it may be called
+// more than once.
+func (s *served) stop() {
+	for _, stop := range slices.Backward(s.stops) {
+		stop()
+	}
+	s.stops = nil
+}
+
+// startServe starts orderflow serve in the embedded mode, or in the AWS
+// mode against a moto_server of its own, and logs the users in.
+func startServe(o options, dir, bin string) (*served, error) {
 	apiAddr, procAddr := freeAddr(), freeAddr()
-	db := filepath.Join(dir, "orderflow.db")
+	s := &served{api: "http://" + apiAddr, proc: "http://" + procAddr, db: filepath.Join(dir, "orderflow.db")}
 	env := []string{
-		"ENV=local", "ORDERFLOW_DB=" + db,
+		"ENV=local", "ORDERFLOW_DB=" + s.db,
 		"ORDERFLOW_API_ADDR=" + apiAddr, "ORDERFLOW_PROCESSOR_ADDR=" + procAddr,
 		"ORDERFLOW_RATE_LIMIT=100000000", "ORDERFLOW_LOGIN_RATE_LIMIT=100000", "ORDERFLOW_FRAUD_THRESHOLD=1000",
 		"ORDERFLOW_LOG_LEVEL=warn",
@@ -198,119 +252,130 @@ func run() error {
 	if o.aws {
 		awsEnv, stopMoto, err := startMoto(dir, bin)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		defer stopMoto()
+		s.stops = append(s.stops, stopMoto)
 		env = append(env, awsEnv...)
 	}
-	api, proc := "http://"+apiAddr, "http://"+procAddr
-	srv, err := startChild(bin, env, filepath.Join(dir, "orderflow.log"), api+"/ready", proc+"/ready")
+	srv, err := startChild(bin, env, filepath.Join(dir, "orderflow.log"), s.api+"/ready", s.proc+"/ready")
 	if err != nil {
-		return err
+		s.stop()
+		return nil, err
 	}
-	defer srv.stop()
-	tokens, err := logins(api, o.users)
-	if err != nil {
-		return err
+	s.srv = srv
+	s.stops = append(s.stops, srv.stop)
+	if s.tokens, err = logins(s.api, o.users); err != nil {
+		s.stop()
+		return nil, err
 	}
+	return s, nil
+}
 
+// peak is the second phase: orderflow at full load, then the processor
+// finishing the backlog.
+type peak struct {
+	res                       result
+	before, atLoadEnd, done   float64 // orders processed
+	start, loadEnd            time.Time
+	e2eElapsed                time.Duration // from start to the last order completed
+	cpuLoad, cpuAll           time.Duration // the server's, during the load and until e2eElapsed
+	awsBefore                 map[string]float64
+	writerBefore, writerAfter map[string]float64
+}
+
+func measurePeak(o options, s *served) (peak, error) {
+	var p peak
 	// One reading before the load: orders processed so far, the AWS calls
 	// made so far (start-up, logins, stock seeding are not the orders'
 	// cost) and the SQLite writer's histograms.
-	page, err := scrape(proc)
+	page, err := scrape(s.proc)
 	if err != nil {
-		return err
+		return p, err
 	}
-	before, err := page.processed()
-	if err != nil {
-		return err
+	if p.before, err = page.processed(); err != nil {
+		return p, err
 	}
-	awsBefore, err := page.series(awsRE)
-	if err != nil {
-		return err
+	if p.awsBefore, err = page.series(awsRE); err != nil {
+		return p, err
 	}
-	writerBefore, err := page.series(writerRE)
-	if err != nil {
-		return err
+	if p.writerBefore, err = page.series(writerRE); err != nil {
+		return p, err
 	}
-	pid := srv.cmd.Process.Pid
+	pid := s.srv.cmd.Process.Pid
 	cpu0 := cpuTime(pid)
-	start := time.Now()
-	res := load(o, api+"/orders", tokens, 0)
-	cpuLoad := cpuTime(pid) - cpu0
-	if page, err = scrape(proc); err != nil {
-		return err
+	p.start = time.Now()
+	p.res = load(o, s.api+"/orders", s.tokens, 0)
+	p.cpuLoad = cpuTime(pid) - cpu0
+	if page, err = scrape(s.proc); err != nil {
+		return p, err
 	}
-	writerAfter, err := page.series(writerRE)
-	if err != nil {
-		return err
+	if p.writerAfter, err = page.series(writerRE); err != nil {
+		return p, err
 	}
-	atLoadEnd, err := page.processed()
-	if err != nil {
-		return err
+	if p.atLoadEnd, err = page.processed(); err != nil {
+		return p, err
 	}
-	loadEnd := time.Now()
-	// Wait for the processor to finish the backlog.
-	accepted := float64(res.ok)
+	p.loadEnd = time.Now()
+	if p.done, err = waitProcessed(s.proc, p.before, float64(p.res.ok)); err != nil {
+		return p, err
+	}
+	p.e2eElapsed = time.Since(p.start)
+	p.cpuAll = cpuTime(pid) - cpu0
+	return p, nil
+}
+
+// waitProcessed waits, for up to 5 minutes, until the processor has
+// processed want orders more than before, and returns how many more it
+// has processed.
+func waitProcessed(proc string, before, want float64) (float64, error) {
 	var done float64
 	for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		n, err := processed(proc)
 		if err != nil {
-			return err
+			return 0, err
 		}
-		if done = n - before; done >= accepted {
+		if done = n - before; done >= want {
 			break
 		}
 	}
-	e2eElapsed := time.Since(start)
-	cpuAll := cpuTime(pid) - cpu0
+	return done, nil
+}
+
+func (p peak) print(bare, durable result) {
+	res := p.res
 	fmt.Printf("orderflow accepted (durable):  %8.0f orders/s   p50 %6s  p99 %6s   (%d errors; load generator: %.2f cores)\n", res.rate(), res.pct(50), res.pct(99), res.errs, res.genCores())
-	fmt.Printf("ratio to the ceiling:          %8.2f   (to the durable ceiling: %.2f)\n", res.rate()/cres.rate(), res.rate()/dres.rate())
-	fmt.Printf("completed end to end:          %8.0f orders/s   (%0.f orders, last one %s after the load began)\n", done/e2eElapsed.Seconds(), done, e2eElapsed.Round(time.Millisecond))
+	fmt.Printf("ratio to the ceiling:          %8.2f   (to the durable ceiling: %.2f)\n", res.rate()/bare.rate(), res.rate()/durable.rate())
+	fmt.Printf("completed end to end:          %8.0f orders/s   (%0.f orders, last one %s after the load began)\n", p.done/p.e2eElapsed.Seconds(), p.done, p.e2eElapsed.Round(time.Millisecond))
 	// Where the end-to-end rate comes from: the processor shares the cores
 	// with the api during the load and has them to itself afterwards.
-	during := atLoadEnd - before
+	during := p.atLoadEnd - p.before
 	fmt.Printf("  of which:                    %8.0f orders/s processed during the load, the backlog of %.0f at %.0f orders/s after it\n",
-		during/res.elapsed.Seconds(), done-during, (done-during)/max(start.Add(e2eElapsed).Sub(loadEnd).Seconds(), 1e-3))
+		during/res.elapsed.Seconds(), p.done-during, (p.done-during)/max(p.start.Add(p.e2eElapsed).Sub(p.loadEnd).Seconds(), 1e-3))
 	// CPU time is far less disturbed by other load on the machine than
 	// rates are: compare it between runs and versions.
 	fmt.Printf("server CPU per order:          %8.0f µs accepted+processed   (%.2f cores busy during the load)\n",
-		float64(cpuAll.Microseconds())/max(done, 1), cpuLoad.Seconds()/res.elapsed.Seconds())
+		float64(p.cpuAll.Microseconds())/max(p.done, 1), p.cpuLoad.Seconds()/res.elapsed.Seconds())
 	// The accepted rate is about the cores busy divided by the CPU each
 	// request costs, server and load generator together (they share the
 	// machine); compare these with the ceilings' above.
 	fmt.Printf("  CPU per accepted order in the load: %s server (the processor's work beside it included) + %s load generator\n",
-		perRequest(cpuLoad, res.ok), perRequest(res.genCPU, res.ok))
-	if !o.aws {
-		printWriter(writerBefore, writerAfter, res.elapsed)
-	}
+		perRequest(p.cpuLoad, res.ok), perRequest(res.genCPU, res.ok))
+}
 
-	if o.aws {
-		// moto's own speed is the ceiling here: report the cost, not rates.
-		if err := printAWSCost(proc, awsBefore, done); err != nil {
-			return err
-		}
-		fmt.Printf("peak RSS of the server:        %8.1f MB\n", float64(peakRSS(pid))/(1<<20))
-		return nil
-	}
-
-	// 3. Half the peak, paced: the ack latency a sane operator sees.
+// measureHalf is the last phase: half the peak, paced, for the ack
+// latency a sane operator sees; then, with the server stopped, the
+// end-to-end latencies read from its database.
+func measureHalf(o options, s *served, p peak) error {
 	halfStart := time.Now()
-	half := load(o, api+"/orders", tokens, res.rate()/2)
-	fmt.Printf("at half the peak (%5.0f/s):    ack p50 %6s  p99 %6s\n", res.rate()/2, half.pct(50), half.pct(99))
-	for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		n, err := processed(proc)
-		if err != nil {
-			return err
-		}
-		if n-before >= float64(res.ok+half.ok) {
-			break
-		}
+	half := load(o, s.api+"/orders", s.tokens, p.res.rate()/2)
+	fmt.Printf("at half the peak (%5.0f/s):    ack p50 %6s  p99 %6s\n", p.res.rate()/2, half.pct(50), half.pct(99))
+	if _, err := waitProcessed(s.proc, p.before, float64(p.res.ok+half.ok)); err != nil {
+		return err
 	}
-	rss := peakRSS(srv.cmd.Process.Pid)
-	srv.stop()
+	rss := peakRSS(s.srv.cmd.Process.Pid)
+	s.stop()
 
-	all, halfLoad, err := endToEnd(db, halfStart)
+	all, halfLoad, err := endToEnd(s.db, halfStart)
 	if err != nil {
 		return err
 	}

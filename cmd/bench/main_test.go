@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -20,6 +24,9 @@ type syncedFile struct {
 	written, synced []byte
 	failWrite       bool
 	syncs           int
+	// flush, when set, runs at the start of each Sync: the disk's flush,
+	// while appends pile up.
+	flush func()
 }
 
 func (f *syncedFile) Write(b []byte) (int, error) {
@@ -33,7 +40,9 @@ func (f *syncedFile) Write(b []byte) (int, error) {
 }
 
 func (f *syncedFile) Sync() error {
-	time.Sleep(time.Millisecond) // a disk's flush: appends pile up meanwhile
+	if f.flush != nil {
+		f.flush()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.synced = append(f.synced[:0], f.written...)
@@ -50,6 +59,20 @@ func (f *syncedFile) holds(line string) bool {
 func TestGroupLogReturnsOnceTheAppendIsSynced(t *testing.T) {
 	f := &syncedFile{}
 	g := &groupLog{f: f, kick: make(chan struct{}, 1)}
+	// Each flush lasts until another append waits for the next round, or
+	// until every append has begun (or 10 s pass): appends pile up
+	// meanwhile, as they do during a disk's flush.
+	var begun atomic.Int64
+	f.flush = func() {
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); runtime.Gosched() {
+			g.mu.Lock()
+			pending := len(g.waiting)
+			g.mu.Unlock()
+			if pending > 0 || begun.Load() == 200 {
+				return
+			}
+		}
+	}
 	go g.run()
 	defer close(g.kick)
 
@@ -57,6 +80,7 @@ func TestGroupLogReturnsOnceTheAppendIsSynced(t *testing.T) {
 	for i := range 200 {
 		wg.Go(func() {
 			line := fmt.Sprintf("order %d", i)
+			begun.Add(1)
 			if err := g.append([]byte(line)); err != nil {
 				t.Errorf("append %q: %v", line, err)
 				return
@@ -108,5 +132,27 @@ func TestGroupLogOnAFile(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(path); string(b) != "a\nb\n" {
 		t.Errorf("file holds %q, want \"a\\nb\\n\"", b)
+	}
+}
+
+func TestWaitProcessedReturnsOnceTheProcessorHasDoneTheOrders(t *testing.T) {
+	var scrapes atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		// 10 orders processed before, then one more on every scrape, in
+		// two series.
+		n := scrapes.Add(1)
+		fmt.Fprintf(w, "orders_processed_total{status=\"success\"} %d\norders_processed_total{status=\"error\"} 10\n", n)
+	}))
+	defer srv.Close()
+	done, err := waitProcessed(srv.URL, 10, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done != 3 || scrapes.Load() != 3 {
+		t.Errorf("waitProcessed returned %g after %d scrapes, want 3 after 3", done, scrapes.Load())
+	}
+	srv.Close()
+	if _, err := waitProcessed(srv.URL, 0, 1); err == nil {
+		t.Error("waitProcessed on a stopped server returned nil, want its error")
 	}
 }

@@ -405,7 +405,7 @@ func TestAWSCrashKill9(t *testing.T) {
 	for key, amount := range retry {
 		cl.placeRetrying(t, key, amount)
 	}
-	time.Sleep(150 * time.Millisecond) // let the processor get into the backlog
+	c.waitProcessing(t) // the processor is into the backlog
 	c.kill9(t)
 	c = startChild(t, env, logPath)
 

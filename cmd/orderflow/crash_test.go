@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"syscall"
 	"testing"
@@ -84,6 +86,28 @@ func (c *child) waitReady(t *testing.T) {
 	}
 	if c.command != "api" {
 		waitReady(t, "http://"+c.env["ORDERFLOW_PROCESSOR_ADDR"]+"/ready", c.exited, out)
+	}
+}
+
+// processedRE matches a count of orders_processed_total above zero.
+var processedRE = regexp.MustCompile(`(?m)^orders_processed_total\{[^}]*\} [1-9]`)
+
+// waitProcessing waits, for up to 60 s, until the child's processor has
+// ended at least one order since it started.
+func (c *child) waitProcessing(t *testing.T) {
+	t.Helper()
+	url := "http://" + c.env["ORDERFLOW_PROCESSOR_ADDR"] + "/metrics"
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if resp, err := http.Get(url); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if processedRE.Match(b) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the processor at %s ended no order within 60s", url)
+		}
 	}
 }
 
@@ -194,7 +218,7 @@ func TestCrashKill9(t *testing.T) {
 			t.Fatalf("retry after restart: %v", err)
 		}
 	}
-	time.Sleep(150 * time.Millisecond) // let the processor get into the backlog
+	c.waitProcessing(t) // the processor is into the backlog
 	c.kill9(t)
 	c = startChild(t, env, logPath)
 
