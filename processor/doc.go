@@ -15,7 +15,9 @@
 //   - A transient error (a dependency down, a payment gateway timeout): the
 //     message is kept and hidden for an exponential backoff with jitter
 //     (ChangeVisibility), so that it comes back later.
-//   - A transient error on the last receive (ReceiveCount ≥ MaxReceives):
+//   - A transient error on the last receive (ReceiveCount ≥ the queue's
+//     MaxReceives, which Run reads from the queue, Queue.Policy, with its
+//     visibility timeout):
 //     the stock is released and the order moves to FAILED with reason
 //     processing_failed. The message is not deleted but made visible at
 //     once, so the queue moves it to the dead-letter queue promptly: the
@@ -71,7 +73,8 @@
 //
 // After a successful charge, the order is never moved to FAILED: if the
 // COMPLETED write fails on the last receive, the message is left for the
-// DLQ and its redrive completes the order (the charge is not repeated).
+// DLQ, where the dead-letter watch completes the order (the charge is not
+// repeated).
 //
 // # Starting an order
 //
@@ -84,6 +87,14 @@
 // messages it hands out in the same write, and its StartOrder answers for
 // those from what the receive did; to the processor it is a queue and a
 // store like any other.
+//
+// # Pending sweep
+//
+// Where an order and its message are written to two services (SQS and
+// DynamoDB), an api that dies between the two leaves an order PENDING
+// with no message. A Sweeper, a loop beside Run in that mode, re-sends the
+// message of every order still PENDING after SweeperConfig.After; the
+// processor drops the duplicates this can make.
 //
 // # Shutdown
 //

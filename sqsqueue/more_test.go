@@ -137,7 +137,24 @@ func TestWatchDead(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	time.Sleep(1500 * time.Millisecond) // another round or so
+	// Another round, one that sees a and b again: it handles a message
+	// sent after them, and must not hand a or b out again.
+	c := orderflow.Message{OrderID: orderflow.NewOrderID(time.Now())}
+	body := string(orderflow.EncodeMessage(c))
+	if _, err := client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(q.DLQURL()), MessageBody: &body}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		mu.Lock()
+		handled := calls[c.OrderID] >= 1
+		mu.Unlock()
+		if handled {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a message sent after the first ones was not handled within 20s (calls %v)", calls)
+		}
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("WatchDead: %v", err)
@@ -148,8 +165,8 @@ func TestWatchDead(t *testing.T) {
 	}
 	mu.Unlock()
 	ds, err := q.ListDead(ctx, 10)
-	if err != nil || len(ds) != 2 {
-		t.Errorf("ListDead after the watch: %d, %v; want both left", len(ds), err)
+	if err != nil || len(ds) != 3 {
+		t.Errorf("ListDead after the watch: %d, %v; want all three left", len(ds), err)
 	}
 }
 

@@ -324,7 +324,12 @@ func TestAWSOutage(t *testing.T) {
 	waitStatus(t, in.api+"/ready", 503)
 	waitStatus(t, in.processor+"/ready", 503)
 
-	time.Sleep(2 * time.Second) // let the processor fail and back off for a while
+	// The outage lasts until the processor has met it and backed off.
+	for deadline := time.Now().Add(30 * time.Second); len(in.out.Messages("receive failed; pausing")) == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the processor did not report a failed receive within 30s of the outage\n%s", in.out)
+		}
+	}
 	proxy.Up()
 	waitStatus(t, in.api+"/ready", 200)
 	for _, a := range before {
