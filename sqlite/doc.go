@@ -60,8 +60,9 @@
 // a sequence, any later fsync covers it too. After a power loss in between,
 // the database is as it was before such a write and the processor redoes
 // the step; every step is idempotent. (Readers see every commit before its
-// fsync, as they always did; only the processor's next step no longer
-// waits for it.) This saves each order three waits for an fsync. Durability is implemented as pipelined group commit
+// fsync either way; what returns at commit is only that the processor's
+// next step does not wait for the fsync.) This saves each order three
+// waits for an fsync. Durability is implemented as pipelined group commit
 // rather than with SQLite's own synchronous=FULL:
 //
 //   - the write connection runs with synchronous=NORMAL, so COMMIT appends
