@@ -202,15 +202,16 @@ func (p *Processor) transient(ctx context.Context, a *attempt, step string, err 
 	case out.fail:
 		p.giveUp(ctx, a, step, err)
 	case a.charged:
-		// Never FAILED after taking the money: the DLQ's redrive completes
-		// the order without charging again.
-		p.log.ErrorContext(ctx, "order paid but its completion could not be recorded; left for the dead-letter queue (redrive it)",
+		// Never FAILED after taking the money: the dead-letter watch
+		// completes the order, the gateway holding its payment, without
+		// charging again.
+		p.log.ErrorContext(ctx, "order paid but its completion could not be recorded; left for the dead-letter watch to complete",
 			"step", step, "err", err)
 	case a.o.ID == "":
 		p.log.ErrorContext(ctx, "giving up on an order that could not be read; left for the dead-letter queue", "step", step, "err", err)
 	default:
 		// Whether an earlier attempt took the payment is not known: the
-		// dead-letter path decides with the ledger (COMPLETED if charged).
+		// dead-letter watch asks the gateway (COMPLETED if charged).
 		p.log.ErrorContext(ctx, "giving up on an order an earlier attempt may have paid; left for the dead-letter queue", "step", step, "err", err)
 	}
 	return out

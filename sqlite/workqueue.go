@@ -16,9 +16,7 @@ import (
 // recorded, without a write of its own, and is the DB's StartOrder for any
 // other. To its caller it is a queue and a store like any other: the
 // answers are those a plain Receive followed by StartOrder would give.
-// It also hands out, beyond max, a report (Delivery.DeadLettered) for each
-// message a receive moved to the dead-letter queue, with what that did to
-// its order. Safe for concurrent use.
+// Safe for concurrent use.
 type WorkQueue struct {
 	*DB
 	started startedOrders
