@@ -24,17 +24,6 @@ import (
 // takeover is the stores' StaleIntent (ORDERFLOW_TAKEOVER_AFTER) here.
 const takeover = time.Second
 
-type clock struct{ ns atomic.Int64 }
-
-func newClock() *clock {
-	c := &clock{}
-	c.ns.Store(time.Now().UnixNano())
-	return c
-}
-
-func (c *clock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
-
 // aws is one table on moto, shared by a test's subtests, and its clients.
 type aws struct {
 	sqs   *sqs.Client
@@ -117,21 +106,21 @@ type parts struct {
 	queue *sqsqueue.Queue
 	fq    *flakyQueue
 	in    *awsintake.Intake
-	clock *clock
+	clock *awstest.Clock
 }
 
 func newParts(t *testing.T) *parts {
 	t.Helper()
 	a := newAWS(t)
-	p := &parts{clock: newClock(), queue: a.queue(t)}
-	p.store = a.store(p.clock.now)
+	p := &parts{clock: awstest.NewClock(), queue: a.queue(t)}
+	p.store = a.store(p.clock.Now)
 	p.fq = &flakyQueue{q: p.queue}
-	p.in = awsintake.New(p.store, p.fq, awsintake.Options{Now: p.clock.now})
+	p.in = awsintake.New(p.store, p.fq, awsintake.Options{Now: p.clock.Now})
 	return p
 }
 
 func (p *parts) order(user string, amount int64) orderflow.Order {
-	now := p.clock.now().UTC().Truncate(time.Millisecond)
+	now := p.clock.Now().UTC().Truncate(time.Millisecond)
 	return orderflow.Order{ID: orderflow.NewOrderID(now), UserID: user, Amount: amount, Currency: "USD",
 		Status: orderflow.StatusPending, CreatedAt: now, UpdatedAt: now}
 }
@@ -205,7 +194,7 @@ func TestAcceptFaults(t *testing.T) {
 		if _, _, err := p.in.Accept(ctx, p.order("bob", 100), k); orderflow.ErrorCode(err) != orderflow.EConflict {
 			t.Fatalf("retry at once: got %v, want EConflict (first request in flight)", err)
 		}
-		p.clock.advance(takeover + time.Millisecond)
+		p.clock.Advance(takeover + time.Millisecond)
 		got, created, err := p.in.Accept(ctx, p.order("bob", 100), k)
 		if err != nil || !created || got.ID != first.ID {
 			t.Fatalf("retry after the takeover time: got %s created=%v err=%v, want %s", got.ID, created, err, first.ID)
@@ -227,8 +216,8 @@ func TestAcceptFaults(t *testing.T) {
 		if err != nil || got.Status != orderflow.StatusFailed || got.Failure == nil || got.Failure.Code != orderflow.ReasonProcessingFailed {
 			t.Fatalf("order after the failed send: %+v, %v; want FAILED with reason %s", got, err, orderflow.ReasonProcessingFailed)
 		}
-		if !got.UpdatedAt.Equal(p.clock.now().UTC().Truncate(time.Millisecond)) {
-			t.Errorf("FAILED at %v, want the intake's clock, %v", got.UpdatedAt, p.clock.now())
+		if !got.UpdatedAt.Equal(p.clock.Now().UTC().Truncate(time.Millisecond)) {
+			t.Errorf("FAILED at %v, want the intake's clock, %v", got.UpdatedAt, p.clock.Now())
 		}
 		if msgs := p.drain(t); len(msgs) != 0 {
 			t.Errorf("queue holds %v, want nothing", msgs)
@@ -242,14 +231,14 @@ func TestAcceptFaults(t *testing.T) {
 		if _, err := p.store.BeginOrder(ctx, o, orderflow.IdempotencyKey{UserID: "dan"}); err != nil { // and then the process dies
 			t.Fatal(err)
 		}
-		sweepNow := p.clock.now
+		sweepNow := p.clock.Now
 		sw := processor.NewSweeper(processor.SweeperConfig{After: time.Minute}, p.store, p.queue, discardLogger(),
 			func() time.Time { return sweepNow() })
 		if n, err := sw.Sweep(ctx); err != nil || n != 0 {
 			t.Errorf("sweep before the order is old: re-sent %d, %v; want 0", n, err)
 		}
-		p.clock.advance(2 * time.Minute)
-		sweepNow = func() time.Time { return p.clock.now().Add(time.Second) }
+		p.clock.Advance(2 * time.Minute)
+		sweepNow = func() time.Time { return p.clock.Now().Add(time.Second) }
 		if n, err := sw.Sweep(ctx); err != nil || n < 1 {
 			t.Fatalf("sweep of an old PENDING order: re-sent %d, %v; want it", n, err)
 		}
@@ -293,7 +282,7 @@ func TestAcceptCleanupFailures(t *testing.T) {
 	p := newParts(t)
 	var logs logtest.Buffer
 	down := orderflow.Unavailable(errors.New("injected fault"), "dynamodb: write")
-	in := awsintake.New(failingStore{Store: p.store, err: down}, p.fq, awsintake.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Now: p.clock.now})
+	in := awsintake.New(failingStore{Store: p.store, err: down}, p.fq, awsintake.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Now: p.clock.Now})
 
 	k := p.key("eve")
 	o := p.order("eve", 100)

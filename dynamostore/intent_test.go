@@ -3,7 +3,6 @@ package dynamostore_test
 import (
 	"context"
 	"net"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,16 +13,6 @@ import (
 	"github.com/orderflow/orderflow/dynamostore"
 )
 
-type clock struct{ ns atomic.Int64 }
-
-func newClock() *clock {
-	c := &clock{}
-	c.ns.Store(time.Now().UnixNano())
-	return c
-}
-func (c *clock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
-
 func pendingOrder(user string, at time.Time) orderflow.Order {
 	at = at.UTC().Truncate(time.Millisecond)
 	return orderflow.Order{ID: orderflow.NewOrderID(at), UserID: user, Amount: 100, Currency: "USD",
@@ -33,21 +22,21 @@ func pendingOrder(user string, at time.Time) orderflow.Order {
 func TestBeginOrder(t *testing.T) {
 	t.Parallel()
 	client, table := newTable(t)
-	c := newClock()
-	st := dynamostore.New(client, table, dynamostore.Options{StaleIntent: 10 * time.Second, Now: c.now})
+	c := awstest.NewClock()
+	st := dynamostore.New(client, table, dynamostore.Options{StaleIntent: 10 * time.Second, Now: c.Now})
 	ctx := testCtx(t)
 	key := orderflow.IdempotencyKey{UserID: "ann", Key: "k1", RequestHash: "h"}
 
-	first := pendingOrder("ann", c.now())
+	first := pendingOrder("ann", c.Now())
 	b, err := st.BeginOrder(ctx, first, key)
 	if err != nil || !b.Created || !b.NeedsMessage() || b.Order.ID != first.ID {
 		t.Fatalf("first BeginOrder: %+v, %v; want created", b, err)
 	}
-	if _, err := st.BeginOrder(ctx, pendingOrder("ann", c.now()), key); orderflow.ErrorCode(err) != orderflow.EConflict {
+	if _, err := st.BeginOrder(ctx, pendingOrder("ann", c.Now()), key); orderflow.ErrorCode(err) != orderflow.EConflict {
 		t.Errorf("while the first is in flight: got %v, want EConflict", err)
 	}
-	c.advance(11 * time.Second)
-	taken, err := st.BeginOrder(ctx, pendingOrder("ann", c.now()), key)
+	c.Advance(11 * time.Second)
+	taken, err := st.BeginOrder(ctx, pendingOrder("ann", c.Now()), key)
 	if err != nil || !taken.Resumed || taken.Order.ID != first.ID {
 		t.Fatalf("after the stale time: %+v, %v; want the first order resumed", taken, err)
 	}
@@ -56,35 +45,35 @@ func TestBeginOrder(t *testing.T) {
 	if err := st.FinishOrder(ctx, key, b); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.BeginOrder(ctx, pendingOrder("ann", c.now()), key); orderflow.ErrorCode(err) != orderflow.EConflict {
+	if _, err := st.BeginOrder(ctx, pendingOrder("ann", c.Now()), key); orderflow.ErrorCode(err) != orderflow.EConflict {
 		t.Errorf("after the old owner's finish: got %v, want EConflict (still in flight)", err)
 	}
 	if err := st.FinishOrder(ctx, key, taken); err != nil {
 		t.Fatal(err)
 	}
-	replay, err := st.BeginOrder(ctx, pendingOrder("ann", c.now()), key)
+	replay, err := st.BeginOrder(ctx, pendingOrder("ann", c.Now()), key)
 	if err != nil || replay.NeedsMessage() || replay.Order.ID != first.ID {
 		t.Errorf("after finish: %+v, %v; want a replay of the first order", replay, err)
 	}
-	if _, err := st.BeginOrder(ctx, pendingOrder("ann", c.now()), orderflow.IdempotencyKey{UserID: "ann", Key: "k1", RequestHash: "other"}); orderflow.ErrorCode(err) != orderflow.EMismatch {
+	if _, err := st.BeginOrder(ctx, pendingOrder("ann", c.Now()), orderflow.IdempotencyKey{UserID: "ann", Key: "k1", RequestHash: "other"}); orderflow.ErrorCode(err) != orderflow.EMismatch {
 		t.Errorf("other hash: got %v, want EMismatch", err)
 	}
 
 	// Abandon makes the key stale at once.
 	k2 := orderflow.IdempotencyKey{UserID: "ann", Key: "k2", RequestHash: "h"}
-	b2, err := st.BeginOrder(ctx, pendingOrder("ann", c.now()), k2)
+	b2, err := st.BeginOrder(ctx, pendingOrder("ann", c.Now()), k2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := st.AbandonOrder(ctx, k2, b2); err != nil {
 		t.Fatal(err)
 	}
-	if again, err := st.BeginOrder(ctx, pendingOrder("ann", c.now()), k2); err != nil || !again.Resumed || again.Order.ID != b2.Order.ID {
+	if again, err := st.BeginOrder(ctx, pendingOrder("ann", c.Now()), k2); err != nil || !again.Resumed || again.Order.ID != b2.Order.ID {
 		t.Errorf("after abandon: %+v, %v; want resumed at once", again, err)
 	}
 
 	// The same order id twice is a conflict, with or without a key.
-	dup := pendingOrder("ann", c.now())
+	dup := pendingOrder("ann", c.Now())
 	if _, err := st.BeginOrder(ctx, dup, orderflow.IdempotencyKey{}); err != nil {
 		t.Fatal(err)
 	}
@@ -104,33 +93,33 @@ func TestBeginOrder(t *testing.T) {
 func TestSweepPendingAndStartOrder(t *testing.T) {
 	t.Parallel()
 	client, table := newTable(t)
-	c := newClock()
-	st := dynamostore.New(client, table, dynamostore.Options{Now: c.now})
+	c := awstest.NewClock()
+	st := dynamostore.New(client, table, dynamostore.Options{Now: c.Now})
 	ctx := testCtx(t)
-	old, started := pendingOrder("bo", c.now()), pendingOrder("bo", c.now().Add(time.Millisecond))
+	old, started := pendingOrder("bo", c.Now()), pendingOrder("bo", c.Now().Add(time.Millisecond))
 	for _, o := range []orderflow.Order{old, started} {
 		if _, err := st.BeginOrder(ctx, o, orderflow.IdempotencyKey{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if o, err := st.StartOrder(ctx, started.ID, c.now()); err != nil || o.Status != orderflow.StatusProcessing {
+	if o, err := st.StartOrder(ctx, started.ID, c.Now()); err != nil || o.Status != orderflow.StatusProcessing {
 		t.Fatalf("StartOrder: %+v, %v", o, err)
 	}
-	if o, err := st.StartOrder(ctx, started.ID, c.now()); orderflow.ErrorCode(err) != orderflow.EConflict || o.Status != orderflow.StatusProcessing {
+	if o, err := st.StartOrder(ctx, started.ID, c.Now()); orderflow.ErrorCode(err) != orderflow.EConflict || o.Status != orderflow.StatusProcessing {
 		t.Errorf("StartOrder again: %+v, %v; want the PROCESSING order and EConflict", o, err)
 	}
-	if _, err := st.StartOrder(ctx, orderflow.NewOrderID(c.now()), c.now()); orderflow.ErrorCode(err) != orderflow.ENotFound {
+	if _, err := st.StartOrder(ctx, orderflow.NewOrderID(c.Now()), c.Now()); orderflow.ErrorCode(err) != orderflow.ENotFound {
 		t.Errorf("StartOrder of an unknown order: %v, want ENotFound", err)
 	}
-	if got, err := st.SweepPending(ctx, c.now().Add(-time.Minute), 10); err != nil || len(got) != 0 {
+	if got, err := st.SweepPending(ctx, c.Now().Add(-time.Minute), 10); err != nil || len(got) != 0 {
 		t.Errorf("sweep before anything is old: %v, %v; want none", got, err)
 	}
-	c.advance(time.Hour)
-	got, err := st.SweepPending(ctx, c.now().Add(-time.Minute), 10)
+	c.Advance(time.Hour)
+	got, err := st.SweepPending(ctx, c.Now().Add(-time.Minute), 10)
 	if err != nil || len(got) != 1 || got[0].ID != old.ID {
 		t.Fatalf("sweep: %v, %v; want only the old PENDING order %s", got, err, old.ID)
 	}
-	if got, err := st.SweepPending(ctx, c.now().Add(-time.Minute), 10); err != nil || len(got) != 0 {
+	if got, err := st.SweepPending(ctx, c.Now().Add(-time.Minute), 10); err != nil || len(got) != 0 {
 		t.Errorf("sweep right after: %v, %v; want none (claimed for a period)", got, err)
 	}
 }

@@ -9,7 +9,7 @@ import (
 // orderView is how an order is shown: by GET /orders/{id}, GET /orders and
 // the status URL. The status URL may be shared, so it omits user_id; the
 // owner's views carry the status URL itself, so that a client can follow
-// an order it did not create in this session.
+// each order it lists, not only the ones it just placed.
 type orderView struct {
 	OrderID   orderflow.OrderID `json:"order_id"`
 	UserID    string            `json:"user_id,omitempty"`

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -240,14 +239,10 @@ func deadReceiveCount(t *testing.T, list, id string) int {
 type awsParts struct {
 	store  *dynamostore.Store
 	queue  *sqsqueue.Queue
-	clock  *testClock
+	clock  *awstest.Clock
 	sqs    *sqs.Client
 	dlqURL string
 }
-
-type testClock struct{ ns atomic.Int64 }
-
-func (c *testClock) now() time.Time { return time.Unix(0, c.ns.Load()) }
 
 func newAWSParts(t *testing.T) *awsParts {
 	t.Helper()
@@ -263,10 +258,9 @@ func newAWSParts(t *testing.T) *awsParts {
 	if err := dynamostore.CreateTable(ctx, ddb, name); err != nil {
 		t.Fatal(err)
 	}
-	clock := &testClock{}
-	clock.ns.Store(time.Now().UnixNano())
+	clock := awstest.NewClock()
 	p := &awsParts{clock: clock, sqs: sqsClient, dlqURL: dlqURL}
-	p.store = dynamostore.New(ddb, name, dynamostore.Options{Now: clock.now})
+	p.store = dynamostore.New(ddb, name, dynamostore.Options{Now: clock.Now})
 	if p.queue, err = sqsqueue.Open(ctx, sqsClient, sqsqueue.Options{QueueURL: qurl, DLQURL: dlqURL}); err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +268,7 @@ func newAWSParts(t *testing.T) *awsParts {
 }
 
 func (p *awsParts) order(user string, amount int64) orderflow.Order {
-	now := p.clock.now().UTC().Truncate(time.Millisecond)
+	now := p.clock.Now().UTC().Truncate(time.Millisecond)
 	return orderflow.Order{ID: orderflow.NewOrderID(now), UserID: user, Amount: amount, Currency: "USD",
 		Status: orderflow.StatusPending, CreatedAt: now, UpdatedAt: now}
 }
