@@ -487,7 +487,7 @@ func TestRateLimit(t *testing.T) {
 	}
 	f.clock.Advance(2 * time.Minute)
 	f.postOrder("third", `{"amount":1}`) // sweeps idle users
-	if n := f.s.orderLim.size(); n != 1 {
+	if n := f.s.orderLim.local.Len(); n != 1 {
 		t.Errorf("limiter holds %d users after they went idle, want 1", n)
 	}
 }
@@ -495,7 +495,7 @@ func TestRateLimit(t *testing.T) {
 func TestRateLimitRetryAfterIsAtLeastOneSecond(t *testing.T) {
 	f := newFixture(t, func(c *Config, _ *Deps) { c.RateLimit = 1000 }) // 60 ms per request
 	for range 1000 {
-		f.s.orderLim.take("u123", t0)
+		f.s.orderLim.take(context.Background(), "u123", t0)
 	}
 	rr := f.postOrder("u123", `{"amount":1}`)
 	if rr.Code != 429 || rr.Header().Get("Retry-After") != "1" {

@@ -14,6 +14,9 @@ type metrics struct {
 	requests *prometheus.CounterVec   // http_requests_total{method,route,code}
 	duration *prometheus.HistogramVec // http_request_duration_seconds{method,route}
 	accepted prometheus.Counter       // orders_accepted_total
+	// rate_limit_fallbacks_total{limit}: decisions made by a process's
+	// own limit because the shared limiter's store was unreachable.
+	limitFallbacks *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -31,10 +34,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "orders_accepted_total",
 			Help: "Orders accepted by POST /orders (idempotent replays not counted).",
 		}),
+		limitFallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rate_limit_fallbacks_total",
+			Help: "Rate-limit decisions (limit=orders|login) made by this process's own limit of limit/ORDERFLOW_RATE_LIMIT_PROCESSES because the shared limiter's store could not be reached.",
+		}, []string{"limit"}),
 	}
 	m.requests = register(reg, m.requests)
 	m.duration = register(reg, m.duration)
 	m.accepted = register(reg, m.accepted)
+	m.limitFallbacks = register(reg, m.limitFallbacks)
 	return m
 }
 

@@ -67,6 +67,11 @@ type Config struct {
 	RateLimit int
 	// LoginRateLimit is the number of login attempts per minute per client IP.
 	LoginRateLimit int
+	// RateLimitProcesses is the number of api processes sharing the
+	// limits: while Deps.RateLimiter cannot be reached, each process
+	// allows RateLimit/RateLimitProcesses (and the same share of
+	// LoginRateLimit) on its own. Default 1.
+	RateLimitProcesses int
 	// TrustedProxies are the load balancers and proxies in front of the
 	// api. Only when the peer is one of them is the client IP read from
 	// ClientIPHeader (the right-most hop not in this list); empty (the
@@ -98,6 +103,10 @@ type Deps struct {
 	Ready func(ctx context.Context) error
 	Now   func() time.Time
 	NewID func() orderflow.OrderID
+	// RateLimiter holds the rate limits' state where every api process
+	// sees it (the SQLite file, DynamoDB), so that the limits hold across
+	// processes; nil keeps it in this process's memory.
+	RateLimiter orderflow.RateLimiter
 }
 
 // server is the state shared by the handlers.
@@ -123,10 +132,9 @@ type server struct {
 	tokens   *tokenCache
 	hdr      headerValues
 
-	publicURL   string                // without trailing slash; "" = from the request
-	rids        *orderflow.RequestIDs // for requests without a sane X-Request-ID
-	retryPoll   []string              // Retry-After for pending orders, whole seconds
-	limitPolicy []string
+	publicURL string                // without trailing slash; "" = from the request
+	rids      *orderflow.RequestIDs // for requests without a sane X-Request-ID
+	retryPoll []string              // Retry-After for pending orders, whole seconds
 }
 
 // NewServer returns the HTTP handler of the order API. It panics if a
@@ -179,9 +187,8 @@ func newServer(cfg Config, deps Deps) *server {
 	s.publicURL = strings.TrimRight(cfg.PublicURL, "/")
 	s.rids = orderflow.NewRequestIDs()
 	s.retryPoll = []string{retryAfterSeconds(cfg.PollAfter)}
-	s.limitPolicy = []string{`"default";q=` + strconv.Itoa(cfg.RateLimit) + `;w=60`}
-	s.orderLim = newLimiter(cfg.RateLimit, time.Minute)
-	s.loginLim = newLimiter(cfg.LoginRateLimit, time.Minute)
+	s.orderLim = s.newLimiter("orders", cfg.RateLimit, deps.RateLimiter)
+	s.loginLim = s.newLimiter("login", cfg.LoginRateLimit, deps.RateLimiter)
 	s.clients = clientIPs{trusted: cfg.TrustedProxies, header: cfg.ClientIPHeader}
 	s.inflight = newInflight()
 	s.tokens = newTokenCache()
@@ -220,6 +227,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.LoginRateLimit <= 0 {
 		cfg.LoginRateLimit = DefaultLoginRateLimit
+	}
+	if cfg.RateLimitProcesses <= 0 {
+		cfg.RateLimitProcesses = 1
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
