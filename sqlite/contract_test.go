@@ -59,3 +59,21 @@ func TestIntakeContract(t *testing.T) {
 		return storetest.Intake{Intake: db, Orders: db, Queue: db}
 	})
 }
+
+func TestRateLimiterContract(t *testing.T) {
+	t.Parallel()
+	// Two DBs on one file: two api processes of the split mode.
+	a, path := open(t, sqlite.Options{})
+	b, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	storetest.TestRateLimiter(t, func(t *testing.T) (orderflow.RateLimiter, orderflow.RateLimiter) {
+		return a.RateLimiter(), b.RateLimiter()
+	})
+}

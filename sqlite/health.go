@@ -197,16 +197,17 @@ func (db *DB) noteOutcome(batch []*writeOp) {
 	var failed error
 	wrote := false
 	for _, op := range batch {
-		if op.err == nil {
+		err := op.outcome()
+		if err == nil {
 			wrote = wrote || op.wrote
 			continue
 		}
-		if !isStorageFault(op.err) {
+		if !isStorageFault(err) {
 			continue
 		}
-		db.observe(op.err)
+		db.observe(err)
 		if failed == nil {
-			failed = op.err
+			failed = err
 		}
 	}
 	if failed == nil && !wrote {

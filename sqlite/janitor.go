@@ -9,8 +9,8 @@ import (
 // that a large expiry never holds the writer (and so Accept) for long.
 const purgeChunk = 1000
 
-// runJanitor purges expired idempotency records every JanitorInterval
-// until Close.
+// runJanitor purges expired idempotency records and idle rate limits
+// every JanitorInterval until Close.
 func (db *DB) runJanitor() {
 	ticker := time.NewTicker(db.opts.JanitorInterval)
 	defer ticker.Stop()
@@ -31,6 +31,13 @@ func (db *DB) runJanitor() {
 				db.logger.Warn("purge expired idempotency keys", "err", err)
 			case n > 0:
 				db.logger.Debug("purged expired idempotency keys", "count", n)
+			}
+			n, err = db.PurgeIdleRateLimits(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				db.logger.Warn("purge idle rate limits", "err", err)
+			case n > 0:
+				db.logger.Debug("purged idle rate limits", "count", n)
 			}
 		}
 	}

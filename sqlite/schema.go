@@ -105,6 +105,14 @@ ALTER TABLE queue ADD COLUMN batch INTEGER NOT NULL DEFAULT 0;`,
 	`ALTER TABLE dead ADD COLUMN handled INTEGER NOT NULL DEFAULT 0;
 UPDATE dead SET handled = 1;
 CREATE INDEX dead_unhandled ON dead (id) WHERE handled = 0;`,
+	// The rate limits shared by the api processes on this file
+	// (RateLimiter): each key's GCRA theoretical arrival time, Unix ns.
+	// A row whose tat has passed is the same as no row; the janitor
+	// deletes such rows.
+	`CREATE TABLE rate_limits (
+	key TEXT PRIMARY KEY,
+	tat INTEGER NOT NULL
+) WITHOUT ROWID;`,
 }
 
 // migrate brings the schema to the latest version, recording it in PRAGMA

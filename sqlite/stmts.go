@@ -31,6 +31,7 @@ type writeStmts struct {
 	giveStock, releaseReservations       *wstmt
 	getCharge, insertCharge              *wstmt
 	countAttempt                         *wstmt
+	getTAT, setTAT, purgeTATs            *wstmt
 	probeInsert, probeDelete, restartWAL *wstmt
 }
 
@@ -102,6 +103,10 @@ func (s *writeStmts) prepare(conn *zs.Conn) error {
 		p(&s.countAttempt, `INSERT INTO charge_attempts (idempotency_key, attempts) VALUES (?, 1)
 			ON CONFLICT (idempotency_key) DO UPDATE SET attempts = attempts + 1 RETURNING attempts`),
 
+		p(&s.getTAT, `SELECT tat FROM rate_limits WHERE key = ?`),
+		p(&s.setTAT, `INSERT INTO rate_limits (key, tat) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET tat = excluded.tat`),
+		p(&s.purgeTATs, `DELETE FROM rate_limits WHERE key IN (SELECT key FROM rate_limits WHERE tat < ? LIMIT ?)`),
+
 		// The write probe (see wtx.probe).
 		p(&s.probeInsert, `INSERT INTO orders (`+orderCols+`) VALUES ('', '', 0, '', NULL, 'PENDING', NULL, NULL, '', 0, 0)`),
 		p(&s.probeDelete, `DELETE FROM orders WHERE id = ''`),
@@ -124,6 +129,7 @@ type readStmts struct {
 	activity, stock, anyVisible, depth   *sql.Stmt
 	listDead, charges, chargeByKey       *sql.Stmt
 	anyExpired, unhandledDead            *sql.Stmt
+	anyPassedTAT                         *sql.Stmt
 }
 
 func (s *readStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -147,6 +153,7 @@ func (s *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 		p(&s.stock, `SELECT quantity FROM stock WHERE sku = ?`),
 		p(&s.anyVisible, `SELECT EXISTS (SELECT 1 FROM queue WHERE visible_at <= ?)`),
 		p(&s.anyExpired, `SELECT EXISTS (SELECT 1 FROM idempotency WHERE created_at < ?)`),
+		p(&s.anyPassedTAT, `SELECT EXISTS (SELECT 1 FROM rate_limits WHERE tat < ?)`),
 		p(&s.depth, `SELECT (SELECT count(*) FROM queue WHERE visible_at <= ?), (SELECT count(*) FROM queue), (SELECT count(*) FROM dead)`),
 		p(&s.listDead, `SELECT id, body, receive_count FROM dead ORDER BY id LIMIT ?`),
 		p(&s.unhandledDead, `SELECT id, body, receive_count FROM dead WHERE handled = 0 AND id > ? ORDER BY id LIMIT ?`),

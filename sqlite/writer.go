@@ -25,6 +25,12 @@ type writeOp struct {
 	// was told.
 	atCommit bool
 	released bool
+	// atRun: the caller may go on as soon as the operation ran in the
+	// open transaction (see writeAtRun). Once released, the operation is
+	// the caller's: the writer no longer runs it or writes its fields,
+	// and keeps a later failure of its transaction in lateErr.
+	atRun   bool
+	lateErr error
 	// wrote: op ran a writing statement that changed rows (see
 	// noteOutcome).
 	wrote bool
@@ -54,7 +60,7 @@ type wtx struct {
 // is fsynced (or fn failed). Results that fn stores in variables of the
 // caller are valid only when write returns nil.
 func (db *DB) write(ctx context.Context, fn func(w *wtx) error) error {
-	return db.submit(ctx, fn, false)
+	return db.submit(ctx, &writeOp{fn: fn})
 }
 
 // writeAtCommit is write for the processor's own bookkeeping (status
@@ -71,10 +77,23 @@ func (db *DB) write(ctx context.Context, fn func(w *wtx) error) error {
 // so does Receive, which hands out messages the processor may act on
 // outside the database (see receiveOnce).
 func (db *DB) writeAtCommit(ctx context.Context, fn func(w *wtx) error) error {
-	return db.submit(ctx, fn, true)
+	return db.submit(ctx, &writeOp{fn: fn, atCommit: true})
 }
 
-func (db *DB) submit(ctx context.Context, fn func(w *wtx) error, atCommit bool) error {
+// writeAtRun is write for the rate limiter's takes (see RateLimiter.Take):
+// it returns as soon as fn ran in the writer's open transaction, before
+// that transaction commits. The transaction holds the file's write lock
+// (BEGIN IMMEDIATE), so no other process can read or write what fn did
+// until it commits, and this process's writer runs one operation at a
+// time: fn's outcome is final for every reader that comes after it, unless
+// the transaction is rolled back, in which case its writes are lost (the
+// writer does not run a released operation again). Only for state whose
+// loss in a failed transaction is harmless.
+func (db *DB) writeAtRun(ctx context.Context, fn func(w *wtx) error) error {
+	return db.submit(ctx, &writeOp{fn: fn, atRun: true})
+}
+
+func (db *DB) submit(ctx context.Context, op *writeOp) error {
 	select {
 	case <-db.closing:
 		return errClosed()
@@ -87,7 +106,7 @@ func (db *DB) submit(ctx context.Context, fn func(w *wtx) error, atCommit bool) 
 		return err
 	}
 	start := time.Now()
-	op := &writeOp{ctx: ctx, fn: fn, done: make(chan struct{}), atCommit: atCommit}
+	op.ctx, op.done = ctx, make(chan struct{})
 	select {
 	case db.ops <- op:
 	case <-db.closing:
@@ -97,9 +116,11 @@ func (db *DB) submit(ctx context.Context, fn func(w *wtx) error, atCommit bool) 
 	}
 	select {
 	case <-op.done:
-		if op.released {
+		switch {
+		case op.atRun: // not a wait for a commit or an fsync
+		case op.released:
 			db.metrics.waitCommit.Observe(time.Since(start).Seconds())
-		} else {
+		default:
 			db.metrics.waitFsync.Observe(time.Since(start).Seconds())
 		}
 		return op.err
@@ -186,9 +207,7 @@ func (db *DB) runTx(first *writeOp) {
 				// Partial writes, or a driver error that may have rolled
 				// back the whole transaction: start again with savepoints.
 				db.abort(batch, nil)
-				for _, op := range batch {
-					op.err = nil
-				}
+				resetErrs(batch)
 				db.runBatch(batch, true)
 				db.handOver(batch)
 				return
@@ -242,7 +261,7 @@ func (db *DB) committedBatch(batch []*writeOp, notify, wrote bool) {
 		db.arrivals.broadcast()
 	}
 	for _, op := range batch {
-		if op.atCommit {
+		if op.atCommit && !op.released {
 			op.released = true
 			close(op.done)
 		}
@@ -270,6 +289,10 @@ func (db *DB) runOne(op *writeOp, w *wtx) {
 	op.wrote = w.wrote
 	if op.err == nil && w.releaseAtCommit {
 		op.atCommit = true
+	}
+	if op.atRun {
+		op.released = true
+		close(op.done)
 	}
 	if hook := db.afterOp.Load(); hook != nil {
 		(*hook)()
@@ -373,9 +396,7 @@ func (db *DB) runSyncer(done chan<- struct{}) {
 //     rolls back alone.
 func (db *DB) commitBatch(batch []*writeOp) {
 	if !db.runBatch(batch, false) {
-		for _, op := range batch {
-			op.err = nil
-		}
+		resetErrs(batch)
 		db.runBatch(batch, true)
 	}
 	db.handOver(batch)
@@ -393,6 +414,9 @@ func (db *DB) runBatch(batch []*writeOp, savepoints bool) bool {
 	w := db.newWtx()
 	notify, wrote := false, false
 	for _, op := range batch {
+		if op.released {
+			continue // ran in the transaction rolled back; see writeAtRun
+		}
 		if err := op.ctx.Err(); err != nil {
 			op.err = unavailable(err, "sqlite write")
 			continue
@@ -452,10 +476,34 @@ func (db *DB) abort(batch []*writeOp, err error) {
 
 func (db *DB) failAll(batch []*writeOp, err error) {
 	for _, op := range batch {
-		if op.err == nil {
+		switch {
+		case op.released:
+			if op.lateErr == nil {
+				op.lateErr = err
+			}
+		case op.err == nil:
 			op.err = err
 		}
 	}
+}
+
+// resetErrs clears the outcomes of batch's operations before it runs
+// again; those released to their callers keep theirs.
+func resetErrs(batch []*writeOp) {
+	for _, op := range batch {
+		if !op.released {
+			op.err = nil
+		}
+	}
+}
+
+// outcome is op's final error as the writer knows it: a released
+// operation's own, or the failure of its transaction after it ran.
+func (op *writeOp) outcome() error {
+	if op.lateErr != nil {
+		return op.lateErr
+	}
+	return op.err
 }
 
 // exec runs a writing statement and records that the operation wrote.
