@@ -127,3 +127,13 @@ func TestPingFailsWhileWritesFail(t *testing.T) {
 		t.Fatalf("Ping after a conditional write that failed its condition: %v", err)
 	}
 }
+
+func TestRateLimiterContract(t *testing.T) {
+	t.Parallel()
+	client, table := newTable(t)
+	storetest.TestRateLimiter(t, func(t *testing.T) (orderflow.RateLimiter, orderflow.RateLimiter) {
+		// Two limiters, each with its own hints: two api processes.
+		return dynamostore.NewRateLimiter(client, table, dynamostore.Options{}),
+			dynamostore.NewRateLimiter(client, table, dynamostore.Options{})
+	})
+}
