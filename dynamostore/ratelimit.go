@@ -109,7 +109,9 @@ func (l *RateLimiter) Take(ctx context.Context, key string, rate orderflow.Rate,
 // if idle) and returns the new tat, or 0 when the condition failed, with
 // the stored tat if there is an item.
 func (l *RateLimiter) update(ctx context.Context, k string, rate orderflow.Rate, now int64, idle bool) (next, old int64, found bool, err error) {
-	n := func(v int64) types.AttributeValue { return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)} }
+	n := func(v int64) types.AttributeValue {
+		return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
+	}
 	in := &dynamodb.UpdateItemInput{
 		TableName:                           &l.table,
 		Key:                                 key(ratePK(k), skRate),
