@@ -37,12 +37,17 @@ type awsAPI struct {
 	// caller="simulated_gateway": a real gateway keeps its ledger on its
 	// own side, so these calls are not orderflow's cost per order.
 	gatewayDDB *dynamodb.Client
+	// limiterDDB is the DynamoDB client of the rate limiter shared by the
+	// api processes (caller="rate_limiter"), so that its cost per order
+	// shows on its own.
+	limiterDDB *dynamodb.Client
 }
 
 // Values of the caller label of aws_requests_total.
 const (
 	callerOrderflow = "orderflow"
 	callerGateway   = "simulated_gateway"
+	callerLimiter   = "rate_limiter"
 )
 
 // awsClients builds the AWS clients of cfg: the standard credential chain,
@@ -89,11 +94,12 @@ func awsClients(ctx context.Context, cfg config, reg prometheus.Registerer) (aws
 		}
 		return []func(*middleware.Stack) error{countRequests(counter, caller)}
 	}
-	ours, gateway := counted(callerOrderflow), counted(callerGateway)
+	ours, gateway, limiter := counted(callerOrderflow), counted(callerGateway), counted(callerLimiter)
 	return awsAPI{
 		sqs:        sqs.NewFromConfig(ac, func(o *sqs.Options) { o.APIOptions = append(o.APIOptions, ours...) }),
 		ddb:        dynamodb.NewFromConfig(ac, func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, ours...) }),
 		gatewayDDB: dynamodb.NewFromConfig(ac, func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, gateway...) }),
+		limiterDDB: dynamodb.NewFromConfig(ac, func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, limiter...) }),
 	}, nil
 }
 
@@ -102,7 +108,7 @@ func awsClients(ctx context.Context, cfg config, reg prometheus.Registerer) (aws
 func awsRequestCounter(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "aws_requests_total",
-		Help: "Requests sent to AWS (each attempt of a call counts), by service (sqs, dynamodb), operation, outcome and caller (orderflow, or simulated_gateway for the simulated payment gateway's ledger).",
+		Help: "Requests sent to AWS (each attempt of a call counts), by service (sqs, dynamodb), operation, outcome and caller (orderflow; rate_limiter for the rate limits shared by the api processes; simulated_gateway for the simulated payment gateway's ledger).",
 	}, []string{"service", "operation", "outcome", "caller"})
 	if err := reg.Register(c); err != nil {
 		var are prometheus.AlreadyRegisteredError
@@ -177,15 +183,16 @@ func openAWS(ctx context.Context, cfg config, log *slog.Logger, reg prometheus.R
 	ledger := dynamostore.New(clients.gatewayDDB, cfg.DDBTable, storeOpts)
 	sw := processor.NewSweeper(processor.SweeperConfig{After: cfg.SweepAfter}, st, q, log.With("component", "sweeper"), time.Now)
 	b := &backend{
-		intake: awsintake.New(st, q, awsintake.Options{Logger: log.With("component", "intake")}),
-		store:  st,
-		stock:  st,
-		queue:  q,
-		dead:   q,
-		watch:  q,
-		ledger: ledger,
-		loops:  []loop{{"pending sweep", sw.Run}},
-		close:  func() error { return nil },
+		intake:  awsintake.New(st, q, awsintake.Options{Logger: log.With("component", "intake")}),
+		store:   st,
+		stock:   st,
+		queue:   q,
+		dead:    q,
+		watch:   q,
+		ledger:  ledger,
+		limiter: dynamostore.NewRateLimiter(clients.limiterDDB, cfg.DDBTable, dynamostore.Options{CallTimeout: cfg.AWSCallTimeout}),
+		loops:   []loop{{"pending sweep", sw.Run}},
+		close:   func() error { return nil },
 	}
 	b.work.queue, b.work.store = q, st
 	return b, nil

@@ -23,6 +23,9 @@ type backend struct {
 	queue  orderflow.Queue
 	dead   orderflow.DeadLetters
 	ledger processor.Ledger // the simulated payment gateway's database
+	// limiter holds the api's rate limits where every api process on this
+	// backend sees them.
+	limiter orderflow.RateLimiter
 	// loops run beside the processor, where it runs (the AWS mode's
 	// pending sweep; none in the embedded mode).
 	loops []loop
@@ -54,7 +57,7 @@ func openBackend(ctx context.Context, cfg config, log *slog.Logger, reg promethe
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", cfg.DBPath, err)
 	}
-	b := &backend{intake: db, store: db, stock: db, queue: db, dead: db, watch: db, ledger: db, close: db.Close}
+	b := &backend{intake: db, store: db, stock: db, queue: db, dead: db, watch: db, ledger: db, limiter: db.RateLimiter(), close: db.Close}
 	// One value for both, so that a receive starts the orders it hands out.
 	wq := db.WorkQueue()
 	b.work.queue, b.work.store = wq, wq

@@ -43,12 +43,13 @@ type config struct {
 	StatusURLTTL  time.Duration
 	PublicURL     string
 
-	RateLimit      int
-	LoginRateLimit int
-	TrustedProxies []netip.Prefix
-	ClientIPHeader httpapi.ForwardedHeader
-	MaxBodyBytes   int64
-	RequestTimeout time.Duration
+	RateLimit          int
+	LoginRateLimit     int
+	RateLimitProcesses int // api processes sharing the limits (each allows 1/N alone)
+	TrustedProxies     []netip.Prefix
+	ClientIPHeader     httpapi.ForwardedHeader
+	MaxBodyBytes       int64
+	RequestTimeout     time.Duration
 
 	Concurrency       int
 	BatchSize         int
@@ -103,6 +104,7 @@ var settings = []setting{
 	{"ORDERFLOW_PUBLIC_URL", "", "base of status URLs (e.g. https://api.example.com); default: the request's host"},
 	{"ORDERFLOW_RATE_LIMIT", strconv.Itoa(httpapi.DefaultRateLimit), "orders per minute per user"},
 	{"ORDERFLOW_LOGIN_RATE_LIMIT", strconv.Itoa(httpapi.DefaultLoginRateLimit), "logins per minute per client IP"},
+	{"ORDERFLOW_RATE_LIMIT_PROCESSES", "1", "api processes sharing the rate limits (the limits hold across all of them through the SQLite file or DynamoDB); while that store cannot be reached, each process allows its share, limit/N, on its own"},
 	{"ORDERFLOW_TRUSTED_PROXIES", "", "CIDRs or IPs of the proxies in front of the api (comma-separated); only from these is the client IP read from ORDERFLOW_CLIENT_IP_HEADER"},
 	{"ORDERFLOW_CLIENT_IP_HEADER", string(httpapi.XForwardedFor), "the header the trusted proxies write the client in: X-Forwarded-For or Forwarded (RFC 7239)"},
 	{"ORDERFLOW_MAX_BODY_BYTES", strconv.Itoa(httpapi.DefaultMaxBodyBytes), "largest accepted request body"},
@@ -185,12 +187,13 @@ func (p *parser) config() config {
 		StatusURLTTL:  p.duration("ORDERFLOW_STATUS_URL_TTL"),
 		PublicURL:     strings.TrimRight(p.str("ORDERFLOW_PUBLIC_URL"), "/"),
 
-		RateLimit:      p.positive("ORDERFLOW_RATE_LIMIT"),
-		LoginRateLimit: p.positive("ORDERFLOW_LOGIN_RATE_LIMIT"),
-		TrustedProxies: p.prefixes("ORDERFLOW_TRUSTED_PROXIES"),
-		ClientIPHeader: p.clientIPHeader("ORDERFLOW_CLIENT_IP_HEADER"),
-		MaxBodyBytes:   int64(p.positive("ORDERFLOW_MAX_BODY_BYTES")),
-		RequestTimeout: p.duration("ORDERFLOW_REQUEST_TIMEOUT"),
+		RateLimit:          p.positive("ORDERFLOW_RATE_LIMIT"),
+		LoginRateLimit:     p.positive("ORDERFLOW_LOGIN_RATE_LIMIT"),
+		RateLimitProcesses: p.positive("ORDERFLOW_RATE_LIMIT_PROCESSES"),
+		TrustedProxies:     p.prefixes("ORDERFLOW_TRUSTED_PROXIES"),
+		ClientIPHeader:     p.clientIPHeader("ORDERFLOW_CLIENT_IP_HEADER"),
+		MaxBodyBytes:       int64(p.positive("ORDERFLOW_MAX_BODY_BYTES")),
+		RequestTimeout:     p.duration("ORDERFLOW_REQUEST_TIMEOUT"),
 
 		Concurrency:       p.positive("ORDERFLOW_CONCURRENCY"),
 		BatchSize:         p.positive("ORDERFLOW_BATCH_SIZE"),
