@@ -141,6 +141,7 @@ type options struct {
 	users    int
 	keep     bool
 	aws      bool
+	endpoint string // -aws-endpoint: a running moto_server instead of one of the run's own
 }
 
 func parseOptions() options {
@@ -150,6 +151,7 @@ func parseOptions() options {
 	flag.IntVar(&o.users, "users", 200, "distinct users (tokens) the load is spread over")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (database, logs)")
 	flag.BoolVar(&o.aws, "aws", false, "run orderflow in the AWS mode against a moto_server started for the run, and print AWS requests per order")
+	flag.StringVar(&o.endpoint, "aws-endpoint", "", "with -aws: the URL of a moto_server already running, instead of starting one")
 	flag.Parse()
 	return o
 }
@@ -250,7 +252,7 @@ func startServe(o options, dir, bin string) (*served, error) {
 		"ORDERFLOW_LOG_LEVEL=warn",
 	}
 	if o.aws {
-		awsEnv, stopMoto, err := startMoto(dir, bin)
+		awsEnv, stopMoto, err := startMoto(dir, bin, o.endpoint)
 		if err != nil {
 			return nil, err
 		}
@@ -740,7 +742,44 @@ func peakRSS(pid int) int64 {
 // startMoto starts moto_server on a free port (from $ORDERFLOW_MOTO_SERVER,
 // the virtualenv scripts/test.sh installs, or PATH), creates the queue, DLQ
 // and table with "orderflow init", and returns the AWS-mode settings.
-func startMoto(dir, bin string) ([]string, func(), error) {
+func startMoto(dir, bin, endpoint string) ([]string, func(), error) {
+	url, stop := endpoint, func() {}
+	if url == "" {
+		moto, err := startOwnMoto(dir)
+		if err != nil {
+			return nil, nil, err
+		}
+		url, stop = moto.url, moto.stop
+	}
+	env := []string{"AWS_ENDPOINT_URL=" + url, "AWS_REGION=us-east-1",
+		"AWS_ACCESS_KEY_ID=bench", "AWS_SECRET_ACCESS_KEY=bench"}
+	cmd := exec.Command(bin, "init")
+	// Names of the run's own, so that a shared moto_server keeps others'.
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	cmd.Env = append(append(os.Environ(), "ENV=local", "ORDERFLOW_QUEUE_NAME=bench-"+suffix,
+		"ORDERFLOW_DLQ_NAME=bench-dlq-"+suffix, "ORDERFLOW_TABLE_NAME=bench-"+suffix), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("orderflow init: %v\n%s", err, out)
+	}
+	for _, f := range strings.Fields(string(out)) {
+		if strings.HasPrefix(f, "SQS_QUEUE_URL=") || strings.HasPrefix(f, "SQS_DLQ_URL=") || strings.HasPrefix(f, "DDB_TABLE=") {
+			env = append(env, f)
+		}
+	}
+	fmt.Printf("AWS mode on moto_server %s (moto's own speed is the ceiling of these rates)\n", url)
+	return env, stop, nil
+}
+
+// ownMoto is a moto_server started for the run.
+type ownMoto struct {
+	url  string
+	stop func()
+}
+
+// startOwnMoto starts moto_server on a free loopback port.
+func startOwnMoto(dir string) (ownMoto, error) {
 	server := os.Getenv("ORDERFLOW_MOTO_SERVER")
 	if server == "" {
 		home, _ := os.UserHomeDir()
@@ -753,24 +792,9 @@ func startMoto(dir, bin string) ([]string, func(), error) {
 	_, port, _ := net.SplitHostPort(addr)
 	moto, err := startChildArgs(server, []string{"-H", "127.0.0.1", "-p", port}, nil, filepath.Join(dir, "moto.log"), "http://"+addr+"/moto-api/")
 	if err != nil {
-		return nil, nil, fmt.Errorf("moto_server (run scripts/test.sh once to install it): %w", err)
+		return ownMoto{}, fmt.Errorf("moto_server (run scripts/test.sh once to install it): %w", err)
 	}
-	env := []string{"AWS_ENDPOINT_URL=http://" + addr, "AWS_REGION=us-east-1",
-		"AWS_ACCESS_KEY_ID=bench", "AWS_SECRET_ACCESS_KEY=bench"}
-	cmd := exec.Command(bin, "init")
-	cmd.Env = append(append(os.Environ(), "ENV=local"), env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		moto.stop()
-		return nil, nil, fmt.Errorf("orderflow init: %v\n%s", err, out)
-	}
-	for _, f := range strings.Fields(string(out)) {
-		if strings.HasPrefix(f, "SQS_QUEUE_URL=") || strings.HasPrefix(f, "SQS_DLQ_URL=") || strings.HasPrefix(f, "DDB_TABLE=") {
-			env = append(env, f)
-		}
-	}
-	fmt.Printf("AWS mode on moto_server %s (moto's own speed is the ceiling of these rates)\n", addr)
-	return env, moto.stop, nil
+	return ownMoto{url: "http://" + addr, stop: moto.stop}, nil
 }
 
 // awsRE matches aws_requests_total: the value of each series, by its label
@@ -804,7 +828,7 @@ func printAWSCost(proc string, before map[string]float64, done float64) error {
 	}
 	writes := map[string]bool{"PutItem": true, "UpdateItem": true, "DeleteItem": true, "TransactWriteItems": true, "BatchWriteItem": true}
 	sqsOps, ddbOps := map[string]float64{}, map[string]float64{}
-	var sqsCalls, ddbCalls, ddbWrites, gatewayCalls, gatewayWrites float64
+	var sqsCalls, ddbCalls, ddbWrites, gatewayCalls, gatewayWrites, limiterCalls, limiterWrites float64
 	for labels, v := range counts {
 		v -= before[labels]
 		op := label(labels, "operation")
@@ -813,6 +837,11 @@ func printAWSCost(proc string, before map[string]float64, done float64) error {
 			gatewayCalls += v
 			if writes[op] {
 				gatewayWrites += v
+			}
+		case label(labels, "caller") == "rate_limiter":
+			limiterCalls += v
+			if writes[op] {
+				limiterWrites += v
 			}
 		case label(labels, "service") == "sqs":
 			sqsCalls += v
@@ -834,6 +863,7 @@ func printAWSCost(proc string, before map[string]float64, done float64) error {
 	for _, op := range slices.Sorted(maps.Keys(ddbOps)) {
 		fmt.Printf("  %-28s%8.3f\n", op, ddbOps[op]/done)
 	}
+	fmt.Printf("  and the rate limiter: %.2f writes per order (%.2f requests of any kind)\n", limiterWrites/done, limiterCalls/done)
 	fmt.Printf("  and the simulated gateway's ledger: %.2f writes per order (%.2f requests of any kind; a real gateway's own)\n", gatewayWrites/done, gatewayCalls/done)
 	return nil
 }
