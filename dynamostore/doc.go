@@ -16,6 +16,8 @@
 //	CHARGE#<key>          CHARGE        the simulated gateway's ledger, by idempotency key
 //	                                    (gsi1pk=CHARGES#<order id>)
 //	CHARGE#<key>          ATTEMPTS      the simulated gateway's count of charge attempts
+//	RATE#<key>            RATE          a rate limit's GCRA state (tat, TTL expires_at;
+//	                                    see RateLimiter)
 //
 // User ids cannot contain '#', so IDEM#<user>#<key> is unambiguous.
 //
