@@ -12,8 +12,8 @@
 // Every write (Accept, Send, Receive, Delete, ChangeVisibility,
 // Transition, Reserve, Release, RecordCharge, a RateLimiter's Take, …) is a
 // small operation handed to a single writer goroutine that owns the only
-// write connection. The writer runs operations in one transaction as they arrive and commits when
-// the syncer (below) is idle, or at 512 operations: while an fsync runs,
+// write connection. The writer runs operations in one transaction as they
+// arrive and commits when the syncer (below) is idle, or at 512 operations: while an fsync runs,
 // committing could not release anyone sooner, and every commit rewrites to
 // the WAL each page it dirtied, so the operations that arrive meanwhile
 // join the open transaction instead of making commits of their own (this
