@@ -9,28 +9,28 @@
 // performance machinery; their state is the type groupCommit
 // (groupcommit.go), whose doc comment states the budget each one buys.
 //
-// Every write (Accept, Send, Receive, Delete, ChangeVisibility,
-// Transition, Reserve, Release, RecordCharge, a RateLimiter's Take, …) is a
-// small operation handed to a single writer goroutine that owns the only
-// write connection. The writer runs operations in one transaction as they
-// arrive and commits when the syncer (below) is idle, or at 512 operations: while an fsync runs,
-// committing could not release anyone sooner, and every commit rewrites to
-// the WAL each page it dirtied, so the operations that arrive meanwhile
-// join the open transaction instead of making commits of their own (this
-// cut the writer's CPU per order by about a fifth; see
-// docs/design-decisions.md). After the COMMIT each caller gets its own result. An
-// operation that fails does not affect the others: a domain error (conflict,
-// mismatch, not found, invalid) is decided before the operation writes
-// anything, so it needs no rollback; an operation that fails after writing,
-// or with a driver error, makes the writer roll the transaction back and
-// run the batch again with every operation inside its own SAVEPOINT, so
-// that the failing one rolls back alone. (Savepoints are not used on the
-// fast path because their statement journal copies every page an operation
-// touches, which cost about a fifth of the writer's time.) Reads (GetOrder,
-// ListOrders, Stock, Depth, ListDead, Charges, …) use a pool of read-only
-// WAL connections and never wait for the writer. A background connection
-// checkpoints the WAL (PASSIVE, every 20 ms until it has copied every
-// commit) so that commits only append.
+// Every write (Accept, Send, Receive, Delete, ChangeVisibility, Transition,
+// Reserve, Release, RecordCharge, a RateLimiter's Take, …) is a small
+// operation handed to a single writer goroutine that owns the only write
+// connection. The writer runs operations in one transaction as they arrive
+// and commits when the syncer (below) is idle, or at 512 operations: while
+// an fsync runs, committing could not release anyone sooner, and every
+// commit rewrites to the WAL each page it dirtied, so the operations that
+// arrive meanwhile join the open transaction instead of making commits of
+// their own (this cut the writer's CPU per order by about a fifth; see
+// docs/design-decisions.md). After the COMMIT each caller gets its own
+// result. An operation that fails does not affect the others: a domain error
+// (conflict, mismatch, not found, invalid) is decided before the operation
+// writes anything, so it needs no rollback; an operation that fails after
+// writing, or with a driver error, makes the writer roll the transaction
+// back and run the batch again with every operation inside its own
+// SAVEPOINT, so that the failing one rolls back alone. (Savepoints are not
+// used on the fast path because their statement journal copies every page an
+// operation touches, which cost about a fifth of the writer's time.) Reads
+// (GetOrder, ListOrders, Stock, Depth, ListDead, Charges, …) use a pool of
+// read-only WAL connections and never wait for the writer. A background
+// connection checkpoints the WAL (PASSIVE, every 20 ms until it has copied
+// every commit) so that commits only append.
 //
 // The processor works through a WorkQueue, the database as its queue and
 // store in one: its receive also moves each message's order from PENDING
