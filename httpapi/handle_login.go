@@ -25,7 +25,7 @@ func (s *server) handleLogin() http.Handler {
 		ExpiresIn   int64  `json:"expires_in"`
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if d, _ := s.loginLim.take(r.Context(), s.clients.of(r), s.now()); !d.Allowed {
+		if d, _, _ := s.loginLim.take(r.Context(), s.clients.of(r), s.now()); !d.Allowed {
 			secs := max(1, ceilSeconds(d.RetryAfter))
 			w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 			s.problem(w, r, codeRateLimited, "too many login attempts from this address; retry in "+strconv.FormatInt(secs, 10)+" s", nil)

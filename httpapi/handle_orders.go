@@ -34,13 +34,13 @@ func (s *server) handleCreateOrder() http.Handler {
 		// The limit comes first, before the Idempotency-Key: every attempt
 		// counts, a replay and a request that fails validation included,
 		// so that a client cannot probe past it.
-		d, policy := s.orderLim.take(ctx, user, now)
+		d, rate, policy := s.orderLim.take(ctx, user, now)
 		h["Ratelimit-Policy"] = policy
 		h["Ratelimit"] = []string{rateLimitHeader(d)}
 		if !d.Allowed {
 			secs := strconv.FormatInt(max(1, ceilSeconds(d.RetryAfter)), 10)
 			h["Retry-After"] = []string{secs}
-			s.problem(w, r, codeRateLimited, "rate limit of "+strconv.Itoa(s.cfg.RateLimit)+" orders per minute exceeded; retry in "+secs+" s", nil)
+			s.problem(w, r, codeRateLimited, "rate limit of "+strconv.Itoa(rate.Limit)+" orders per minute exceeded; retry in "+secs+" s", nil)
 			return
 		}
 		key, err := idempotencyKey(r.Header)

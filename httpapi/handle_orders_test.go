@@ -495,7 +495,7 @@ func TestRateLimit(t *testing.T) {
 func TestRateLimitRetryAfterIsAtLeastOneSecond(t *testing.T) {
 	f := newFixture(t, func(c *Config, _ *Deps) { c.RateLimit = 1000 }) // 60 ms per request
 	for range 1000 {
-		f.s.orderLim.take(context.Background(), "u123", t0)
+		_, _, _ = f.s.orderLim.take(context.Background(), "u123", t0)
 	}
 	rr := f.postOrder("u123", `{"amount":1}`)
 	if rr.Code != 429 || rr.Header().Get("Retry-After") != "1" {

@@ -58,12 +58,12 @@ func (s *server) newLimiter(name string, limit int, store orderflow.RateLimiter)
 }
 
 // take spends one unit of key's allowance at now and returns the decision
-// and the RateLimit-Policy that made it.
-func (l *limiter) take(ctx context.Context, key string, now time.Time) (orderflow.RateDecision, []string) {
+// and the limit that made it, with its RateLimit-Policy.
+func (l *limiter) take(ctx context.Context, key string, now time.Time) (orderflow.RateDecision, orderflow.Rate, []string) {
 	if now.UnixNano() >= l.downUntil.Load() {
 		d, err := l.store.Take(ctx, l.name+":"+key, l.rate, now)
 		if err == nil {
-			return d, l.policy
+			return d, l.rate, l.policy
 		}
 		l.downUntil.Store(now.Add(storeRetryAfter).UnixNano())
 		l.s.logs.Log(ctx, slog.LevelWarn, "rate limiter "+l.name,
@@ -72,7 +72,7 @@ func (l *limiter) take(ctx context.Context, key string, now time.Time) (orderflo
 	}
 	l.s.metrics.limitFallbacks.WithLabelValues(l.name).Inc()
 	d, _ := l.local.Take(ctx, key, l.fallback, now)
-	return d, l.fallbackPolicy
+	return d, l.fallback, l.fallbackPolicy
 }
 
 // policyHeader renders r as a RateLimit-Policy field value

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -80,6 +81,8 @@ func TestRateLimitFallsBackToTheProcessShareWhileTheStoreIsDown(t *testing.T) {
 	}
 	if rr := f.postOrder("u123", `{"amount":1}`); rr.Code != 429 || rr.Header().Get("Retry-After") != "30" {
 		t.Errorf("3rd order with the store down: status %d Retry-After %q, want 429 and 30 (the share of 2)", rr.Code, rr.Header().Get("Retry-After"))
+	} else if p := problemOf(t, rr); !strings.Contains(p.Detail, "rate limit of 2 orders") {
+		t.Errorf("429 detail %q, want it to name the limit that applies (2)", p.Detail)
 	}
 	if n := store.calls.Load(); n != 1 {
 		t.Errorf("the store was asked %d times within %s of its failure, want 1", n, storeRetryAfter)
