@@ -41,29 +41,44 @@ func benchDB(b *testing.B, opts sqlite.Options) *sqlite.DB {
 // message, durable) with many concurrent callers, as the HTTP server has.
 func BenchmarkAccept(b *testing.B) {
 	for _, sync := range []string{"FULL", "NORMAL"} {
-		b.Run("synchronous="+sync, func(b *testing.B) {
-			db := benchDB(b, sqlite.Options{Synchronous: sync})
-			var n atomic.Int64
-			b.SetParallelism(64) // 64 × GOMAXPROCS concurrent requests
-			b.ReportAllocs()
-			b.ResetTimer()
-			cpu0 := cpuTime()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					i := n.Add(1)
-					user := fmt.Sprint("user-", i%1000)
-					o := order(user, time.Now())
-					key := orderflow.IdempotencyKey{UserID: user, Key: fmt.Sprint("key-", i), RequestHash: "h"}
-					if _, _, err := db.Accept(context.Background(), o, key); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "orders/s")
-			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/order")
-		})
+		b.Run("synchronous="+sync, func(b *testing.B) { benchAccept(b, sync, false) })
 	}
+	// As the api does: a take of the user's rate limit before each Accept
+	// (see RateLimiter), against the same without it.
+	for _, limited := range []bool{false, true} {
+		b.Run(fmt.Sprint("synchronous=FULL/rate-limit=", limited), func(b *testing.B) { benchAccept(b, "FULL", limited) })
+	}
+}
+
+func benchAccept(b *testing.B, sync string, limited bool) {
+	db := benchDB(b, sqlite.Options{Synchronous: sync})
+	lim := db.RateLimiter()
+	rate := orderflow.Rate{Limit: 1 << 30, Window: time.Minute}
+	var n atomic.Int64
+	b.SetParallelism(64) // 64 × GOMAXPROCS concurrent requests
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			user := fmt.Sprint("user-", i%1000)
+			if limited {
+				if d, err := lim.Take(context.Background(), "orders:"+user, rate, time.Now()); err != nil || !d.Allowed {
+					b.Errorf("Take: %+v, %v", d, err)
+					return
+				}
+			}
+			o := order(user, time.Now())
+			key := orderflow.IdempotencyKey{UserID: user, Key: fmt.Sprint("key-", i), RequestHash: "h"}
+			if _, _, err := db.Accept(context.Background(), o, key); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "orders/s")
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/order")
 }
 
 // BenchmarkProcessCycle measures what the processor does per order against
