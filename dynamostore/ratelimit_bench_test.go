@@ -52,6 +52,8 @@ func BenchmarkRateLimiterWrites(b *testing.B) {
 		{"one process, a burst", 1, 100 * time.Millisecond},
 		{"two processes in turn, orders slower than the refill", 2, 2 * time.Second},
 		{"two processes in turn, orders 1.5 refills apart", 2, 900 * time.Millisecond},
+		{"two processes in turn, orders 0.83 refills apart", 2, 500 * time.Millisecond},
+		{"two processes in turn, orders 0.67 refills apart", 2, 400 * time.Millisecond},
 		{"two processes in turn, a burst", 2, 100 * time.Millisecond},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
