@@ -19,7 +19,8 @@
 // arrive meanwhile join the open transaction instead of making commits of
 // their own (this cut the writer's CPU per order by about a fifth; see
 // docs/design-decisions.md). After the COMMIT each caller gets its own
-// result. An operation that fails does not affect the others: a domain error
+// result (a RateLimiter's take gets its own as soon as it ran; see
+// writeAtRun). An operation that fails does not affect the others: a domain error
 // (conflict, mismatch, not found, invalid) is decided before the operation
 // writes anything, so it needs no rollback; an operation that fails after
 // writing, or with a driver error, makes the writer roll the transaction
