@@ -63,6 +63,18 @@ type RateDecision struct {
 	RetryAfter time.Duration // until the next take is allowed (when denied)
 }
 
+// MaxRateKey is the longest key a RateLimiter takes, in bytes.
+const MaxRateKey = 512
+
+// ValidateRateKey returns an EInvalid error unless key is a RateLimiter
+// key: 1 to MaxRateKey bytes.
+func ValidateRateKey(key string) error {
+	if key == "" || len(key) > MaxRateKey {
+		return Errorf(EInvalid, "rate limit key must be 1-%d bytes, got %d", MaxRateKey, len(key))
+	}
+	return nil
+}
+
 // RateLimiter holds the rate-limit state of keys (a user's orders, a
 // client's logins) where every process that limits the same keys sees it:
 // the api processes sharing a SQLite file, or a DynamoDB table. Take spends
@@ -70,9 +82,9 @@ type RateDecision struct {
 // of rate.Take on the key's stored tat; the read and the update are one
 // atomic step with respect to every other Take of the key in any process,
 // so that N processes together allow rate.Limit per rate.Window, not N
-// times as many. Keys are chosen by the caller (up to 512 bytes); callers
-// give one key the same rate every time. Take returns EUnavailable when the
-// store cannot be reached; what the caller does then (httpapi falls back to
+// times as many. Keys are chosen by the caller (see ValidateRateKey; an
+// invalid one is EInvalid); callers give one key the same rate every time.
+// Take returns EUnavailable when the store cannot be reached; what the caller does then (httpapi falls back to
 // a per-process limit) is its policy. Implementations are safe for
 // concurrent use.
 type RateLimiter interface {
@@ -97,8 +109,12 @@ func NewMemoryRateLimiter() *MemoryRateLimiter {
 	return &MemoryRateLimiter{tat: make(map[string]int64)}
 }
 
-// Take spends one unit of key's allowance; it never fails.
+// Take spends one unit of key's allowance; its only error is an invalid
+// key's.
 func (l *MemoryRateLimiter) Take(_ context.Context, key string, rate Rate, now time.Time) (RateDecision, error) {
+	if err := ValidateRateKey(key); err != nil {
+		return RateDecision{}, err
+	}
 	t := now.UnixNano()
 	l.mu.Lock()
 	defer l.mu.Unlock()

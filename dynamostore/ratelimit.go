@@ -15,8 +15,7 @@ import (
 )
 
 const (
-	skRate     = "RATE"
-	maxRateKey = 512 // bytes; see orderflow.RateLimiter
+	skRate = "RATE"
 	// rateAttempts bounds the conditional updates of one take: each
 	// failed condition tells the next which case holds, so more than two
 	// happen only while other processes take the same key at that moment.
@@ -75,11 +74,12 @@ func NewRateLimiter(client *dynamodb.Client, table string, opts Options) *RateLi
 }
 
 // Take spends one unit of key's allowance under rate at now; see
-// orderflow.RateLimiter. EInvalid for an empty key or one longer than 512
-// bytes; EUnavailable when DynamoDB cannot be reached.
+// orderflow.RateLimiter. EInvalid for an invalid key
+// (orderflow.ValidateRateKey); EUnavailable when DynamoDB cannot be
+// reached.
 func (l *RateLimiter) Take(ctx context.Context, key string, rate orderflow.Rate, now time.Time) (orderflow.RateDecision, error) {
-	if key == "" || len(key) > maxRateKey {
-		return orderflow.RateDecision{}, orderflow.Errorf(orderflow.EInvalid, "rate limit key must be 1-%d bytes", maxRateKey)
+	if err := orderflow.ValidateRateKey(key); err != nil {
+		return orderflow.RateDecision{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()

@@ -9,9 +9,6 @@ import (
 	"github.com/orderflow/orderflow"
 )
 
-// maxRateKey bounds the keys of RateLimiter.Take (orderflow.RateLimiter).
-const maxRateKey = 512
-
 // RateLimiter is the database as the store of the rate limits
 // (orderflow.RateLimiter) shared by every api process on this file: a row
 // per key in rate_limits with its GCRA theoretical arrival time. Safe for
@@ -39,11 +36,12 @@ var _ orderflow.RateLimiter = (*RateLimiter)(nil)
 func (db *DB) RateLimiter() *RateLimiter { return &RateLimiter{db: db} }
 
 // Take spends one unit of key's allowance under rate at now; see
-// orderflow.RateLimiter. EInvalid for an empty key or one longer than 512
-// bytes; EUnavailable when the file cannot be written.
+// orderflow.RateLimiter. EInvalid for an invalid key
+// (orderflow.ValidateRateKey); EUnavailable when the file cannot be
+// written.
 func (l *RateLimiter) Take(ctx context.Context, key string, rate orderflow.Rate, now time.Time) (orderflow.RateDecision, error) {
-	if key == "" || len(key) > maxRateKey {
-		return orderflow.RateDecision{}, orderflow.Errorf(orderflow.EInvalid, "rate limit key must be 1-%d bytes", maxRateKey)
+	if err := orderflow.ValidateRateKey(key); err != nil {
+		return orderflow.RateDecision{}, err
 	}
 	var d orderflow.RateDecision
 	err := l.db.writeAtRun(ctx, func(w *wtx) error {
