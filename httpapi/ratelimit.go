@@ -62,13 +62,18 @@ func (s *server) newLimiter(name string, limit int, store orderflow.RateLimiter)
 func (l *limiter) take(ctx context.Context, key string, now time.Time) (orderflow.RateDecision, orderflow.Rate, []string) {
 	if now.UnixNano() >= l.downUntil.Load() {
 		d, err := l.store.Take(ctx, l.name+":"+key, l.rate, now)
-		if err == nil {
+		switch {
+		case err == nil:
 			return d, l.rate, l.policy
+		case ctx.Err() != nil:
+			// The client went away or the request ran out of time: that
+			// says nothing about the store.
+		default:
+			l.downUntil.Store(now.Add(storeRetryAfter).UnixNano())
+			l.s.logs.Log(ctx, slog.LevelWarn, "rate limiter "+l.name,
+				"rate limiter store unreachable; limiting per process", "limit", l.name,
+				"per_process", l.fallback.Limit, "code", orderflow.ErrorCode(err), "err", err)
 		}
-		l.downUntil.Store(now.Add(storeRetryAfter).UnixNano())
-		l.s.logs.Log(ctx, slog.LevelWarn, "rate limiter "+l.name,
-			"rate limiter store unreachable; limiting per process", "limit", l.name,
-			"per_process", l.fallback.Limit, "code", orderflow.ErrorCode(err), "err", err)
 	}
 	l.s.metrics.limitFallbacks.WithLabelValues(l.name).Inc()
 	d, _ := l.local.Take(ctx, key, l.fallback, now)

@@ -103,6 +103,22 @@ func TestRateLimitFallsBackToTheProcessShareWhileTheStoreIsDown(t *testing.T) {
 	}
 }
 
+// A request whose context ended (the client went away) says nothing about
+// the store: the next request asks the store again.
+func TestRateLimitCanceledRequestDoesNotSwitchToTheFallback(t *testing.T) {
+	store := &downLimiter{mem: orderflow.NewMemoryRateLimiter()}
+	f := newFixture(t, func(c *Config, d *Deps) { c.RateLimit = 4; d.RateLimiter = store })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	store.down.Store(true) // fails as a store would whose call was canceled
+	f.s.orderLim.take(ctx, "u123", t0)
+	store.down.Store(false)
+	rr := f.postOrder("u123", `{"amount":1}`)
+	if n := store.calls.Load(); n != 2 || rr.Header().Get("RateLimit-Policy") != `"default";q=4;w=60` {
+		t.Errorf("after a canceled take: the store was asked %d times, policy %q; want 2 and the shared limit's", n, rr.Header().Get("RateLimit-Policy"))
+	}
+}
+
 // Concurrent orders through two servers on one store: exactly the limit
 // is accepted.
 func TestRateLimitAcrossServersUnderConcurrency(t *testing.T) {
