@@ -111,8 +111,8 @@
 //
 // An idle database is not written: a receive asks a reader whether any
 // message is visible before it hands a write to the writer, the janitor
-// asks a reader whether any idempotency record has expired before it
-// deletes, and the syncer skips the fsync when no transaction since the
+// asks a reader whether any idempotency record has expired (or any rate
+// limit's bucket is full again) before it deletes, and the syncer skips the fsync when no transaction since the
 // last one wrote anything (a receive that lost a race for the message, a
 // replayed Accept). An idle server with its receivers long-polling does
 // no write transaction and no fsync.
