@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 
+	"github.com/orderflow/orderflow/awstest"
 	"github.com/orderflow/orderflow/sqlite"
 )
 
@@ -18,12 +20,39 @@ import (
 // rest are 429 problems with Retry-After.
 func TestSplitModeRateLimitHoldsAcrossAPIs(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "orderflow.db")
+	env := testEnv(t, map[string]string{"ORDERFLOW_DB": db, "ORDERFLOW_RATE_LIMIT": "5"})
+	limitAcrossAPIs(t, env)
+	st, err := sqlite.Open(context.Background(), db, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if orders, err := st.ListOrders(context.Background(), "limited", "", 100); err != nil || len(orders) != 5 {
+		t.Errorf("stored orders: %d, %v; want 5", len(orders), err)
+	}
+}
+
+// TestAWSModeRateLimitHoldsAcrossAPIs: the same with two api processes on
+// one DynamoDB table (moto).
+func TestAWSModeRateLimitHoldsAcrossAPIs(t *testing.T) {
+	limitAcrossAPIs(t, awsEnv(t, awstest.Endpoint(t), map[string]string{"ORDERFLOW_RATE_LIMIT": "5"}))
+}
+
+// limitAcrossAPIs starts two `orderflow api` processes with env (each on
+// addresses of its own), sends 16 orders of one user to both at once and
+// checks that 5 were accepted and the rest refused with 429.
+func limitAcrossAPIs(t *testing.T, env map[string]string) {
+	t.Helper()
 	logs := t.TempDir()
 	var apis []string
 	for i := range 2 {
-		env := testEnv(t, map[string]string{"ORDERFLOW_DB": db, "ORDERFLOW_RATE_LIMIT": "5"})
-		startChildCommand(t, env, filepath.Join(logs, fmt.Sprintf("api-%d.log", i)), "api")
-		apis = append(apis, "http://"+env["ORDERFLOW_API_ADDR"])
+		e := maps.Clone(env)
+		if i > 0 {
+			e["ORDERFLOW_API_ADDR"], e["ORDERFLOW_PROCESSOR_ADDR"] = freeAddr(t), freeAddr(t)
+			registerPorts(e)
+		}
+		startChildCommand(t, e, filepath.Join(logs, fmt.Sprintf("api-%d.log", i)), "api")
+		apis = append(apis, "http://"+e["ORDERFLOW_API_ADDR"])
 	}
 	token := login(t, apis[0], "limited")
 
@@ -54,13 +83,5 @@ func TestSplitModeRateLimitHoldsAcrossAPIs(t *testing.T) {
 	wg.Wait()
 	if accepted.Load() != 5 || limited.Load() != n-5 {
 		t.Errorf("%d orders of one user on two apis: %d accepted, %d limited; want 5 and %d", n, accepted.Load(), limited.Load(), n-5)
-	}
-	st, err := sqlite.Open(context.Background(), db, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if orders, err := st.ListOrders(context.Background(), "limited", "", 100); err != nil || len(orders) != 5 {
-		t.Errorf("stored orders: %d, %v; want 5", len(orders), err)
 	}
 }
