@@ -144,38 +144,60 @@ func (c *child) kill9(t *testing.T) {
 // only that the client must ask again to learn which.
 type crashClient struct {
 	http    *http.Client // checks each exchange (testClient)
-	api     string
+	apis    []string     // the api processes, taken in turn
+	user    string
 	token   string
 	mu      sync.Mutex
 	ok      map[string]accepted // by idempotency key
 	unknown map[string]int      // key → amount, to be retried
+	turn    int                 // requests sent, to take the apis in turn
 	asked   int                 // answers that asked for a retry (503, 409)
 	other   map[int]int         // any other answer but 202, by status: a bug
 }
 
-// newCrashClient logs in as user "crash" and returns a client for api.
-func newCrashClient(t *testing.T, api string) *crashClient {
+// newCrashClient logs in as user "crash" and returns a client for the api
+// processes apis (taken in turn).
+func newCrashClient(t *testing.T, apis ...string) *crashClient {
 	t.Helper()
-	return &crashClient{http: testClient(t), api: api, token: login(t, api, "crash"),
+	return newUserClient(t, "crash", apis...)
+}
+
+// newUserClient logs in as user and returns a client for the api
+// processes apis (taken in turn).
+func newUserClient(t *testing.T, user string, apis ...string) *crashClient {
+	t.Helper()
+	return &crashClient{http: testClient(t), apis: apis, user: user, token: login(t, apis[0], user),
 		ok: map[string]accepted{}, unknown: map[string]int{}, other: map[int]int{}}
 }
 
-func (c *crashClient) place(key string, amount int) error {
+// post places an order with the idempotency key at the next api process
+// and returns its answer: the status (0 for a 202 without its document)
+// and the response's header, or the transport's error.
+func (c *crashClient) post(key string, amount int) (int, accepted, http.Header, error) {
+	c.mu.Lock()
+	api := c.apis[c.turn%len(c.apis)]
+	c.turn++
+	c.mu.Unlock()
 	body, _ := json.Marshal(map[string]any{"amount": amount, "items": []map[string]any{{"sku": "widget", "quantity": 1}}})
-	req, _ := http.NewRequest("POST", c.api+"/orders", bytes.NewReader(body))
+	req, _ := http.NewRequest("POST", api+"/orders", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Idempotency-Key", key)
 	var a accepted
-	status := 0
 	resp, err := c.http.Do(req)
-	if err == nil {
-		status = resp.StatusCode
-		if status == http.StatusAccepted && json.NewDecoder(resp.Body).Decode(&a) != nil {
-			status = 0 // a 202 without its document: counted as another answer
-		}
-		resp.Body.Close()
+	if err != nil {
+		return 0, a, nil, err
 	}
+	defer resp.Body.Close()
+	status := resp.StatusCode
+	if status == http.StatusAccepted && json.NewDecoder(resp.Body).Decode(&a) != nil {
+		status = 0
+	}
+	return status, a, resp.Header, nil
+}
+
+func (c *crashClient) place(key string, amount int) error {
+	status, a, _, err := c.post(key, amount)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
@@ -330,12 +352,18 @@ func (cl *crashClient) waitTerminal(t *testing.T) map[string]statusDoc {
 // program stopped.
 func checkSQLiteBooks(t *testing.T, env map[string]string, cl *crashClient, final map[string]statusDoc) {
 	t.Helper()
+	checkBooks(t, sqliteBooks(t, env), cl, final, crashStock)
+}
+
+// sqliteBooks opens the embedded file of env until the test ends.
+func sqliteBooks(t *testing.T, env map[string]string) books {
+	t.Helper()
 	db, err := sqlite.Open(context.Background(), env["ORDERFLOW_DB"], sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	checkBooks(t, db, cl, final, crashStock)
+	t.Cleanup(func() { db.Close() })
+	return db
 }
 
 // loadUntilKilled places orders from 8 clients and kills c with SIGKILL
@@ -363,10 +391,20 @@ type books interface {
 // widget of the initial stock).
 func checkBooks(t *testing.T, st books, cl *crashClient, final map[string]statusDoc, stock int) {
 	t.Helper()
+	completed := checkOrders(t, st, cl, final)
+	checkStock(t, st, stock, completed)
+	t.Logf("%d orders accepted, %d completed, every one terminal, charged and stocked once", len(final), completed)
+}
+
+// checkOrders checks cl's orders in the store: one per idempotency key,
+// exactly one charge per COMPLETED order and none for any other. It
+// returns the number COMPLETED.
+func checkOrders(t *testing.T, st books, cl *crashClient, final map[string]statusDoc) int {
+	t.Helper()
 	ctx := context.Background()
 	var orders []orderflow.Order
 	for cursor := orderflow.OrderID(""); ; {
-		page, err := st.ListOrders(ctx, "crash", cursor, 100)
+		page, err := st.ListOrders(ctx, cl.user, cursor, 100)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -397,12 +435,18 @@ func checkBooks(t *testing.T, st books, cl *crashClient, final map[string]status
 			t.Errorf("order %s (key %s) is %s (%+v) with %d charges, want %d", doc.OrderID, key, doc.Status, doc.Failure, len(charges), want)
 		}
 	}
-	left, err := st.Stock(ctx, "widget")
+	return completed
+}
+
+// checkStock checks that the widgets left are the stock less one per
+// completed order.
+func checkStock(t *testing.T, st books, stock, completed int) {
+	t.Helper()
+	left, err := st.Stock(context.Background(), "widget")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if left != stock-completed {
 		t.Errorf("stock: got %d left, want %d - %d completed = %d", left, stock, completed, stock-completed)
 	}
-	t.Logf("%d orders accepted, %d completed, every one terminal, charged and stocked once", len(final), completed)
 }

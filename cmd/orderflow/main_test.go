@@ -195,15 +195,21 @@ type statusDoc struct {
 	} `json:"failure"`
 }
 
-// pollUntilTerminal polls a signed status URL as a client would.
+// pollUntilTerminal polls a signed status URL as a client would: a 503
+// (the store slow or unreachable for a moment) is asked again.
 func pollUntilTerminal(t *testing.T, statusURL string, within time.Duration) statusDoc {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	var doc statusDoc
 	for time.Now().Before(deadline) {
-		resp := call(t, "GET", statusURL, "", nil, &doc)
-		if resp.StatusCode != 200 {
-			t.Fatalf("GET %s: %d", statusURL, resp.StatusCode)
+		var body json.RawMessage
+		resp := call(t, "GET", statusURL, "", nil, &body)
+		if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "" {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		if resp.StatusCode != 200 || json.Unmarshal(body, &doc) != nil {
+			t.Fatalf("GET %s: %d %s", statusURL, resp.StatusCode, body)
 		}
 		switch doc.Status {
 		case "COMPLETED", "REJECTED", "FAILED":
