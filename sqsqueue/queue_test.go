@@ -19,7 +19,7 @@ func newClient(t *testing.T) *sqs.Client {
 	return sqs.NewFromConfig(awstest.Config(awstest.Endpoint(t)))
 }
 
-// newQueue creates a fresh queue pair on moto and opens a Queue on it,
+// newQueue creates a fresh queue pair on client's endpoint and opens a Queue on it,
 // finding the dead-letter queue through the RedrivePolicy.
 func newQueue(t *testing.T, client *sqs.Client, opts storetest.QueueOptions) *sqsqueue.Queue {
 	t.Helper()
@@ -51,12 +51,17 @@ func newQueueTB(t testing.TB, client *sqs.Client, opts storetest.QueueOptions) *
 	return q
 }
 
+// TestQueueContract runs the queue contract on each SQS implementation:
+// moto and ElasticMQ.
 func TestQueueContract(t *testing.T) {
 	t.Parallel()
-	client := newClient(t)
-	storetest.TestQueue(t, func(t *testing.T, o storetest.QueueOptions) (orderflow.Queue, orderflow.DeadLetters) {
-		q := newQueue(t, client, o)
-		return q, q
+	awstest.ForEachSQS(t, func(t *testing.T, b awstest.Backend) {
+		t.Parallel()
+		client := sqs.NewFromConfig(awstest.Config(b.SQS))
+		storetest.TestQueue(t, func(t *testing.T, o storetest.QueueOptions) (orderflow.Queue, orderflow.DeadLetters) {
+			q := newQueue(t, client, o)
+			return q, q
+		})
 	})
 }
 

@@ -46,7 +46,8 @@ const (
 )
 
 // awsClients builds the AWS clients of cfg: the standard credential chain,
-// cfg's region and endpoint, at most 3 attempts per call with backoff
+// cfg's region and endpoints (AWS_ENDPOINT_URL, or per service
+// AWS_ENDPOINT_URL_SQS and AWS_ENDPOINT_URL_DYNAMODB), at most 3 attempts per call with backoff
 // capped at 1s, and every attempt counted in aws_requests_total on reg (if
 // not nil).
 func awsClients(ctx context.Context, cfg config, reg prometheus.Registerer) (awsAPI, error) {
@@ -82,6 +83,12 @@ func awsClients(ctx context.Context, cfg config, reg prometheus.Registerer) (aws
 	if cfg.AWSEndpoint != "" {
 		ac.BaseEndpoint = aws.String(cfg.AWSEndpoint)
 	}
+	// The per-service endpoints are set on each client from cfg, after
+	// the SDK's own resolution (which reads AWS_ENDPOINT_URL_SQS and
+	// AWS_ENDPOINT_URL_DYNAMODB from the process environment itself), so
+	// that the settings come from one place, config.go.
+	sqsEndpoint := endpointOf(cfg.SQSEndpoint, cfg.AWSEndpoint)
+	ddbEndpoint := endpointOf(cfg.DynamoDBEndpoint, cfg.AWSEndpoint)
 	// counted is the request counter, labelled with caller, for one client.
 	counted := func(caller string) []func(*middleware.Stack) error {
 		if counter == nil {
@@ -90,11 +97,35 @@ func awsClients(ctx context.Context, cfg config, reg prometheus.Registerer) (aws
 		return []func(*middleware.Stack) error{countRequests(counter, caller)}
 	}
 	ours, gateway := counted(callerOrderflow), counted(callerGateway)
+	ddbOptions := func(mw []func(*middleware.Stack) error) func(*dynamodb.Options) {
+		return func(o *dynamodb.Options) {
+			o.APIOptions = append(o.APIOptions, mw...)
+			if ddbEndpoint != nil {
+				o.BaseEndpoint = ddbEndpoint
+			}
+		}
+	}
 	return awsAPI{
-		sqs:        sqs.NewFromConfig(ac, func(o *sqs.Options) { o.APIOptions = append(o.APIOptions, ours...) }),
-		ddb:        dynamodb.NewFromConfig(ac, func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, ours...) }),
-		gatewayDDB: dynamodb.NewFromConfig(ac, func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, gateway...) }),
+		sqs: sqs.NewFromConfig(ac, func(o *sqs.Options) {
+			o.APIOptions = append(o.APIOptions, ours...)
+			if sqsEndpoint != nil {
+				o.BaseEndpoint = sqsEndpoint
+			}
+		}),
+		ddb:        dynamodb.NewFromConfig(ac, ddbOptions(ours)),
+		gatewayDDB: dynamodb.NewFromConfig(ac, ddbOptions(gateway)),
 	}, nil
+}
+
+// endpointOf returns the first endpoint set of service and global (the
+// service's own setting wins), or nil to leave the SDK's default.
+func endpointOf(service, global string) *string {
+	for _, e := range []string{service, global} {
+		if e != "" {
+			return aws.String(e)
+		}
+	}
+	return nil
 }
 
 // awsRequestCounter registers aws_requests_total on reg (or finds it
