@@ -30,26 +30,20 @@ type Backend struct {
 	DynamoDB string // base URL of the DynamoDB endpoint (moto)
 }
 
-// SQSBackends returns moto and ElasticMQ, each as a Backend with DynamoDB
-// on moto, starting the servers when needed (see Endpoint and ElasticMQ).
-// Like Endpoint, it skips t (fails it under CI=true) when either server
-// cannot be had: a run without ElasticMQ is a skipped test, never a pass
-// on moto alone.
-func SQSBackends(t testing.TB) []Backend {
-	t.Helper()
-	moto := Endpoint(t)
-	return []Backend{
-		{Name: "moto", SQS: moto, DynamoDB: moto},
-		{Name: "elasticmq", SQS: ElasticMQ(t), DynamoDB: moto},
-	}
-}
-
-// ForEachSQS runs test as one subtest per SQS backend, named after it.
+// ForEachSQS runs test as one subtest per SQS backend, named after it:
+// "moto", and "elasticmq" with DynamoDB on moto. Each subtest finds or
+// starts its servers as Endpoint and ElasticMQ do, and is skipped (failed
+// under CI=true) on its own when they cannot be had: a run without
+// ElasticMQ shows a skipped elasticmq subtest, never a pass on moto alone.
 func ForEachSQS(t *testing.T, test func(t *testing.T, b Backend)) {
 	t.Helper()
-	for _, b := range SQSBackends(t) {
-		t.Run(b.Name, func(t *testing.T) { test(t, b) })
-	}
+	t.Run("moto", func(t *testing.T) {
+		moto := Endpoint(t)
+		test(t, Backend{Name: "moto", SQS: moto, DynamoDB: moto})
+	})
+	t.Run("elasticmq", func(t *testing.T) {
+		test(t, Backend{Name: "elasticmq", SQS: ElasticMQ(t), DynamoDB: Endpoint(t)})
+	})
 }
 
 var (

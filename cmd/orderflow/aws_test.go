@@ -103,6 +103,11 @@ func testInitIsIdempotent(t *testing.T, b awstest.Backend) {
 	if again != want {
 		t.Errorf("second init printed %q, want %q", again, want)
 	}
+	// The queues live on the backend's SQS (ElasticMQ's URLs are
+	// http://host:port/000000000000/NAME, moto's carry its account id).
+	if !strings.HasPrefix(env["SQS_QUEUE_URL"], b.SQS+"/") {
+		t.Errorf("queue URL %s, want one on %s", env["SQS_QUEUE_URL"], b.SQS)
+	}
 	if !strings.HasSuffix(env["SQS_DLQ_URL"], env["ORDERFLOW_DLQ_NAME"]) || env["DDB_TABLE"] != env["ORDERFLOW_TABLE_NAME"] {
 		t.Errorf("init used names %v, want those of the settings", env)
 	}
