@@ -78,7 +78,8 @@ func findOrStartElasticMQ() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return StartElasticMQ(cp, 0)
+	url, _, err := StartElasticMQ(cp, 0)
+	return url, err
 }
 
 // ElasticMQClasspath returns ORDERFLOW_ELASTICMQ_CLASSPATH, or the jars
@@ -115,23 +116,24 @@ aws { region = us-east-1, accountId = 000000000000 }
 // waits until it answers; its log goes to elasticmq-PORT.log in the
 // temporary directory. The server gets SIGKILL when the calling process
 // exits (Pdeathsig), so no run leaves one behind. It returns the server's
-// base URL.
-func StartElasticMQ(classpath string, port int) (string, error) {
+// base URL and a function that stops it (cmd/bench uses it; tests leave
+// the server to die with the test binary).
+func StartElasticMQ(classpath string, port int) (url string, stop func(), err error) {
 	if port == 0 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		port = ln.Addr().(*net.TCPAddr).Port
 		ln.Close()
 	}
 	conf, err := os.CreateTemp("", "elasticmq-*.conf")
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	defer os.Remove(conf.Name()) // read once, at start
 	if _, err := fmt.Fprintf(conf, elasticMQConf, port); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	conf.Close()
 	// A small heap and the client VM's quick start: the server holds a
@@ -141,31 +143,35 @@ func StartElasticMQ(classpath string, port int) (string, error) {
 	logPath := filepath.Join(os.TempDir(), fmt.Sprintf("elasticmq-%d.log", port))
 	logFile, err := os.Create(logPath)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	defer logFile.Close() // the child has its own descriptor
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("start ElasticMQ: %w", err)
+		return "", nil, fmt.Errorf("start ElasticMQ: %w", err)
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	url = fmt.Sprintf("http://127.0.0.1:%d", port)
+	stop = func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for {
 		req, _ := http.NewRequestWithContext(ctx, "GET", url+"/?Action=ListQueues", nil)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			resp.Body.Close()
-			return url, nil
+			return url, stop, nil
 		}
 		select {
 		case <-exited:
-			return "", fmt.Errorf("ElasticMQ exited (log %s): %s", logPath, tail(logPath))
+			return "", nil, fmt.Errorf("ElasticMQ exited (log %s): %s", logPath, tail(logPath))
 		case <-ctx.Done():
 			_ = cmd.Process.Kill()
-			return "", fmt.Errorf("ElasticMQ did not answer within 60s (log %s): %s", logPath, tail(logPath))
+			return "", nil, fmt.Errorf("ElasticMQ did not answer within 60s (log %s): %s", logPath, tail(logPath))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
