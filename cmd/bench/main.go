@@ -840,7 +840,7 @@ func measureAWSCost(o options, s *served, p peak) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("seed's design at %.0f orders/s offered: %.0f accepted/s   p50 %s  p99 %s   (%d errors)\n\n", pace, res.rate(), res.pct(50), res.pct(99), res.errs)
+		fmt.Printf("seed's design, offered %.0f orders/s for %s: %d accepted   ack p50 %s  p99 %s   (%d errors)\n\n", pace, o.duration, res.ok, res.pct(50), res.pct(99), res.errs)
 		cols = append(cols, column{"seed's design", seedCost})
 	}
 	printCosts(os.Stdout, listPrices, cols...)
