@@ -130,7 +130,7 @@ var settings = []setting{
 	{"DDB_TABLE", "", "AWS mode: the Orders table (with SQS_QUEUE_URL)"},
 	{"AWS_ENDPOINT_URL", "", "AWS endpoint override (LocalStack, moto_server)"},
 	{"AWS_ENDPOINT_URL_SQS", "", "SQS endpoint override, before AWS_ENDPOINT_URL (ElasticMQ, moto_server)"},
-	{"AWS_ENDPOINT_URL_DYNAMODB", "", "DynamoDB endpoint override, before AWS_ENDPOINT_URL (moto_server, DynamoDB Local)"},
+	{"AWS_ENDPOINT_URL_DYNAMODB", "", "DynamoDB endpoint override, before AWS_ENDPOINT_URL (moto_server, LocalStack)"},
 	{"AWS_REGION", "us-east-1", "AWS region; credentials come from the standard AWS chain"},
 	{"ORDERFLOW_QUEUE_NAME", "order-queue", "orderflow init: name of the SQS queue to create"},
 	{"ORDERFLOW_DLQ_NAME", "order-queue-dlq", "orderflow init: name of its dead-letter queue"},
