@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -25,13 +26,13 @@ import (
 )
 
 // awsCredentials gives the SDK's standard chain static test credentials
-// and keeps it off the EC2 metadata endpoint. The variables are
-// process-wide (the SDK reads the environment itself), so tests that use
-// them do not run in parallel.
-func awsCredentials(t *testing.T) {
-	t.Setenv("AWS_ACCESS_KEY_ID", "test")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+// and keeps it off the EC2 metadata endpoint, for the whole test binary
+// (TestMain): the SDK reads the environment itself, and setting it once
+// lets the AWS tests run their SQS backends in parallel.
+func awsCredentials() {
+	for k, v := range map[string]string{"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_EC2_METADATA_DISABLED": "true"} {
+		os.Setenv(k, v)
+	}
 }
 
 var exportRE = regexp.MustCompile(`^export SQS_QUEUE_URL=(\S+) SQS_DLQ_URL=(\S+) DDB_TABLE=(\S+)\n$`)
@@ -52,7 +53,6 @@ const closedEndpoint = "http://127.0.0.1:1"
 // call that took the global endpoint instead of its service's would fail.
 func awsEnvOn(t *testing.T, b awstest.Backend, overrides map[string]string) map[string]string {
 	t.Helper()
-	awsCredentials(t)
 	name := awstest.Name("of")
 	settings := map[string]string{
 		"AWS_ENDPOINT_URL":             b.SQS,
@@ -180,6 +180,7 @@ func TestAWSOutcomes(t *testing.T) {
 }
 
 func testAWSOutcomes(t *testing.T, b awstest.Backend) {
+	t.Parallel() // with the other backend's: each waits mostly on its servers
 	env := awsEnvOn(t, b, map[string]string{
 		"ORDERFLOW_MAX_RECEIVES":       "3", // the gateway's "03" amounts fail twice
 		"ORDERFLOW_VISIBILITY_TIMEOUT": "1s",
@@ -428,6 +429,7 @@ func TestAWSCrashKill9(t *testing.T) {
 }
 
 func testAWSCrashKill9(t *testing.T, b awstest.Backend) {
+	t.Parallel() // with the other backend's: each waits mostly on its servers
 	settings := crashSettings()
 	settings["ORDERFLOW_TAKEOVER_AFTER"] = "1s"
 	settings["ORDERFLOW_SWEEP_AFTER"] = "5s"
