@@ -100,11 +100,12 @@ func ElasticMQClasspath() (string, error) {
 }
 
 // elasticMQConf is ElasticMQ's HOCON configuration: the SQS REST server
-// alone on 127.0.0.1:%[1]d, URLs of region us-east-1 and account
-// 000000000000 (the queue URLs are http://127.0.0.1:PORT/000000000000/NAME),
-// strict SQS limits (10 messages a batch, 256 KiB a message) as AWS has
-// them, and no statistics UI. Queues are made by the tests, as by
-// orderflow init.
+// alone on 127.0.0.1:%[1]d; ARNs of region us-east-1 (ElasticMQ's default
+// region is "elasticmq") and account 000000000000; queue URLs
+// http://127.0.0.1:PORT/000000000000/NAME, built from node-address, not
+// from the request's Host header as moto does; strict SQS limits (10
+// messages a batch, 256 KiB a message) as AWS has them; no statistics UI.
+// Queues are made by the tests, as by orderflow init.
 const elasticMQConf = `include classpath("application.conf")
 node-address { protocol = http, host = "127.0.0.1", port = %[1]d, context-path = "" }
 rest-sqs { enabled = true, bind-port = %[1]d, bind-hostname = "127.0.0.1", sqs-limits = strict }
