@@ -10,7 +10,14 @@
 // durable 202 before any of orderflow's work. For each it prints the CPU
 // time per request of the server and of the load generator.
 //
+// With -aws it runs orderflow in the AWS mode instead, SQS on ElasticMQ
+// (or moto) and DynamoDB on moto_server, prints the AWS requests per
+// completed order by service and operation, and sets the seed's own design
+// beside it on the same servers (seed.go), with the price of a million
+// orders at AWS list prices (cost.go).
+//
 //	go run ./cmd/bench [-duration 10s] [-workers 64] [-users 200]
+//	go run ./cmd/bench -aws [-sqs elasticmq|moto] [-baseline=false]
 package main
 
 import (

@@ -163,7 +163,7 @@ func measureSeed(o options, sqsEndpoint, ddbEndpoint string, pace float64) (awsC
 	if err != nil {
 		return awsCost{}, result{}, err
 	}
-	srv := &http.Server{Handler: s, ErrorLog: nil}
+	srv := &http.Server{Handler: s}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 	var wg sync.WaitGroup
