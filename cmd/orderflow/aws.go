@@ -47,8 +47,8 @@ const (
 
 // awsClients builds the AWS clients of cfg: the standard credential chain,
 // cfg's region and endpoints (AWS_ENDPOINT_URL, or per service
-// AWS_ENDPOINT_URL_SQS and AWS_ENDPOINT_URL_DYNAMODB), at most 3 attempts per call with backoff
-// capped at 1s, and every attempt counted in aws_requests_total on reg (if
+// AWS_ENDPOINT_URL_SQS and AWS_ENDPOINT_URL_DYNAMODB), at most 3 attempts
+// per call with backoff capped at 1s, and every attempt counted in aws_requests_total on reg (if
 // not nil).
 func awsClients(ctx context.Context, cfg config, reg prometheus.Registerer) (awsAPI, error) {
 	opts := []func(*awsconfig.LoadOptions) error{
@@ -80,13 +80,10 @@ func awsClients(ctx context.Context, cfg config, reg prometheus.Registerer) (aws
 	if err != nil {
 		return awsAPI{}, fmt.Errorf("AWS configuration: %w", err)
 	}
-	if cfg.AWSEndpoint != "" {
-		ac.BaseEndpoint = aws.String(cfg.AWSEndpoint)
-	}
-	// The per-service endpoints are set on each client from cfg, after
-	// the SDK's own resolution (which reads AWS_ENDPOINT_URL_SQS and
-	// AWS_ENDPOINT_URL_DYNAMODB from the process environment itself), so
-	// that the settings come from one place, config.go.
+	// The endpoints are set on each client from cfg, after the SDK's own
+	// resolution (which reads AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>
+	// from the process environment itself), so that the settings come from
+	// one place, config.go, and a service's own endpoint wins.
 	sqsEndpoint := endpointOf(cfg.SQSEndpoint, cfg.AWSEndpoint)
 	ddbEndpoint := endpointOf(cfg.DynamoDBEndpoint, cfg.AWSEndpoint)
 	// counted is the request counter, labelled with caller, for one client.
