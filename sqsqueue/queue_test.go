@@ -13,10 +13,19 @@ import (
 	"github.com/orderflow/orderflow/storetest"
 )
 
-// newClient returns an SQS client on the test endpoint.
+// newClient returns an SQS client on the test endpoint (moto).
 func newClient(t *testing.T) *sqs.Client {
 	t.Helper()
 	return sqs.NewFromConfig(awstest.Config(awstest.Endpoint(t)))
+}
+
+// forEachSQSClient runs test in parallel subtests, one per SQS backend
+// (moto and ElasticMQ), with a client on it.
+func forEachSQSClient(t *testing.T, test func(t *testing.T, client *sqs.Client)) {
+	awstest.ForEachSQS(t, func(t *testing.T, b awstest.Backend) {
+		t.Parallel()
+		test(t, sqs.NewFromConfig(awstest.Config(b.SQS)))
+	})
 }
 
 // newQueue creates a fresh queue pair on client's endpoint and opens a Queue on it,
@@ -55,9 +64,7 @@ func newQueueTB(t testing.TB, client *sqs.Client, opts storetest.QueueOptions) *
 // moto and ElasticMQ.
 func TestQueueContract(t *testing.T) {
 	t.Parallel()
-	awstest.ForEachSQS(t, func(t *testing.T, b awstest.Backend) {
-		t.Parallel()
-		client := sqs.NewFromConfig(awstest.Config(b.SQS))
+	forEachSQSClient(t, func(t *testing.T, client *sqs.Client) {
 		storetest.TestQueue(t, func(t *testing.T, o storetest.QueueOptions) (orderflow.Queue, orderflow.DeadLetters) {
 			q := newQueue(t, client, o)
 			return q, q
