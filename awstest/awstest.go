@@ -15,6 +15,10 @@
 // and the server dies with the test binary. If none can be started the test
 // is skipped, except under CI=true, where it fails: there the AWS mode must
 // be tested, not silently left out.
+//
+// SQS has a second implementation, ElasticMQ (elasticmq.go): ForEachSQS
+// runs a test once on moto and once with SQS on ElasticMQ and DynamoDB on
+// moto, so that orderflow relies on no one server's quirks.
 package awstest
 
 import (

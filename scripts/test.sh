@@ -53,6 +53,50 @@ export ORDERFLOW_TEST_AWS_ENDPOINT="http://127.0.0.1:$moto_port"
 export ORDERFLOW_MOTO_SERVER="$moto_venv/bin/moto_server"
 echo "moto_server $moto_version on $ORDERFLOW_TEST_AWS_ENDPOINT"
 
+say "ElasticMQ (the second SQS implementation of the AWS-mode tests)"
+# Maven Central's org.elasticmq:elasticmq-server_2.13 with its dependencies,
+# copied into a lib/ of its own by a generated pom; run with java -cp.
+elasticmq_version=1.6.16 # also awstest.ElasticMQVersion
+elasticmq_home="${XDG_CACHE_HOME:-$HOME/.cache}/orderflow/elasticmq-$elasticmq_version"
+if ! ls "$elasticmq_home"/lib/elasticmq-server_*.jar >/dev/null 2>&1; then
+  command -v java >/dev/null || apt_install openjdk-17-jre-headless
+  command -v mvn >/dev/null || apt_install maven
+  mkdir -p "$elasticmq_home"
+  cat > "$elasticmq_home/pom.xml" <<EOF
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>orderflow</groupId><artifactId>elasticmq-install</artifactId><version>1</version>
+  <dependencies><dependency>
+    <groupId>org.elasticmq</groupId><artifactId>elasticmq-server_2.13</artifactId><version>$elasticmq_version</version>
+  </dependency></dependencies>
+</project>
+EOF
+  rm -rf "$elasticmq_home/lib.tmp"
+  mvn -q -B -f "$elasticmq_home/pom.xml" dependency:copy-dependencies -DoutputDirectory="$elasticmq_home/lib.tmp"
+  mv "$elasticmq_home/lib.tmp" "$elasticmq_home/lib"
+fi
+elasticmq_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# The same configuration as awstest's: SQS alone on 127.0.0.1, AWS's limits.
+cat > artifacts/elasticmq.conf <<EOF
+include classpath("application.conf")
+node-address { protocol = http, host = "127.0.0.1", port = $elasticmq_port, context-path = "" }
+rest-sqs { enabled = true, bind-port = $elasticmq_port, bind-hostname = "127.0.0.1", sqs-limits = strict }
+rest-stats { enabled = false }
+aws { region = us-east-1, accountId = 000000000000 }
+EOF
+java -Xmx256m -XX:TieredStopAtLevel=1 -Dconfig.file=artifacts/elasticmq.conf -cp "$elasticmq_home/lib/*" \
+  org.elasticmq.server.Main > artifacts/elasticmq.log 2>&1 &
+elasticmq_pid=$!
+trap 'kill $moto_pid $elasticmq_pid 2>/dev/null || true' EXIT
+for _ in $(seq 300); do
+  curl -sf -o /dev/null "http://127.0.0.1:$elasticmq_port/?Action=ListQueues" && break
+  kill -0 $elasticmq_pid 2>/dev/null || { cat artifacts/elasticmq.log; exit 1; }
+  sleep 0.2
+done
+export ORDERFLOW_TEST_SQS_ENDPOINT="http://127.0.0.1:$elasticmq_port"
+export ORDERFLOW_ELASTICMQ_CLASSPATH="$elasticmq_home/lib/*"
+echo "ElasticMQ $elasticmq_version on $ORDERFLOW_TEST_SQS_ENDPOINT"
+
 say "promtool, shellcheck (deploy checks)"
 if ! command -v promtool >/dev/null; then
   apt_install prometheus

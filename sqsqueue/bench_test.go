@@ -19,18 +19,24 @@ import (
 // callers (as a busy api does), then receives and deletes them 10 at a time
 // (as the processor does), and reports SQS requests per message: the
 // floor is 0.3 (a tenth each of send, receive and delete). moto's speed
-// bounds ns/op; the request count is what AWS bills.
+// bounds ns/op; the request count is what AWS bills. It runs on moto and
+// on ElasticMQ.
 //
 //	go test -run - -bench RequestsPerMessage -benchtime 300x ./sqsqueue
 //
 // (moto receives in time proportional to the queue length, so keep N small.)
 func BenchmarkRequestsPerMessage(b *testing.B) {
+	b.Run("moto", func(b *testing.B) { benchmarkRequestsPerMessage(b, awstest.Endpoint(b)) })
+	b.Run("elasticmq", func(b *testing.B) { benchmarkRequestsPerMessage(b, awstest.ElasticMQ(b)) })
+}
+
+func benchmarkRequestsPerMessage(b *testing.B, endpoint string) {
 	var requests atomic.Int64
 	count := middleware.FinalizeMiddlewareFunc("count", func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
 		requests.Add(1)
 		return next.HandleFinalize(ctx, in)
 	})
-	cfg := awstest.Config(awstest.Endpoint(b))
+	cfg := awstest.Config(endpoint)
 	cfg.APIOptions = append(cfg.APIOptions, func(s *middleware.Stack) error { return s.Finalize.Add(count, middleware.After) })
 	client := sqs.NewFromConfig(cfg)
 	q := newQueueTB(b, client, storetest.QueueOptions{VisibilityTimeout: 30 * time.Second, MaxReceives: 5})

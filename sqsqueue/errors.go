@@ -51,8 +51,9 @@ func redriveTarget(policy string) (arn string, maxReceives int, err error) {
 	}
 	var p struct {
 		DeadLetterTargetArn string `json:"deadLetterTargetArn"`
-		// SQS writes the count as a number; a policy set through the
-		// console or CreateQueues may hold a string.
+		// SQS writes the count as a number (so do moto and ElasticMQ,
+		// whatever form was set); a policy set through the console or
+		// CreateQueues may hold a string.
 		MaxReceiveCount json.RawMessage `json:"maxReceiveCount"`
 	}
 	if err := json.Unmarshal([]byte(policy), &p); err != nil || p.DeadLetterTargetArn == "" {

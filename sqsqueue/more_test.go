@@ -21,60 +21,63 @@ import (
 
 func TestOpenNeedsADeadLetterQueue(t *testing.T) {
 	t.Parallel()
-	client := newClient(t)
-	ctx := testCtx(t)
-	out, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(awstest.Name("bare"))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sqsqueue.DeleteQueues(context.Background(), client, aws.ToString(out.QueueUrl)) })
-	if _, err := sqsqueue.Open(ctx, client, sqsqueue.Options{QueueURL: aws.ToString(out.QueueUrl)}); orderflow.ErrorCode(err) != orderflow.EInvalid {
-		t.Errorf("Open of a queue without RedrivePolicy: got %v, want EInvalid", err)
-	}
-	if _, err := sqsqueue.Open(ctx, client, sqsqueue.Options{}); orderflow.ErrorCode(err) != orderflow.EInvalid {
-		t.Errorf("Open without a URL: got %v, want EInvalid", err)
-	}
-	if _, _, err := sqsqueue.CreateQueues(ctx, client, sqsqueue.QueueSpec{Name: "x"}); err == nil {
-		t.Error("CreateQueues without a DLQ name: got no error")
-	}
+	forEachSQSClient(t, func(t *testing.T, client *sqs.Client) {
+		ctx := testCtx(t)
+		out, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(awstest.Name("bare"))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sqsqueue.DeleteQueues(context.Background(), client, aws.ToString(out.QueueUrl)) })
+		if _, err := sqsqueue.Open(ctx, client, sqsqueue.Options{QueueURL: aws.ToString(out.QueueUrl)}); orderflow.ErrorCode(err) != orderflow.EInvalid {
+			t.Errorf("Open of a queue without RedrivePolicy: got %v, want EInvalid", err)
+		}
+		if _, err := sqsqueue.Open(ctx, client, sqsqueue.Options{}); orderflow.ErrorCode(err) != orderflow.EInvalid {
+			t.Errorf("Open without a URL: got %v, want EInvalid", err)
+		}
+		if _, _, err := sqsqueue.CreateQueues(ctx, client, sqsqueue.QueueSpec{Name: "x"}); err == nil {
+			t.Error("CreateQueues without a DLQ name: got no error")
+		}
+	})
 }
 
 func TestCreateQueuesIsIdempotent(t *testing.T) {
 	t.Parallel()
-	client := newClient(t)
-	spec := sqsqueue.QueueSpec{Name: awstest.Name("idem"), VisibilityTimeout: time.Second, MaxReceives: 2}
-	spec.DLQName = spec.Name + "-dlq"
-	q1, d1, err := sqsqueue.CreateQueues(testCtx(t), client, spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sqsqueue.DeleteQueues(context.Background(), client, q1, d1) })
-	spec.MaxReceives = 3
-	q2, d2, err := sqsqueue.CreateQueues(testCtx(t), client, spec)
-	if err != nil || q1 != q2 || d1 != d2 {
-		t.Errorf("second CreateQueues: %s %s %v; want %s %s", q2, d2, err, q1, d1)
-	}
+	forEachSQSClient(t, func(t *testing.T, client *sqs.Client) {
+		spec := sqsqueue.QueueSpec{Name: awstest.Name("idem"), VisibilityTimeout: time.Second, MaxReceives: 2}
+		spec.DLQName = spec.Name + "-dlq"
+		q1, d1, err := sqsqueue.CreateQueues(testCtx(t), client, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sqsqueue.DeleteQueues(context.Background(), client, q1, d1) })
+		spec.MaxReceives = 3
+		q2, d2, err := sqsqueue.CreateQueues(testCtx(t), client, spec)
+		if err != nil || q1 != q2 || d1 != d2 {
+			t.Errorf("second CreateQueues: %s %s %v; want %s %s", q2, d2, err, q1, d1)
+		}
+	})
 }
 
 // TestMessageAttributes: the request id and trace context ride as message
 // attributes beside the body.
 func TestMessageAttributes(t *testing.T) {
 	t.Parallel()
-	client := newClient(t)
-	q := newQueue(t, client, storetest.QueueOptions{VisibilityTimeout: 30 * time.Second, MaxReceives: 5})
-	ctx := testCtx(t)
-	m := orderflow.Message{OrderID: orderflow.NewOrderID(time.Now()), RequestID: "req-attr", TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
-	if err := q.Send(ctx, m); err != nil {
-		t.Fatal(err)
-	}
-	out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(q.URL()), MessageAttributeNames: []string{"All"}, WaitTimeSeconds: 2})
-	if err != nil || len(out.Messages) != 1 {
-		t.Fatalf("ReceiveMessage: %v, %d messages", err, len(out.Messages))
-	}
-	attrs := out.Messages[0].MessageAttributes
-	if aws.ToString(attrs["request_id"].StringValue) != m.RequestID || aws.ToString(attrs["traceparent"].StringValue) != m.TraceParent {
-		t.Errorf("message attributes %+v, want request_id and traceparent", attrs)
-	}
+	forEachSQSClient(t, func(t *testing.T, client *sqs.Client) {
+		q := newQueue(t, client, storetest.QueueOptions{VisibilityTimeout: 30 * time.Second, MaxReceives: 5})
+		ctx := testCtx(t)
+		m := orderflow.Message{OrderID: orderflow.NewOrderID(time.Now()), RequestID: "req-attr", TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+		if err := q.Send(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(q.URL()), MessageAttributeNames: []string{"All"}, WaitTimeSeconds: 2})
+		if err != nil || len(out.Messages) != 1 {
+			t.Fatalf("ReceiveMessage: %v, %d messages", err, len(out.Messages))
+		}
+		attrs := out.Messages[0].MessageAttributes
+		if aws.ToString(attrs["request_id"].StringValue) != m.RequestID || aws.ToString(attrs["traceparent"].StringValue) != m.TraceParent {
+			t.Errorf("message attributes %+v, want request_id and traceparent", attrs)
+		}
+	})
 }
 
 func TestBadArguments(t *testing.T) {
@@ -99,75 +102,76 @@ func TestBadArguments(t *testing.T) {
 // handle succeeds) and leaves them all in the dead-letter queue.
 func TestWatchDead(t *testing.T) {
 	t.Parallel()
-	client := newClient(t)
-	q := newQueue(t, client, storetest.QueueOptions{VisibilityTimeout: 30 * time.Second, MaxReceives: 1})
-	ctx := testCtx(t)
-	a, b := orderflow.Message{OrderID: orderflow.NewOrderID(time.Now())}, orderflow.Message{OrderID: orderflow.NewOrderID(time.Now())}
-	for _, m := range []orderflow.Message{a, b} { // straight into the dead-letter queue
-		body := string(orderflow.EncodeMessage(m))
+	forEachSQSClient(t, func(t *testing.T, client *sqs.Client) {
+		q := newQueue(t, client, storetest.QueueOptions{VisibilityTimeout: 30 * time.Second, MaxReceives: 1})
+		ctx := testCtx(t)
+		a, b := orderflow.Message{OrderID: orderflow.NewOrderID(time.Now())}, orderflow.Message{OrderID: orderflow.NewOrderID(time.Now())}
+		for _, m := range []orderflow.Message{a, b} { // straight into the dead-letter queue
+			body := string(orderflow.EncodeMessage(m))
+			if _, err := client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(q.DLQURL()), MessageBody: &body}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var mu sync.Mutex
+		calls := map[orderflow.OrderID]int{}
+		wctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			done <- q.WatchDead(wctx, 50*time.Millisecond, func(_ context.Context, d orderflow.Delivery) error {
+				mu.Lock()
+				defer mu.Unlock()
+				calls[d.OrderID]++
+				if d.OrderID == b.OrderID && calls[d.OrderID] == 1 {
+					return errors.New("first try fails")
+				}
+				return nil
+			})
+		}()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			mu.Lock()
+			ok := calls[a.OrderID] >= 1 && calls[b.OrderID] >= 2
+			mu.Unlock()
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("handle calls %v within 20s, want a once and b twice", calls)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		// Another round, one that sees a and b again: it handles a message
+		// sent after them, and must not hand a or b out again.
+		c := orderflow.Message{OrderID: orderflow.NewOrderID(time.Now())}
+		body := string(orderflow.EncodeMessage(c))
 		if _, err := client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(q.DLQURL()), MessageBody: &body}); err != nil {
 			t.Fatal(err)
 		}
-	}
-	var mu sync.Mutex
-	calls := map[orderflow.OrderID]int{}
-	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- q.WatchDead(wctx, 50*time.Millisecond, func(_ context.Context, d orderflow.Delivery) error {
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 			mu.Lock()
-			defer mu.Unlock()
-			calls[d.OrderID]++
-			if d.OrderID == b.OrderID && calls[d.OrderID] == 1 {
-				return errors.New("first try fails")
+			handled := calls[c.OrderID] >= 1
+			mu.Unlock()
+			if handled {
+				break
 			}
-			return nil
-		})
-	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+			if time.Now().After(deadline) {
+				t.Fatalf("a message sent after the first ones was not handled within 20s (calls %v)", calls)
+			}
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("WatchDead: %v", err)
+		}
 		mu.Lock()
-		ok := calls[a.OrderID] >= 1 && calls[b.OrderID] >= 2
+		if calls[a.OrderID] != 1 || calls[b.OrderID] != 2 {
+			t.Errorf("handle calls %v, want a once and b twice (again only after a failure)", calls)
+		}
 		mu.Unlock()
-		if ok {
-			break
+		ds, err := q.ListDead(ctx, 10)
+		if err != nil || len(ds) != 3 {
+			t.Errorf("ListDead after the watch: %d, %v; want all three left", len(ds), err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("handle calls %v within 20s, want a once and b twice", calls)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	// Another round, one that sees a and b again: it handles a message
-	// sent after them, and must not hand a or b out again.
-	c := orderflow.Message{OrderID: orderflow.NewOrderID(time.Now())}
-	body := string(orderflow.EncodeMessage(c))
-	if _, err := client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(q.DLQURL()), MessageBody: &body}); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		mu.Lock()
-		handled := calls[c.OrderID] >= 1
-		mu.Unlock()
-		if handled {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("a message sent after the first ones was not handled within 20s (calls %v)", calls)
-		}
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("WatchDead: %v", err)
-	}
-	mu.Lock()
-	if calls[a.OrderID] != 1 || calls[b.OrderID] != 2 {
-		t.Errorf("handle calls %v, want a once and b twice (again only after a failure)", calls)
-	}
-	mu.Unlock()
-	ds, err := q.ListDead(ctx, 10)
-	if err != nil || len(ds) != 3 {
-		t.Errorf("ListDead after the watch: %d, %v; want all three left", len(ds), err)
-	}
+	})
 }
 
 // TestUnreachable: with nothing listening, calls fail fast with
@@ -223,71 +227,72 @@ func TestUnreachable(t *testing.T) {
 // however often it is listed or watched.
 func TestListingTheDeadKeepsTheirReceiveCount(t *testing.T) {
 	t.Parallel()
-	client := newClient(t)
-	q := newQueue(t, client, storetest.QueueOptions{VisibilityTimeout: 30 * time.Second, MaxReceives: 2})
-	ctx := testCtx(t)
-	m := orderflow.Message{OrderID: orderflow.NewOrderID(time.Now()), RequestID: "req-dead", TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
-	if err := q.Send(ctx, m); err != nil {
-		t.Fatal(err)
-	}
-	for i := 1; i <= 2; i++ {
-		ds, err := q.Receive(ctx, 1, 5*time.Second)
-		if err != nil || len(ds) != 1 || ds[0].ReceiveCount != i {
-			t.Fatalf("receive %d: %+v, %v", i, ds, err)
-		}
-		if err := q.ChangeVisibility(ctx, ds[0].Receipt, 0); err != nil {
+	forEachSQSClient(t, func(t *testing.T, client *sqs.Client) {
+		q := newQueue(t, client, storetest.QueueOptions{VisibilityTimeout: 30 * time.Second, MaxReceives: 2})
+		ctx := testCtx(t)
+		m := orderflow.Message{OrderID: orderflow.NewOrderID(time.Now()), RequestID: "req-dead", TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+		if err := q.Send(ctx, m); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if ds, err := q.Receive(ctx, 1, time.Second); err != nil || len(ds) != 0 {
-		t.Fatalf("third receive: %d messages, %v; want none (moved to the DLQ)", len(ds), err)
-	}
-
-	list := func(what string) orderflow.Delivery {
-		t.Helper()
-		ds, err := q.ListDead(ctx, 10)
-		if err != nil || len(ds) != 1 {
-			t.Fatalf("ListDead (%s): %d messages, %v; want 1", what, len(ds), err)
+		for i := 1; i <= 2; i++ {
+			ds, err := q.Receive(ctx, 1, 5*time.Second)
+			if err != nil || len(ds) != 1 || ds[0].ReceiveCount != i {
+				t.Fatalf("receive %d: %+v, %v", i, ds, err)
+			}
+			if err := q.ChangeVisibility(ctx, ds[0].Receipt, 0); err != nil {
+				t.Fatal(err)
+			}
 		}
-		d := ds[0]
-		if d.Message != m || d.ReceiveCount != 2 {
-			t.Errorf("ListDead (%s): %+v with receive count %d, want %+v received 2 times", what, d.Message, d.ReceiveCount, m)
+		if ds, err := q.Receive(ctx, 1, time.Second); err != nil || len(ds) != 0 {
+			t.Fatalf("third receive: %d messages, %v; want none (moved to the DLQ)", len(ds), err)
 		}
-		return d
-	}
-	for i := range 4 {
-		list(fmt.Sprintf("listing %d", i+1))
-	}
 
-	// The processor's watch receives it too.
-	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	var mu sync.Mutex
-	rounds := 0
-	go func() {
-		done <- q.WatchDead(wctx, 50*time.Millisecond, func(context.Context, orderflow.Delivery) error {
+		list := func(what string) orderflow.Delivery {
+			t.Helper()
+			ds, err := q.ListDead(ctx, 10)
+			if err != nil || len(ds) != 1 {
+				t.Fatalf("ListDead (%s): %d messages, %v; want 1", what, len(ds), err)
+			}
+			d := ds[0]
+			if d.Message != m || d.ReceiveCount != 2 {
+				t.Errorf("ListDead (%s): %+v with receive count %d, want %+v received 2 times", what, d.Message, d.ReceiveCount, m)
+			}
+			return d
+		}
+		for i := range 4 {
+			list(fmt.Sprintf("listing %d", i+1))
+		}
+
+		// The processor's watch receives it too.
+		wctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		var mu sync.Mutex
+		rounds := 0
+		go func() {
+			done <- q.WatchDead(wctx, 50*time.Millisecond, func(context.Context, orderflow.Delivery) error {
+				mu.Lock()
+				defer mu.Unlock()
+				rounds++
+				return errors.New("fails, so that every round handles it again")
+			})
+		}()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
 			mu.Lock()
-			defer mu.Unlock()
-			rounds++
-			return errors.New("fails, so that every round handles it again")
-		})
-	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		mu.Lock()
-		n := rounds
-		mu.Unlock()
-		if n >= 3 {
-			break
+			n := rounds
+			mu.Unlock()
+			if n >= 3 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the watch handled the message %d times in 20s, want 3", n)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the watch handled the message %d times in 20s, want 3", n)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	list("after the watch")
+		list("after the watch")
+	})
 }

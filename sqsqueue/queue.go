@@ -153,7 +153,9 @@ func (q *Queue) readPolicy(ctx context.Context) (dlqARN string, p orderflow.Queu
 	return arn, p, nil
 }
 
-// queueURL resolves the URL of the queue arn names.
+// queueURL resolves the URL of the queue arn names, from the name and
+// account alone: the ARN's region is not used (ElasticMQ's ARNs carry the
+// region of its configuration, "elasticmq" by default).
 func (q *Queue) queueURL(ctx context.Context, arn string) (string, error) {
 	ctx, cancel := q.callCtx(ctx, 0)
 	defer cancel()

@@ -13,13 +13,22 @@ import (
 	"github.com/orderflow/orderflow/storetest"
 )
 
-// newClient returns an SQS client on the test endpoint.
+// newClient returns an SQS client on the test endpoint (moto).
 func newClient(t *testing.T) *sqs.Client {
 	t.Helper()
 	return sqs.NewFromConfig(awstest.Config(awstest.Endpoint(t)))
 }
 
-// newQueue creates a fresh queue pair on moto and opens a Queue on it,
+// forEachSQSClient runs test in parallel subtests, one per SQS backend
+// (moto and ElasticMQ), with a client on it.
+func forEachSQSClient(t *testing.T, test func(t *testing.T, client *sqs.Client)) {
+	awstest.ForEachSQS(t, func(t *testing.T, b awstest.Backend) {
+		t.Parallel()
+		test(t, sqs.NewFromConfig(awstest.Config(b.SQS)))
+	})
+}
+
+// newQueue creates a fresh queue pair on client's endpoint and opens a Queue on it,
 // finding the dead-letter queue through the RedrivePolicy.
 func newQueue(t *testing.T, client *sqs.Client, opts storetest.QueueOptions) *sqsqueue.Queue {
 	t.Helper()
@@ -51,12 +60,15 @@ func newQueueTB(t testing.TB, client *sqs.Client, opts storetest.QueueOptions) *
 	return q
 }
 
+// TestQueueContract runs the queue contract on each SQS implementation:
+// moto and ElasticMQ.
 func TestQueueContract(t *testing.T) {
 	t.Parallel()
-	client := newClient(t)
-	storetest.TestQueue(t, func(t *testing.T, o storetest.QueueOptions) (orderflow.Queue, orderflow.DeadLetters) {
-		q := newQueue(t, client, o)
-		return q, q
+	forEachSQSClient(t, func(t *testing.T, client *sqs.Client) {
+		storetest.TestQueue(t, func(t *testing.T, o storetest.QueueOptions) (orderflow.Queue, orderflow.DeadLetters) {
+			q := newQueue(t, client, o)
+			return q, q
+		})
 	})
 }
 

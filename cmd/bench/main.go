@@ -10,7 +10,14 @@
 // durable 202 before any of orderflow's work. For each it prints the CPU
 // time per request of the server and of the load generator.
 //
+// With -aws it runs orderflow in the AWS mode instead, SQS on ElasticMQ
+// (or moto) and DynamoDB on moto_server, prints the AWS requests per
+// completed order by service and operation, and sets the seed's own design
+// beside it on the same servers (seed.go), with the price of a million
+// orders at AWS list prices (cost.go).
+//
 //	go run ./cmd/bench [-duration 10s] [-workers 64] [-users 200]
+//	go run ./cmd/bench -aws [-sqs elasticmq|moto] [-baseline=false]
 package main
 
 import (
@@ -21,7 +28,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -38,6 +44,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/awstest"
 	"github.com/orderflow/orderflow/sqlite"
 )
 
@@ -141,7 +148,8 @@ type options struct {
 	users    int
 	keep     bool
 	aws      bool
-	endpoint string // -aws-endpoint: a running moto_server instead of one of the run's own
+	sqs      string // the AWS mode's SQS: "elasticmq" or "moto"
+	baseline bool   // the AWS mode: also measure the seed's design
 }
 
 func parseOptions() options {
@@ -150,8 +158,9 @@ func parseOptions() options {
 	flag.IntVar(&o.workers, "workers", 64, "concurrent client connections")
 	flag.IntVar(&o.users, "users", 200, "distinct users (tokens) the load is spread over")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (database, logs)")
-	flag.BoolVar(&o.aws, "aws", false, "run orderflow in the AWS mode against a moto_server started for the run, and print AWS requests per order")
-	flag.StringVar(&o.endpoint, "aws-endpoint", "", "with -aws: the URL of a moto_server already running, instead of starting one")
+	flag.BoolVar(&o.aws, "aws", false, "run orderflow in the AWS mode (DynamoDB on a moto_server started for the run, SQS on -sqs) and print AWS requests and price per order")
+	flag.StringVar(&o.sqs, "sqs", "elasticmq", "with -aws: SQS on an ElasticMQ started for the run (elasticmq), or on the moto_server (moto)")
+	flag.BoolVar(&o.baseline, "baseline", true, "with -aws: also run the seed's design on the same servers at the same offered load, side by side")
 	flag.Parse()
 	return o
 }
@@ -188,12 +197,7 @@ func run() error {
 	}
 	p.print(bare, durable)
 	if o.aws {
-		// moto's own speed is the ceiling here: report the cost, not rates.
-		if err := printAWSCost(s.proc, p.awsBefore, p.done); err != nil {
-			return err
-		}
-		fmt.Printf("peak RSS of the server:        %8.1f MB\n", float64(peakRSS(s.srv.cmd.Process.Pid))/(1<<20))
-		return nil
+		return measureAWSCost(o, s, p)
 	}
 	printWriter(p.writerBefore, p.writerAfter, p.res.elapsed)
 	return measureHalf(o, s, p)
@@ -229,6 +233,8 @@ type served struct {
 	srv       *child
 	tokens    []string
 	stops     []func()
+	// The AWS mode's endpoints.
+	sqsEndpoint, ddbEndpoint string
 }
 
 // stop ends the server and what was started for it; it may be called
@@ -252,11 +258,11 @@ func startServe(o options, dir, bin string) (*served, error) {
 		"ORDERFLOW_LOG_LEVEL=warn",
 	}
 	if o.aws {
-		awsEnv, stopMoto, err := startMoto(dir, bin, o.endpoint)
+		awsEnv, err := startAWS(o, s, dir, bin)
 		if err != nil {
+			s.stop()
 			return nil, err
 		}
-		s.stops = append(s.stops, stopMoto)
 		env = append(env, awsEnv...)
 	}
 	srv, err := startChild(bin, env, filepath.Join(dir, "orderflow.log"), s.api+"/ready", s.proc+"/ready")
@@ -739,47 +745,13 @@ func peakRSS(pid int) int64 {
 	return 0
 }
 
-// startMoto starts moto_server on a free port (from $ORDERFLOW_MOTO_SERVER,
-// the virtualenv scripts/test.sh installs, or PATH), creates the queue, DLQ
-// and table with "orderflow init", and returns the AWS-mode settings.
-func startMoto(dir, bin, endpoint string) ([]string, func(), error) {
-	url, stop := endpoint, func() {}
-	if url == "" {
-		moto, err := startOwnMoto(dir)
-		if err != nil {
-			return nil, nil, err
-		}
-		url, stop = moto.url, moto.stop
-	}
-	env := []string{"AWS_ENDPOINT_URL=" + url, "AWS_REGION=us-east-1",
-		"AWS_ACCESS_KEY_ID=bench", "AWS_SECRET_ACCESS_KEY=bench"}
-	cmd := exec.Command(bin, "init")
-	// Names of the run's own, so that a shared moto_server keeps others'.
-	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
-	cmd.Env = append(append(os.Environ(), "ENV=local", "ORDERFLOW_QUEUE_NAME=bench-"+suffix,
-		"ORDERFLOW_DLQ_NAME=bench-dlq-"+suffix, "ORDERFLOW_TABLE_NAME=bench-"+suffix), env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		stop()
-		return nil, nil, fmt.Errorf("orderflow init: %v\n%s", err, out)
-	}
-	for _, f := range strings.Fields(string(out)) {
-		if strings.HasPrefix(f, "SQS_QUEUE_URL=") || strings.HasPrefix(f, "SQS_DLQ_URL=") || strings.HasPrefix(f, "DDB_TABLE=") {
-			env = append(env, f)
-		}
-	}
-	fmt.Printf("AWS mode on moto_server %s (moto's own speed is the ceiling of these rates)\n", url)
-	return env, stop, nil
-}
-
-// ownMoto is a moto_server started for the run.
-type ownMoto struct {
-	url  string
-	stop func()
-}
-
-// startOwnMoto starts moto_server on a free loopback port.
-func startOwnMoto(dir string) (ownMoto, error) {
+// startAWS starts moto_server on a free port (from $ORDERFLOW_MOTO_SERVER,
+// the virtualenv scripts/test.sh installs, or PATH) for DynamoDB, and for
+// SQS either ElasticMQ (o.sqs "elasticmq": $ORDERFLOW_ELASTICMQ_CLASSPATH
+// or the jars scripts/test.sh installs) or the same moto_server; it
+// creates the queue, DLQ and table with "orderflow init" and returns the
+// AWS-mode settings. The servers' stops go on s.stops.
+func startAWS(o options, s *served, dir, bin string) ([]string, error) {
 	server := os.Getenv("ORDERFLOW_MOTO_SERVER")
 	if server == "" {
 		home, _ := os.UserHomeDir()
@@ -792,9 +764,42 @@ func startOwnMoto(dir string) (ownMoto, error) {
 	_, port, _ := net.SplitHostPort(addr)
 	moto, err := startChildArgs(server, []string{"-H", "127.0.0.1", "-p", port}, nil, filepath.Join(dir, "moto.log"), "http://"+addr+"/moto-api/")
 	if err != nil {
-		return ownMoto{}, fmt.Errorf("moto_server (run scripts/test.sh once to install it): %w", err)
+		return nil, fmt.Errorf("moto_server (run scripts/test.sh once to install it): %w", err)
 	}
-	return ownMoto{url: "http://" + addr, stop: moto.stop}, nil
+	s.stops = append(s.stops, moto.stop)
+	s.sqsEndpoint, s.ddbEndpoint = "http://"+addr, "http://"+addr
+	switch o.sqs {
+	case "moto":
+	case "elasticmq":
+		cp, err := awstest.ElasticMQClasspath()
+		if err != nil {
+			return nil, fmt.Errorf("ElasticMQ (run scripts/test.sh once to install it, or -sqs moto): %w", err)
+		}
+		url, stop, err := awstest.StartElasticMQ(cp, 0)
+		if err != nil {
+			return nil, err
+		}
+		s.stops = append(s.stops, stop)
+		s.sqsEndpoint = url
+	default:
+		return nil, fmt.Errorf("-sqs %q: want elasticmq or moto", o.sqs)
+	}
+	env := []string{"AWS_ENDPOINT_URL_SQS=" + s.sqsEndpoint, "AWS_ENDPOINT_URL_DYNAMODB=" + s.ddbEndpoint, "AWS_REGION=us-east-1",
+		"AWS_ACCESS_KEY_ID=bench", "AWS_SECRET_ACCESS_KEY=bench"}
+	cmd := exec.Command(bin, "init")
+	cmd.Env = append(append(os.Environ(), "ENV=local"), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("orderflow init: %v\n%s", err, out)
+	}
+	for _, f := range strings.Fields(string(out)) {
+		if strings.HasPrefix(f, "SQS_QUEUE_URL=") || strings.HasPrefix(f, "SQS_DLQ_URL=") || strings.HasPrefix(f, "DDB_TABLE=") {
+			env = append(env, f)
+		}
+	}
+	fmt.Printf("AWS mode: SQS on %s (%s), DynamoDB on moto_server %s (moto's DynamoDB, one Python process, is the ceiling of these rates)\n",
+		o.sqs, s.sqsEndpoint, s.ddbEndpoint)
+	return env, nil
 }
 
 // awsRE matches aws_requests_total: the value of each series, by its label
@@ -811,59 +816,40 @@ func label(labels, name string) string {
 	return v
 }
 
-// printAWSCost prints SQS requests and DynamoDB writes per completed order
-// from the processor's aws_requests_total since before (in serve mode the
-// api's and the processor's calls land in the same registry, so one scrape
-// has them all). The simulated payment gateway's ledger calls (caller
-// "simulated_gateway") are shown apart: a real gateway keeps its ledger on
-// its own side.
-func printAWSCost(proc string, before map[string]float64, done float64) error {
-	page, err := scrape(proc)
+// measureAWSCost prints orderflow's AWS requests per completed order
+// from the processor's aws_requests_total since the load began (in serve
+// mode the api's and the processor's calls land in the same registry, so
+// one scrape has them all), and, with o.baseline, the seed's design
+// measured on the same servers at the rate orderflow accepted, side by
+// side, with the price of a million orders.
+func measureAWSCost(o options, s *served, p peak) error {
+	page, err := scrape(s.proc)
 	if err != nil {
 		return err
 	}
-	counts, err := page.series(awsRE)
+	after, err := page.series(awsRE)
 	if err != nil {
 		return err
 	}
-	writes := map[string]bool{"PutItem": true, "UpdateItem": true, "DeleteItem": true, "TransactWriteItems": true, "BatchWriteItem": true}
-	sqsOps, ddbOps := map[string]float64{}, map[string]float64{}
-	var sqsCalls, ddbCalls, ddbWrites, gatewayCalls, gatewayWrites, limiterCalls, limiterWrites float64
-	for labels, v := range counts {
-		v -= before[labels]
-		op := label(labels, "operation")
-		switch {
-		case label(labels, "caller") == "simulated_gateway":
-			gatewayCalls += v
-			if writes[op] {
-				gatewayWrites += v
-			}
-		case label(labels, "caller") == "rate_limiter":
-			limiterCalls += v
-			if writes[op] {
-				limiterWrites += v
-			}
-		case label(labels, "service") == "sqs":
-			sqsCalls += v
-			sqsOps[op] += v
-		case label(labels, "service") == "dynamodb":
-			ddbCalls += v
-			if writes[op] {
-				ddbWrites += v
-				ddbOps[op+" ("+label(labels, "outcome")+")"] += v
-			}
+	rss := peakRSS(s.srv.cmd.Process.Pid)
+	ours := costOf(p.awsBefore, after, p.done)
+	fmt.Printf("SQS requests per order:        %8.2f   (target ≤ 0.35 at full load; floor 0.30)\n", ours.perOrder(sum(ours.sqs)))
+	fmt.Printf("DynamoDB writes per order:     %8.2f   (target ≤ 3 without items; %.2f reads; rate limiter %.2f requests on its own)\n",
+		ours.perOrder(sum(ours.ddbWrite)), ours.perOrder(sum(ours.ddbRead)), ours.perOrder(sum(ours.limiter)))
+	fmt.Printf("peak RSS of the server:        %8.1f MB\n\n", float64(rss)/(1<<20))
+	cols := []column{{"orderflow", ours}}
+	if o.baseline {
+		// orderflow stops; ElasticMQ and moto stay up for the seed's
+		// design, which gets the rate orderflow accepted as its offered load.
+		s.srv.stop()
+		pace := p.res.rate()
+		seedCost, res, err := measureSeed(o, s.sqsEndpoint, s.ddbEndpoint, pace)
+		if err != nil {
+			return err
 		}
+		fmt.Printf("seed's design, offered %.0f orders/s for %s: %d accepted   ack p50 %s  p99 %s   (%d errors)\n\n", pace, o.duration, res.ok, res.pct(50), res.pct(99), res.errs)
+		cols = append(cols, column{"seed's design", seedCost})
 	}
-	done = max(done, 1)
-	fmt.Printf("SQS requests per order:        %8.2f   (target ≤ 0.35 at full load; floor 0.30)\n", sqsCalls/done)
-	for _, op := range slices.Sorted(maps.Keys(sqsOps)) {
-		fmt.Printf("  %-28s%8.3f\n", op, sqsOps[op]/done)
-	}
-	fmt.Printf("DynamoDB writes per order:     %8.2f   (%.2f requests of any kind; target ≤ 3 writes)\n", ddbWrites/done, ddbCalls/done)
-	for _, op := range slices.Sorted(maps.Keys(ddbOps)) {
-		fmt.Printf("  %-28s%8.3f\n", op, ddbOps[op]/done)
-	}
-	fmt.Printf("  and the rate limiter: %.2f writes per order (%.2f requests of any kind)\n", limiterWrites/done, limiterCalls/done)
-	fmt.Printf("  and the simulated gateway's ledger: %.2f writes per order (%.2f requests of any kind; a real gateway's own)\n", gatewayWrites/done, gatewayCalls/done)
+	printCosts(os.Stdout, listPrices, cols...)
 	return nil
 }

@@ -51,8 +51,9 @@ const (
 )
 
 // awsClients builds the AWS clients of cfg: the standard credential chain,
-// cfg's region and endpoint, at most 3 attempts per call with backoff
-// capped at 1s, and every attempt counted in aws_requests_total on reg (if
+// cfg's region and endpoints (AWS_ENDPOINT_URL, or per service
+// AWS_ENDPOINT_URL_SQS and AWS_ENDPOINT_URL_DYNAMODB), at most 3 attempts
+// per call with backoff capped at 1s, and every attempt counted in aws_requests_total on reg (if
 // not nil).
 func awsClients(ctx context.Context, cfg config, reg prometheus.Registerer) (awsAPI, error) {
 	opts := []func(*awsconfig.LoadOptions) error{
@@ -84,9 +85,12 @@ func awsClients(ctx context.Context, cfg config, reg prometheus.Registerer) (aws
 	if err != nil {
 		return awsAPI{}, fmt.Errorf("AWS configuration: %w", err)
 	}
-	if cfg.AWSEndpoint != "" {
-		ac.BaseEndpoint = aws.String(cfg.AWSEndpoint)
-	}
+	// The endpoints are set on each client from cfg, after the SDK's own
+	// resolution (which reads AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>
+	// from the process environment itself), so that the settings come from
+	// one place, config.go, and a service's own endpoint wins.
+	sqsEndpoint := endpointOf(cfg.SQSEndpoint, cfg.AWSEndpoint)
+	ddbEndpoint := endpointOf(cfg.DynamoDBEndpoint, cfg.AWSEndpoint)
 	// counted is the request counter, labelled with caller, for one client.
 	counted := func(caller string) []func(*middleware.Stack) error {
 		if counter == nil {
@@ -95,12 +99,36 @@ func awsClients(ctx context.Context, cfg config, reg prometheus.Registerer) (aws
 		return []func(*middleware.Stack) error{countRequests(counter, caller)}
 	}
 	ours, gateway, limiter := counted(callerOrderflow), counted(callerGateway), counted(callerLimiter)
+	ddbOptions := func(mw []func(*middleware.Stack) error) func(*dynamodb.Options) {
+		return func(o *dynamodb.Options) {
+			o.APIOptions = append(o.APIOptions, mw...)
+			if ddbEndpoint != nil {
+				o.BaseEndpoint = ddbEndpoint
+			}
+		}
+	}
 	return awsAPI{
-		sqs:        sqs.NewFromConfig(ac, func(o *sqs.Options) { o.APIOptions = append(o.APIOptions, ours...) }),
-		ddb:        dynamodb.NewFromConfig(ac, func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, ours...) }),
-		gatewayDDB: dynamodb.NewFromConfig(ac, func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, gateway...) }),
-		limiterDDB: dynamodb.NewFromConfig(ac, func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, limiter...) }),
+		sqs: sqs.NewFromConfig(ac, func(o *sqs.Options) {
+			o.APIOptions = append(o.APIOptions, ours...)
+			if sqsEndpoint != nil {
+				o.BaseEndpoint = sqsEndpoint
+			}
+		}),
+		ddb:        dynamodb.NewFromConfig(ac, ddbOptions(ours)),
+		gatewayDDB: dynamodb.NewFromConfig(ac, ddbOptions(gateway)),
+		limiterDDB: dynamodb.NewFromConfig(ac, ddbOptions(limiter)),
 	}, nil
+}
+
+// endpointOf returns the first endpoint set of service and global (the
+// service's own setting wins), or nil to leave the SDK's default.
+func endpointOf(service, global string) *string {
+	for _, e := range []string{service, global} {
+		if e != "" {
+			return aws.String(e)
+		}
+	}
+	return nil
 }
 
 // awsRequestCounter registers aws_requests_total on reg (or finds it

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -25,13 +26,13 @@ import (
 )
 
 // awsCredentials gives the SDK's standard chain static test credentials
-// and keeps it off the EC2 metadata endpoint. The variables are
-// process-wide (the SDK reads the environment itself), so tests that use
-// them do not run in parallel.
-func awsCredentials(t *testing.T) {
-	t.Setenv("AWS_ACCESS_KEY_ID", "test")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+// and keeps it off the EC2 metadata endpoint, for the whole test binary
+// (TestMain): the SDK reads the environment itself, and setting it once
+// lets the AWS tests run their SQS backends in parallel.
+func awsCredentials() {
+	for k, v := range map[string]string{"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_EC2_METADATA_DISABLED": "true"} {
+		os.Setenv(k, v)
+	}
 }
 
 var exportRE = regexp.MustCompile(`^export SQS_QUEUE_URL=(\S+) SQS_DLQ_URL=(\S+) DDB_TABLE=(\S+)\n$`)
@@ -40,17 +41,34 @@ var exportRE = regexp.MustCompile(`^export SQS_QUEUE_URL=(\S+) SQS_DLQ_URL=(\S+)
 // with a fresh queue, dead-letter queue and table made by orderflow init.
 func awsEnv(t *testing.T, endpoint string, overrides map[string]string) map[string]string {
 	t.Helper()
-	awsCredentials(t)
+	return awsEnvOn(t, awstest.Backend{Name: "moto", SQS: endpoint, DynamoDB: endpoint}, overrides)
+}
+
+// closedEndpoint is an address nothing listens on.
+const closedEndpoint = "http://127.0.0.1:1"
+
+// awsEnvOn is awsEnv on backend b. When b's SQS is not its DynamoDB (SQS
+// on ElasticMQ), the two come from AWS_ENDPOINT_URL_SQS and
+// AWS_ENDPOINT_URL_DYNAMODB, with AWS_ENDPOINT_URL on a closed port: a
+// call that took the global endpoint instead of its service's would fail.
+func awsEnvOn(t *testing.T, b awstest.Backend, overrides map[string]string) map[string]string {
+	t.Helper()
 	name := awstest.Name("of")
-	env := testEnv(t, map[string]string{
-		"AWS_ENDPOINT_URL":             endpoint,
+	settings := map[string]string{
+		"AWS_ENDPOINT_URL":             b.SQS,
 		"AWS_REGION":                   awstest.Region,
 		"ORDERFLOW_QUEUE_NAME":         name,
 		"ORDERFLOW_DLQ_NAME":           name + "-dlq",
 		"ORDERFLOW_TABLE_NAME":         name,
 		"ORDERFLOW_AWS_CALL_TIMEOUT":   "2s",
 		"ORDERFLOW_DLQ_WATCH_INTERVAL": "2s",
-	})
+	}
+	if b.SQS != b.DynamoDB {
+		settings["AWS_ENDPOINT_URL"] = closedEndpoint
+		settings["AWS_ENDPOINT_URL_SQS"] = b.SQS
+		settings["AWS_ENDPOINT_URL_DYNAMODB"] = b.DynamoDB
+	}
+	env := testEnv(t, settings)
 	for k, v := range overrides {
 		env[k] = v
 	}
@@ -63,20 +81,37 @@ func awsEnv(t *testing.T, endpoint string, overrides map[string]string) map[stri
 	return env
 }
 
+// ddbEndpoint is the DynamoDB endpoint of an awsEnvOn environment.
+func ddbEndpoint(env map[string]string) string {
+	if e := env["AWS_ENDPOINT_URL_DYNAMODB"]; e != "" {
+		return e
+	}
+	return env["AWS_ENDPOINT_URL"]
+}
+
 // TestInitIsIdempotent: init creates the queues and the table, and a second
-// run finds them and prints the same settings.
+// run finds them and prints the same settings; on each SQS backend, so
+// that init also follows the per-service endpoints.
 func TestInitIsIdempotent(t *testing.T) {
-	endpoint := awstest.Endpoint(t)
-	env := awsEnv(t, endpoint, map[string]string{"ORDERFLOW_MAX_RECEIVES": "4"})
+	awstest.ForEachSQS(t, testInitIsIdempotent)
+}
+
+func testInitIsIdempotent(t *testing.T, b awstest.Backend) {
+	env := awsEnvOn(t, b, map[string]string{"ORDERFLOW_MAX_RECEIVES": "4"})
 	again, _ := runCmd(t, env, "init")
 	want := fmt.Sprintf("export SQS_QUEUE_URL=%s SQS_DLQ_URL=%s DDB_TABLE=%s\n", env["SQS_QUEUE_URL"], env["SQS_DLQ_URL"], env["DDB_TABLE"])
 	if again != want {
 		t.Errorf("second init printed %q, want %q", again, want)
 	}
+	// The queues live on the backend's SQS (ElasticMQ's URLs are
+	// http://host:port/000000000000/NAME, moto's carry its account id).
+	if !strings.HasPrefix(env["SQS_QUEUE_URL"], b.SQS+"/") {
+		t.Errorf("queue URL %s, want one on %s", env["SQS_QUEUE_URL"], b.SQS)
+	}
 	if !strings.HasSuffix(env["SQS_DLQ_URL"], env["ORDERFLOW_DLQ_NAME"]) || env["DDB_TABLE"] != env["ORDERFLOW_TABLE_NAME"] {
 		t.Errorf("init used names %v, want those of the settings", env)
 	}
-	client := sqs.NewFromConfig(awstest.Config(endpoint))
+	client := sqs.NewFromConfig(awstest.Config(b.SQS))
 	attrs, err := client.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{
 		QueueUrl: aws.String(env["SQS_QUEUE_URL"]), AttributeNames: []sqstypes.QueueAttributeName{"RedrivePolicy"},
 	})
@@ -89,7 +124,7 @@ func TestInitIsIdempotent(t *testing.T) {
 	if p := attrs.Attributes["RedrivePolicy"]; json.Unmarshal([]byte(p), &policy) != nil || policy.MaxReceiveCount != "4" {
 		t.Errorf("RedrivePolicy %s, want maxReceiveCount 4", p)
 	}
-	ddb := dynamodb.NewFromConfig(awstest.Config(endpoint))
+	ddb := dynamodb.NewFromConfig(awstest.Config(b.DynamoDB))
 	ttl, err := ddb.DescribeTimeToLive(context.Background(), &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(env["DDB_TABLE"])})
 	if err != nil || ttl.TimeToLiveDescription == nil || aws.ToString(ttl.TimeToLiveDescription.AttributeName) != "expires_at" {
 		t.Errorf("TTL of the table: %+v, %v; want on expires_at", ttl, err)
@@ -101,9 +136,13 @@ func TestInitIsIdempotent(t *testing.T) {
 }
 
 // TestAWSSpecFlow is TestSpecFlow in the AWS mode, plus the AWS request
-// metrics.
+// metrics, on each SQS backend.
 func TestAWSSpecFlow(t *testing.T) {
-	in := startRun(t, awsEnv(t, awstest.Endpoint(t), nil))
+	awstest.ForEachSQS(t, testAWSSpecFlow)
+}
+
+func testAWSSpecFlow(t *testing.T, b awstest.Backend) {
+	in := startRun(t, awsEnvOn(t, b, nil))
 	token := login(t, in.api, "u123")
 	var a accepted
 	resp := call(t, "POST", in.api+"/orders", token, map[string]any{"user_id": "u123", "amount": 999, "items": []map[string]any{{"sku": "widget", "quantity": 2}}}, &a)
@@ -135,9 +174,14 @@ func TestAWSSpecFlow(t *testing.T) {
 }
 
 // TestAWSOutcomes drives each way an order can end through the real stages
-// on SQS and DynamoDB, the dead-letter path included.
+// on SQS and DynamoDB, the dead-letter path included, on each SQS backend.
 func TestAWSOutcomes(t *testing.T) {
-	env := awsEnv(t, awstest.Endpoint(t), map[string]string{
+	awstest.ForEachSQS(t, testAWSOutcomes)
+}
+
+func testAWSOutcomes(t *testing.T, b awstest.Backend) {
+	t.Parallel() // with the other backend's: each waits mostly on its servers
+	env := awsEnvOn(t, b, map[string]string{
 		"ORDERFLOW_MAX_RECEIVES":       "3", // the gateway's "03" amounts fail twice
 		"ORDERFLOW_VISIBILITY_TIMEOUT": "1s",
 		"ORDERFLOW_STOCK":              "widget:10,gizmo:1",
@@ -234,8 +278,8 @@ func deadReceiveCount(t *testing.T, list, id string) int {
 	return 0
 }
 
-// awsParts is a store and queue on moto, for tests that drive the AWS
-// mode's pieces directly.
+// awsParts is a store and queue on an SQS backend and moto, for tests
+// that drive the AWS mode's pieces directly.
 type awsParts struct {
 	store  *dynamostore.Store
 	queue  *sqsqueue.Queue
@@ -244,12 +288,11 @@ type awsParts struct {
 	dlqURL string
 }
 
-func newAWSParts(t *testing.T) *awsParts {
+func newAWSParts(t *testing.T, b awstest.Backend) *awsParts {
 	t.Helper()
-	endpoint := awstest.Endpoint(t)
 	ctx := context.Background()
-	sqsClient := sqs.NewFromConfig(awstest.Config(endpoint))
-	ddb := dynamodb.NewFromConfig(awstest.Config(endpoint))
+	sqsClient := sqs.NewFromConfig(awstest.Config(b.SQS))
+	ddb := dynamodb.NewFromConfig(awstest.Config(b.DynamoDB))
 	name := awstest.Name("parts")
 	qurl, dlqURL, err := sqsqueue.CreateQueues(ctx, sqsClient, sqsqueue.QueueSpec{Name: name, DLQName: name + "-dlq", VisibilityTimeout: 30 * time.Second, MaxReceives: 3})
 	if err != nil {
@@ -380,12 +423,17 @@ func (c *crashClient) placeRetrying(t *testing.T, key string, amount int) {
 // TestAWSCrashKill9 is TestCrashKill9 in the AWS mode: SIGKILL while
 // orders are accepted and while they are processed; every 202 ends
 // terminal, a retried key is not a second order, no order is charged
-// twice, stock moves once per completed order.
+// twice, stock moves once per completed order; on each SQS backend.
 func TestAWSCrashKill9(t *testing.T) {
+	awstest.ForEachSQS(t, testAWSCrashKill9)
+}
+
+func testAWSCrashKill9(t *testing.T, b awstest.Backend) {
+	t.Parallel() // with the other backend's: each waits mostly on its servers
 	settings := crashSettings()
 	settings["ORDERFLOW_TAKEOVER_AFTER"] = "1s"
 	settings["ORDERFLOW_SWEEP_AFTER"] = "5s"
-	env := awsEnv(t, awstest.Endpoint(t), settings)
+	env := awsEnvOn(t, b, settings)
 	logPath := t.TempDir() + "/child.log"
 	api := "http://" + env["ORDERFLOW_API_ADDR"]
 
@@ -411,6 +459,6 @@ func TestAWSCrashKill9(t *testing.T) {
 	final := cl.waitTerminal(t)
 	c.stop(t)
 
-	st := dynamostore.New(dynamodb.NewFromConfig(awstest.Config(env["AWS_ENDPOINT_URL"])), env["DDB_TABLE"], dynamostore.Options{})
+	st := dynamostore.New(dynamodb.NewFromConfig(awstest.Config(ddbEndpoint(env))), env["DDB_TABLE"], dynamostore.Options{})
 	checkBooks(t, st, cl, final, crashStock)
 }

@@ -72,7 +72,12 @@ type config struct {
 	SQSDLQURL   string
 	DDBTable    string
 	AWSEndpoint string
-	AWSRegion   string
+	// SQSEndpoint and DynamoDBEndpoint override AWSEndpoint for one
+	// service (the SDK's AWS_ENDPOINT_URL_<SERVICE>): SQS on ElasticMQ
+	// with DynamoDB on moto, say.
+	SQSEndpoint      string
+	DynamoDBEndpoint string
+	AWSRegion        string
 
 	QueueName        string        // orderflow init: the queue to create
 	DLQName          string        // orderflow init: its dead-letter queue
@@ -126,6 +131,8 @@ var settings = []setting{
 	{"SQS_DLQ_URL", "", "AWS mode: its dead-letter queue (default: from the queue's RedrivePolicy)"},
 	{"DDB_TABLE", "", "AWS mode: the Orders table (with SQS_QUEUE_URL)"},
 	{"AWS_ENDPOINT_URL", "", "AWS endpoint override (LocalStack, moto_server)"},
+	{"AWS_ENDPOINT_URL_SQS", "", "SQS endpoint override, before AWS_ENDPOINT_URL (ElasticMQ, moto_server)"},
+	{"AWS_ENDPOINT_URL_DYNAMODB", "", "DynamoDB endpoint override, before AWS_ENDPOINT_URL (moto_server, LocalStack)"},
 	{"AWS_REGION", "us-east-1", "AWS region; credentials come from the standard AWS chain"},
 	{"ORDERFLOW_QUEUE_NAME", "order-queue", "orderflow init: name of the SQS queue to create"},
 	{"ORDERFLOW_DLQ_NAME", "order-queue-dlq", "orderflow init: name of its dead-letter queue"},
@@ -210,11 +217,13 @@ func (p *parser) config() config {
 		FraudThreshold:         p.positive("ORDERFLOW_FRAUD_THRESHOLD"),
 		FraudMaxAmount:         int64(p.positive("ORDERFLOW_FRAUD_MAX_AMOUNT")),
 
-		SQSQueueURL: p.str("SQS_QUEUE_URL"),
-		SQSDLQURL:   p.str("SQS_DLQ_URL"),
-		DDBTable:    p.str("DDB_TABLE"),
-		AWSEndpoint: p.str("AWS_ENDPOINT_URL"),
-		AWSRegion:   p.str("AWS_REGION"),
+		SQSQueueURL:      p.str("SQS_QUEUE_URL"),
+		SQSDLQURL:        p.str("SQS_DLQ_URL"),
+		DDBTable:         p.str("DDB_TABLE"),
+		AWSEndpoint:      p.str("AWS_ENDPOINT_URL"),
+		SQSEndpoint:      p.str("AWS_ENDPOINT_URL_SQS"),
+		DynamoDBEndpoint: p.str("AWS_ENDPOINT_URL_DYNAMODB"),
+		AWSRegion:        p.str("AWS_REGION"),
 
 		QueueName:        p.str("ORDERFLOW_QUEUE_NAME"),
 		DLQName:          p.str("ORDERFLOW_DLQ_NAME"),

@@ -21,9 +21,13 @@ import (
 // watch completes the order that was charged, fails (and releases the
 // stock of) any other unfinished one, leaves final orders, unknown orders
 // and poison messages alone, leaves every message in the dead-letter
-// queue, and counts and logs each order it ended.
+// queue, and counts and logs each order it ended; on each SQS backend.
 func TestAWSDeadLetterWatch(t *testing.T) {
-	p := newAWSParts(t)
+	awstest.ForEachSQS(t, testAWSDeadLetterWatch)
+}
+
+func testAWSDeadLetterWatch(t *testing.T, b awstest.Backend) {
+	p := newAWSParts(t, b)
 	ctx := context.Background()
 	create := func(o orderflow.Order) orderflow.Order {
 		t.Helper()

@@ -13,8 +13,9 @@ import (
 
 // initAWS runs "orderflow init": it creates the SQS queue, its dead-letter
 // queue with the RedrivePolicy (maxReceiveCount = ORDERFLOW_MAX_RECEIVES),
-// and the DynamoDB table with its indexes and TTL, on AWS_ENDPOINT_URL (or
-// AWS itself), idempotently, and prints the settings to export.
+// and the DynamoDB table with its indexes and TTL, on AWS_ENDPOINT_URL or
+// the per-service endpoints (or AWS itself), idempotently, and prints the
+// settings to export.
 func initAWS(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("init", flag.ContinueOnError)
 	fs.SetOutput(stdout)

@@ -24,6 +24,7 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
+	awsCredentials()
 	os.Exit(m.Run())
 }
 
