@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/auth"
@@ -98,6 +99,10 @@ type Deps struct {
 	Ready func(ctx context.Context) error
 	Now   func() time.Time
 	NewID func() orderflow.OrderID
+	// TracerProvider makes the server span of every request (otelhttp),
+	// which continues the client's W3C traceparent; an accepted order
+	// keeps that span's context for the processor. Default: no spans.
+	TracerProvider trace.TracerProvider
 }
 
 // server is the state shared by the handlers.
@@ -192,7 +197,7 @@ func newServer(cfg Config, deps Deps) *server {
 	for _, rt := range s.table {
 		s.mux.Handle(rt.pattern, rt.handler)
 	}
-	s.handler = s.observe(s.recoverPanics(s.mux))
+	s.handler = traced(s.observe(s.recoverPanics(s.mux)), deps.TracerProvider)
 	return s
 }
 

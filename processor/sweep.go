@@ -104,7 +104,7 @@ func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 	}
 	msgs := make([]orderflow.Message, len(orders))
 	for i, o := range orders {
-		msgs[i] = orderflow.Message{OrderID: o.ID, RequestID: o.RequestID}
+		msgs[i] = orderflow.Message{OrderID: o.ID, RequestID: o.RequestID, TraceParent: o.TraceParent}
 		s.log.WarnContext(orderflow.WithOrderID(ctx, o.ID), "order still PENDING; sending its message again", "created_at", o.CreatedAt)
 	}
 	if sendErr := s.queue.Send(ctx, msgs...); sendErr != nil {

@@ -105,6 +105,10 @@ ALTER TABLE queue ADD COLUMN batch INTEGER NOT NULL DEFAULT 0;`,
 	`ALTER TABLE dead ADD COLUMN handled INTEGER NOT NULL DEFAULT 0;
 UPDATE dead SET handled = 1;
 CREATE INDEX dead_unhandled ON dead (id) WHERE handled = 0;`,
+	// traceparent: the W3C trace context of the request that accepted
+	// the order, for work on it that does not start from its message
+	// (the pending sweep, the dead-letter watch).
+	`ALTER TABLE orders ADD COLUMN traceparent TEXT NOT NULL DEFAULT '';`,
 }
 
 // migrate brings the schema to the latest version, recording it in PRAGMA

@@ -86,6 +86,15 @@ func (db *DB) submit(ctx context.Context, fn func(w *wtx) error, atCommit bool) 
 	if err := db.health.refusing(); err != nil {
 		return err
 	}
+	ctx, end := db.startWrite(ctx, atCommit)
+	err := db.submitOp(ctx, fn, atCommit)
+	if end != nil {
+		end(err)
+	}
+	return err
+}
+
+func (db *DB) submitOp(ctx context.Context, fn func(w *wtx) error, atCommit bool) error {
 	start := time.Now()
 	op := &writeOp{ctx: ctx, fn: fn, done: make(chan struct{}), atCommit: atCommit}
 	select {
@@ -169,6 +178,7 @@ func (db *DB) runWriter() {
 // commitBatch) makes runTx roll back and run the batch again with
 // savepoints.
 func (db *DB) runTx(first *writeOp) {
+	db.txBegan = time.Now()
 	batch := make([]*writeOp, 1, 64)
 	batch[0] = first
 	if _, err := db.ws.begin.Exec(); err != nil {
@@ -284,6 +294,7 @@ func (db *DB) newWtx() *wtx {
 // handOver gives a finished batch to the syncer, which releases its
 // callers.
 func (db *DB) handOver(batch []*writeOp) {
+	db.traceTx(batch, db.txBegan)
 	db.noteOutcome(batch)
 	db.unsynced.Add(1)
 	db.committed <- batch
@@ -372,6 +383,7 @@ func (db *DB) runSyncer(done chan<- struct{}) {
 //     each operation inside its own SAVEPOINT, so that the failing one
 //     rolls back alone.
 func (db *DB) commitBatch(batch []*writeOp) {
+	db.txBegan = time.Now()
 	if !db.runBatch(batch, false) {
 		for _, op := range batch {
 			op.err = nil
