@@ -156,8 +156,8 @@ func TestOneTraceAWS(t *testing.T) {
 	placeTraced(t, "http://"+env["ORDERFLOW_API_ADDR"])
 	assertOneTrace(t, rcv, wantTrace{
 		api: "orderflow-api", processor: "orderflow-processor",
-		apiSpans:       []string{"sqs send", "SQS.SendMessageBatch", "DynamoDB.TransactWriteItems"},
-		processorSpans: []string{"DynamoDB.UpdateItem"},
+		apiSpans:       []string{"sqs send", "SQS.SendMessageBatch", "DynamoDB.PutItem"},
+		processorSpans: []string{"DynamoDB.UpdateItem", "DynamoDB.TransactWriteItems"},
 	})
 	api.stop(t)
 	proc.stop(t)
