@@ -33,7 +33,13 @@ func (s *server) observe(next http.Handler) http.Handler {
 		h["Content-Security-Policy"] = s.hdr.cspAPI
 		h["Cache-Control"] = s.hdr.noStore
 
-		ctx, cancel := context.WithTimeout(orderflow.WithRequestID(r.Context(), rid), s.cfg.RequestTimeout)
+		ctx := r.Context()
+		if s.idsOnly != nil {
+			var span trace.Span
+			ctx, span = s.idsOnly.start(ctx, r)
+			defer span.End()
+		}
+		ctx, cancel := context.WithTimeout(orderflow.WithRequestID(ctx, rid), s.cfg.RequestTimeout)
 		defer cancel()
 		r = r.WithContext(ctx)
 		rec := &recorder{ResponseWriter: w, s: s, req: r, status: http.StatusOK}

@@ -99,10 +99,14 @@ type Deps struct {
 	Ready func(ctx context.Context) error
 	Now   func() time.Time
 	NewID func() orderflow.OrderID
-	// TracerProvider makes the server span of every request (otelhttp),
-	// which continues the client's W3C traceparent; an accepted order
-	// keeps that span's context for the processor. Default: no spans.
+	// TracerProvider makes the server span of every request, which
+	// continues the client's W3C traceparent; an accepted order keeps
+	// that span's context for the processor. Default: no spans.
 	TracerProvider trace.TracerProvider
+	// TraceIDsOnly says that TracerProvider records no span (exporting is
+	// off) and serves only the ids of logs and propagation: the server
+	// span is then started without otelhttp (see tracing.go).
+	TraceIDsOnly bool
 }
 
 // server is the state shared by the handlers.
@@ -127,6 +131,7 @@ type server struct {
 	inflight *inflight
 	tokens   *tokenCache
 	hdr      headerValues
+	idsOnly  *idsOnly // the server span without otelhttp, or nil (see tracing.go)
 
 	publicURL   string                // without trailing slash; "" = from the request
 	rids        *orderflow.RequestIDs // for requests without a sane X-Request-ID
@@ -197,7 +202,12 @@ func newServer(cfg Config, deps Deps) *server {
 	for _, rt := range s.table {
 		s.mux.Handle(rt.pattern, rt.handler)
 	}
-	s.handler = traced(s.observe(s.recoverPanics(s.mux)), deps.TracerProvider)
+	s.handler = s.observe(s.recoverPanics(s.mux))
+	if deps.TracerProvider != nil && deps.TraceIDsOnly {
+		s.idsOnly = newIDsOnly(deps.TracerProvider)
+	} else if deps.TracerProvider != nil {
+		s.handler = traced(s.handler, deps.TracerProvider)
+	}
 	return s
 }
 

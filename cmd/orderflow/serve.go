@@ -252,6 +252,7 @@ func newAPI(cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry, 
 		Now:        time.Now,
 
 		TracerProvider: tp,
+		TraceIDsOnly:   !cfg.Tracing.exporting(),
 	}), nil
 }
 

@@ -25,6 +25,10 @@ type tracing struct {
 	Sampler  sdktrace.Sampler
 }
 
+// exporting reports whether spans are recorded and exported; without, the
+// tracer provider only gives spans their ids.
+func (t tracing) exporting() bool { return t.Endpoint != "" }
+
 // tracing reads the OTEL_* settings of the tracer provider.
 func (p *parser) tracing() tracing {
 	t := tracing{Protocol: p.str("OTEL_EXPORTER_OTLP_PROTOCOL"), Service: p.str("OTEL_SERVICE_NAME")}
@@ -97,7 +101,7 @@ func (p *parser) sampler() sdktrace.Sampler {
 // rest of its OTEL_EXPORTER_OTLP_* settings (headers, timeout,
 // certificates, compression) itself. shutdown flushes what is queued.
 func newTracerProvider(ctx context.Context, t tracing, command string) (tp *sdktrace.TracerProvider, shutdown func(context.Context) error, err error) {
-	if t.Endpoint == "" {
+	if !t.exporting() {
 		tp = sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
 		return tp, tp.Shutdown, nil
 	}

@@ -243,4 +243,3 @@ func TestNewTraceWithoutTraceparent(t *testing.T) {
 	}
 	c.stop(t)
 }
-
