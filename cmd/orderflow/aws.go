@@ -21,6 +21,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 	"github.com/prometheus/client_golang/prometheus"
+	//lint:ignore SA1019 otelaws is marked unsupported in favour of the SDK's own tracing through smithy-go's smithyoteltracing adapter, a module the Go proxy here does not serve; otelaws v0.72.0 works with this SDK and its spans are the same calls
 	"go.opentelemetry.io/contrib/instrumentation/github.com/aws/aws-sdk-go-v2/otelaws"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
