@@ -3,6 +3,8 @@ package orderflow
 import (
 	"context"
 	"log/slog"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 type ctxKey int
@@ -42,7 +44,9 @@ func UserID(ctx context.Context) string {
 }
 
 // LogHandler wraps h so that every record logged with a context carrying a
-// request, order or user id gets request_id, order_id and user_id attributes.
+// request, order or user id gets request_id, order_id and user_id
+// attributes, and one carrying an OpenTelemetry span context gets trace_id
+// and span_id (spans have ids whether or not traces are exported).
 func LogHandler(h slog.Handler) slog.Handler { return ctxHandler{h} }
 
 type ctxHandler struct{ slog.Handler }
@@ -56,6 +60,9 @@ func (h ctxHandler) Handle(ctx context.Context, r slog.Record) error {
 	}
 	if v := UserID(ctx); v != "" {
 		r.AddAttrs(slog.String("user_id", v))
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
 	}
 	return h.Handler.Handle(ctx, r)
 }

@@ -91,16 +91,21 @@ const (
 // Order is a customer's order. Amount is in minor units of Currency
 // (cents for USD).
 type Order struct {
-	ID        OrderID   `json:"order_id"`
-	UserID    string    `json:"user_id"`
-	Amount    int64     `json:"amount"`
-	Currency  string    `json:"currency"`
-	Items     []Item    `json:"items,omitempty"`
-	Status    Status    `json:"status"`
-	Failure   *Failure  `json:"failure,omitempty"`
-	RequestID string    `json:"request_id,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID        OrderID  `json:"order_id"`
+	UserID    string   `json:"user_id"`
+	Amount    int64    `json:"amount"`
+	Currency  string   `json:"currency"`
+	Items     []Item   `json:"items,omitempty"`
+	Status    Status   `json:"status"`
+	Failure   *Failure `json:"failure,omitempty"`
+	RequestID string   `json:"request_id,omitempty"`
+	// TraceParent is the W3C traceparent of the request that accepted the
+	// order, kept so that work on the order that does not start from its
+	// queue message (a re-sent message, the dead-letter watch) continues
+	// its trace.
+	TraceParent string    `json:"traceparent,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 // Limits on what an order may contain. They keep a single order (and so a

@@ -104,7 +104,7 @@ func (in *Intake) Accept(ctx context.Context, o orderflow.Order, key orderflow.I
 	if !b.NeedsMessage() {
 		return b.Order, false, nil
 	}
-	msg := orderflow.Message{OrderID: b.Order.ID, RequestID: b.Order.RequestID}
+	msg := orderflow.Message{OrderID: b.Order.ID, RequestID: b.Order.RequestID, TraceParent: b.Order.TraceParent}
 	if err := in.queue.Send(ctx, msg); err != nil {
 		in.notSent(ctx, key, b, err)
 		return orderflow.Order{}, false, err

@@ -81,7 +81,7 @@ func orderflowServices(svcs map[string]composeService) map[string]composeService
 
 func TestComposeHasTheWholeStack(t *testing.T) {
 	svcs := loadCompose(t)
-	for _, name := range []string{"localstack", "moto", "init", "api", "processor", "prometheus", "grafana"} {
+	for _, name := range []string{"localstack", "moto", "init", "api", "processor", "prometheus", "grafana", "otel-collector", "jaeger"} {
 		if _, ok := svcs[name]; !ok {
 			t.Errorf("service %q missing", name)
 		}
@@ -324,4 +324,112 @@ func loadDashboard(t *testing.T) dashboard {
 		t.Fatalf("dashboard: %v", err)
 	}
 	return d
+}
+
+// collectorConfig is the part of an OpenTelemetry Collector configuration
+// the tests read.
+type collectorConfig struct {
+	Receivers  map[string]map[string]any `yaml:"receivers"`
+	Processors map[string]any            `yaml:"processors"`
+	Exporters  map[string]map[string]any `yaml:"exporters"`
+	Extensions map[string]any            `yaml:"extensions"`
+	Service    struct {
+		Extensions []string `yaml:"extensions"`
+		Pipelines  map[string]struct {
+			Receivers, Processors, Exporters []string
+		} `yaml:"pipelines"`
+	} `yaml:"service"`
+}
+
+// The api and the processor export their traces to the collector, whose
+// configuration is whole (every name a pipeline uses is defined) and
+// forwards them to Jaeger, which Grafana has as a data source.
+func TestComposeTracesGoThroughTheCollectorToJaeger(t *testing.T) {
+	svcs := loadCompose(t)
+	col := svcs["otel-collector"]
+	if !strings.HasPrefix(interpolate(col.Image), "otel/opentelemetry-collector-contrib:") {
+		t.Errorf("collector image %q, want otel/opentelemetry-collector-contrib", col.Image)
+	}
+	config, ok := strings.CutPrefix(strings.Join(col.Command, " "), "--config=")
+	if !ok || !slices.Contains(col.Volumes, "../otel/collector.yaml:"+config+":ro") {
+		t.Fatalf("collector runs %v with volumes %v, want --config= the mounted deploy/otel/collector.yaml", col.Command, col.Volumes)
+	}
+	var cfg collectorConfig
+	if err := yaml.Unmarshal(readFile(t, "deploy/otel/collector.yaml"), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	traces, ok := cfg.Service.Pipelines["traces"]
+	if !ok || len(traces.Receivers) == 0 || len(traces.Exporters) == 0 {
+		t.Fatalf("collector pipelines %+v, want a traces pipeline with receivers and exporters", cfg.Service.Pipelines)
+	}
+	for name, p := range cfg.Service.Pipelines {
+		for _, r := range p.Receivers {
+			if _, ok := cfg.Receivers[r]; !ok {
+				t.Errorf("pipeline %s uses receiver %q, which is not defined", name, r)
+			}
+		}
+		for _, pr := range p.Processors {
+			if _, ok := cfg.Processors[pr]; !ok {
+				t.Errorf("pipeline %s uses processor %q, which is not defined", name, pr)
+			}
+		}
+		for _, e := range p.Exporters {
+			if _, ok := cfg.Exporters[e]; !ok {
+				t.Errorf("pipeline %s uses exporter %q, which is not defined", name, e)
+			}
+		}
+	}
+	for _, e := range cfg.Service.Extensions {
+		if _, ok := cfg.Extensions[e]; !ok {
+			t.Errorf("service uses extension %q, which is not defined", e)
+		}
+	}
+
+	// The apps' endpoint is the collector's OTLP/HTTP receiver.
+	httpPort := ""
+	for _, r := range traces.Receivers {
+		protocols, _ := cfg.Receivers[r]["protocols"].(map[string]any)
+		if h, ok := protocols["http"].(map[string]any); ok {
+			_, httpPort, _ = strings.Cut(fmt.Sprint(h["endpoint"]), ":")
+		}
+	}
+	for _, name := range []string{"api", "processor"} {
+		ep := svcs[name].Environment["OTEL_EXPORTER_OTLP_ENDPOINT"]
+		u, err := url.Parse(ep)
+		if err != nil || u.Hostname() != "otel-collector" || u.Port() != httpPort || httpPort == "" {
+			t.Errorf("%s OTEL_EXPORTER_OTLP_ENDPOINT %q, want the collector's OTLP/HTTP receiver http://otel-collector:%s", name, ep, httpPort)
+		}
+		if svcs[name].dependsOn()["otel-collector"] == "" {
+			t.Errorf("%s does not depend on otel-collector", name)
+		}
+	}
+
+	// The collector forwards to the jaeger service's OTLP port.
+	var toJaeger bool
+	for _, e := range traces.Exporters {
+		if host, port, _ := strings.Cut(fmt.Sprint(cfg.Exporters[e]["endpoint"]), ":"); host == "jaeger" && port == "4317" {
+			toJaeger = true
+		}
+	}
+	if !toJaeger {
+		t.Errorf("the traces pipeline exports to %v, none to jaeger:4317", traces.Exporters)
+	}
+	jaeger := svcs["jaeger"]
+	if !strings.HasPrefix(interpolate(jaeger.Image), "jaegertracing/jaeger:") || !slices.Contains(jaeger.Ports, "16686:16686") {
+		t.Errorf("jaeger image %q ports %v, want jaegertracing/jaeger with its UI on 16686", jaeger.Image, jaeger.Ports)
+	}
+
+	// Grafana reads Jaeger.
+	var ds struct {
+		Datasources []struct{ UID, Type, URL string } `yaml:"datasources"`
+	}
+	if err := yaml.Unmarshal(readFile(t, "deploy/grafana/provisioning/datasources/jaeger.yml"), &ds); err != nil {
+		t.Fatal(err)
+	}
+	if len(ds.Datasources) != 1 || ds.Datasources[0].Type != "jaeger" || ds.Datasources[0].URL != "http://jaeger:16686" {
+		t.Errorf("datasources %+v, want the compose Jaeger at http://jaeger:16686", ds.Datasources)
+	}
+	if svcs["grafana"].dependsOn()["jaeger"] == "" {
+		t.Error("grafana does not depend on jaeger")
+	}
 }

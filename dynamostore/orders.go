@@ -37,6 +37,7 @@ type orderItem struct {
 	FailureCode   string     `dynamodbav:"failure_code,omitempty"`
 	FailureDetail string     `dynamodbav:"failure_detail,omitempty"`
 	RequestID     string     `dynamodbav:"request_id,omitempty"`
+	TraceParent   string     `dynamodbav:"traceparent,omitempty"`
 	CreatedAt     int64      `dynamodbav:"created_at"`
 	UpdatedAt     int64      `dynamodbav:"updated_at"`
 }
@@ -50,7 +51,7 @@ func toItem(o orderflow.Order) orderItem {
 	it := orderItem{
 		PK: orderPK(o.ID), SK: skOrder, GSI1PK: userPK(o.UserID), GSI1SK: string(o.ID),
 		ID: string(o.ID), UserID: o.UserID, Amount: o.Amount, Currency: o.Currency, Status: string(o.Status),
-		RequestID: o.RequestID, CreatedAt: ms(o.CreatedAt), UpdatedAt: ms(o.UpdatedAt),
+		RequestID: o.RequestID, TraceParent: o.TraceParent, CreatedAt: ms(o.CreatedAt), UpdatedAt: ms(o.UpdatedAt),
 	}
 	for _, l := range o.Items {
 		it.Items = append(it.Items, lineItem(l))
@@ -67,7 +68,7 @@ func toItem(o orderflow.Order) orderItem {
 func (it orderItem) order() orderflow.Order {
 	o := orderflow.Order{
 		ID: orderflow.OrderID(it.ID), UserID: it.UserID, Amount: it.Amount, Currency: it.Currency,
-		Status: orderflow.Status(it.Status), RequestID: it.RequestID,
+		Status: orderflow.Status(it.Status), RequestID: it.RequestID, TraceParent: it.TraceParent,
 		CreatedAt: fromMS(it.CreatedAt), UpdatedAt: fromMS(it.UpdatedAt),
 	}
 	for _, l := range it.Items {

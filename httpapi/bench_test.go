@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/auth"
@@ -35,7 +37,7 @@ func (nopIntake) ListOrders(context.Context, string, orderflow.OrderID, int) ([]
 
 // benchServer is the full handler with a JSON logger (to io.Discard), a
 // real registry and real auth, as cmd/orderflow wires it.
-func benchServer(b *testing.B) (http.Handler, *auth.Tokens) {
+func benchServer(b *testing.B, tp trace.TracerProvider, idsOnly bool) (http.Handler, *auth.Tokens) {
 	b.Helper()
 	kr, err := auth.NewKeyring(auth.Key{ID: "k1", Secret: testSecret})
 	if err != nil {
@@ -48,16 +50,35 @@ func benchServer(b *testing.B) (http.Handler, *auth.Tokens) {
 			Logger:     slog.New(orderflow.LogHandler(slog.NewJSONHandler(io.Discard, nil))),
 			Registerer: reg, Gatherer: reg,
 			Intake: nopIntake{}, Orders: nopIntake{},
+			TracerProvider: tp, TraceIDsOnly: idsOnly,
 		})
 	return h, tokens
 }
 
+// neverSampled is the tracer provider of a process whose exporting is off.
+var neverSampled = sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
+
 // BenchmarkCreateOrder measures POST /orders through the whole handler
-// (middleware, auth, rate limit, decoding, signing, metrics, log line).
+// (middleware, auth, rate limit, decoding, signing, metrics, log line),
+// without tracing; with exporting off (spans with ids, never recorded),
+// as served and through otelhttp; and with every span recorded (to no
+// exporter).
 func BenchmarkCreateOrder(b *testing.B) {
-	for _, withKey := range []bool{false, true} {
-		b.Run("idempotency-key="+strconv.FormatBool(withKey), func(b *testing.B) {
-			h, tokens := benchServer(b)
+	for _, tc := range []struct {
+		name    string
+		withKey bool
+		tp      trace.TracerProvider
+		idsOnly bool
+	}{
+		{"idempotency-key=false", false, nil, false},
+		{"idempotency-key=true", true, nil, false},
+		{"idempotency-key=false/tracing=off", false, neverSampled, true},
+		{"idempotency-key=false/tracing=off-otelhttp", false, neverSampled, false},
+		{"idempotency-key=false/tracing=sampled", false, sdktrace.NewTracerProvider(), false},
+	} {
+		withKey := tc.withKey
+		b.Run(tc.name, func(b *testing.B) {
+			h, tokens := benchServer(b, tc.tp, tc.idsOnly)
 			var users atomic.Int64
 			body := `{"user_id":"%s","amount":999,"currency":"USD","items":[{"sku":"SKU-1","quantity":2}]}`
 			b.ReportAllocs()

@@ -78,6 +78,7 @@ func (s *server) handleCreateOrder() http.Handler {
 		o.ID = s.newID()
 		o.Status = orderflow.StatusPending
 		o.RequestID = orderflow.RequestID(ctx)
+		o.TraceParent = orderflow.TraceParent(ctx)
 		o.CreatedAt = now.UTC().Truncate(time.Millisecond) // what every store keeps exactly
 		o.UpdatedAt = o.CreatedAt
 

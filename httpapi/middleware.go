@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/auth"
 )
@@ -31,7 +33,13 @@ func (s *server) observe(next http.Handler) http.Handler {
 		h["Content-Security-Policy"] = s.hdr.cspAPI
 		h["Cache-Control"] = s.hdr.noStore
 
-		ctx, cancel := context.WithTimeout(orderflow.WithRequestID(r.Context(), rid), s.cfg.RequestTimeout)
+		ctx := r.Context()
+		if s.idsOnly != nil {
+			var span trace.Span
+			ctx, span = s.idsOnly.start(ctx, r)
+			defer span.End()
+		}
+		ctx, cancel := context.WithTimeout(orderflow.WithRequestID(ctx, rid), s.cfg.RequestTimeout)
 		defer cancel()
 		r = r.WithContext(ctx)
 		rec := &recorder{ResponseWriter: w, s: s, req: r, status: http.StatusOK}
@@ -40,7 +48,14 @@ func (s *server) observe(next http.Handler) http.Handler {
 		elapsed := time.Since(start)
 		method, route := methodLabel(r.Method), routeOf(r)
 		s.metrics.observe(method, route, rec.status, elapsed)
+		span := trace.SpanFromContext(ctx)
+		if span.IsRecording() {
+			span.SetName(method + " " + route)
+		}
 		if s.log.Enabled(ctx, slog.LevelInfo) {
+			// The request's context would add request_id again (and not
+			// the user, which only the inner handlers' contexts carry).
+			sc := span.SpanContext()
 			s.log.LogAttrs(context.Background(), slog.LevelInfo, "http request",
 				slog.String("method", r.Method),
 				slog.String("route", route),
@@ -50,6 +65,8 @@ func (s *server) observe(next http.Handler) http.Handler {
 				slog.Int64("bytes", rec.bytes),
 				slog.String("request_id", rid),
 				slog.String("user_id", rec.userID),
+				slog.String("trace_id", traceID(sc)),
+				slog.String("span_id", spanID(sc)),
 			)
 		}
 	})
@@ -150,4 +167,20 @@ func methodLabel(m string) string {
 		return m
 	}
 	return "OTHER"
+}
+
+// traceID and spanID render the ids of sc for the request's log line, ""
+// without a span (a server built without a TracerProvider).
+func traceID(sc trace.SpanContext) string {
+	if !sc.IsValid() {
+		return ""
+	}
+	return sc.TraceID().String()
+}
+
+func spanID(sc trace.SpanContext) string {
+	if !sc.IsValid() {
+		return ""
+	}
+	return sc.SpanID().String()
 }

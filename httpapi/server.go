@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/auth"
@@ -107,6 +108,14 @@ type Deps struct {
 	// sees it (the SQLite file, DynamoDB), so that the limits hold across
 	// processes; nil keeps it in this process's memory.
 	RateLimiter orderflow.RateLimiter
+	// TracerProvider makes the server span of every request, which
+	// continues the client's W3C traceparent; an accepted order keeps
+	// that span's context for the processor. Default: no spans.
+	TracerProvider trace.TracerProvider
+	// TraceIDsOnly says that TracerProvider records no span (exporting is
+	// off) and serves only the ids of logs and propagation: the server
+	// span is then started without otelhttp (see tracing.go).
+	TraceIDsOnly bool
 }
 
 // server is the state shared by the handlers.
@@ -131,6 +140,7 @@ type server struct {
 	inflight *inflight
 	tokens   *tokenCache
 	hdr      headerValues
+	idsOnly  *idsOnly // the server span without otelhttp, or nil (see tracing.go)
 
 	publicURL string                // without trailing slash; "" = from the request
 	rids      *orderflow.RequestIDs // for requests without a sane X-Request-ID
@@ -200,6 +210,11 @@ func newServer(cfg Config, deps Deps) *server {
 		s.mux.Handle(rt.pattern, rt.handler)
 	}
 	s.handler = s.observe(s.recoverPanics(s.mux))
+	if deps.TracerProvider != nil && deps.TraceIDsOnly {
+		s.idsOnly = newIDsOnly(deps.TracerProvider)
+	} else if deps.TracerProvider != nil {
+		s.handler = traced(s.handler, deps.TracerProvider)
+	}
 	return s
 }
 

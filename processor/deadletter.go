@@ -74,6 +74,12 @@ func (p *Processor) endDeadLettered(ctx context.Context, d orderflow.Delivery) e
 	if d.RequestID == "" && o.RequestID != "" {
 		ctx = orderflow.WithRequestID(ctx, o.RequestID)
 	}
+	tp := d.TraceParent
+	if tp == "" {
+		tp = o.TraceParent
+	}
+	ctx, span := p.startOrderSpan(ctx, spanDeadLetter, tp, d)
+	defer span.End()
 	for range deadLetterRounds {
 		if failedByDeadLetter(o) {
 			return p.releaseDeadLettered(ctx, o.ID)

@@ -103,4 +103,21 @@
 // finished and returns. Orders still unfinished after DrainTimeout are
 // abandoned without any state change and their messages made visible again
 // for another worker.
+//
+// # Tracing
+//
+// Each message carries the W3C traceparent of the api request that
+// accepted its order (Message.TraceParent; the order keeps it too, for the
+// pending sweep's re-sends and the dead-letter watch). The order's
+// processing, the span "process order", is a child of that remote span:
+// one order has one message and one accepting request, so the request and
+// the processing form one trace. Its children are "start order", one span
+// per stage ("stage inventory", "stage fraud", "stage payment") and each
+// "transition", and under them the store's writes. A receive or a batch
+// delete touches messages of many traces; it cannot be a child of them
+// all, so it is a root span ("receive orders", "delete messages") with a
+// link to each message's trace, recorded only when the batch held
+// messages. The dead-letter watch's "end dead-lettered order" continues
+// the order's trace the same way. Deps.TracerProvider makes the spans;
+// without one there are none.
 package processor

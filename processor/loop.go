@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/orderflow/orderflow"
 )
 
@@ -46,7 +48,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		p:       p,
 		slots:   make(chan struct{}, p.cfg.Concurrency),
 		jobs:    make(chan orderflow.Delivery),
-		deletes: make(chan string, p.cfg.Concurrency),
+		deletes: make(chan finished, p.cfg.Concurrency),
 		stopDel: make(chan struct{}),
 	}
 	delDone := make(chan struct{})
@@ -105,8 +107,15 @@ type run struct {
 	slots   chan struct{}           // one token per order in work
 	jobs    chan orderflow.Delivery // to the workers, one per slot
 	work    sync.WaitGroup
-	deletes chan string // receipts of finished messages
+	deletes chan finished
 	stopDel chan struct{}
+}
+
+// finished is a message to delete: its receipt and the span of its order's
+// processing, which the delete's span links to.
+type finished struct {
+	receipt string
+	span    trace.SpanContext
 }
 
 // receive is one receive loop: it keeps up to Concurrency orders in work
@@ -119,7 +128,9 @@ func (r *run) receive(ctx context.Context) {
 		if n == 0 {
 			return
 		}
+		began := time.Now()
 		ds, err := p.queue.Receive(ctx, n, p.cfg.WaitTime)
+		p.traceReceive(began, ds, err)
 		for i, d := range ds {
 			if i >= n {
 				r.slots <- struct{}{} // more than asked for: still ours to work
@@ -205,13 +216,15 @@ func (r *run) handle(ctx context.Context, d orderflow.Delivery) {
 	if d.Err == nil {
 		ctx = orderflow.WithOrderID(ctx, d.OrderID)
 	}
+	ctx, span := p.startOrderSpan(ctx, spanProcess, d.TraceParent, d)
 	stop := p.heartbeat(ctx, d.Receipt)
 	out := p.process(ctx, d)
 	stop()
+	span.End()
 
 	switch out.action {
 	case actDelete:
-		r.deletes <- d.Receipt
+		r.deletes <- finished{d.Receipt, span.SpanContext()}
 	case actRetry:
 		p.setVisibility(ctx, d.Receipt, out.delay)
 	case actDeadLetter:
@@ -275,7 +288,7 @@ func (p *Processor) heartbeat(ctx context.Context, receipt string) (stop func())
 // closed.
 func (r *run) deleter(ctx context.Context) {
 	const maxBatch = 10
-	var batch []string
+	var batch []finished
 	var timer <-chan time.Time
 	flush := func() {
 		if len(batch) > 0 {
@@ -311,10 +324,16 @@ func (r *run) deleter(ctx context.Context) {
 	}
 }
 
-func (p *Processor) deleteBatch(ctx context.Context, receipts []string) {
+func (p *Processor) deleteBatch(ctx context.Context, batch []finished) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.StageTimeout)
 	defer cancel()
+	receipts := make([]string, len(batch))
+	for i, f := range batch {
+		receipts[i] = f.receipt
+	}
+	began := time.Now()
 	err := p.queue.Delete(ctx, receipts...)
+	p.traceBatch(spanDelete, began, len(batch), func(i int) trace.SpanContext { return batch[i].span }, err)
 	if err == nil {
 		return
 	}
@@ -328,4 +347,12 @@ func (p *Processor) deleteBatch(ctx context.Context, receipts []string) {
 		return
 	}
 	p.log.Warn("delete messages; they will be redelivered and deleted then", "count", len(receipts), "err", err)
+}
+
+// traceReceive records the span of a receive that returned messages, with
+// a link to the trace of each (see traceBatch).
+func (p *Processor) traceReceive(began time.Time, ds []orderflow.Delivery, err error) {
+	p.traceBatch(spanReceive, began, len(ds), func(i int) trace.SpanContext {
+		return orderflow.SpanContextOf(ds[i].TraceParent)
+	}, err)
 }

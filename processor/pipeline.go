@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/orderflow/orderflow"
 )
 
@@ -53,7 +55,9 @@ func (p *Processor) process(ctx context.Context, d orderflow.Delivery) outcome {
 			continue
 		}
 		start := time.Now()
-		f, err := call(ctx, p, func(ctx context.Context) (*orderflow.Failure, error) { return s.stage.pass(ctx, a.o) })
+		sctx, span := p.startSpan(ctx, s.span)
+		f, err := call(sctx, p, func(ctx context.Context) (*orderflow.Failure, error) { return s.stage.pass(ctx, a.o) })
+		endSpan(span, err)
 		p.metrics.stage[s.label].Observe(time.Since(start).Seconds())
 		if err != nil {
 			return p.transient(ctx, a, s.step, err)
@@ -74,9 +78,11 @@ func (p *Processor) process(ctx context.Context, d orderflow.Delivery) outcome {
 // run; else the outcome of the attempt and false.
 func (p *Processor) begin(ctx context.Context, a *attempt) (context.Context, outcome, bool) {
 	d := a.d
-	o, err := call(ctx, p, func(ctx context.Context) (orderflow.Order, error) {
+	sctx, span := p.startSpan(ctx, spanStart)
+	o, err := call(sctx, p, func(ctx context.Context) (orderflow.Order, error) {
 		return p.store.StartOrder(ctx, d.OrderID, p.now().UTC())
 	})
+	endSpan(span, err)
 	started := err == nil
 	if orderflow.ErrorCode(err) == orderflow.EConflict && o.ID != "" {
 		err = nil // not PENDING: o is its current state
@@ -258,7 +264,12 @@ func (p *Processor) ack(a *attempt, k kind) outcome {
 func (p *Processor) move(ctx context.Context, a *attempt, to orderflow.Status, f *orderflow.Failure) (done bool, err error) {
 	from := a.o.Status
 	t := orderflow.Transition{ID: a.o.ID, From: from, To: to, Failure: f, At: p.now().UTC()}
-	o, err := call(ctx, p, func(ctx context.Context) (orderflow.Order, error) { return p.store.Transition(ctx, t) })
+	sctx, span := p.startSpan(ctx, spanTransition)
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("orderflow.from", string(from)), attribute.String("orderflow.to", string(to)))
+	}
+	o, err := call(sctx, p, func(ctx context.Context) (orderflow.Order, error) { return p.store.Transition(ctx, t) })
+	endSpan(span, err)
 	if orderflow.ErrorCode(err) == orderflow.EConflict {
 		// Another delivery moved it first.
 		switch {

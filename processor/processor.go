@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderflow/orderflow"
 )
@@ -34,6 +35,9 @@ type Deps struct {
 	Registerer prometheus.Registerer
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// TracerProvider makes the spans of each order's processing (see the
+	// package documentation, Tracing). Default: none.
+	TracerProvider trace.TracerProvider
 }
 
 // Processor works orders off a queue; see the package documentation.
@@ -49,6 +53,7 @@ type Processor struct {
 	logs    *orderflow.LogLimiter // for lines that repeat while a dependency is down
 	now     func() time.Time
 	metrics *metrics
+	tracer  trace.Tracer
 	stages  []step // in order; the last takes the payment
 
 	busyMu sync.Mutex
@@ -89,6 +94,7 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 		stages: pipeline(deps.Inventory, deps.Fraud, deps.Payment),
 		logs:   orderflow.NewLogLimiter(deps.Logger, orderflow.RepeatedLogInterval),
 		busy:   map[orderflow.OrderID]string{},
+		tracer: tracerOf(deps.TracerProvider),
 	}
 	p.ready = orderflow.NewCachedCheck(cfg.ReadyTTL, deps.Now, p.ping)
 	return p, nil

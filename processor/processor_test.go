@@ -944,9 +944,9 @@ func TestDeletesAreBatched(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, func(h *harness) { h.cfg.DeleteDelay = time.Hour })
-			r := &run{p: h.p, deletes: make(chan string, tt.receipts), stopDel: make(chan struct{})}
+			r := &run{p: h.p, deletes: make(chan finished, tt.receipts), stopDel: make(chan struct{})}
 			for i := range tt.receipts {
-				r.deletes <- fmt.Sprintf("r%d", i)
+				r.deletes <- finished{receipt: fmt.Sprintf("r%d", i)}
 			}
 			close(r.stopDel)
 			r.deleter(context.Background())
@@ -965,7 +965,7 @@ func TestDeleteErrorIsLogged(t *testing.T) {
 	h := newHarness(t)
 	q := &failingDeleteQueue{fakeQueue: h.q}
 	h.p.queue = q
-	h.p.deleteBatch(context.Background(), []string{"a", "b"})
+	h.p.deleteBatch(context.Background(), []finished{{receipt: "a"}, {receipt: "b"}})
 	if len(h.logs.Messages("delete messages; they will be redelivered and deleted then")) != 1 {
 		t.Error("the failed delete call was not logged")
 	}

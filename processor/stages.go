@@ -98,6 +98,7 @@ type stage interface {
 // step is a stage in the pipeline.
 type step struct {
 	label string // of order_processing_duration_seconds
+	span  string // the name of its span
 	step  string // what failed, in logs and in a FAILED order's detail
 	stage stage
 	// afterReserve: the order's stock is reserved when this stage runs,
@@ -112,9 +113,9 @@ type step struct {
 // so that a charged order has passed every other stage.
 func pipeline(inv Inventory, fraud Fraud, pay Payment) []step {
 	return []step{
-		{label: stageInventory, step: "reserve stock", stage: reserveStage{inv}, itemsOnly: true},
-		{label: stageFraud, step: "fraud check", stage: fraudStage{fraud}, afterReserve: true},
-		{label: stagePayment, step: "payment", stage: paymentStage{pay}, afterReserve: true},
+		{label: stageInventory, span: "stage " + stageInventory, step: "reserve stock", stage: reserveStage{inv}, itemsOnly: true},
+		{label: stageFraud, span: "stage " + stageFraud, step: "fraud check", stage: fraudStage{fraud}, afterReserve: true},
+		{label: stagePayment, span: "stage " + stagePayment, step: "payment", stage: paymentStage{pay}, afterReserve: true},
 	}
 }
 

@@ -104,8 +104,9 @@ func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 	}
 	msgs := make([]orderflow.Message, len(orders))
 	for i, o := range orders {
-		msgs[i] = orderflow.Message{OrderID: o.ID, RequestID: o.RequestID}
-		s.log.WarnContext(orderflow.WithOrderID(ctx, o.ID), "order still PENDING; sending its message again", "created_at", o.CreatedAt)
+		msgs[i] = orderflow.Message{OrderID: o.ID, RequestID: o.RequestID, TraceParent: o.TraceParent}
+		octx := orderflow.ContextWithTraceParent(orderflow.WithOrderID(ctx, o.ID), o.TraceParent)
+		s.log.WarnContext(octx, "order still PENDING; sending its message again", "created_at", o.CreatedAt)
 	}
 	if sendErr := s.queue.Send(ctx, msgs...); sendErr != nil {
 		err = errors.Join(err, fmt.Errorf("re-send pending orders: %w", sendErr))

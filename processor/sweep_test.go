@@ -70,7 +70,8 @@ func pendingOrders(n int) []orderflow.Order {
 	orders := make([]orderflow.Order, n)
 	for i := range orders {
 		at := time.Date(2025, 1, 1, 0, 0, i, 0, time.UTC)
-		orders[i] = orderflow.Order{ID: orderflow.NewOrderID(at), RequestID: fmt.Sprintf("req-%d", i), Status: orderflow.StatusPending, CreatedAt: at}
+		orders[i] = orderflow.Order{ID: orderflow.NewOrderID(at), RequestID: fmt.Sprintf("req-%d", i), Status: orderflow.StatusPending, CreatedAt: at,
+			TraceParent: fmt.Sprintf("00-0af7651916cd43dd8448eb211c8031%02x-b7ad6b7169203331-01", i)}
 	}
 	return orders
 }
@@ -113,13 +114,14 @@ func TestSweepResendsOldPendingOrders(t *testing.T) {
 	}
 	var want []orderflow.Message
 	for _, o := range orders {
-		want = append(want, orderflow.Message{OrderID: o.ID, RequestID: o.RequestID})
+		want = append(want, orderflow.Message{OrderID: o.ID, RequestID: o.RequestID, TraceParent: o.TraceParent})
 	}
 	if d := cmp.Diff(want, queue.sent); d != "" {
 		t.Errorf("sent (-want +got):\n%s", d)
 	}
-	if got := logs.Messages("order still PENDING; sending its message again"); len(got) != 3 || got[0]["order_id"] != string(orders[0].ID) {
-		t.Errorf("warnings %v, want one per order naming it", got)
+	if got := logs.Messages("order still PENDING; sending its message again"); len(got) != 3 || got[0]["order_id"] != string(orders[0].ID) ||
+		got[0]["trace_id"] != "0af7651916cd43dd8448eb211c803100" {
+		t.Errorf("warnings %v, want one per order naming it and its trace", got)
 	}
 	if n, err := sw.Sweep(context.Background()); err != nil || n != 0 || queue.count() != 3 {
 		t.Errorf("Sweep with nothing pending: %d, %v, %d sent; want 0, nothing sent", n, err, queue.count())

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderflow/orderflow"
 	msqlite "modernc.org/sqlite" // also registers the "sqlite" driver
@@ -61,6 +62,10 @@ type Options struct {
 	// (sqlite_write_wait_seconds, sqlite_wal_fsync_seconds,
 	// sqlite_transaction_writes). One DB per registry.
 	Registerer prometheus.Registerer
+	// TracerProvider makes the spans of writes whose caller is in a
+	// recording span, and of their transactions (see tracing.go).
+	// Default: none.
+	TracerProvider trace.TracerProvider
 }
 
 // DB is the embedded queue and store on one SQLite file. It is safe for
@@ -162,6 +167,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		db.closeConns()
 		return nil, damagedAtOpen(err, path)
 	}
+	db.tracer = tracerOf(opts.TracerProvider)
 	go db.runWriter()
 	db.background.Go(db.runJanitor)
 	db.background.Go(db.runCheckpointer)

@@ -4,6 +4,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // groupCommit is the state of the embedded mode's write path, the one
@@ -62,6 +65,11 @@ type groupCommit struct {
 	// tests: runs after each PASSIVE checkpoint
 	afterCheckpoint atomic.Pointer[func()]
 	writerDone      chan struct{} // closed when writer and syncer have drained and exited
+	// txBegan is when the writer began its current transaction, for its
+	// span (see traceTx); the writer's alone.
+	txBegan time.Time
+	// tracer starts the write and transaction spans (tracing.go).
+	tracer trace.Tracer
 
 	// The checkpointer's connection and its statements.
 	checkpointer

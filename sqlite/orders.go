@@ -24,7 +24,7 @@ func (db *DB) Accept(ctx context.Context, o orderflow.Order, key orderflow.Idemp
 	if err != nil {
 		return orderflow.Order{}, false, err
 	}
-	body := orderflow.EncodeMessage(orderflow.Message{OrderID: o.ID, RequestID: o.RequestID})
+	body := orderflow.EncodeMessage(orderflow.Message{OrderID: o.ID, RequestID: o.RequestID, TraceParent: o.TraceParent})
 	var (
 		stored  orderflow.Order
 		created bool
@@ -201,7 +201,7 @@ func orderArgs(o orderflow.Order, items any) []any {
 		code, detail = o.Failure.Code, o.Failure.Detail
 	}
 	return []any{string(o.ID), o.UserID, o.Amount, o.Currency, items, string(o.Status),
-		code, detail, o.RequestID, ms(o.CreatedAt), ms(o.UpdatedAt)}
+		code, detail, o.RequestID, ms(o.CreatedAt), ms(o.UpdatedAt), o.TraceParent}
 }
 
 // encodeItems renders items as JSON, or NULL when there are none.
@@ -226,7 +226,7 @@ func scanOrder(row scanner) (orderflow.Order, error) {
 		items, code, detai sql.NullString
 		created, updated   int64
 	)
-	err := row.Scan(&id, &o.UserID, &o.Amount, &o.Currency, &items, &status, &code, &detai, &o.RequestID, &created, &updated)
+	err := row.Scan(&id, &o.UserID, &o.Amount, &o.Currency, &items, &status, &code, &detai, &o.RequestID, &created, &updated, &o.TraceParent)
 	if errors.Is(err, sql.ErrNoRows) {
 		return orderflow.Order{}, orderflow.Errorf(orderflow.ENotFound, "order not found")
 	}

@@ -113,6 +113,10 @@ CREATE INDEX dead_unhandled ON dead (id) WHERE handled = 0;`,
 	key TEXT PRIMARY KEY,
 	tat INTEGER NOT NULL
 ) WITHOUT ROWID;`,
+	// traceparent: the W3C trace context of the request that accepted
+	// the order, for work on it that does not start from its message
+	// (the pending sweep, the dead-letter watch).
+	`ALTER TABLE orders ADD COLUMN traceparent TEXT NOT NULL DEFAULT '';`,
 }
 
 // migrate brings the schema to the latest version, recording it in PRAGMA

@@ -9,7 +9,7 @@ import (
 	zs "zombiezen.com/go/sqlite"
 )
 
-const orderCols = `id, user_id, amount, currency, items, status, failure_code, failure_detail, request_id, created_at, updated_at`
+const orderCols = `id, user_id, amount, currency, items, status, failure_code, failure_detail, request_id, created_at, updated_at, traceparent`
 
 // writeStmts are prepared on the write connection and used only by the
 // writer goroutine.
@@ -53,7 +53,7 @@ func (s *writeStmts) prepare(conn *zs.Conn) error {
 		p(&s.rollbackTo, `ROLLBACK TO op`),
 		p(&s.release, `RELEASE op`),
 
-		p(&s.insertOrder, `INSERT INTO orders (`+orderCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		p(&s.insertOrder, `INSERT INTO orders (`+orderCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		p(&s.getOrder, `SELECT `+orderCols+` FROM orders WHERE id = ?`),
 		// No RETURNING: SQLite runs a RETURNING clause as a trigger that
 		// fills a temporary table, and a statement with a trigger writes a
@@ -108,7 +108,7 @@ func (s *writeStmts) prepare(conn *zs.Conn) error {
 		p(&s.purgeTATs, `DELETE FROM rate_limits WHERE key IN (SELECT key FROM rate_limits WHERE tat < ? LIMIT ?)`),
 
 		// The write probe (see wtx.probe).
-		p(&s.probeInsert, `INSERT INTO orders (`+orderCols+`) VALUES ('', '', 0, '', NULL, 'PENDING', NULL, NULL, '', 0, 0)`),
+		p(&s.probeInsert, `INSERT INTO orders (`+orderCols+`) VALUES ('', '', 0, '', NULL, 'PENDING', NULL, NULL, '', 0, 0, '')`),
 		p(&s.probeDelete, `DELETE FROM orders WHERE id = ''`),
 		p(&s.restartWAL, `PRAGMA wal_checkpoint(RESTART)`), // see DB.restartWAL
 	)

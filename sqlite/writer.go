@@ -105,6 +105,15 @@ func (db *DB) submit(ctx context.Context, op *writeOp) error {
 	if err := db.health.refusing(); err != nil {
 		return err
 	}
+	ctx, end := db.startWrite(ctx, op.atCommit)
+	err := db.submitOp(ctx, op)
+	if end != nil {
+		end(err)
+	}
+	return err
+}
+
+func (db *DB) submitOp(ctx context.Context, op *writeOp) error {
 	start := time.Now()
 	op.ctx, op.done = ctx, make(chan struct{})
 	select {
@@ -190,6 +199,7 @@ func (db *DB) runWriter() {
 // commitBatch) makes runTx roll back and run the batch again with
 // savepoints.
 func (db *DB) runTx(first *writeOp) {
+	db.txBegan = time.Now()
 	batch := make([]*writeOp, 1, 64)
 	batch[0] = first
 	if _, err := db.ws.begin.Exec(); err != nil {
@@ -307,6 +317,7 @@ func (db *DB) newWtx() *wtx {
 // handOver gives a finished batch to the syncer, which releases its
 // callers.
 func (db *DB) handOver(batch []*writeOp) {
+	db.traceTx(batch, db.txBegan)
 	db.noteOutcome(batch)
 	db.unsynced.Add(1)
 	db.committed <- batch
@@ -395,6 +406,7 @@ func (db *DB) runSyncer(done chan<- struct{}) {
 //     each operation inside its own SAVEPOINT, so that the failing one
 //     rolls back alone.
 func (db *DB) commitBatch(batch []*writeOp) {
+	db.txBegan = time.Now()
 	if !db.runBatch(batch, false) {
 		resetErrs(batch)
 		db.runBatch(batch, true)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/awstest"
@@ -78,6 +79,30 @@ func TestMessageAttributes(t *testing.T) {
 			t.Errorf("message attributes %+v, want request_id and traceparent", attrs)
 		}
 	})
+}
+
+// TestTraceParentAttributeIsRead: a message whose producer set the trace
+// context only as the traceparent attribute is delivered with it.
+func TestTraceParentAttributeIsRead(t *testing.T) {
+	t.Parallel()
+	client := newClient(t)
+	q := newQueue(t, client, storetest.QueueOptions{VisibilityTimeout: 30 * time.Second, MaxReceives: 5})
+	ctx := testCtx(t)
+	const tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	body := orderflow.EncodeMessage(orderflow.Message{OrderID: orderflow.NewOrderID(time.Now())})
+	if _, err := client.SendMessage(ctx, &sqs.SendMessageInput{
+		QueueUrl: aws.String(q.URL()), MessageBody: aws.String(string(body)),
+		MessageAttributes: map[string]types.MessageAttributeValue{"traceparent": {DataType: aws.String("String"), StringValue: aws.String(tp)}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := q.Receive(ctx, 1, 2*time.Second)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("Receive: %v, %d messages", err, len(ds))
+	}
+	if ds[0].TraceParent != tp {
+		t.Errorf("delivered traceparent %q, want the attribute's %q", ds[0].TraceParent, tp)
+	}
 }
 
 func TestBadArguments(t *testing.T) {

@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/orderflow/orderflow"
 )
@@ -49,6 +51,9 @@ type Options struct {
 	FlushDelay time.Duration
 	// Logger receives warnings; default: discard.
 	Logger *slog.Logger
+	// TracerProvider makes the "sqs send" span of a Send whose caller is
+	// in a recording span (see send.go). Default: none.
+	TracerProvider trace.TracerProvider
 }
 
 // Queue is an orderflow.Queue and orderflow.DeadLetters on SQS. It is safe
@@ -58,6 +63,7 @@ type Queue struct {
 	client *sqs.Client
 	opts   Options
 	log    *slog.Logger
+	tracer trace.Tracer
 
 	policyMu sync.Mutex
 	policy   *orderflow.QueuePolicy // nil until read (see Policy)
@@ -89,7 +95,10 @@ func Open(ctx context.Context, client *sqs.Client, opts Options) (*Queue, error)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	q := &Queue{client: client, opts: opts, log: opts.Logger}
+	if opts.TracerProvider == nil {
+		opts.TracerProvider = noop.NewTracerProvider()
+	}
+	q := &Queue{client: client, opts: opts, log: opts.Logger, tracer: opts.TracerProvider.Tracer("github.com/orderflow/orderflow/sqsqueue")}
 	if opts.DLQURL == "" {
 		dlqARN, _, err := q.readPolicy(ctx)
 		if err != nil {
@@ -238,6 +247,13 @@ func delivery(m types.Message) orderflow.Delivery {
 	d := orderflow.Delivery{MessageID: aws.ToString(m.MessageId), Receipt: aws.ToString(m.ReceiptHandle), Body: body}
 	d.ReceiveCount, _ = strconv.Atoi(m.Attributes[string(types.MessageSystemAttributeNameApproximateReceiveCount)])
 	d.Message, d.Err = orderflow.DecodeMessage(body)
+	// The attribute is the trace context for every consumer of SQS; a
+	// producer other than ours may set only it.
+	if a, ok := m.MessageAttributes[attrTraceParent]; ok && d.Err == nil {
+		if v := aws.ToString(a.StringValue); v != "" && len(v) <= 128 {
+			d.TraceParent = v
+		}
+	}
 	return d
 }
 

@@ -9,6 +9,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderflow/orderflow"
 )
@@ -20,6 +23,9 @@ const entryRetries = 3
 type entry struct {
 	msg  orderflow.Message
 	done chan error // buffered: the flush never blocks on a caller gone
+	// span is the context of the sender's "sqs send" span, or invalid
+	// when the sender records no span.
+	span trace.SpanContext
 }
 
 // batch collects up to 10 entries; full closes when it has 10.
@@ -33,13 +39,31 @@ type batch struct {
 // Send returns when every one of its messages is sent or has failed (the
 // first error is returned), or when ctx ends, in which case messages may
 // still be sent: delivery is at least once.
-func (q *Queue) Send(ctx context.Context, msgs ...orderflow.Message) error {
+//
+// A sender in a recording span gets a producer span "sqs send", its child,
+// until the outcome; the SendMessageBatch call (and its otelaws span) is
+// then the child of the first such sender's span in the batch: a batch has
+// one parent, and each message carries its own trace in its traceparent.
+func (q *Queue) Send(ctx context.Context, msgs ...orderflow.Message) (err error) {
 	if len(msgs) == 0 {
 		return nil
 	}
+	var sc trace.SpanContext
+	if trace.SpanFromContext(ctx).IsRecording() {
+		var span trace.Span
+		ctx, span = q.tracer.Start(ctx, "sqs send", trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(attribute.String("messaging.system", "aws_sqs"), attribute.Int("messaging.batch.message_count", len(msgs))))
+		defer func() {
+			if err != nil {
+				span.SetStatus(codes.Error, err.Error())
+			}
+			span.End()
+		}()
+		sc = span.SpanContext()
+	}
 	entries := make([]*entry, len(msgs))
 	for i, m := range msgs {
-		entries[i] = &entry{msg: m, done: make(chan error, 1)}
+		entries[i] = &entry{msg: m, done: make(chan error, 1), span: sc}
 	}
 	q.mu.Lock()
 	for _, e := range entries {
@@ -91,7 +115,7 @@ func (q *Queue) flushLater(b *batch) {
 // retrying entries that SQS failed on its side.
 func (q *Queue) flush(entries []*entry) {
 	for attempt := 0; len(entries) > 0; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), q.opts.CallTimeout)
+		ctx, cancel := context.WithTimeout(batchContext(entries), q.opts.CallTimeout)
 		reqs := make([]types.SendMessageBatchRequestEntry, len(entries))
 		for i, e := range entries {
 			reqs[i] = types.SendMessageBatchRequestEntry{
@@ -133,6 +157,17 @@ func (q *Queue) flush(entries []*entry) {
 			time.Sleep(time.Duration(attempt+1) * 20 * time.Millisecond)
 		}
 	}
+}
+
+// batchContext is the context of a batch's call: in the span of its first
+// sender that records one.
+func batchContext(entries []*entry) context.Context {
+	for _, e := range entries {
+		if e.span.IsValid() {
+			return trace.ContextWithSpanContext(context.Background(), e.span)
+		}
+	}
+	return context.Background()
 }
 
 // attributes are the message attributes of m: the request id and the

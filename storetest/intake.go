@@ -100,12 +100,12 @@ func queued(t *testing.T, in Intake) []orderflow.Message {
 }
 
 // wantQueued checks that exactly the messages of orders are queued, one
-// each, with the order's request id.
+// each, with the order's request id and traceparent.
 func wantQueued(t *testing.T, in Intake, orders ...orderflow.Order) {
 	t.Helper()
 	want := map[orderflow.Message]int{}
 	for _, o := range orders {
-		want[orderflow.Message{OrderID: o.ID, RequestID: o.RequestID}]++
+		want[orderflow.Message{OrderID: o.ID, RequestID: o.RequestID, TraceParent: o.TraceParent}]++
 	}
 	got := map[orderflow.Message]int{}
 	for _, m := range queued(t, in) {
@@ -140,9 +140,9 @@ func acceptStoresAsGiven(t *testing.T, in Intake) {
 	diffOrder(t, "GetOrder", stored(t, in, o.ID), o)
 
 	bare := newOrder(unique("user"), baseTime.Add(time.Second), 1)
-	bare.Items, bare.RequestID = nil, ""
+	bare.Items, bare.RequestID, bare.TraceParent = nil, "", ""
 	accept(t, in, bare, orderflow.IdempotencyKey{UserID: bare.UserID})
-	if got := stored(t, in, bare.ID); len(got.Items) != 0 || got.RequestID != "" || got.Failure != nil {
+	if got := stored(t, in, bare.ID); len(got.Items) != 0 || got.RequestID != "" || got.TraceParent != "" || got.Failure != nil {
 		t.Errorf("order without items or request id came back as %+v", got)
 	}
 	wantQueued(t, in, o, bare)

@@ -100,9 +100,17 @@ func newOrder(userID string, at time.Time, amount int64) orderflow.Order {
 		Items:     []orderflow.Item{{SKU: "sku-a", Quantity: 2}, {SKU: "sku-b", Quantity: 1}},
 		Status:    orderflow.StatusPending,
 		RequestID: unique("req"),
-		CreatedAt: at,
-		UpdatedAt: at,
+		// The W3C trace context of the request that accepted it.
+		TraceParent: "00-" + randomHex(16) + "-" + randomHex(8) + "-01",
+		CreatedAt:   at,
+		UpdatedAt:   at,
 	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 func create(t *testing.T, st Store, o orderflow.Order) orderflow.Order {
@@ -150,10 +158,10 @@ func (s storeSuite) roundTrip(t *testing.T) {
 	diffOrder(t, "GetOrder", get(t, st, o.ID), o)
 
 	bare := newOrder(unique("user"), baseTime.Add(time.Second), 1)
-	bare.Items, bare.RequestID = nil, ""
+	bare.Items, bare.RequestID, bare.TraceParent = nil, "", ""
 	create(t, st, bare)
 	got := get(t, st, bare.ID)
-	if len(got.Items) != 0 || got.RequestID != "" || got.Failure != nil {
+	if len(got.Items) != 0 || got.RequestID != "" || got.TraceParent != "" || got.Failure != nil {
 		t.Errorf("order without items or request id came back as %+v", got)
 	}
 }

@@ -21,6 +21,10 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 	"github.com/prometheus/client_golang/prometheus"
+	//lint:ignore SA1019 otelaws is marked unsupported in favour of the SDK's own tracing through smithy-go's smithyoteltracing adapter, a module the Go proxy here does not serve; otelaws v0.72.0 works with this SDK and its spans are the same calls
+	"go.opentelemetry.io/contrib/instrumentation/github.com/aws/aws-sdk-go-v2/otelaws"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderflow/orderflow/awsintake"
 	"github.com/orderflow/orderflow/dynamostore"
@@ -53,9 +57,10 @@ const (
 // awsClients builds the AWS clients of cfg: the standard credential chain,
 // cfg's region and endpoints (AWS_ENDPOINT_URL, or per service
 // AWS_ENDPOINT_URL_SQS and AWS_ENDPOINT_URL_DYNAMODB), at most 3 attempts
-// per call with backoff capped at 1s, and every attempt counted in aws_requests_total on reg (if
-// not nil).
-func awsClients(ctx context.Context, cfg config, reg prometheus.Registerer) (awsAPI, error) {
+// per call with backoff capped at 1s, every attempt counted in
+// aws_requests_total on reg (if not nil), and every call a client span of
+// tp (if not nil; otelaws).
+func awsClients(ctx context.Context, cfg config, reg prometheus.Registerer, tp trace.TracerProvider) (awsAPI, error) {
 	opts := []func(*awsconfig.LoadOptions) error{
 		awsconfig.WithRegion(cfg.AWSRegion),
 		awsconfig.WithRetryer(func() aws.Retryer {
@@ -99,6 +104,11 @@ func awsClients(ctx context.Context, cfg config, reg prometheus.Registerer) (aws
 		return []func(*middleware.Stack) error{countRequests(counter, caller)}
 	}
 	ours, gateway, limiter := counted(callerOrderflow), counted(callerGateway), counted(callerLimiter)
+	if tp != nil {
+		for _, mw := range []*[]func(*middleware.Stack) error{&ours, &gateway, &limiter} {
+			otelaws.AppendMiddlewares(mw, otelaws.WithTracerProvider(tp), otelaws.WithTextMapPropagator(propagation.TraceContext{}))
+		}
+	}
 	ddbOptions := func(mw []func(*middleware.Stack) error) func(*dynamodb.Options) {
 		return func(o *dynamodb.Options) {
 			o.APIOptions = append(o.APIOptions, mw...)
@@ -189,13 +199,14 @@ func outcome(err error) string {
 // pending sweep, a processor-side loop of this mode only, is in the
 // backend's loops, which serve runs where the processor runs, not in the
 // api or in orderflow dlq.
-func openAWS(ctx context.Context, cfg config, log *slog.Logger, reg prometheus.Registerer) (*backend, error) {
-	clients, err := awsClients(ctx, cfg, reg)
+func openAWS(ctx context.Context, cfg config, log *slog.Logger, reg prometheus.Registerer, tp trace.TracerProvider) (*backend, error) {
+	clients, err := awsClients(ctx, cfg, reg, tp)
 	if err != nil {
 		return nil, err
 	}
 	q, err := sqsqueue.Open(ctx, clients.sqs, sqsqueue.Options{
 		QueueURL: cfg.SQSQueueURL, DLQURL: cfg.SQSDLQURL, CallTimeout: cfg.AWSCallTimeout, Logger: log,
+		TracerProvider: tp,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("SQS_QUEUE_URL %s: %w", cfg.SQSQueueURL, err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/processor"
@@ -48,12 +49,15 @@ type loop struct {
 
 // openBackend opens the queue and store of cfg's mode. reg, if not nil,
 // receives the backend's own metrics (aws_requests_total in the AWS mode,
-// the writer's sqlite_* metrics in the embedded mode).
-func openBackend(ctx context.Context, cfg config, log *slog.Logger, reg prometheus.Registerer) (*backend, error) {
+// the writer's sqlite_* metrics in the embedded mode); tp, if not nil,
+// makes its spans (the SQLite writes, the AWS calls).
+func openBackend(ctx context.Context, cfg config, log *slog.Logger, reg prometheus.Registerer, tp trace.TracerProvider) (*backend, error) {
 	if cfg.awsMode() {
-		return openAWS(ctx, cfg, log, reg)
+		return openAWS(ctx, cfg, log, reg, tp)
 	}
-	db, err := sqlite.Open(ctx, cfg.DBPath, sqliteOptions(cfg, log, reg))
+	opts := sqliteOptions(cfg, log, reg)
+	opts.TracerProvider = tp
+	db, err := sqlite.Open(ctx, cfg.DBPath, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", cfg.DBPath, err)
 	}

@@ -86,6 +86,8 @@ type config struct {
 	SweepAfter       time.Duration // re-send the message of orders PENDING this long
 	TakeoverAfter    time.Duration // a retry takes over an Idempotency-Key in flight this long
 	DLQWatchInterval time.Duration // how often the processor's dead-letter watch looks
+
+	Tracing tracing // OpenTelemetry (OTEL_*; see tracing.go)
 }
 
 // setting documents one environment variable; the README's table is made
@@ -141,6 +143,15 @@ var settings = []setting{
 	{"ORDERFLOW_SWEEP_AFTER", "2m", "AWS mode: the processor re-sends the message of orders still PENDING after this long"},
 	{"ORDERFLOW_TAKEOVER_AFTER", dur(dynamostore.DefaultStaleIntent), "AWS mode: a retry with an Idempotency-Key takes over a first request unfinished after this long"},
 	{"ORDERFLOW_DLQ_WATCH_INTERVAL", dur(processor.DefaultDeadLetterInterval), "how often the processor's dead-letter watch looks for dead messages whose orders it has not ended (embedded mode: also at once when a receive dead-letters one)"},
+	{"OTEL_EXPORTER_OTLP_ENDPOINT", "", "OTLP receiver (an OpenTelemetry Collector) to export traces to, e.g. http://collector:4318; traces are exported only when this or the next is set"},
+	{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", "the receiver's URL for traces, used as it is (http/protobuf: with its /v1/traces path); overrides the above for traces"},
+	{"OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", "http/protobuf or grpc; OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT, _CERTIFICATE, _COMPRESSION are read by the exporter"},
+	{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "", "the protocol for traces, overriding OTEL_EXPORTER_OTLP_PROTOCOL"},
+	{"OTEL_SERVICE_NAME", "(orderflow-api, orderflow-processor; orderflow for serve)", "service.name of the exported spans; OTEL_RESOURCE_ATTRIBUTES adds resource attributes"},
+	{"OTEL_TRACES_SAMPLER", "parentbased_always_on", "always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio"},
+	{"OTEL_TRACES_SAMPLER_ARG", "", "the ratio (0-1) of the traceidratio samplers, e.g. 0.01; default 1"},
+	{"OTEL_TRACES_EXPORTER", "otlp", "otlp, or none to export nothing"},
+	{"OTEL_SDK_DISABLED", "false", "true exports nothing (spans keep their ids for logs and propagation)"},
 }
 
 // dur renders a default duration as the settings table shows it: 24h,
@@ -232,6 +243,8 @@ func (p *parser) config() config {
 		SweepAfter:       p.duration("ORDERFLOW_SWEEP_AFTER"),
 		TakeoverAfter:    p.duration("ORDERFLOW_TAKEOVER_AFTER"),
 		DLQWatchInterval: p.duration("ORDERFLOW_DLQ_WATCH_INTERVAL"),
+
+		Tracing: p.tracing(),
 	}
 }
 

@@ -291,3 +291,49 @@ func TestTuneGCRespectsTheOperatorsSettings(t *testing.T) {
 		t.Errorf("by default: limit %d, want 192 MiB", got)
 	}
 }
+
+func TestConfigTracing(t *testing.T) {
+	tests := []struct {
+		name         string
+		env          map[string]string
+		wantEndpoint string
+		wantProtocol string
+		wantErr      string
+	}{
+		{"off without an endpoint", nil, "", "http/protobuf", ""},
+		{"the base endpoint gets the traces path", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318/"}, "http://c:4318/v1/traces", "http/protobuf", ""},
+		{"the traces endpoint is used as it is", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t:9/x"}, "http://t:9/x", "http/protobuf", ""},
+		{"grpc takes the base endpoint as it is", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "http://c:4317", "grpc", ""},
+		{"the traces protocol overrides", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"}, "http://c:4317", "grpc", ""},
+		{"the SDK disabled exports nothing", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_SDK_DISABLED": "true"}, "", "http/protobuf", ""},
+		{"exporter none exports nothing", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "none"}, "", "http/protobuf", ""},
+		{"an unknown protocol is refused", map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, "", "", "OTEL_EXPORTER_OTLP_PROTOCOL"},
+		{"an unknown sampler is refused", map[string]string{"OTEL_TRACES_SAMPLER": "jaeger_remote"}, "", "", "OTEL_TRACES_SAMPLER"},
+		{"a ratio above 1 is refused", map[string]string{"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "5"}, "", "", "OTEL_TRACES_SAMPLER_ARG"},
+		{"an unknown exporter is refused", map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}, "", "", "OTEL_TRACES_EXPORTER"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := loadConfig(getenvOf(tt.env))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("got error %v, want one naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Tracing.Endpoint != tt.wantEndpoint || c.Tracing.Protocol != tt.wantProtocol {
+				t.Errorf("endpoint %q protocol %q, want %q %q", c.Tracing.Endpoint, c.Tracing.Protocol, tt.wantEndpoint, tt.wantProtocol)
+			}
+		})
+	}
+	c, err := loadConfig(getenvOf(map[string]string{"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.25"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Tracing.Sampler.Description(); got != "TraceIDRatioBased{0.25}" {
+		t.Errorf("sampler %s, want TraceIDRatioBased{0.25}", got)
+	}
+}

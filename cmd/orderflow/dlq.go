@@ -84,7 +84,7 @@ func dlq(ctx context.Context, cfg config, args []string, stdin io.Reader, stdout
 // empty database and report an empty dead-letter queue.
 func openDeadLetters(ctx context.Context, cfg config, log *slog.Logger) (*backend, error) {
 	if cfg.awsMode() {
-		return openBackend(ctx, cfg, log, nil)
+		return openBackend(ctx, cfg, log, nil, nil)
 	}
 	opts := sqliteOptions(cfg, log, nil)
 	opts.MustExist = true

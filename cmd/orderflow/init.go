@@ -30,7 +30,7 @@ func initAWS(ctx context.Context, cfg config, args []string, stdout io.Writer) e
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	clients, err := awsClients(ctx, cfg, nil)
+	clients, err := awsClients(ctx, cfg, nil, nil)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/auth"
@@ -36,8 +37,21 @@ func serve(ctx context.Context, mode string, cfg config, stdout io.Writer) error
 	log := newLogger(cfg, stdout)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	tp, shutdownTracing, err := newTracerProvider(ctx, cfg.Tracing, mode)
+	if err != nil {
+		return err
+	}
+	// Runs last, after the drain and the backend's close: the spans of the
+	// last orders are flushed to the receiver.
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := shutdownTracing(sctx); err != nil {
+			log.Warn("flush traces", "err", err)
+		}
+	}()
 
-	b, err := openBackend(ctx, cfg, log, reg)
+	b, err := openBackend(ctx, cfg, log, reg, tp)
 	if err != nil {
 		return err
 	}
@@ -53,13 +67,13 @@ func serve(ctx context.Context, mode string, cfg config, stdout io.Writer) error
 	var g group
 	var apiSrv *http.Server
 	if mode == "serve" || mode == "api" {
-		if apiSrv, err = startAPI(&g, cfg, b, log, reg); err != nil {
+		if apiSrv, err = startAPI(&g, cfg, b, log, reg, tp); err != nil {
 			return g.abort(err)
 		}
 	}
 	proc := stoppedProcessor
 	if mode == "serve" || mode == "processor" {
-		if proc, err = startProcessor(ctx, &g, cfg, b, log, reg); err != nil {
+		if proc, err = startProcessor(ctx, &g, cfg, b, log, reg, tp); err != nil {
 			return g.abort(err, apiSrv)
 		}
 	}
@@ -136,8 +150,8 @@ func (g *group) abort(err error, srvs ...*http.Server) error {
 }
 
 // startAPI listens on cfg's api address and serves the api in g.
-func startAPI(g *group, cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry) (*http.Server, error) {
-	h, err := newAPI(cfg, b, log, reg)
+func startAPI(g *group, cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry, tp trace.TracerProvider) (*http.Server, error) {
+	h, err := newAPI(cfg, b, log, reg, tp)
 	if err != nil {
 		return nil, err
 	}
@@ -160,8 +174,8 @@ func stoppedProcessor() {}
 // context, derived from ctx without its cancellation, so that the
 // processor drains after the api stopped taking orders, not at the first
 // signal.
-func startProcessor(ctx context.Context, g *group, cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry) (stop func(), err error) {
-	p, err := newProcessor(cfg, b, log, reg)
+func startProcessor(ctx context.Context, g *group, cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry, tp trace.TracerProvider) (stop func(), err error) {
+	p, err := newProcessor(cfg, b, log, reg, tp)
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +215,7 @@ func shutdown(srv *http.Server, grace time.Duration, log *slog.Logger) {
 	}
 }
 
-func newAPI(cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry) (http.Handler, error) {
+func newAPI(cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry, tp trace.TracerProvider) (http.Handler, error) {
 	var users *auth.Users
 	if !cfg.DevLogin {
 		f, err := os.Open(cfg.UsersFile)
@@ -238,10 +252,13 @@ func newAPI(cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry) 
 		Ready:       orderflow.NewCachedCheck(time.Second, time.Now, b.ping).Check,
 		Now:         time.Now,
 		RateLimiter: b.limiter,
+
+		TracerProvider: tp,
+		TraceIDsOnly:   !cfg.Tracing.exporting(),
 	}), nil
 }
 
-func newProcessor(cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry) (*processor.Processor, error) {
+func newProcessor(cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry, tp trace.TracerProvider) (*processor.Processor, error) {
 	return processor.New(processor.Config{
 		Env:          cfg.Env,
 		Concurrency:  cfg.Concurrency,
@@ -267,6 +284,7 @@ func newProcessor(cfg config, b *backend, log *slog.Logger, reg *prometheus.Regi
 		Registerer: reg,
 		Now:        time.Now,
 
-		DeadLetters: b.watch,
+		DeadLetters:    b.watch,
+		TracerProvider: tp,
 	})
 }
