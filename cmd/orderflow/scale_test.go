@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/orderflow/orderflow/awstest"
 	"github.com/orderflow/orderflow/dynamostore"
+	"github.com/orderflow/orderflow/otlptest"
 )
 
 // scaleLimit is the per-user rate limit of the scale-out tests: the spec's
@@ -53,6 +57,7 @@ func startCluster(t *testing.T, env map[string]string) *cluster {
 	for i := range 2 {
 		e := maps.Clone(env)
 		e["ORDERFLOW_PROCESSOR_ADDR"] = freeAddr(t)
+		e["ORDERFLOW_LOG_LEVEL"] = "info" // a line per transition, with its trace_id (see checkOneTracePerOrder)
 		registerPorts(e)
 		c.procs = append(c.procs, startChildCommand(t, e, filepath.Join(logs, fmt.Sprintf("processor%d.log", i)), "processor"))
 	}
@@ -83,10 +88,12 @@ func (c *cluster) stop(t *testing.T) {
 // TestSplitModeScaleOut: two api and two processor processes on one
 // SQLite file; see scaleOut.
 func TestSplitModeScaleOut(t *testing.T) {
-	env := testEnv(t, scaleSettings())
+	rcv := otlptest.Start(t)
+	env := tracedEnv(testEnv(t, scaleSettings()), rcv)
 	c := startCluster(t, env)
 	crash, limited := scaleOut(t, c)
 	checkScaledBooks(t, c, sqliteBooks(t, env), crash, limited)
+	checkOneTracePerOrder(t, c, rcv, crash, limited)
 }
 
 // TestAWSScaleOut: two api and two processor processes on one SQS queue
@@ -96,11 +103,13 @@ func TestAWSScaleOut(t *testing.T) {
 	settings["ORDERFLOW_TAKEOVER_AFTER"] = "1s"
 	settings["ORDERFLOW_SWEEP_AFTER"] = "5s"
 	b := awstest.Backend{Name: "elasticmq", SQS: awstest.ElasticMQ(t), DynamoDB: awstest.Endpoint(t)}
-	env := awsEnvOn(t, b, settings)
+	rcv := otlptest.Start(t)
+	env := tracedEnv(awsEnvOn(t, b, settings), rcv)
 	c := startCluster(t, env)
 	crash, limited := scaleOut(t, c)
 	st := dynamostore.New(dynamodb.NewFromConfig(awstest.Config(b.DynamoDB)), env["DDB_TABLE"], dynamostore.Options{})
 	checkScaledBooks(t, c, st, crash, limited)
+	checkOneTracePerOrder(t, c, rcv, crash, limited)
 }
 
 // scaleOut runs a bounded load over both api processes of c and kills one
@@ -187,4 +196,88 @@ func (c *crashClient) burst(t *testing.T, n int) (denied int) {
 	}
 	wg.Wait()
 	return denied
+}
+
+// checkOneTracePerOrder checks, with every process stopped (their spans
+// flushed), that each accepted order of the clients is one trace across
+// the processes: the trace_id of every transition line the processors
+// logged for it and of every "process order" span of it is the same, and
+// that trace holds the POST /orders server span of an api process, the
+// parent of each "process order" span. The log lines are written as they
+// happen, so they also cover the orders that the killed processor ended
+// but whose spans it had not yet exported.
+func checkOneTracePerOrder(t *testing.T, c *cluster, rcv *otlptest.Receiver, clients ...*crashClient) {
+	t.Helper()
+	spans := rcv.Spans()
+	servers := map[string]otlptest.Span{}  // the api's POST /orders spans by span id
+	inTrace := map[string]bool{}           // the traces holding one
+	traces := map[string]map[string]bool{} // order id → trace ids seen
+	saw := func(order, trace string) {
+		if traces[order] == nil {
+			traces[order] = map[string]bool{}
+		}
+		traces[order][trace] = true
+	}
+	var processing []otlptest.Span
+	for _, s := range spans {
+		switch {
+		case s.Service == "orderflow-api" && s.Name == "POST /orders":
+			servers[s.SpanID], inTrace[s.TraceID] = s, true
+		case s.Service == "orderflow-processor" && s.Name == "process order":
+			processing = append(processing, s)
+			saw(s.Attributes["orderflow.order_id"], s.TraceID)
+		}
+	}
+	for _, p := range c.procs {
+		for _, l := range transitionLines(t, p.log) {
+			saw(l.OrderID, l.TraceID)
+		}
+	}
+	for _, p := range processing {
+		if server, ok := servers[p.ParentSpanID]; !ok || server.TraceID != p.TraceID {
+			t.Errorf("%s (order %s) is not the child of an api's POST /orders span", p, p.Attributes["orderflow.order_id"])
+		}
+	}
+	orders := 0
+	for _, cl := range clients {
+		for _, a := range cl.ok {
+			orders++
+			seen := traces[a.OrderID]
+			for trace := range seen {
+				if len(seen) != 1 || !inTrace[trace] {
+					t.Errorf("order %s: traces %v, want one, holding the api's POST /orders span", a.OrderID, seen)
+					break
+				}
+			}
+			if len(seen) == 0 {
+				t.Errorf("order %s: no transition logged and no process order span", a.OrderID)
+			}
+		}
+	}
+	t.Logf("%d orders, each one trace from an api process to a processor (%d spans received)", orders, len(spans))
+}
+
+// transitionLine is what checkOneTracePerOrder reads of a processor's
+// "order transition" log line.
+type transitionLine struct {
+	Msg     string `json:"msg"`
+	OrderID string `json:"order_id"`
+	TraceID string `json:"trace_id"`
+}
+
+// transitionLines returns the "order transition" lines of the log at path.
+func transitionLines(t *testing.T, path string) []transitionLine {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []transitionLine
+	for line := range bytes.Lines(b) {
+		var l transitionLine
+		if json.Unmarshal(line, &l) == nil && l.Msg == "order transition" {
+			out = append(out, l)
+		}
+	}
+	return out
 }
