@@ -92,19 +92,26 @@ func (s *server) handleCreateOrder() http.Handler {
 		} else {
 			h["Idempotent-Replayed"] = s.hdr.replayed
 		}
-		statusURL, expires := s.statusURL(base, stored)
-		b := make([]byte, 0, 160+len(statusURL))
-		b = append(b, `{"order_id":`...)
-		b = appendJSONString(b, string(stored.ID))
-		b = append(b, `,"status":"PENDING","status_url":`...)
-		b = appendJSONString(b, statusURL)
-		b = append(b, `,"expires_at":"`...)
-		b = expires.AppendFormat(b, time.RFC3339)
-		b = append(b, "\"}\n"...)
-		h["Location"] = []string{statusURL}
-		h["Retry-After"] = s.retryPoll
-		writeBody(w, r, http.StatusAccepted, s.hdr.json, b)
+		s.writeAccepted(w, r, base, stored)
 	})
+}
+
+// writeAccepted answers 202 for the accepted order o: its status URL in
+// the body and in Location, and when to poll it.
+func (s *server) writeAccepted(w http.ResponseWriter, r *http.Request, base string, o orderflow.Order) {
+	statusURL, expires := s.statusURL(base, o)
+	b := make([]byte, 0, 160+len(statusURL))
+	b = append(b, `{"order_id":`...)
+	b = appendJSONString(b, string(o.ID))
+	b = append(b, `,"status":"PENDING","status_url":`...)
+	b = appendJSONString(b, statusURL)
+	b = append(b, `,"expires_at":"`...)
+	b = expires.AppendFormat(b, time.RFC3339)
+	b = append(b, "\"}\n"...)
+	h := w.Header()
+	h["Location"] = []string{statusURL}
+	h["Retry-After"] = s.retryPoll
+	writeBody(w, r, http.StatusAccepted, s.hdr.json, b)
 }
 
 // baseURL is the scheme and authority of the absolute URLs in answers to
