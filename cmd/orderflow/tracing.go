@@ -121,8 +121,11 @@ func newTracerProvider(ctx context.Context, t tracing, command string) (tp *sdkt
 			service = "orderflow"
 		}
 	}
-	res, err := resource.New(ctx, resource.WithFromEnv(), resource.WithTelemetrySDK(),
-		resource.WithAttributes(semconv.ServiceName(service), semconv.ServiceVersion(buildVersion())))
+	// Later detectors win: a service.name in OTEL_RESOURCE_ATTRIBUTES
+	// beats the default, and OTEL_SERVICE_NAME beats both.
+	res, err := resource.New(ctx,
+		resource.WithAttributes(semconv.ServiceName(service), semconv.ServiceVersion(buildVersion())),
+		resource.WithFromEnv(), resource.WithTelemetrySDK())
 	if err != nil {
 		return nil, nil, fmt.Errorf("OTEL_RESOURCE_ATTRIBUTES: %w", err)
 	}
