@@ -57,13 +57,21 @@ var (
 func Endpoint(t testing.TB) string {
 	t.Helper()
 	once.Do(func() { endpoint, startErr = findOrStart() })
-	if startErr != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("AWS tests need moto_server under CI=true: %v", startErr)
-		}
-		t.Skipf("no moto_server (set ORDERFLOW_TEST_AWS_ENDPOINT or install moto[server]): %v", startErr)
-	}
+	need(t, "moto_server", "set ORDERFLOW_TEST_AWS_ENDPOINT or install moto[server]", startErr)
 	return endpoint
+}
+
+// need skips t when server could not be had (err), or fails it under
+// CI=true, where a skipped test would pass unseen.
+func need(t testing.TB, server, hint string, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("these tests need %s under CI=true: %v", server, err)
+	}
+	t.Skipf("no %s (%s): %v", server, hint, err)
 }
 
 // Config returns an aws.Config for endpoint with static test credentials,

@@ -53,20 +53,15 @@ var (
 )
 
 // ElasticMQ returns the base URL of a running ElasticMQ: the one at
-// ORDERFLOW_TEST_SQS_ENDPOINT (scripts/test.sh starts one for the whole
-// run), or else one this test binary starts on a free loopback port from
-// the classpath ORDERFLOW_ELASTICMQ_CLASSPATH or the jars of
+// ORDERFLOW_TEST_SQS_ENDPOINT, or else one this test binary starts on a
+// free loopback port from the classpath ORDERFLOW_ELASTICMQ_CLASSPATH
+// (scripts/test.sh sets it to what it installs) or the jars of
 // ~/.cache/orderflow/elasticmq-<ElasticMQVersion>/lib, with java from
 // PATH. It skips t, or fails it under CI=true, when there is none.
 func ElasticMQ(t testing.TB) string {
 	t.Helper()
 	emqOnce.Do(func() { emqEndpoint, emqErr = findOrStartElasticMQ() })
-	if emqErr != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("SQS tests need ElasticMQ under CI=true: %v", emqErr)
-		}
-		t.Skipf("no ElasticMQ (set ORDERFLOW_TEST_SQS_ENDPOINT or ORDERFLOW_ELASTICMQ_CLASSPATH, or run scripts/test.sh once): %v", emqErr)
-	}
+	need(t, "ElasticMQ", "set ORDERFLOW_TEST_SQS_ENDPOINT or ORDERFLOW_ELASTICMQ_CLASSPATH, or run scripts/test.sh once", emqErr)
 	return emqEndpoint
 }
 

@@ -75,27 +75,10 @@ EOF
   mvn -q -B -f "$elasticmq_home/pom.xml" dependency:copy-dependencies -DoutputDirectory="$elasticmq_home/lib.tmp"
   mv "$elasticmq_home/lib.tmp" "$elasticmq_home/lib"
 fi
-elasticmq_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-# The same configuration as awstest's: SQS alone on 127.0.0.1, AWS's limits.
-cat > artifacts/elasticmq.conf <<EOF
-include classpath("application.conf")
-node-address { protocol = http, host = "127.0.0.1", port = $elasticmq_port, context-path = "" }
-rest-sqs { enabled = true, bind-port = $elasticmq_port, bind-hostname = "127.0.0.1", sqs-limits = strict }
-rest-stats { enabled = false }
-aws { region = us-east-1, accountId = 000000000000 }
-EOF
-java -Xmx256m -XX:TieredStopAtLevel=1 -Dconfig.file=artifacts/elasticmq.conf -cp "$elasticmq_home/lib/*" \
-  org.elasticmq.server.Main > artifacts/elasticmq.log 2>&1 &
-elasticmq_pid=$!
-trap 'kill $moto_pid $elasticmq_pid 2>/dev/null || true' EXIT
-for _ in $(seq 300); do
-  curl -sf -o /dev/null "http://127.0.0.1:$elasticmq_port/?Action=ListQueues" && break
-  kill -0 $elasticmq_pid 2>/dev/null || { cat artifacts/elasticmq.log; exit 1; }
-  sleep 0.2
-done
-export ORDERFLOW_TEST_SQS_ENDPOINT="http://127.0.0.1:$elasticmq_port"
+# Each test binary that needs it starts its own server from this classpath
+# (awstest.ElasticMQ: a free port, the configuration, a stop at exit).
 export ORDERFLOW_ELASTICMQ_CLASSPATH="$elasticmq_home/lib/*"
-echo "ElasticMQ $elasticmq_version on $ORDERFLOW_TEST_SQS_ENDPOINT"
+echo "ElasticMQ $elasticmq_version in $elasticmq_home"
 
 say "promtool, shellcheck (deploy checks)"
 if ! command -v promtool >/dev/null; then
