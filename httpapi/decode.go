@@ -14,14 +14,6 @@ import (
 	"github.com/orderflow/orderflow"
 )
 
-// orderRequest is the body of POST /orders.
-type orderRequest struct {
-	UserID   string           `json:"user_id"`
-	Amount   int64            `json:"amount"`
-	Currency string           `json:"currency"`
-	Items    []orderflow.Item `json:"items"`
-}
-
 // decodeOptions make decoding strict: member names match case-sensitively
 // (the json/v2 default), duplicate names and invalid UTF-8 are errors (also
 // defaults), unknown members are rejected, and so is trailing data. An
@@ -38,7 +30,7 @@ func decodeOrder(body []byte, user string) (orderflow.Order, error) {
 	if len(body) == 0 {
 		return orderflow.Order{}, newClientError(codeBadRequest, "", "request body is empty; send a JSON order such as {\"amount\":999}")
 	}
-	var req orderRequest
+	var req OrderRequest
 	if err := json.Unmarshal(body, &req, decodeOptions); err != nil {
 		return orderflow.Order{}, decodeError(body, err)
 	}

@@ -15,15 +15,6 @@ import (
 // ignored, so the spec's {"user_id":"u123","amount":1} works unchanged.
 // Attempts are rate limited per client IP.
 func (s *server) handleLogin() http.Handler {
-	type request struct {
-		UserID   string `json:"user_id"`
-		Password string `json:"password"`
-	}
-	type response struct {
-		AccessToken string `json:"access_token"`
-		TokenType   string `json:"token_type"`
-		ExpiresIn   int64  `json:"expires_in"`
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if d, _, _ := s.loginLim.take(r.Context(), s.clients.of(r), s.now()); !d.Allowed {
 			secs := max(1, ceilSeconds(d.RetryAfter))
@@ -36,7 +27,7 @@ func (s *server) handleLogin() http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		var req request
+		var req LoginRequest
 		empty := len(body) == 0
 		if err = json.Unmarshal(body, &req); err != nil {
 			err = decodeError(body, err)
@@ -51,11 +42,11 @@ func (s *server) handleLogin() http.Handler {
 		}
 		switch {
 		case req.UserID == "":
-			s.problem(w, r, orderflow.EInvalid, "user_id is required", []fieldError{{Field: "user_id", Detail: "user_id is required"}})
+			s.problem(w, r, orderflow.EInvalid, "user_id is required", []FieldError{{Field: "user_id", Detail: "user_id is required"}})
 			return
 		case s.cfg.DevLogin && !orderflow.ValidUserID(req.UserID):
 			detail := "user_id must be 1-128 letters, digits or ._@+- starting with a letter or digit"
-			s.problem(w, r, orderflow.EInvalid, detail, []fieldError{{Field: "user_id", Detail: detail}})
+			s.problem(w, r, orderflow.EInvalid, detail, []FieldError{{Field: "user_id", Detail: detail}})
 			return
 		case !s.cfg.DevLogin && !s.cfg.Users.Check(req.UserID, req.Password):
 			s.problem(w, r, codeBadCredentials, "unknown user_id or wrong password", nil)
@@ -70,6 +61,6 @@ func (s *server) handleLogin() http.Handler {
 			rec.userID = req.UserID
 		}
 		w.Header().Set("Pragma", "no-cache") // RFC 6749 §5.1
-		writeJSON(w, r, http.StatusOK, contentJSON, response{AccessToken: tok, TokenType: "bearer", ExpiresIn: int64(ttl / time.Second)})
+		writeJSON(w, r, http.StatusOK, contentJSON, LoginResponse{AccessToken: tok, TokenType: "bearer", ExpiresIn: int64(ttl / time.Second)})
 	})
 }

@@ -195,10 +195,6 @@ func (s *server) handleGetOrder() http.Handler {
 // handleListOrders serves GET /orders?limit=&cursor=: the user's orders,
 // newest first, a page at a time. next_cursor is null on the last page.
 func (s *server) handleListOrders() http.Handler {
-	type page struct {
-		Orders     []orderView `json:"orders"`
-		NextCursor *string     `json:"next_cursor"`
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		base, err := s.baseURL(r)
@@ -230,13 +226,13 @@ func (s *server) handleListOrders() http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		var p page
+		var p OrderPage
 		if len(orders) > limit {
 			orders = orders[:limit]
 			next := encodeCursor(orders[limit-1].ID)
 			p.NextCursor = &next
 		}
-		p.Orders = make([]orderView, len(orders))
+		p.Orders = make([]OrderView, len(orders))
 		for i, o := range orders {
 			p.Orders[i] = newOrderView(o, true)
 			p.Orders[i].StatusURL, _ = s.statusURL(base, o)

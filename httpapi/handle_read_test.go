@@ -33,7 +33,7 @@ func TestGetOrder(t *testing.T) {
 		if rr.Code != 200 {
 			t.Fatalf("status %d", rr.Code)
 		}
-		var v orderView
+		var v OrderView
 		decode(t, rr, &v)
 		if v.OrderID != mine.ID || v.UserID != "alice" || v.Status != orderflow.StatusCompleted {
 			t.Errorf("got %+v", v)
@@ -80,7 +80,7 @@ func TestListOrders(t *testing.T) {
 	}
 	f.store.put(orderflow.Order{ID: f.nextID(), UserID: "bob", Amount: 1, Currency: "USD", Status: orderflow.StatusPending, CreatedAt: t0, UpdatedAt: t0})
 	type page struct {
-		Orders     []orderView `json:"orders"`
+		Orders     []OrderView `json:"orders"`
 		NextCursor *string     `json:"next_cursor"`
 	}
 	// listAs lists alice's orders; offContract marks a query that breaks
@@ -173,13 +173,13 @@ func TestOwnerViewsCarryTheStatusURL(t *testing.T) {
 	decode(t, f.postOrder("alice", `{"amount":1250}`), &a)
 	auth := []string{"Authorization", "Bearer " + f.token("alice")}
 
-	var one orderView
+	var one OrderView
 	decode(t, f.do(request(http.MethodGet, "/orders/"+a.OrderID, "", auth...)), &one)
 	if one.StatusURL != a.StatusURL {
 		t.Errorf("GET /orders/{id} status_url = %q, want the 202's %q", one.StatusURL, a.StatusURL)
 	}
 	var page struct {
-		Orders []orderView `json:"orders"`
+		Orders []OrderView `json:"orders"`
 	}
 	decode(t, f.do(request(http.MethodGet, "/orders", "", auth...)), &page)
 	if len(page.Orders) != 1 || page.Orders[0].StatusURL != a.StatusURL {

@@ -58,9 +58,9 @@ func TestOrderStatus(t *testing.T) {
 	})
 	t.Run("a rejected order carries a problem-style failure and no Retry-After", func(t *testing.T) {
 		rr := f.do(request(http.MethodGet, f.statusPath(rejected.ID, exp), ""))
-		var v orderView
+		var v OrderView
 		decode(t, rr, &v)
-		want := failureView{Type: problemTypeBase + "out-of-stock", Title: "Out of stock", Detail: "A: 0 left, 1 wanted", Code: "out_of_stock"}
+		want := FailureView{Type: problemTypeBase + "out-of-stock", Title: "Out of stock", Detail: "A: 0 left, 1 wanted", Code: "out_of_stock"}
 		if v.Failure == nil || *v.Failure != want {
 			t.Errorf("failure = %+v, want %+v", v.Failure, want)
 		}

@@ -274,12 +274,12 @@ func (f *fixture) postOrder(user, body string, headers ...string) *httptest.Resp
 }
 
 // problemOf decodes a problem answer and checks its invariants.
-func problemOf(t testing.TB, rr *httptest.ResponseRecorder) problem {
+func problemOf(t testing.TB, rr *httptest.ResponseRecorder) Problem {
 	t.Helper()
 	if ct := rr.Header().Get("Content-Type"); ct != "application/problem+json" {
 		t.Fatalf("Content-Type = %q, want application/problem+json (body %s)", ct, rr.Body)
 	}
-	var p problem
+	var p Problem
 	if err := json.Unmarshal(rr.Body.Bytes(), &p); err != nil {
 		t.Fatalf("problem body %q: %v", rr.Body, err)
 	}

@@ -86,23 +86,6 @@ func kindOf(code string) problemKind {
 	return problemKind{http.StatusInternalServerError, "internal-error", "Internal server error"}
 }
 
-// problem is an RFC 9457 problem document.
-type problem struct {
-	Type      string       `json:"type"`
-	Title     string       `json:"title"`
-	Status    int          `json:"status"`
-	Detail    string       `json:"detail"`
-	Instance  string       `json:"instance"`
-	RequestID string       `json:"request_id,omitempty"`
-	Errors    []fieldError `json:"errors,omitempty"`
-}
-
-// fieldError names one invalid field of a request.
-type fieldError struct {
-	Field  string `json:"field"`
-	Detail string `json:"detail"`
-}
-
 // clientError is a fault in the request that httpapi found itself. Its
 // detail is meant for the client.
 type clientError struct {
@@ -123,9 +106,9 @@ func newClientError(code, field, detail string) *clientError {
 func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ce *clientError
 	if errors.As(err, &ce) {
-		var fields []fieldError
+		var fields []FieldError
 		if ce.field != "" {
-			fields = []fieldError{{Field: ce.field, Detail: ce.detail}}
+			fields = []FieldError{{Field: ce.field, Detail: ce.detail}}
 		}
 		s.problem(w, r, ce.code, ce.detail, fields)
 		return
@@ -151,15 +134,15 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 			detail = "a dependency did not answer in time; retry later"
 		}
 	}
-	var fields []fieldError
+	var fields []FieldError
 	if f := orderflow.ErrorField(err); code == orderflow.EInvalid && f != "" {
-		fields = []fieldError{{Field: f, Detail: detail}}
+		fields = []FieldError{{Field: f, Detail: detail}}
 	}
 	s.problem(w, r, code, detail, fields)
 }
 
 // problem writes the problem document for code.
-func (s *server) problem(w http.ResponseWriter, r *http.Request, code, detail string, fields []fieldError) {
+func (s *server) problem(w http.ResponseWriter, r *http.Request, code, detail string, fields []FieldError) {
 	k := kindOf(code)
 	h := w.Header()
 	// A damaged store is not back in a few seconds: no Retry-After.
@@ -172,8 +155,8 @@ func (s *server) problem(w http.ResponseWriter, r *http.Request, code, detail st
 	writeJSON(w, r, k.status, contentProblem, s.newProblem(r, k, detail, fields))
 }
 
-func (s *server) newProblem(r *http.Request, k problemKind, detail string, fields []fieldError) *problem {
-	return &problem{
+func (s *server) newProblem(r *http.Request, k problemKind, detail string, fields []FieldError) *Problem {
+	return &Problem{
 		Type:      problemTypeBase + k.slug,
 		Title:     k.title,
 		Status:    k.status,

@@ -1,39 +1,11 @@
 package httpapi
 
 import (
-	"time"
-
 	"github.com/orderflow/orderflow"
 )
 
-// orderView is how an order is shown: by GET /orders/{id}, GET /orders and
-// the status URL. The status URL may be shared, so it omits user_id; the
-// owner's views carry the status URL itself, so that a client can follow
-// each order it lists, not only the ones it just placed.
-type orderView struct {
-	OrderID   orderflow.OrderID `json:"order_id"`
-	UserID    string            `json:"user_id,omitempty"`
-	StatusURL string            `json:"status_url,omitempty"`
-	Status    orderflow.Status  `json:"status"`
-	Amount    int64             `json:"amount"`
-	Currency  string            `json:"currency"`
-	Items     []orderflow.Item  `json:"items"`
-	CreatedAt time.Time         `json:"created_at"`
-	UpdatedAt time.Time         `json:"updated_at"`
-	Failure   *failureView      `json:"failure,omitempty"`
-}
-
-// failureView is the reason of a REJECTED or FAILED order as problem-style
-// fields (RFC 9457 vocabulary), plus the stable reason code.
-type failureView struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Detail string `json:"detail"`
-	Code   string `json:"code"`
-}
-
-func newOrderView(o orderflow.Order, withUser bool) orderView {
-	v := orderView{
+func newOrderView(o orderflow.Order, withUser bool) OrderView {
+	v := OrderView{
 		OrderID:   o.ID,
 		Status:    o.Status,
 		Amount:    o.Amount,
@@ -53,7 +25,7 @@ func newOrderView(o orderflow.Order, withUser bool) orderView {
 		if o.Failure != nil {
 			f = *o.Failure
 		}
-		v.Failure = &failureView{
+		v.Failure = &FailureView{
 			Type:   failureType(f.Code),
 			Title:  failureTitle(f.Code, o.Status),
 			Detail: f.Detail,
