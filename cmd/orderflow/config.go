@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -152,6 +154,7 @@ var settings = []setting{
 	{"OTEL_TRACES_SAMPLER_ARG", "", "the ratio (0-1) of the traceidratio samplers, e.g. 0.01; default 1"},
 	{"OTEL_TRACES_EXPORTER", "otlp", "otlp, or none to export nothing"},
 	{"OTEL_SDK_DISABLED", "false", "true exports nothing (spans keep their ids for logs and propagation)"},
+	{"ORDERFLOW_URL", "http://localhost:8000", "the api that the client commands (login, order) talk to; their tokens are kept per URL in $XDG_CONFIG_HOME/orderflow/ (default ~/.config/orderflow/)"},
 }
 
 // dur renders a default duration as the settings table shows it: 24h,
@@ -442,4 +445,30 @@ func (p *parser) cents(name string) int {
 		p.fail(name, "must be 1-99, or -1 to disable, got %q", s)
 	}
 	return n
+}
+
+// clientConfig is the settings of the client commands (login, order),
+// which talk to a running api and need none of the server's.
+type clientConfig struct {
+	URL      string // ORDERFLOW_URL, without a trailing slash
+	TokenDir string // $XDG_CONFIG_HOME/orderflow, else ~/.config/orderflow
+}
+
+// loadClientConfig parses the client's settings. The token directory
+// follows the XDG base directory spec; HOME is its fallback.
+func loadClientConfig(getenv func(string) string) (clientConfig, error) {
+	p := parser{getenv: getenv}
+	c := clientConfig{URL: strings.TrimRight(p.str("ORDERFLOW_URL"), "/")}
+	if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+		p.fail("ORDERFLOW_URL", "must be an http(s) URL such as http://localhost:8000, got %q", c.URL)
+	}
+	switch base := getenv("XDG_CONFIG_HOME"); {
+	case filepath.IsAbs(base):
+		c.TokenDir = filepath.Join(base, "orderflow")
+	case filepath.IsAbs(getenv("HOME")):
+		c.TokenDir = filepath.Join(getenv("HOME"), ".config", "orderflow")
+	default:
+		p.fail("XDG_CONFIG_HOME", "neither it nor HOME is an absolute path: there is nowhere to keep the login token")
+	}
+	return c, errors.Join(p.errs...)
 }

@@ -1,13 +1,14 @@
 // Command orderflow runs the order pipeline: the api, the processor, or
 // both (serve, the default), and the operator's commands.
 //
-//	orderflow [serve|api|processor|init|dlq|hash-password|help]
+//	orderflow [serve|api|processor|init|dlq|hash-password|login|order|help]
 //
 // Settings come from the environment; see config.go or the README.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -22,8 +23,21 @@ func main() {
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "orderflow:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
+}
+
+// exitCode is the process's exit status for run's error: an *exitError's
+// code (order watch tells how an order ended), else 1.
+func exitCode(err error) int {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	if err != nil {
+		return 1
+	}
+	return 0
 }
 
 // tuneGC trades memory for CPU unless the operator set GOGC or GOMEMLIMIT
@@ -52,7 +66,27 @@ commands:
   hash-password  read a password on stdin, print its bcrypt hash for ORDERFLOW_USERS_FILE
   help           this text
 
-Settings are environment variables; see the README.
+client commands, against the api at ORDERFLOW_URL (default http://localhost:8000):
+  login --user U [--password-stdin]
+                 get a token (dev login needs no password; else a prompt or
+                 the first line of stdin), kept in $XDG_CONFIG_HOME/orderflow/
+  order place --amount 12.50 [--currency EUR] [--item sku=qty ...]
+              [--idempotency-key K] [--json] [--timeout 10s]
+                 place an order (amount in major units); prints its id and
+                 status URL, or the 202 body with --json. A timeout or a 503
+                 is retried with the same Idempotency-Key (one is made up
+                 when none is given), so the order is placed once
+  order watch ID|STATUS_URL
+                 follow an order (server-sent events, else polling) and
+                 print each status with its time; exits 0 when COMPLETED,
+                 2 REJECTED, 3 FAILED, 4 CANCELLED, 1 on an error
+  order list [--json]
+                 your orders, newest first (every page)
+  order cancel ID
+                 cancel an order that is PENDING or PROCESSING
+
+Settings are environment variables; see the README. Errors from the api
+are printed as the problem's title and detail; every failure exits non-zero.
 `
 
 // run is the whole program; main only supplies the process's environment.
@@ -69,6 +103,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return err
 	case "hash-password":
 		return hashPassword(stdin, stdout)
+	case "login", "order":
+		cc, err := loadClientConfig(getenv)
+		if err != nil {
+			return fmt.Errorf("configuration:\n%w", err)
+		}
+		if cmd == "login" {
+			return loginCmd(ctx, cc, args, stdin, stdout, stderr)
+		}
+		return orderCmd(ctx, cc, args, stdout, stderr)
 	}
 	cfg, err := loadConfig(getenv)
 	if err != nil {
