@@ -350,3 +350,33 @@ func TestClientCommandsNeedALogin(t *testing.T) {
 		t.Errorf("exit %d %q, want 1 and a readable network error", code, errOut)
 	}
 }
+
+// list follows next_cursor to the last page and prints a table.
+func TestListFollowsTheCursor(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 3, 40, 1, 0, time.UTC)
+	var cursors []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cursors = append(cursors, r.URL.Query().Get("cursor"))
+		a, b := statusDocument("COMPLETED", t0), statusDocument("REJECTED", t0)
+		a.OrderID, b.OrderID, b.Currency, b.Amount = "o2", "o1", "JPY", 1250
+		next := "c2"
+		page := httpapi.OrderPage{Orders: []httpapi.OrderView{a}, NextCursor: &next}
+		if r.URL.Query().Get("cursor") == "c2" {
+			page = httpapi.OrderPage{Orders: []httpapi.OrderView{b}}
+		}
+		writeJSONAnswer(w, 200, "application/json", page)
+	}))
+	defer srv.Close()
+	env := cliEnv(t, srv.URL)
+	withToken(t, env, time.Now().Add(time.Hour))
+	out, errOut, code := runCLI(t, env, "", "order", "list")
+	want := "ORDER_ID  STATUS     AMOUNT     CREATED_AT\n" +
+		"o2        COMPLETED  12.50 USD  2026-12-02T03:40:01Z\n" +
+		"o1        REJECTED   1250 JPY   2026-12-02T03:40:01Z\n"
+	if code != 0 || out != want {
+		t.Errorf("exit %d, stdout\n%s\nwant\n%s(stderr %s)", code, out, want, errOut)
+	}
+	if fmt.Sprint(cursors) != "[ c2]" {
+		t.Errorf("cursors sent %q, want none, then c2", cursors)
+	}
+}
