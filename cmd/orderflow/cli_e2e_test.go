@@ -7,11 +7,14 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/orderflow/orderflow/awstest"
 	"github.com/orderflow/orderflow/httpapi"
@@ -151,4 +154,30 @@ func TestCLIPlaceRetriesAgainstTheServer(t *testing.T) {
 	}
 	out, errOut, code = runCLI(t, env, "", "order", "watch", m[1])
 	checkWatch(t, out, errOut, code, 0, "COMPLETED")
+}
+
+// Without dev login, the password comes from stdin with --password-stdin
+// (no terminal to ask on); a wrong one is the api's problem.
+func TestCLILoginWithAPassword(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("correct horse"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := filepath.Join(t.TempDir(), "users")
+	if err := os.WriteFile(users, []byte("grace:"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in := startRun(t, testEnv(t, map[string]string{"ORDERFLOW_DEV_LOGIN": "false", "ORDERFLOW_USERS_FILE": users}), "api")
+	env := cliEnv(t, in.api)
+	_, errOut, code := runCLI(t, env, "wrong\n", "login", "--user", "grace", "--password-stdin")
+	if code != 1 || !strings.Contains(errOut, "Invalid credentials: unknown user_id or wrong password") {
+		t.Errorf("wrong password: exit %d %q, want 1 and the problem", code, errOut)
+	}
+	if _, errOut, code = runCLI(t, env, "correct horse\n", "login", "--user", "grace", "--password-stdin"); code != 0 {
+		t.Fatalf("login: exit %d %q", code, errOut)
+	}
+	out, errOut, code := runCLI(t, env, "", "order", "list")
+	if code != 0 || !strings.HasPrefix(out, "ORDER_ID") {
+		t.Errorf("list after login: exit %d %q %q", code, out, errOut)
+	}
 }
