@@ -71,6 +71,11 @@ func (s Status) CanMoveTo(next Status) bool {
 	return next.rank() > s.rank()
 }
 
+// OrdersProcessedHelp is the help text of orders_processed_total{env,
+// status}, which the processor and the api (for the PENDING orders it
+// cancels) both register: one text, so that the two can share a registry.
+const OrdersProcessedHelp = "Orders that reached a terminal state, counted by the process that ended them (processor, dead-letter path; the api for a PENDING order it cancels): success=COMPLETED, rejected=REJECTED, error=FAILED, cancelled=CANCELLED."
+
 // Item is one line of an order.
 type Item struct {
 	SKU      string `json:"sku"`
@@ -114,16 +119,16 @@ type Cancellation struct {
 // Order is a customer's order. Amount is in minor units of Currency
 // (cents for USD).
 type Order struct {
-	ID        OrderID  `json:"order_id"`
-	UserID    string   `json:"user_id"`
-	Amount    int64    `json:"amount"`
-	Currency  string   `json:"currency"`
-	Items     []Item   `json:"items,omitempty"`
-	Status    Status   `json:"status"`
-	Failure   *Failure `json:"failure,omitempty"`
+	ID       OrderID  `json:"order_id"`
+	UserID   string   `json:"user_id"`
+	Amount   int64    `json:"amount"`
+	Currency string   `json:"currency"`
+	Items    []Item   `json:"items,omitempty"`
+	Status   Status   `json:"status"`
+	Failure  *Failure `json:"failure,omitempty"`
 	// Cancellation is set once the owner asked to cancel the order.
 	Cancellation *Cancellation `json:"cancellation,omitempty"`
-	RequestID string   `json:"request_id,omitempty"`
+	RequestID    string        `json:"request_id,omitempty"`
 	// TraceParent is the W3C traceparent of the request that accepted the
 	// order, kept so that work on the order that does not start from its
 	// queue message (a re-sent message, the dead-letter watch) continues
