@@ -193,7 +193,7 @@ func TestHappyPathCompletesChargesOnceAndDeletes(t *testing.T) {
 		t.Errorf("widget stock = %d, want 98", n)
 	}
 	want := `
-# HELP orders_processed_total `+orderflow.OrdersProcessedHelp+`
+# HELP orders_processed_total ` + orderflow.OrdersProcessedHelp + `
 # TYPE orders_processed_total counter
 orders_processed_total{env="test",status="cancelled"} 0
 orders_processed_total{env="test",status="error"} 0
