@@ -21,6 +21,39 @@ type orderView struct {
 	CreatedAt time.Time         `json:"created_at"`
 	UpdatedAt time.Time         `json:"updated_at"`
 	Failure   *failureView      `json:"failure,omitempty"`
+	// Cancellation is set once the owner asked to cancel the order.
+	Cancellation *cancellationView `json:"cancellation,omitempty"`
+}
+
+// cancellationView is the owner's cancel request and its outcome.
+// RequestedBy (a user id) is shown to the owner only, like user_id: the
+// status URL may be shared. CancelledAt is null until the order is
+// CANCELLED (an order in work ends at its next stage boundary, and may
+// end REJECTED or FAILED if a stage decided first); Refunded says that a
+// charge taken before the processor saw the request was given back, under
+// RefundID.
+type cancellationView struct {
+	RequestedBy string     `json:"requested_by,omitempty"`
+	RequestedAt time.Time  `json:"requested_at"`
+	CancelledAt *time.Time `json:"cancelled_at"`
+	Refunded    bool       `json:"refunded"`
+	RefundID    string     `json:"refund_id,omitempty"`
+}
+
+func newCancellationView(o orderflow.Order, withUser bool) *cancellationView {
+	c := o.Cancellation
+	if c == nil {
+		return nil
+	}
+	v := &cancellationView{RequestedAt: c.RequestedAt.UTC(), Refunded: c.RefundID != "", RefundID: c.RefundID}
+	if withUser {
+		v.RequestedBy = c.RequestedBy
+	}
+	if o.Status == orderflow.StatusCancelled {
+		at := o.UpdatedAt.UTC()
+		v.CancelledAt = &at
+	}
+	return v
 }
 
 // failureView is the reason of a REJECTED or FAILED order as problem-style
@@ -48,6 +81,7 @@ func newOrderView(o orderflow.Order, withUser bool) orderView {
 	if v.Items == nil {
 		v.Items = []orderflow.Item{}
 	}
+	v.Cancellation = newCancellationView(o, withUser)
 	if o.Status == orderflow.StatusRejected || o.Status == orderflow.StatusFailed {
 		f := orderflow.Failure{Code: "unknown", Detail: "no reason was recorded"}
 		if o.Failure != nil {
