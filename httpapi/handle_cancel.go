@@ -46,7 +46,9 @@ func (s *server) handleCancelOrder() http.Handler {
 		if o.Status == orderflow.StatusPending && stored.Status == orderflow.StatusCancelled &&
 			stored.Cancellation != nil && stored.Cancellation.RequestedAt.Equal(at) {
 			s.metrics.cancelled.Inc()
-			s.log.InfoContext(ctx, "order transition", "from", string(orderflow.StatusPending), "to", string(orderflow.StatusCancelled))
+			// The one line per transition, as the processor writes it.
+			s.log.InfoContext(orderflow.WithOrderID(ctx, o.ID), "order transition",
+				"from", string(orderflow.StatusPending), "to", string(orderflow.StatusCancelled))
 		}
 		base, err := s.baseURL(r)
 		if err != nil {

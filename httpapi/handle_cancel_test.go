@@ -52,6 +52,15 @@ func TestCancelOrder(t *testing.T) {
 		if n := cancelled() - before; n != 1 {
 			t.Errorf("orders_processed_total{status=cancelled} rose by %v, want 1", n)
 		}
+		logged := 0
+		for _, l := range f.logs.Messages("order transition") {
+			if l["order_id"] == string(o.ID) && l["from"] == "PENDING" && l["to"] == "CANCELLED" && l["user_id"] == "alice" {
+				logged++
+			}
+		}
+		if logged != 1 {
+			t.Errorf("%d transition lines PENDING→CANCELLED with the order and user ids, want 1", logged)
+		}
 		t.Run("a second cancel is 200 with the same document, not counted again", func(t *testing.T) {
 			again := cancel("alice", o.ID)
 			if again.Code != http.StatusOK || again.Body.String() != rr.Body.String() {
