@@ -26,6 +26,7 @@ func (s storeSuite) cancelCases() []struct {
 		{"a requested cancel forbids COMPLETED and allows CANCELLED with a refund", s.cancelGuardsCompletion},
 		{"CANCELLED needs a cancel request", s.cancelNeedsRequest},
 		{"a cancel racing the processor's completion: exactly one wins", s.cancelRacesCompletion},
+		{"a cancel racing the processor's start: cancelled, or in work with the request", s.cancelRacesStart},
 	}
 }
 
@@ -193,6 +194,42 @@ func (s storeSuite) cancelRacesCompletion(t *testing.T) {
 			if final.Status != orderflow.StatusProcessing || final.Cancellation == nil {
 				t.Errorf("cancel first: stored %s %+v, want PROCESSING with the request", final.Status, final.Cancellation)
 			}
+		}
+	}
+}
+
+// cancelRacesStart: a cancel and the processor's start of a PENDING order
+// at once end either CANCELLED (the start refused) or PROCESSING with the
+// request recorded (the start first): the request is never lost.
+func (s storeSuite) cancelRacesStart(t *testing.T) {
+	st := s.newStore(t)
+	for range 10 {
+		o := create(t, st, newOrder(unique("user"), baseTime, 100))
+		var (
+			wg         sync.WaitGroup
+			cerr, serr error
+		)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			_, cerr = st.RequestCancel(testCtx(t), o.ID, o.UserID, baseTime)
+		}()
+		go func() {
+			defer wg.Done()
+			_, serr = st.Transition(testCtx(t), orderflow.Transition{ID: o.ID, From: orderflow.StatusPending, To: orderflow.StatusProcessing, At: baseTime})
+		}()
+		wg.Wait()
+		if cerr != nil {
+			t.Fatalf("RequestCancel: %v", cerr)
+		}
+		final := get(t, st, o.ID)
+		switch {
+		case final.Cancellation == nil:
+			t.Fatalf("the cancel request was lost: stored %s", final.Status)
+		case serr == nil && final.Status != orderflow.StatusProcessing:
+			t.Errorf("started, then cancelled: stored %s, want PROCESSING with the request", final.Status)
+		case serr != nil && final.Status != orderflow.StatusCancelled:
+			t.Errorf("start refused (%v), but stored %s, want CANCELLED", serr, final.Status)
 		}
 	}
 }
