@@ -12,10 +12,12 @@ type OrderID string
 
 // Status is the lifecycle state of an order. It moves forward only:
 //
-//	PENDING → PROCESSING → COMPLETED | REJECTED | FAILED
+//	PENDING → PROCESSING → COMPLETED | REJECTED | FAILED | CANCELLED
 //
 // PENDING may also go straight to a terminal state (e.g. FAILED when its
-// message is dead-lettered before any processor picked it up).
+// message is dead-lettered before any processor picked it up, CANCELLED
+// when its owner cancels it before that). CANCELLED is reached only by the
+// owner's cancel request (see Cancellation).
 type Status string
 
 // The statuses an order can be in.
@@ -25,17 +27,24 @@ const (
 	StatusCompleted  Status = "COMPLETED"
 	StatusRejected   Status = "REJECTED"
 	StatusFailed     Status = "FAILED"
+	StatusCancelled  Status = "CANCELLED"
 )
 
 // Terminal reports whether s is a final state.
 func (s Status) Terminal() bool {
-	return s == StatusCompleted || s == StatusRejected || s == StatusFailed
+	return s == StatusCompleted || s == StatusRejected || s == StatusFailed || s == StatusCancelled
+}
+
+// Cancellable reports whether an order in s may still be cancelled: it is
+// PENDING or PROCESSING.
+func (s Status) Cancellable() bool {
+	return s == StatusPending || s == StatusProcessing
 }
 
 // Valid reports whether s is one of the known statuses.
 func (s Status) Valid() bool {
 	switch s {
-	case StatusPending, StatusProcessing, StatusCompleted, StatusRejected, StatusFailed:
+	case StatusPending, StatusProcessing, StatusCompleted, StatusRejected, StatusFailed, StatusCancelled:
 		return true
 	}
 	return false
@@ -47,7 +56,7 @@ func (s Status) rank() int {
 		return 0
 	case StatusProcessing:
 		return 1
-	case StatusCompleted, StatusRejected, StatusFailed:
+	case StatusCompleted, StatusRejected, StatusFailed, StatusCancelled:
 		return 2
 	}
 	return -1
@@ -61,6 +70,11 @@ func (s Status) CanMoveTo(next Status) bool {
 	}
 	return next.rank() > s.rank()
 }
+
+// OrdersProcessedHelp is the help text of orders_processed_total{env,
+// status}, which the processor and the api (for the PENDING orders it
+// cancels) both register: one text, so that the two can share a registry.
+const OrdersProcessedHelp = "Orders that reached a terminal state, counted by the process that ended them (processor, dead-letter path; the api for a PENDING order it cancels): success=COMPLETED, rejected=REJECTED, error=FAILED, cancelled=CANCELLED."
 
 // Item is one line of an order.
 type Item struct {
@@ -88,17 +102,33 @@ const (
 	ReasonDeadLettered = "dead_lettered"
 )
 
+// Cancellation is the owner's request to cancel an order (AIP-151: best
+// effort). A PENDING order is CANCELLED as the request is recorded; a
+// PROCESSING order keeps the request until the processor reaches its next
+// stage boundary and ends it CANCELLED, or ends it otherwise (REJECTED,
+// FAILED) if a stage decided first. A request never lets the order be
+// COMPLETED: the store refuses that transition while a cancellation is
+// requested. RefundID is the gateway's refund of a charge taken before the
+// processor saw the request ("" when nothing was charged).
+type Cancellation struct {
+	RequestedBy string    `json:"requested_by"`
+	RequestedAt time.Time `json:"requested_at"`
+	RefundID    string    `json:"refund_id,omitempty"`
+}
+
 // Order is a customer's order. Amount is in minor units of Currency
 // (cents for USD).
 type Order struct {
-	ID        OrderID  `json:"order_id"`
-	UserID    string   `json:"user_id"`
-	Amount    int64    `json:"amount"`
-	Currency  string   `json:"currency"`
-	Items     []Item   `json:"items,omitempty"`
-	Status    Status   `json:"status"`
-	Failure   *Failure `json:"failure,omitempty"`
-	RequestID string   `json:"request_id,omitempty"`
+	ID       OrderID  `json:"order_id"`
+	UserID   string   `json:"user_id"`
+	Amount   int64    `json:"amount"`
+	Currency string   `json:"currency"`
+	Items    []Item   `json:"items,omitempty"`
+	Status   Status   `json:"status"`
+	Failure  *Failure `json:"failure,omitempty"`
+	// Cancellation is set once the owner asked to cancel the order.
+	Cancellation *Cancellation `json:"cancellation,omitempty"`
+	RequestID    string        `json:"request_id,omitempty"`
 	// TraceParent is the W3C traceparent of the request that accepted the
 	// order, kept so that work on the order that does not start from its
 	// queue message (a re-sent message, the dead-letter watch) continues
@@ -165,12 +195,18 @@ func (o Order) Validate() error {
 
 // Transition is a conditional status change: it applies only while the
 // order is in From. Failure must be set when To is REJECTED or FAILED.
+// Besides From, a store checks the cancellation: a move to COMPLETED
+// applies only while no cancellation is requested, a move to CANCELLED only
+// while one is (see Cancellation).
 type Transition struct {
 	ID      OrderID
 	From    Status
 	To      Status
 	Failure *Failure
-	At      time.Time
+	// RefundID is recorded in the order's Cancellation, for To CANCELLED
+	// only: the refund of a charge taken before the cancel was seen.
+	RefundID string
+	At       time.Time
 }
 
 // Validate checks that t moves forward and carries a failure when it must.
@@ -180,6 +216,9 @@ func (t Transition) Validate() error {
 	}
 	if (t.To == StatusRejected || t.To == StatusFailed) != (t.Failure != nil) {
 		return Errorf(EInvalid, "order %s: failure reason is required exactly for REJECTED and FAILED", t.ID)
+	}
+	if t.RefundID != "" && t.To != StatusCancelled {
+		return Errorf(EInvalid, "order %s: a refund is recorded only with CANCELLED", t.ID)
 	}
 	return nil
 }

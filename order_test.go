@@ -70,15 +70,17 @@ func TestOrderValidate(t *testing.T) {
 func itoa3(i int) string { return string(rune('a'+i/26)) + string(rune('a'+i%26)) }
 
 func TestStatusMovesForwardOnly(t *testing.T) {
-	all := []Status{StatusPending, StatusProcessing, StatusCompleted, StatusRejected, StatusFailed}
+	all := []Status{StatusPending, StatusProcessing, StatusCompleted, StatusRejected, StatusFailed, StatusCancelled}
 	allowed := map[[2]Status]bool{
 		{StatusPending, StatusProcessing}:   true,
 		{StatusPending, StatusCompleted}:    true,
 		{StatusPending, StatusRejected}:     true,
 		{StatusPending, StatusFailed}:       true,
+		{StatusPending, StatusCancelled}:    true,
 		{StatusProcessing, StatusCompleted}: true,
 		{StatusProcessing, StatusRejected}:  true,
 		{StatusProcessing, StatusFailed}:    true,
+		{StatusProcessing, StatusCancelled}: true,
 	}
 	for _, from := range all {
 		for _, to := range all {
@@ -93,6 +95,9 @@ func TestStatusMovesForwardOnly(t *testing.T) {
 	for _, s := range all {
 		if got, want := s.Terminal(), s != StatusPending && s != StatusProcessing; got != want {
 			t.Errorf("%s.Terminal() = %v, want %v", s, got, want)
+		}
+		if got, want := s.Cancellable(), !s.Terminal(); got != want {
+			t.Errorf("%s.Cancellable() = %v, want %v", s, got, want)
 		}
 	}
 }
@@ -109,6 +114,9 @@ func TestTransitionValidate(t *testing.T) {
 		{"rejected without a failure is refused", Transition{ID: "x", From: StatusProcessing, To: StatusRejected}, false},
 		{"completed with a failure is refused", Transition{ID: "x", From: StatusProcessing, To: StatusCompleted, Failure: f}, false},
 		{"backward is refused", Transition{ID: "x", From: StatusCompleted, To: StatusProcessing}, false},
+		{"processing to cancelled with a refund is fine", Transition{ID: "x", From: StatusProcessing, To: StatusCancelled, RefundID: "re_1"}, true},
+		{"a refund on another status is refused", Transition{ID: "x", From: StatusProcessing, To: StatusCompleted, RefundID: "re_1"}, false},
+		{"cancelled with a failure is refused", Transition{ID: "x", From: StatusProcessing, To: StatusCancelled, Failure: f}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

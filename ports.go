@@ -74,6 +74,17 @@ type Store interface {
 	// the current one; ENotFound if there is no such order.
 	Transition(ctx context.Context, t Transition) (Order, error)
 
+	// RequestCancel records by's request (at at) to cancel order id, in
+	// one conditional write, and returns the order as stored afterwards:
+	//   - PENDING: the order is CANCELLED at once, the request recorded;
+	//   - PROCESSING: the request is recorded (the first one is kept) and
+	//     the order stays PROCESSING for the processor to end;
+	//   - CANCELLED: nothing changes (a repeated request);
+	//   - COMPLETED, REJECTED, FAILED: EConflict, with the current order.
+	// ENotFound if there is no such order. Whether by may cancel it (the
+	// owner) is the caller's to check.
+	RequestCancel(ctx context.Context, id OrderID, by string, at time.Time) (Order, error)
+
 	// Reserve takes the items of order id from stock, all or nothing; the
 	// items are a valid order's (Order.Validate: each SKU once). It is
 	// idempotent per order: a second call for the same order changes

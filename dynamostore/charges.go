@@ -25,6 +25,22 @@ type chargeItem struct {
 	Amount   int64  `dynamodbav:"amount"`
 	Currency string `dynamodbav:"currency"`
 	At       int64  `dynamodbav:"at"`
+	// The refund of the key (RecordRefund), on the same item so that a
+	// charge and a refund of one key are ordered by DynamoDB's per-item
+	// atomicity. An item with a refund and no charge_id voids its key.
+	RefundID   string `dynamodbav:"refund_id,omitempty"`
+	RefundedAt int64  `dynamodbav:"refunded_at,omitempty"`
+}
+
+// voided reports whether the item is a refund with no charge under its key.
+func (c chargeItem) voided() bool { return c.ID == "" }
+
+func (c chargeItem) refund() orderflow.Refund {
+	r := orderflow.Refund{ID: c.RefundID, IdempotencyKey: c.Key, OrderID: orderflow.OrderID(c.OrderID), At: fromMS(c.RefundedAt)}
+	if !c.voided() {
+		r.ChargeID, r.Amount, r.Currency = c.ID, c.Amount, c.Currency
+	}
+	return r
 }
 
 func (c chargeItem) charge() orderflow.Charge {
@@ -34,6 +50,7 @@ func (c chargeItem) charge() orderflow.Charge {
 // RecordCharge is the ledger of the simulated payment gateway: it stores c
 // unless a charge with c.IdempotencyKey exists (a conditional put), and
 // returns the stored charge, with duplicate=true when it was already there.
+// A key voided by RecordRefund takes no charge: EConflict.
 func (s *Store) RecordCharge(ctx context.Context, c orderflow.Charge) (orderflow.Charge, bool, error) {
 	if c.IdempotencyKey == "" || c.ID == "" {
 		return orderflow.Charge{}, false, orderflow.Errorf(orderflow.EInvalid, "a charge needs an id and an idempotency key")
@@ -61,14 +78,53 @@ func (s *Store) RecordCharge(ctx context.Context, c orderflow.Charge) (orderflow
 	if !isConditionFailed(err) {
 		return orderflow.Charge{}, false, mapErr(err, "record charge %s", c.IdempotencyKey)
 	}
-	stored, ok, err := s.chargeByKey(ctx, c.IdempotencyKey)
-	if err != nil {
+	stored, ok, err := s.chargeItemByKey(ctx, c.IdempotencyKey)
+	switch {
+	case err != nil:
 		return orderflow.Charge{}, false, err
-	}
-	if !ok {
+	case !ok:
 		return orderflow.Charge{}, false, orderflow.Errorf(orderflow.EConflict, "charge %s changed concurrently", c.IdempotencyKey)
+	case stored.voided():
+		return orderflow.Charge{}, false, orderflow.Errorf(orderflow.EConflict, "idempotency key %s was refunded; it takes no charge", c.IdempotencyKey)
 	}
-	return stored, true, nil
+	return stored.charge(), true, nil
+}
+
+// RecordRefund is the simulated gateway's ledger of refunds: one
+// UpdateItem on the charge item of r.IdempotencyKey sets the refund unless
+// one is set (if_not_exists), creating the item when nothing was charged
+// (which voids the key for RecordCharge), and returns the refund as stored:
+// the first one on a repeat, with the charge it gave back.
+func (s *Store) RecordRefund(ctx context.Context, r orderflow.Refund) (orderflow.Refund, error) {
+	if r.IdempotencyKey == "" || r.ID == "" {
+		return orderflow.Refund{}, orderflow.Errorf(orderflow.EInvalid, "a refund needs an id and an idempotency key")
+	}
+	if r.At.IsZero() {
+		r.At = s.opts.Now()
+	}
+	ifNew := func(name string, v any) expression.SetValueBuilder {
+		return expression.IfNotExists(expression.Name(name), expression.Value(v))
+	}
+	upd := expression.Set(expression.Name("refund_id"), ifNew("refund_id", r.ID)).
+		Set(expression.Name("refunded_at"), ifNew("refunded_at", ms(r.At))).
+		Set(expression.Name("idempotency_key"), expression.Value(r.IdempotencyKey)).
+		Set(expression.Name("order_id"), ifNew("order_id", string(r.OrderID)))
+	expr, _ := expression.NewBuilder().WithUpdate(upd).Build()
+	cctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	out, err := s.db.UpdateItem(cctx, &dynamodb.UpdateItemInput{
+		TableName: &s.table, Key: key(chargePK(r.IdempotencyKey), skCharge),
+		UpdateExpression: expr.Update(), ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
+		ReturnValues: types.ReturnValueAllNew,
+	})
+	if err != nil {
+		return orderflow.Refund{}, mapErr(err, "record refund %s", r.IdempotencyKey)
+	}
+	var it chargeItem
+	if err := attributevalue.UnmarshalMap(out.Attributes, &it); err != nil {
+		return orderflow.Refund{}, &orderflow.Error{Code: orderflow.EInternal, Detail: "stored refund is corrupt", Err: err}
+	}
+	return it.refund(), nil
 }
 
 // CountAttempt is the simulated payment gateway's count of charge
@@ -106,22 +162,32 @@ func (s *Store) LookupCharge(ctx context.Context, k string) (orderflow.Charge, b
 }
 
 // chargeByKey reads the charge with idempotency key k (strongly
-// consistent).
+// consistent); a voided key has none.
 func (s *Store) chargeByKey(ctx context.Context, k string) (orderflow.Charge, bool, error) {
+	it, ok, err := s.chargeItemByKey(ctx, k)
+	if err != nil || !ok || it.voided() {
+		return orderflow.Charge{}, false, err
+	}
+	return it.charge(), true, nil
+}
+
+// chargeItemByKey reads the charge item of idempotency key k (strongly
+// consistent).
+func (s *Store) chargeItemByKey(ctx context.Context, k string) (chargeItem, bool, error) {
 	ctx, cancel := s.callCtx(ctx)
 	defer cancel()
 	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(chargePK(k), skCharge), ConsistentRead: aws.Bool(true)})
 	if err != nil {
-		return orderflow.Charge{}, false, mapErr(err, "read charge %s", k)
+		return chargeItem{}, false, mapErr(err, "read charge %s", k)
 	}
 	if out.Item == nil {
-		return orderflow.Charge{}, false, nil
+		return chargeItem{}, false, nil
 	}
 	var it chargeItem
 	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
-		return orderflow.Charge{}, false, &orderflow.Error{Code: orderflow.EInternal, Detail: "stored charge is corrupt", Err: err}
+		return chargeItem{}, false, &orderflow.Error{Code: orderflow.EInternal, Detail: "stored charge is corrupt", Err: err}
 	}
-	return it.charge(), true, nil
+	return it, true, nil
 }
 
 // Charges returns the charges recorded for order id, oldest first: the one

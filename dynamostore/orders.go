@@ -40,6 +40,10 @@ type orderItem struct {
 	TraceParent   string     `dynamodbav:"traceparent,omitempty"`
 	CreatedAt     int64      `dynamodbav:"created_at"`
 	UpdatedAt     int64      `dynamodbav:"updated_at"`
+	// The cancellation (orderflow.Cancellation), absent until requested.
+	CancelBy string `dynamodbav:"cancel_requested_by,omitempty"`
+	CancelAt int64  `dynamodbav:"cancel_requested_at,omitempty"`
+	RefundID string `dynamodbav:"refund_id,omitempty"`
 }
 
 type lineItem struct {
@@ -59,6 +63,9 @@ func toItem(o orderflow.Order) orderItem {
 	if o.Failure != nil {
 		it.FailureCode, it.FailureDetail = o.Failure.Code, o.Failure.Detail
 	}
+	if c := o.Cancellation; c != nil {
+		it.CancelBy, it.CancelAt, it.RefundID = c.RequestedBy, ms(c.RequestedAt), c.RefundID
+	}
 	if o.Status == orderflow.StatusPending {
 		it.PendingPK, it.PendingSK = pendingPK(o.ID), string(o.ID)
 	}
@@ -76,6 +83,9 @@ func (it orderItem) order() orderflow.Order {
 	}
 	if it.FailureCode != "" {
 		o.Failure = &orderflow.Failure{Code: it.FailureCode, Detail: it.FailureDetail}
+	}
+	if it.CancelAt != 0 {
+		o.Cancellation = &orderflow.Cancellation{RequestedBy: it.CancelBy, RequestedAt: fromMS(it.CancelAt), RefundID: it.RefundID}
 	}
 	return o
 }
@@ -445,8 +455,17 @@ func (s *Store) Transition(ctx context.Context, t orderflow.Transition) (orderfl
 			upd = upd.Set(expression.Name("failure_detail"), expression.Value(t.Failure.Detail))
 		}
 	}
+	if t.RefundID != "" {
+		upd = upd.Set(expression.Name("refund_id"), expression.Value(t.RefundID))
+	}
 	cond := expression.AttributeExists(expression.Name("pk")).
 		And(expression.Name("status").Equal(expression.Value(string(t.From))))
+	switch t.To {
+	case orderflow.StatusCompleted:
+		cond = cond.And(expression.AttributeNotExists(expression.Name("cancel_requested_at")))
+	case orderflow.StatusCancelled:
+		cond = cond.And(expression.AttributeExists(expression.Name("cancel_requested_at")))
+	}
 	expr, _ := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
 	cctx, cancel := s.callCtx(ctx)
 	out, err := s.db.UpdateItem(cctx, &dynamodb.UpdateItemInput{

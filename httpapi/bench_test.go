@@ -31,6 +31,10 @@ func (nopIntake) GetOrder(context.Context, orderflow.OrderID) (orderflow.Order, 
 	return orderflow.Order{}, orderflow.Errorf(orderflow.ENotFound, "no")
 }
 
+func (nopIntake) RequestCancel(context.Context, orderflow.OrderID, string, time.Time) (orderflow.Order, error) {
+	return orderflow.Order{}, orderflow.Errorf(orderflow.ENotFound, "no")
+}
+
 func (nopIntake) ListOrders(context.Context, string, orderflow.OrderID, int) ([]orderflow.Order, error) {
 	return nil, nil
 }

@@ -162,23 +162,8 @@ func (s *server) statusURL(base string, o orderflow.Order) (string, time.Time) {
 // of others cannot be probed.
 func (s *server) handleGetOrder() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := r.Context()
-		id := orderflow.OrderID(r.PathValue("id"))
-		notFound := func() { s.problem(w, r, orderflow.ENotFound, "order "+string(id)+" not found", nil) }
-		if !id.Valid() {
-			notFound()
-			return
-		}
-		o, err := s.orders.GetOrder(ctx, id)
-		switch {
-		case orderflow.ErrorCode(err) == orderflow.ENotFound:
-			notFound()
-			return
-		case err != nil:
-			s.fail(w, r, err)
-			return
-		case o.UserID != orderflow.UserID(ctx):
-			notFound()
+		o, ok := s.ownedOrder(w, r)
+		if !ok {
 			return
 		}
 		base, err := s.baseURL(r)

@@ -125,6 +125,31 @@ func (f *fakeStore) ListOrders(_ context.Context, userID string, cursor orderflo
 	return out, nil
 }
 
+// RequestCancel follows orderflow.Store.RequestCancel.
+func (f *fakeStore) RequestCancel(_ context.Context, id orderflow.OrderID, by string, at time.Time) (orderflow.Order, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.getErr != nil {
+		return orderflow.Order{}, f.getErr
+	}
+	o, ok := f.orders[id]
+	switch {
+	case !ok:
+		return orderflow.Order{}, orderflow.Errorf(orderflow.ENotFound, "order %s not found", id)
+	case o.Status == orderflow.StatusCancelled, o.Cancellation != nil:
+		return o, nil
+	case !o.Status.Cancellable():
+		return o, orderflow.Errorf(orderflow.EConflict, "order %s is %s", id, o.Status)
+	}
+	o.Cancellation = &orderflow.Cancellation{RequestedBy: by, RequestedAt: at}
+	o.UpdatedAt = at
+	if o.Status == orderflow.StatusPending {
+		o.Status = orderflow.StatusCancelled
+	}
+	f.orders[id] = o
+	return o, nil
+}
+
 func (f *fakeStore) put(o orderflow.Order) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/orderflow/orderflow"
 )
 
 // metrics are the API's Prometheus collectors; their names are fixed by
@@ -17,9 +19,13 @@ type metrics struct {
 	// rate_limit_fallbacks_total{limit}: decisions made by a process's
 	// own limit because the shared limiter's store was unreachable.
 	limitFallbacks *prometheus.CounterVec
+	// orders_processed_total{env,status="cancelled"}: the PENDING orders
+	// this process cancelled (the processor counts the ones it ends). The
+	// vector is the processor's, shared when both run in one process.
+	cancelled prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, env string) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "http_requests_total",
@@ -43,6 +49,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.duration = register(reg, m.duration)
 	m.accepted = register(reg, m.accepted)
 	m.limitFallbacks = register(reg, m.limitFallbacks)
+	processed := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "orders_processed_total",
+		Help: orderflow.OrdersProcessedHelp,
+	}, []string{"env", "status"}))
+	m.cancelled = processed.WithLabelValues(env, "cancelled")
 	return m
 }
 

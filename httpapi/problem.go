@@ -28,6 +28,7 @@ const (
 	codeRateLimited      = "rate_limited"
 	codeNotReady         = "not_ready"
 	codeRequestTimeout   = "request_timeout"
+	codeOrderFinal       = "order_final"
 )
 
 // unavailableRetryAfter is the Retry-After of 503 answers, in seconds.
@@ -62,6 +63,8 @@ func kindOf(code string) problemKind {
 		return problemKind{http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed"}
 	case orderflow.EConflict:
 		return problemKind{http.StatusConflict, "conflict", "Conflict"}
+	case codeOrderFinal:
+		return problemKind{http.StatusConflict, "order-final", "Order is final and can no longer be cancelled"}
 	case codeInFlight:
 		return problemKind{http.StatusConflict, "request-in-flight", "A request with this idempotency key is in progress"}
 	case codeRequestTimeout:

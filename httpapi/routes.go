@@ -22,6 +22,7 @@ func (s *server) routes() []route {
 		{"POST /orders", s.authenticate(s.handleCreateOrder())},
 		{"GET /orders", s.authenticate(s.handleListOrders())},
 		{"GET /orders/{id}", s.authenticate(s.handleGetOrder())},
+		{"POST /orders/{id}/cancel", s.authenticate(s.handleCancelOrder())},
 		{"GET /orders/{id}/status", s.handleOrderStatus()},
 
 		{"GET /health", s.handleHealth()},

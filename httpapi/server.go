@@ -33,6 +33,8 @@ type Intake interface {
 type Orders interface {
 	GetOrder(ctx context.Context, id orderflow.OrderID) (orderflow.Order, error)
 	ListOrders(ctx context.Context, userID string, cursor orderflow.OrderID, limit int) ([]orderflow.Order, error)
+	// RequestCancel records a cancel request (orderflow.Store.RequestCancel).
+	RequestCancel(ctx context.Context, id orderflow.OrderID, by string, at time.Time) (orderflow.Order, error)
 }
 
 // Defaults applied by NewServer to zero Config fields.
@@ -192,7 +194,7 @@ func newServer(cfg Config, deps Deps) *server {
 		}
 	}
 	s.gatherer = gat
-	s.metrics = newMetrics(reg)
+	s.metrics = newMetrics(reg, cfg.Env)
 
 	s.publicURL = strings.TrimRight(cfg.PublicURL, "/")
 	s.rids = orderflow.NewRequestIDs()

@@ -61,6 +61,23 @@ type OrderView struct {
 	CreatedAt time.Time         `json:"created_at"`
 	UpdatedAt time.Time         `json:"updated_at"`
 	Failure   *FailureView      `json:"failure,omitempty"`
+	// Cancellation is set once the owner asked to cancel the order.
+	Cancellation *CancellationView `json:"cancellation,omitempty"`
+}
+
+// CancellationView is the owner's cancel request and its outcome.
+// RequestedBy (a user id) is shown to the owner only, like user_id: the
+// status URL may be shared. CancelledAt is null until the order is
+// CANCELLED (an order in work ends at its next stage boundary, and may
+// end REJECTED or FAILED if a stage decided first); Refunded says that a
+// charge taken before the processor saw the request was given back, under
+// RefundID.
+type CancellationView struct {
+	RequestedBy string     `json:"requested_by,omitempty"`
+	RequestedAt time.Time  `json:"requested_at"`
+	CancelledAt *time.Time `json:"cancelled_at"`
+	Refunded    bool       `json:"refunded"`
+	RefundID    string     `json:"refund_id,omitempty"`
 }
 
 // FailureView is the reason of a REJECTED or FAILED order as problem-style

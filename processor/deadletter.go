@@ -44,6 +44,8 @@ const deadLetterRounds = 3
 // the order of a dead-lettered message ends. The message was received
 // MaxReceives times without its order being finished (most often the
 // processor died during the last attempt), so no attempt is coming:
+//   - an order PROCESSING with a cancel requested: CANCELLED, its stock
+//     released and its payment refunded (finishCancel);
 //   - an order PROCESSING whose payment the gateway holds (Payment.Charged)
 //     passed every stage (payment is the last): COMPLETED;
 //   - any other order not yet final: FAILED with ReasonDeadLettered, then
@@ -51,7 +53,7 @@ const deadLetterRounds = 3
 //     charged for a FAILED order and no stock stays held by one;
 //   - an order FAILED with ReasonDeadLettered: its stock released again,
 //     for a watch that died between the two writes;
-//   - any other final order, an order that does not exist, a poison
+//   - any other final order (CANCELLED included), an order that does not exist, a poison
 //     message (Run fails a PENDING order it names on its last receive):
 //     nothing.
 //
@@ -86,6 +88,10 @@ func (p *Processor) endDeadLettered(ctx context.Context, d orderflow.Delivery) e
 		}
 		if o.Status.Terminal() {
 			return nil
+		}
+		if o.Status == orderflow.StatusProcessing && o.Cancellation != nil {
+			_, err := p.finishCancel(ctx, o)
+			return err
 		}
 		t, err := p.deadLetterEnd(ctx, o, d.ReceiveCount)
 		if err != nil {

@@ -386,6 +386,14 @@ func (s *fakeStore) Transition(_ context.Context, t orderflow.Transition) (order
 	if o.Status != t.From {
 		return o, orderflow.Errorf(orderflow.EConflict, "order %s is %s, not %s", t.ID, o.Status, t.From)
 	}
+	if (t.To == orderflow.StatusCompleted && o.Cancellation != nil) || (t.To == orderflow.StatusCancelled && o.Cancellation == nil) {
+		return o, orderflow.Errorf(orderflow.EConflict, "order %s: the cancellation guard refuses %s", t.ID, t.To)
+	}
+	if t.RefundID != "" {
+		c := *o.Cancellation
+		c.RefundID = t.RefundID
+		o.Cancellation = &c
+	}
 	o.Status, o.Failure, o.UpdatedAt = t.To, t.Failure, t.At
 	s.orders[t.ID] = o
 	s.transitions = append(s.transitions, t)
@@ -477,6 +485,7 @@ type fakeLedger struct {
 	mu       sync.Mutex
 	charges  map[string]orderflow.Charge
 	attempts map[string]int
+	refunds  map[string]orderflow.Refund
 	err      error
 }
 
@@ -503,8 +512,30 @@ func (l *fakeLedger) RecordCharge(_ context.Context, c orderflow.Charge) (orderf
 	if first, ok := l.charges[c.IdempotencyKey]; ok {
 		return first, true, nil
 	}
+	if _, voided := l.refunds[c.IdempotencyKey]; voided {
+		return orderflow.Charge{}, false, orderflow.Errorf(orderflow.EConflict, "key %s refunded", c.IdempotencyKey)
+	}
 	l.charges[c.IdempotencyKey] = c
 	return c, false, nil
+}
+
+func (l *fakeLedger) RecordRefund(_ context.Context, r orderflow.Refund) (orderflow.Refund, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return orderflow.Refund{}, l.err
+	}
+	if l.refunds == nil {
+		l.refunds = map[string]orderflow.Refund{}
+	}
+	if first, ok := l.refunds[r.IdempotencyKey]; ok {
+		return first, nil
+	}
+	if c, ok := l.charges[r.IdempotencyKey]; ok {
+		r.ChargeID, r.Amount, r.Currency = c.ID, c.Amount, c.Currency
+	}
+	l.refunds[r.IdempotencyKey] = r
+	return r, nil
 }
 
 func (l *fakeLedger) LookupCharge(_ context.Context, key string) (orderflow.Charge, bool, error) {

@@ -19,11 +19,15 @@ import (
 // that key exists, in which case it returns the stored charge and
 // duplicate=true. LookupCharge returns the charge stored under key, if any.
 // CountAttempt adds one to the attempts counted for key, atomically, and
-// returns the new count (1 on the first).
+// returns the new count (1 on the first). RecordRefund stores a refund of
+// the charge under r.IdempotencyKey unless one exists (then it returns the
+// first), atomically with respect to RecordCharge: a key refunded before
+// any charge is voided, and RecordCharge of it fails with EConflict.
 type Ledger interface {
 	RecordCharge(ctx context.Context, c orderflow.Charge) (stored orderflow.Charge, duplicate bool, err error)
 	LookupCharge(ctx context.Context, key string) (orderflow.Charge, bool, error)
 	CountAttempt(ctx context.Context, key string) (int, error)
+	RecordRefund(ctx context.Context, r orderflow.Refund) (orderflow.Refund, error)
 }
 
 // GatewayConfig configures a SimulatedGateway. Rules look at the last two
@@ -132,10 +136,29 @@ func (g *SimulatedGateway) Charge(ctx context.Context, req ChargeRequest) (order
 		Currency:       req.Currency,
 		At:             g.now().UTC(),
 	})
+	if orderflow.ErrorCode(err) == orderflow.EConflict {
+		return orderflow.Charge{}, &Declined{Code: "refunded", Detail: "the payment was voided: the order is cancelled"}
+	}
 	if err != nil {
 		return orderflow.Charge{}, fmt.Errorf("record charge %s: %w", req.IdempotencyKey, err)
 	}
 	return g.replay(c, req)
+}
+
+// Refund gives back the charge under idempotencyKey once, or voids the key
+// when nothing was charged (see Payment). It takes the configured latency.
+func (g *SimulatedGateway) Refund(ctx context.Context, idempotencyKey string, id orderflow.OrderID) (orderflow.Refund, error) {
+	if idempotencyKey == "" {
+		return orderflow.Refund{}, errors.New("refund: idempotency key is required")
+	}
+	if err := sleep(ctx, g.cfg.Latency); err != nil {
+		return orderflow.Refund{}, err
+	}
+	r, err := g.ledger.RecordRefund(ctx, orderflow.Refund{ID: newID("re_"), IdempotencyKey: idempotencyKey, OrderID: id, At: g.now().UTC()})
+	if err != nil {
+		return orderflow.Refund{}, fmt.Errorf("record refund %s: %w", idempotencyKey, err)
+	}
+	return r, nil
 }
 
 // Charged reports whether a charge is stored under idempotencyKey. It takes
@@ -198,10 +221,12 @@ func unitHash(key string, attempt int) float64 {
 	return float64(h.Sum64()>>11) / (1 << 53)
 }
 
-func newChargeID() string {
+func newChargeID() string { return newID("ch_") }
+
+func newID(prefix string) string {
 	var b [12]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	return "ch_" + hex.EncodeToString(b[:])
+	return prefix + hex.EncodeToString(b[:])
 }
 
 // sleep waits for d or until ctx ends, and then returns ctx's error.

@@ -253,3 +253,36 @@ func TestGatewayChargedKeySurvivesARestart(t *testing.T) {
 		t.Errorf("ledger has %d charges, want 1", l.count())
 	}
 }
+
+func TestGatewayRefundGivesBackTheChargeOnceAndVoidsTheKey(t *testing.T) {
+	ctx := context.Background()
+	g, _ := newTestGateway(GatewayConfig{})
+	c, err := charge(g, "o-paid", 1250)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := g.Refund(ctx, "o-paid", "o-paid")
+	if err != nil || !first.Refunded() || first.ChargeID != c.ID || first.Amount != 1250 {
+		t.Fatalf("refund of a charged key = %+v, %v; want charge %s of 1250 given back", first, err, c.ID)
+	}
+	again, err := g.Refund(ctx, "o-paid", "o-paid")
+	if err != nil || again.ID != first.ID {
+		t.Errorf("second refund = %+v, %v; want the first, %s", again, err, first.ID)
+	}
+
+	void, err := g.Refund(ctx, "o-unpaid", "o-unpaid")
+	if err != nil || void.Refunded() {
+		t.Fatalf("refund of an uncharged key = %+v, %v; want nothing given back", void, err)
+	}
+	_, err = charge(g, "o-unpaid", 1250)
+	var declined *Declined
+	if !errors.As(err, &declined) || declined.Code != "refunded" {
+		t.Errorf("charge of a voided key: %v, want a decline (refunded)", err)
+	}
+	if paid, err := g.Charged(ctx, "o-unpaid"); err != nil || paid {
+		t.Errorf("Charged of a voided key = %v, %v; want false", paid, err)
+	}
+	if _, err := g.Refund(ctx, "", "x"); err == nil {
+		t.Error("a refund without an idempotency key was accepted")
+	}
+}

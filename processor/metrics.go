@@ -14,9 +14,10 @@ import (
 
 // Values of the status label of orders_processed_total.
 const (
-	statusSuccess  = "success"  // COMPLETED
-	statusRejected = "rejected" // REJECTED
-	statusError    = "error"    // FAILED
+	statusSuccess   = "success"   // COMPLETED
+	statusRejected  = "rejected"  // REJECTED
+	statusError     = "error"     // FAILED
+	statusCancelled = "cancelled" // CANCELLED
 )
 
 // Values of the stage label of order_processing_duration_seconds.
@@ -35,15 +36,15 @@ type metrics struct {
 
 	// The children used per order, resolved once: looking a child up by
 	// its label values hashes them on every call.
-	success, rejected, failed prometheus.Counter
-	stage                     map[string]prometheus.Observer
+	success, rejected, failed, cancelled prometheus.Counter
+	stage                                map[string]prometheus.Observer
 }
 
 func newMetrics(env string, reg prometheus.Registerer, depth *depthCollector) (*metrics, error) {
 	m := &metrics{
 		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orders_processed_total",
-			Help: "Orders that reached a terminal state, by the processor or by the dead-letter path: success=COMPLETED, rejected=REJECTED, error=FAILED.",
+			Help: orderflow.OrdersProcessedHelp,
 		}, []string{"env", "status"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "order_processing_duration_seconds",
@@ -59,7 +60,7 @@ func newMetrics(env string, reg prometheus.Registerer, depth *depthCollector) (*
 			Help: "Messages put back for a later attempt, by cause: transient, not_found, poison, busy (the message came back while still in work).",
 		}, []string{"reason"}),
 	}
-	for _, s := range []string{statusSuccess, statusRejected, statusError} {
+	for _, s := range []string{statusSuccess, statusRejected, statusError, statusCancelled} {
 		m.processed.WithLabelValues(env, s)
 	}
 	for _, s := range []string{stageInventory, stageFraud, stagePayment, stageTotal} {
@@ -81,6 +82,7 @@ func newMetrics(env string, reg prometheus.Registerer, depth *depthCollector) (*
 	m.success = m.processed.WithLabelValues(env, statusSuccess)
 	m.rejected = m.processed.WithLabelValues(env, statusRejected)
 	m.failed = m.processed.WithLabelValues(env, statusError)
+	m.cancelled = m.processed.WithLabelValues(env, statusCancelled)
 	m.stage = map[string]prometheus.Observer{}
 	for _, s := range []string{stageInventory, stageFraud, stagePayment, stageTotal} {
 		m.stage[s] = m.duration.WithLabelValues(s)

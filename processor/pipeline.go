@@ -54,6 +54,11 @@ func (p *Processor) process(ctx context.Context, d orderflow.Delivery) outcome {
 		if s.itemsOnly && len(a.o.Items) == 0 {
 			continue
 		}
+		if s.cancelPoint {
+			if out, stop := p.cancelBoundary(ctx, a); stop {
+				return out
+			}
+		}
 		start := time.Now()
 		sctx, span := p.startSpan(ctx, s.span)
 		f, err := call(sctx, p, func(ctx context.Context) (*orderflow.Failure, error) { return s.stage.pass(ctx, a.o) })
@@ -67,7 +72,18 @@ func (p *Processor) process(ctx context.Context, d orderflow.Delivery) outcome {
 		}
 	}
 	a.charged = true // the last stage took the payment
-	if _, err := p.move(ctx, a, orderflow.StatusCompleted, nil); err != nil {
+	return p.complete(ctx, a)
+}
+
+// complete moves the paid order of a to COMPLETED, a write the store
+// refuses while a cancel is requested: then the order is cancelled and
+// its payment refunded instead.
+func (p *Processor) complete(ctx context.Context, a *attempt) outcome {
+	_, err := p.move(ctx, a, orderflow.StatusCompleted, nil)
+	if errors.Is(err, errCancelRequested) {
+		return p.cancel(ctx, a)
+	}
+	if err != nil {
 		return p.transient(ctx, a, "complete", err)
 	}
 	return p.ack(a, kindFinished)
@@ -106,8 +122,15 @@ func (p *Processor) begin(ctx context.Context, a *attempt) (context.Context, out
 		p.logTransition(ctx, orderflow.StatusPending, orderflow.StatusProcessing, nil)
 	}
 	if o.Status.Terminal() {
+		// A CANCELLED order's first message ends here too: it was
+		// cancelled while PENDING, and no stage runs.
 		p.log.InfoContext(ctx, "order already final; deleting the redelivered message", "status", o.Status)
 		return ctx, p.ack(a, kindFinished), false
+	}
+	if o.Cancellation != nil {
+		// PROCESSING with a cancel requested: an attempt that died, or
+		// another one in work, left it; cancelling is idempotent.
+		return ctx, p.cancel(ctx, a), false
 	}
 	a.unpaid = started
 	if a.unpaid {
@@ -128,10 +151,7 @@ func (p *Processor) begin(ctx context.Context, a *attempt) (context.Context, out
 	}
 	a.charged = true
 	p.log.InfoContext(ctx, "order paid by an earlier attempt; completing it", "receive_count", d.ReceiveCount)
-	if _, err := p.move(ctx, a, orderflow.StatusCompleted, nil); err != nil {
-		return ctx, p.transient(ctx, a, "complete", err), false
-	}
-	return ctx, p.ack(a, kindFinished), false
+	return ctx, p.complete(ctx, a), false
 }
 
 // poisoned handles a message that cannot be decoded: it is kept until the
@@ -179,8 +199,16 @@ func (p *Processor) failPoisoned(ctx context.Context, a *attempt) {
 	}
 }
 
-// reject releases the stock if asked and moves the order to REJECTED.
+// reject releases the stock if asked and moves the order to REJECTED. A
+// stage after the reservation (the payment declined because a cancel
+// elsewhere voided it, a fraud score) may have raced a cancel request:
+// that order is cancelled instead, as its owner asked.
 func (p *Processor) reject(ctx context.Context, a *attempt, f orderflow.Failure, release bool) outcome {
+	if release {
+		if out, stop := p.cancelBoundary(ctx, a); stop {
+			return out
+		}
+	}
 	if release && len(a.o.Items) > 0 {
 		if _, err := call(ctx, p, func(ctx context.Context) (struct{}, error) {
 			return struct{}{}, p.inv.Release(ctx, a.o.ID)
@@ -271,8 +299,11 @@ func (p *Processor) move(ctx context.Context, a *attempt, to orderflow.Status, f
 	o, err := call(sctx, p, func(ctx context.Context) (orderflow.Order, error) { return p.store.Transition(ctx, t) })
 	endSpan(span, err)
 	if orderflow.ErrorCode(err) == orderflow.EConflict {
-		// Another delivery moved it first.
+		// Another delivery moved it first, or its owner asked to cancel.
 		switch {
+		case o.Status == from && to == orderflow.StatusCompleted && o.Cancellation != nil:
+			a.o = o
+			return false, errCancelRequested
 		case o.Status.Terminal():
 			p.log.InfoContext(ctx, "order already final", "status", o.Status, "wanted", to)
 			a.o = o
@@ -304,6 +335,8 @@ func (p *Processor) countEnd(to orderflow.Status) {
 		p.metrics.rejected.Inc()
 	case orderflow.StatusFailed:
 		p.metrics.failed.Inc()
+	case orderflow.StatusCancelled:
+		p.metrics.cancelled.Inc()
 	}
 }
 

@@ -193,8 +193,9 @@ func TestHappyPathCompletesChargesOnceAndDeletes(t *testing.T) {
 		t.Errorf("widget stock = %d, want 98", n)
 	}
 	want := `
-# HELP orders_processed_total Orders that reached a terminal state, by the processor or by the dead-letter path: success=COMPLETED, rejected=REJECTED, error=FAILED.
+# HELP orders_processed_total ` + orderflow.OrdersProcessedHelp + `
 # TYPE orders_processed_total counter
+orders_processed_total{env="test",status="cancelled"} 0
 orders_processed_total{env="test",status="error"} 0
 orders_processed_total{env="test",status="rejected"} 0
 orders_processed_total{env="test",status="success"} 1
@@ -719,6 +720,10 @@ func (b *blockingPayment) Charge(ctx context.Context, req ChargeRequest) (orderf
 
 func (b *blockingPayment) Charged(ctx context.Context, key string) (bool, error) {
 	return b.next.Charged(ctx, key)
+}
+
+func (b *blockingPayment) Refund(ctx context.Context, key string, id orderflow.OrderID) (orderflow.Refund, error) {
+	return b.next.Refund(ctx, key, id)
 }
 
 func TestOrderPaidByAnAttemptThatDiedCompletes(t *testing.T) {

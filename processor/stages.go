@@ -60,9 +60,16 @@ type Fraud interface {
 // gateway's look-up of a payment by its key); an error means "not known".
 // The processor asks it of an order it finds PROCESSING, which an attempt
 // that died may have paid.
+//
+// Refund gives back the charge taken under idempotencyKey, once (a repeat
+// returns the first refund), and voids the key: a later Charge with it is
+// declined, so that a charge in flight while an order is cancelled is
+// either refunded or never taken. With nothing charged, the refund gives
+// nothing back (orderflow.Refund.Refunded is false). An error is transient.
 type Payment interface {
 	Charge(ctx context.Context, req ChargeRequest) (orderflow.Charge, error)
 	Charged(ctx context.Context, idempotencyKey string) (bool, error)
+	Refund(ctx context.Context, idempotencyKey string, id orderflow.OrderID) (orderflow.Refund, error)
 }
 
 // ChargeRequest asks a payment gateway to take Amount minor units of
@@ -107,6 +114,10 @@ type step struct {
 	// itemsOnly: the stage has nothing to do for an order without items;
 	// it is neither run nor timed for one.
 	itemsOnly bool
+	// cancelPoint: the order is read again before the stage runs, and a
+	// cancel requested meanwhile ends it there (the payment: the one
+	// stage whose effect a cancel must undo with a refund).
+	cancelPoint bool
 }
 
 // pipeline is the stages in order: stock, fraud, then the payment, last
@@ -115,7 +126,7 @@ func pipeline(inv Inventory, fraud Fraud, pay Payment) []step {
 	return []step{
 		{label: stageInventory, span: "stage " + stageInventory, step: "reserve stock", stage: reserveStage{inv}, itemsOnly: true},
 		{label: stageFraud, span: "stage " + stageFraud, step: "fraud check", stage: fraudStage{fraud}, afterReserve: true},
-		{label: stagePayment, span: "stage " + stagePayment, step: "payment", stage: paymentStage{pay}, afterReserve: true},
+		{label: stagePayment, span: "stage " + stagePayment, step: "payment", stage: paymentStage{pay}, afterReserve: true, cancelPoint: true},
 	}
 }
 

@@ -10,7 +10,8 @@ import (
 
 // RecordCharge is the ledger of the simulated payment gateway: it stores c
 // unless a charge with c.IdempotencyKey exists, and returns the stored
-// charge, with duplicate=true when it was already there.
+// charge, with duplicate=true when it was already there. A key with a
+// refund (RecordRefund) takes no new charge: EConflict.
 func (db *DB) RecordCharge(ctx context.Context, c orderflow.Charge) (orderflow.Charge, bool, error) {
 	if c.IdempotencyKey == "" || c.ID == "" {
 		return orderflow.Charge{}, false, orderflow.Errorf(orderflow.EInvalid, "a charge needs an id and an idempotency key")
@@ -22,6 +23,11 @@ func (db *DB) RecordCharge(ctx context.Context, c orderflow.Charge) (orderflow.C
 	err := db.writeAtCommit(ctx, func(w *wtx) error {
 		if c.At.IsZero() {
 			c.At = w.now
+		}
+		if voided, err := w.refunded(c.IdempotencyKey); err != nil {
+			return err
+		} else if voided {
+			return orderflow.Errorf(orderflow.EConflict, "idempotency key %s was refunded; it takes no charge", c.IdempotencyKey)
 		}
 		var at int64
 		var orderID string
@@ -109,4 +115,60 @@ func (db *DB) Charges(ctx context.Context, id orderflow.OrderID) ([]orderflow.Ch
 		return nil, db.observe(unavailable(err, "list charges of order %s", id))
 	}
 	return out, nil
+}
+
+// RecordRefund is the simulated gateway's ledger of refunds: in one
+// transaction it records r against the charge stored under
+// r.IdempotencyKey (its id and amount; none when nothing was charged, which
+// voids the key for RecordCharge), unless a refund of that key exists, and
+// returns the refund as stored (the first one on a repeat).
+func (db *DB) RecordRefund(ctx context.Context, r orderflow.Refund) (orderflow.Refund, error) {
+	if r.IdempotencyKey == "" || r.ID == "" {
+		return orderflow.Refund{}, orderflow.Errorf(orderflow.EInvalid, "a refund needs an id and an idempotency key")
+	}
+	var stored orderflow.Refund
+	err := db.writeAtCommit(ctx, func(w *wtx) error {
+		if r.At.IsZero() {
+			r.At = w.now
+		}
+		var at int64
+		var orderID string
+		err := w.getRefund.QueryRow(r.IdempotencyKey).Scan(&stored.ID, &orderID, &stored.ChargeID, &stored.Amount, &stored.Currency, &at)
+		switch {
+		case err == nil:
+			stored.IdempotencyKey, stored.OrderID, stored.At = r.IdempotencyKey, orderflow.OrderID(orderID), fromMS(at)
+			return nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return unavailable(err, "read refund %s", r.IdempotencyKey)
+		}
+		r.ChargeID, r.Amount, r.Currency = "", 0, ""
+		var chargeOrder string
+		err = w.getCharge.QueryRow(r.IdempotencyKey).Scan(&r.ChargeID, &chargeOrder, &r.Amount, &r.Currency, &at)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return unavailable(err, "read charge %s", r.IdempotencyKey)
+		}
+		if _, err := w.exec(w.insertRefund, r.IdempotencyKey, r.ID, string(r.OrderID), r.ChargeID, r.Amount, r.Currency, ms(r.At)); err != nil {
+			return unavailable(err, "insert refund %s", r.IdempotencyKey)
+		}
+		stored = r
+		stored.At = fromMS(ms(r.At))
+		return nil
+	})
+	if err != nil {
+		return orderflow.Refund{}, err
+	}
+	return stored, nil
+}
+
+// refunded reports whether a refund is recorded under key.
+func (w *wtx) refunded(key string) (bool, error) {
+	var id string
+	err := w.getRefund.QueryRow(key).Scan(&id, new(string), new(string), new(int64), new(string), new(int64))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, unavailable(err, "read refund %s", key)
+	}
+	return true, nil
 }

@@ -131,9 +131,12 @@ func (db *DB) Transition(ctx context.Context, t orderflow.Transition) (orderflow
 	if err := t.Validate(); err != nil {
 		return orderflow.Order{}, err
 	}
-	var code, detail any
+	var code, detail, refund any
 	if t.Failure != nil {
 		code, detail = t.Failure.Code, t.Failure.Detail
+	}
+	if t.RefundID != "" {
+		refund = t.RefundID
 	}
 	var out orderflow.Order
 	err := db.writeAtCommit(ctx, func(w *wtx) error {
@@ -141,13 +144,56 @@ func (db *DB) Transition(ctx context.Context, t orderflow.Transition) (orderflow
 		if at.IsZero() {
 			at = w.now
 		}
-		cur, moved, err := w.transitionOrder(t.ID, t.From, t.To, code, detail, at)
+		cur, moved, err := w.transitionOrder(t.ID, t.From, t.To, code, detail, refund, at)
 		if err != nil {
 			return err
 		}
 		out = cur
 		if !moved {
-			return orderflow.Errorf(orderflow.EConflict, "order %s is %s, not %s", t.ID, cur.Status, t.From)
+			return transitionConflict(t, cur)
+		}
+		return nil
+	})
+	if err != nil && orderflow.ErrorCode(err) != orderflow.EConflict {
+		return orderflow.Order{}, err
+	}
+	return out, err
+}
+
+// transitionConflict is the EConflict of t, which did not apply to the
+// order now in cur.
+func transitionConflict(t orderflow.Transition, cur orderflow.Order) error {
+	switch {
+	case cur.Status == t.From && t.To == orderflow.StatusCompleted && cur.Cancellation != nil:
+		return orderflow.Errorf(orderflow.EConflict, "order %s has a cancellation requested and cannot complete", t.ID)
+	case cur.Status == t.From && t.To == orderflow.StatusCancelled && cur.Cancellation == nil:
+		return orderflow.Errorf(orderflow.EConflict, "order %s has no cancellation requested", t.ID)
+	}
+	return orderflow.Errorf(orderflow.EConflict, "order %s is %s, not %s", t.ID, cur.Status, t.From)
+}
+
+// RequestCancel records by's request to cancel order id; see
+// orderflow.Store.
+func (db *DB) RequestCancel(ctx context.Context, id orderflow.OrderID, by string, at time.Time) (orderflow.Order, error) {
+	var out orderflow.Order
+	err := db.writeAtCommit(ctx, func(w *wtx) error {
+		if at.IsZero() {
+			at = w.now
+		}
+		wrote := w.wrote
+		res, err := w.exec(w.requestCancel, by, ms(at), string(id))
+		if err != nil {
+			return unavailable(err, "request cancel of order %s", id)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			w.wrote = wrote
+		}
+		out, err = scanOrder(w.getOrder.QueryRow(string(id)))
+		if err != nil {
+			return err
+		}
+		if !out.Status.Cancellable() && out.Status != orderflow.StatusCancelled {
+			return orderflow.Errorf(orderflow.EConflict, "order %s is %s and can no longer be cancelled", id, out.Status)
 		}
 		return nil
 	})
@@ -158,11 +204,11 @@ func (db *DB) Transition(ctx context.Context, t orderflow.Transition) (orderflow
 }
 
 // transitionOrder moves order id from status from to status to if it is in
-// from, and returns the order as stored afterwards and whether it moved;
-// ENotFound if there is no such order.
-func (w *wtx) transitionOrder(id orderflow.OrderID, from, to orderflow.Status, code, detail any, at time.Time) (orderflow.Order, bool, error) {
+// from (and the cancellation guards allow it), and returns the order as
+// stored afterwards and whether it moved; ENotFound if there is no such order.
+func (w *wtx) transitionOrder(id orderflow.OrderID, from, to orderflow.Status, code, detail, refund any, at time.Time) (orderflow.Order, bool, error) {
 	wrote := w.wrote
-	res, err := w.exec(w.transition, string(to), code, detail, ms(at), string(id), string(from))
+	res, err := w.exec(w.transition, string(to), code, detail, ms(at), string(id), string(from), refund)
 	if err != nil {
 		return orderflow.Order{}, false, unavailable(err, "update order %s", id)
 	}
@@ -225,8 +271,11 @@ func scanOrder(row scanner) (orderflow.Order, error) {
 		id, status         string
 		items, code, detai sql.NullString
 		created, updated   int64
+		cancelBy, refund   sql.NullString
+		cancelAt           sql.NullInt64
 	)
-	err := row.Scan(&id, &o.UserID, &o.Amount, &o.Currency, &items, &status, &code, &detai, &o.RequestID, &created, &updated, &o.TraceParent)
+	err := row.Scan(&id, &o.UserID, &o.Amount, &o.Currency, &items, &status, &code, &detai, &o.RequestID, &created, &updated, &o.TraceParent,
+		&cancelBy, &cancelAt, &refund)
 	if errors.Is(err, sql.ErrNoRows) {
 		return orderflow.Order{}, orderflow.Errorf(orderflow.ENotFound, "order not found")
 	}
@@ -242,6 +291,9 @@ func scanOrder(row scanner) (orderflow.Order, error) {
 	}
 	if code.Valid {
 		o.Failure = &orderflow.Failure{Code: code.String, Detail: detai.String}
+	}
+	if cancelAt.Valid {
+		o.Cancellation = &orderflow.Cancellation{RequestedBy: cancelBy.String, RequestedAt: fromMS(cancelAt.Int64), RefundID: refund.String}
 	}
 	return o, nil
 }

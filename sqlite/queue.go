@@ -245,7 +245,7 @@ func (w *wtx) startHandedOut(d orderflow.Delivery, starts *startBatch, room int)
 		starts.seen = append(starts.seen, d.OrderID)
 		return nil
 	}
-	o, moved, err := w.transitionOrder(d.OrderID, orderflow.StatusPending, orderflow.StatusProcessing, nil, nil, w.now)
+	o, moved, err := w.transitionOrder(d.OrderID, orderflow.StatusPending, orderflow.StatusProcessing, nil, nil, nil, w.now)
 	switch {
 	case err == nil && moved:
 		starts.started = append(starts.started, o)

@@ -117,6 +117,22 @@ CREATE INDEX dead_unhandled ON dead (id) WHERE handled = 0;`,
 	// the order, for work on it that does not start from its message
 	// (the pending sweep, the dead-letter watch).
 	`ALTER TABLE orders ADD COLUMN traceparent TEXT NOT NULL DEFAULT '';`,
+	// Cancellation (orderflow.Cancellation): the owner's request, and the
+	// refund of a charge taken before the processor saw it. refunds is
+	// the simulated gateway's ledger of refunds per idempotency key; a
+	// row with charge_id '' voids a key nothing was charged under.
+	`ALTER TABLE orders ADD COLUMN cancel_requested_by TEXT;
+ALTER TABLE orders ADD COLUMN cancel_requested_at INTEGER;
+ALTER TABLE orders ADD COLUMN refund_id TEXT;
+CREATE TABLE refunds (
+	idempotency_key TEXT PRIMARY KEY,
+	id              TEXT NOT NULL,
+	order_id        TEXT NOT NULL,
+	charge_id       TEXT NOT NULL,
+	amount          INTEGER NOT NULL,
+	currency        TEXT NOT NULL,
+	at              INTEGER NOT NULL
+) WITHOUT ROWID;`,
 }
 
 // migrate brings the schema to the latest version, recording it in PRAGMA

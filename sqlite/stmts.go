@@ -11,6 +11,9 @@ import (
 
 const orderCols = `id, user_id, amount, currency, items, status, failure_code, failure_detail, request_id, created_at, updated_at, traceparent`
 
+// orderReadCols are what scanOrder reads: orderCols and the cancellation.
+const orderReadCols = orderCols + `, cancel_requested_by, cancel_requested_at, refund_id`
+
 // writeStmts are prepared on the write connection and used only by the
 // writer goroutine.
 type writeStmts struct {
@@ -30,7 +33,8 @@ type writeStmts struct {
 	insertReservation, heldReservations  *wstmt
 	giveStock, releaseReservations       *wstmt
 	getCharge, insertCharge              *wstmt
-	countAttempt                         *wstmt
+	countAttempt, requestCancel          *wstmt
+	getRefund, insertRefund              *wstmt
 	getTAT, setTAT, purgeTATs            *wstmt
 	probeInsert, probeDelete, restartWAL *wstmt
 }
@@ -54,14 +58,26 @@ func (s *writeStmts) prepare(conn *zs.Conn) error {
 		p(&s.release, `RELEASE op`),
 
 		p(&s.insertOrder, `INSERT INTO orders (`+orderCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		p(&s.getOrder, `SELECT `+orderCols+` FROM orders WHERE id = ?`),
+		p(&s.getOrder, `SELECT `+orderReadCols+` FROM orders WHERE id = ?`),
 		// No RETURNING: SQLite runs a RETURNING clause as a trigger that
 		// fills a temporary table, and a statement with a trigger writes a
 		// statement journal of every page it changes. An UPDATE followed by
 		// getOrder costs a third less (BenchmarkProcessCycle: 21 → 15 µs
 		// per transition).
-		p(&s.transition, `UPDATE orders SET status = ?, failure_code = ?, failure_detail = ?, updated_at = ?
-			WHERE id = ? AND status = ?`),
+		// The cancellation guards: COMPLETED only while no cancel is
+		// requested, CANCELLED only while one is (orderflow.Transition).
+		p(&s.transition, `UPDATE orders SET status = ?1, failure_code = ?2, failure_detail = ?3, updated_at = ?4,
+			refund_id = coalesce(?7, refund_id)
+			WHERE id = ?5 AND status = ?6 AND CASE ?1
+				WHEN 'COMPLETED' THEN cancel_requested_at IS NULL
+				WHEN 'CANCELLED' THEN cancel_requested_at IS NOT NULL
+				ELSE 1 END`),
+		// A PENDING order is cancelled at once; a PROCESSING one keeps the
+		// first request for the processor (orderflow.Store.RequestCancel).
+		p(&s.requestCancel, `UPDATE orders SET
+			status = CASE status WHEN 'PENDING' THEN 'CANCELLED' ELSE status END,
+			cancel_requested_by = ?1, cancel_requested_at = ?2, updated_at = ?2
+			WHERE id = ?3 AND (status = 'PENDING' OR (status = 'PROCESSING' AND cancel_requested_at IS NULL))`),
 		p(&s.getKey, `SELECT request_hash, order_id FROM idempotency WHERE user_id = ? AND key = ?`),
 		p(&s.claimKey, `INSERT INTO idempotency (user_id, key, request_hash, order_id, created_at) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (user_id, key) DO NOTHING`),
@@ -100,6 +116,8 @@ func (s *writeStmts) prepare(conn *zs.Conn) error {
 
 		p(&s.getCharge, `SELECT id, order_id, amount, currency, at FROM charges WHERE idempotency_key = ?`),
 		p(&s.insertCharge, `INSERT INTO charges (idempotency_key, id, order_id, amount, currency, at) VALUES (?, ?, ?, ?, ?, ?)`),
+		p(&s.getRefund, `SELECT id, order_id, charge_id, amount, currency, at FROM refunds WHERE idempotency_key = ?`),
+		p(&s.insertRefund, `INSERT INTO refunds (idempotency_key, id, order_id, charge_id, amount, currency, at) VALUES (?, ?, ?, ?, ?, ?, ?)`),
 		p(&s.countAttempt, `INSERT INTO charge_attempts (idempotency_key, attempts) VALUES (?, 1)
 			ON CONFLICT (idempotency_key) DO UPDATE SET attempts = attempts + 1 RETURNING attempts`),
 
@@ -144,9 +162,9 @@ func (s *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 	}
 	return errors.Join(
 		p(&s.ping, `SELECT 1`),
-		p(&s.getOrder, `SELECT `+orderCols+` FROM orders WHERE id = ?`),
-		p(&s.listFirst, `SELECT `+orderCols+` FROM orders WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`),
-		p(&s.listAfter, `SELECT `+orderCols+` FROM orders WHERE user_id = ?1
+		p(&s.getOrder, `SELECT `+orderReadCols+` FROM orders WHERE id = ?`),
+		p(&s.listFirst, `SELECT `+orderReadCols+` FROM orders WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`),
+		p(&s.listAfter, `SELECT `+orderReadCols+` FROM orders WHERE user_id = ?1
 			AND (created_at, id) < ((SELECT created_at FROM orders WHERE id = ?2 AND user_id = ?1), ?2)
 			ORDER BY created_at DESC, id DESC LIMIT ?3`),
 		p(&s.activity, `SELECT count(*), coalesce(sum(amount), 0) FROM orders WHERE user_id = ? AND created_at >= ?`),

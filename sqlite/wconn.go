@@ -168,6 +168,9 @@ func scanColumns(s *zs.Stmt, dest []any) error {
 		case *sql.NullString:
 			v.Valid = !null
 			v.String = s.ColumnText(i)
+		case *sql.NullInt64:
+			v.Valid = !null
+			v.Int64 = s.ColumnInt64(i)
 		case *[]byte:
 			if null {
 				*v = nil

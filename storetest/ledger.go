@@ -17,6 +17,7 @@ type Ledger interface {
 	RecordCharge(ctx context.Context, c orderflow.Charge) (stored orderflow.Charge, duplicate bool, err error)
 	LookupCharge(ctx context.Context, key string) (orderflow.Charge, bool, error)
 	CountAttempt(ctx context.Context, key string) (int, error)
+	RecordRefund(ctx context.Context, r orderflow.Refund) (orderflow.Refund, error)
 }
 
 // TestLedger runs the ledger contract against the ledgers newLedger makes.
@@ -32,6 +33,8 @@ func TestLedger(t *testing.T, newLedger func(t *testing.T) Ledger) {
 		{"attempts are counted from 1 per idempotency key", countAttempts},
 		{"concurrent attempts each get their own number", concurrentAttempts},
 		{"a charge or an attempt needs an idempotency key", ledgerInvalid},
+		{"a refund gives back the key's charge once", refundOnce},
+		{"a refund before any charge voids the key", refundVoids},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,4 +114,41 @@ func ledgerInvalid(t *testing.T, l Ledger) {
 	wantCode(t, "CountAttempt without a key", err, orderflow.EInvalid)
 	_, _, err = l.RecordCharge(testCtx(t), orderflow.Charge{ID: unique("ch"), Amount: 1, Currency: "USD"})
 	wantCode(t, "RecordCharge without a key", err, orderflow.EInvalid)
+}
+
+func refundOnce(t *testing.T, l Ledger) {
+	key := unique("key")
+	id := orderflow.NewOrderID(baseTime)
+	c, _, err := l.RecordCharge(testCtx(t), orderflow.Charge{ID: unique("ch"), IdempotencyKey: key, OrderID: id, Amount: 990, Currency: "USD", At: baseTime})
+	if err != nil {
+		t.Fatalf("RecordCharge: %v", err)
+	}
+	first, err := l.RecordRefund(testCtx(t), orderflow.Refund{ID: unique("re"), IdempotencyKey: key, OrderID: id, At: baseTime})
+	if err != nil {
+		t.Fatalf("RecordRefund: %v", err)
+	}
+	if !first.Refunded() || first.ChargeID != c.ID || first.Amount != 990 || first.Currency != "USD" || first.OrderID != id {
+		t.Errorf("refund = %+v; want charge %s of 990 USD given back", first, c.ID)
+	}
+	again, err := l.RecordRefund(testCtx(t), orderflow.Refund{ID: unique("re"), IdempotencyKey: key, OrderID: id, At: baseTime.Add(time.Second)})
+	if err != nil || again.ID != first.ID || again.ChargeID != c.ID {
+		t.Errorf("second RecordRefund = %+v, %v; want the first refund %s", again, err, first.ID)
+	}
+}
+
+func refundVoids(t *testing.T, l Ledger) {
+	key := unique("key")
+	id := orderflow.NewOrderID(baseTime)
+	r, err := l.RecordRefund(testCtx(t), orderflow.Refund{ID: unique("re"), IdempotencyKey: key, OrderID: id, At: baseTime})
+	if err != nil {
+		t.Fatalf("RecordRefund: %v", err)
+	}
+	if r.Refunded() || r.Amount != 0 {
+		t.Errorf("refund of an uncharged key = %+v; want no charge given back", r)
+	}
+	_, _, err = l.RecordCharge(testCtx(t), orderflow.Charge{ID: unique("ch"), IdempotencyKey: key, OrderID: id, Amount: 990, Currency: "USD", At: baseTime})
+	wantCode(t, "charge of a voided key", err, orderflow.EConflict)
+	if _, ok, err := l.LookupCharge(testCtx(t), key); err != nil || ok {
+		t.Errorf("LookupCharge of a voided key: found=%v, %v; want none", ok, err)
+	}
 }

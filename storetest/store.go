@@ -66,6 +66,7 @@ func TestStore(t *testing.T, newStore NewStoreFunc) {
 		{"user activity counts and sums the user's orders since a time", s.userActivity},
 		{"ping succeeds", s.ping},
 	}
+	tests = append(tests, s.cancelCases()...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

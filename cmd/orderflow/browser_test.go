@@ -224,6 +224,10 @@ func TestBrowser(t *testing.T) {
 		t.Parallel()
 		testPasswordLogin(t, browser)
 	})
+	t.Run("an order in work is cancelled with its Cancel button", func(t *testing.T) {
+		t.Parallel()
+		testCancelButton(t, browser, in)
+	})
 	t.Run("Swagger UI renders offline", func(t *testing.T) {
 		t.Parallel()
 		b := newTab(t, browser, "swagger", 30*time.Second)
@@ -460,6 +464,46 @@ func testOrderPage(t *testing.T, browser context.Context, in *instance) {
 		b.shot(t, "session-expired", true)
 		b.checkHealthy(t, in.api)
 	})
+}
+
+// testCancelButton: the Cancel button shows while the order can still be
+// cancelled, cancels it through the API, and goes once the order is
+// CANCELLED, which the page says. The gateway's latency (3 s) holds the
+// order in the payment stage while the button is pressed.
+func testCancelButton(t *testing.T, browser context.Context, in *instance) {
+	b := newTab(t, browser, "cancel", 50*time.Second)
+	b.do(t,
+		chromedp.Navigate(in.api+"/"),
+		chromedp.WaitVisible(css("#user-id")),
+		chromedp.SendKeys(css("#user-id"), "cy"+kb.Enter),
+		chromedp.WaitVisible(css("#amount")),
+		chromedp.SendKeys(css("#amount"), "7.50"),
+		chromedp.Click(css("#place-order")),
+		chromedp.WaitVisible(css(`#t-status[data-status="PROCESSING"]`)),
+		chromedp.WaitVisible(css("#cancel-order")),
+	)
+	id := b.text(t, "#t-id")
+	b.do(t,
+		chromedp.Click(css("#cancel-order")),
+		chromedp.WaitVisible(css(`#t-status[data-status="CANCELLED"]`)),
+	)
+	if got := b.text(t, "#t-status"); got != "Status: Cancelled" {
+		t.Errorf("status line %q", got)
+	}
+	if got := b.text(t, "#outcome-title"); !strings.HasPrefix(got, "Cancelled") {
+		t.Errorf("outcome %q, want it to say the order is cancelled", got)
+	}
+	if eval[bool](t, b, `!document.querySelector("#cancel-order").hidden`) {
+		t.Error("the Cancel button is still shown on a CANCELLED order")
+	}
+	var doc statusDoc
+	call(t, "GET", in.api+"/orders/"+id, login(t, in.api, "cy"), nil, &doc)
+	if doc.Status != "CANCELLED" || doc.Cancellation == nil || doc.Cancellation.RequestedBy != "cy" {
+		t.Errorf("the API has %s %+v, want CANCELLED at cy's request", doc.Status, doc.Cancellation)
+	}
+	b.do(t, chromedp.WaitVisible(css(`#recent .order-row[data-id="`+id+`"] .badge[data-status="CANCELLED"]`)))
+	b.shot(t, "order-cancelled", true)
+	b.checkHealthy(t, in.api)
 }
 
 func testPhoneKeyboard(t *testing.T, browser context.Context, in *instance) {

@@ -153,6 +153,11 @@ type crashClient struct {
 	turn    int                 // requests sent, to take the apis in turn
 	asked   int                 // answers that asked for a retry (503, 409)
 	other   map[int]int         // any other answer but 202, by status: a bug
+	// cancels are the keys whose order the client asked to cancel
+	// (answered or not); cancelOther counts cancel answers other than
+	// 200, 202, 409 (already final) and 503, by status: a bug.
+	cancels     map[string]bool
+	cancelOther map[int]int
 }
 
 // newCrashClient logs in as user "crash" and returns a client for the api
@@ -167,7 +172,33 @@ func newCrashClient(t *testing.T, apis ...string) *crashClient {
 func newUserClient(t *testing.T, user string, apis ...string) *crashClient {
 	t.Helper()
 	return &crashClient{http: testClient(t), apis: apis, user: user, token: login(t, apis[0], user),
-		ok: map[string]accepted{}, unknown: map[string]int{}, other: map[int]int{}}
+		ok: map[string]accepted{}, unknown: map[string]int{}, other: map[int]int{},
+		cancels: map[string]bool{}, cancelOther: map[int]int{}}
+}
+
+// cancel asks to cancel the order placed with key, as a customer might
+// right after placing it: best effort, an answer lost in a crash is fine.
+func (c *crashClient) cancel(key string) {
+	c.mu.Lock()
+	a := c.ok[key]
+	api := c.apis[c.turn%len(c.apis)]
+	c.turn++
+	c.cancels[key] = true
+	c.mu.Unlock()
+	req, _ := http.NewRequest("POST", api+"/orders/"+a.OrderID+"/cancel", nil)
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return
+	}
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusAccepted, http.StatusConflict, http.StatusServiceUnavailable:
+	default:
+		c.mu.Lock()
+		c.cancelOther[resp.StatusCode]++
+		c.mu.Unlock()
+	}
 }
 
 // post places an order with the idempotency key at the next api process
@@ -315,8 +346,15 @@ func (cl *crashClient) load() (stop func()) {
 				default:
 				}
 				amount := 1000 + 100*n + 3*(n%5/4) // amounts ending in 03 fail transiently twice first
-				if cl.place(fmt.Sprintf("w%d-%d", w, n), amount) != nil {
+				key := fmt.Sprintf("w%d-%d", w, n)
+				if cl.place(key, amount) != nil {
 					return
+				}
+				switch {
+				case n%4 == 1:
+					cl.cancel(key) // most often PENDING still
+				case n%4 == 3 && n >= 8:
+					cl.cancel(fmt.Sprintf("w%d-%d", w, n-7)) // older: in work, or final (409)
 				}
 			}
 		})
@@ -386,9 +424,11 @@ type books interface {
 }
 
 // checkBooks checks the crash invariants in the store: one order per
-// idempotency key, exactly one charge per COMPLETED order and none for any
-// other, and stock that moved once per COMPLETED order (each takes one
-// widget of the initial stock).
+// idempotency key, exactly one charge per COMPLETED order, none for any
+// other but a CANCELLED order whose charge was refunded, CANCELLED only
+// when its cancel was asked for, and stock that moved once per COMPLETED
+// order (each takes one widget of the initial stock; a cancelled order's
+// reservation is released).
 func checkBooks(t *testing.T, st books, cl *crashClient, final map[string]statusDoc, stock int) {
 	t.Helper()
 	completed := checkOrders(t, st, cl, final)
@@ -417,24 +457,38 @@ func checkOrders(t *testing.T, st books, cl *crashClient, final map[string]statu
 	if len(cl.other) > 0 {
 		t.Errorf("answers other than 202, 503 and 409 (status → count, 0: a 202 without its document): %v", cl.other)
 	}
+	if len(cl.cancelOther) > 0 {
+		t.Errorf("cancel answers other than 200, 202, 409 and 503 (status → count): %v", cl.cancelOther)
+	}
 	if len(orders) != len(cl.ok) {
 		t.Errorf("got %d orders stored, want %d (one per idempotency key)", len(orders), len(cl.ok))
 	}
-	completed := 0
+	completed, cancelled, refunded := 0, 0, 0
 	for key, doc := range final {
 		charges, err := st.Charges(ctx, orderflow.OrderID(doc.OrderID))
 		if err != nil {
 			t.Fatal(err)
 		}
 		want := 0
-		if doc.Status == "COMPLETED" {
+		switch doc.Status {
+		case "COMPLETED":
 			want = 1
 			completed++
+		case "CANCELLED":
+			cancelled++
+			if !cl.cancels[key] {
+				t.Errorf("order %s (key %s) is CANCELLED, but no cancel was asked for", doc.OrderID, key)
+			}
+			if doc.Cancellation != nil && doc.Cancellation.Refunded {
+				want = 1 // charged, and refunded
+				refunded++
+			}
 		}
 		if len(charges) != want {
-			t.Errorf("order %s (key %s) is %s (%+v) with %d charges, want %d", doc.OrderID, key, doc.Status, doc.Failure, len(charges), want)
+			t.Errorf("order %s (key %s) is %s (%+v, cancellation %+v) with %d charges, want %d", doc.OrderID, key, doc.Status, doc.Failure, doc.Cancellation, len(charges), want)
 		}
 	}
+	t.Logf("%d cancels asked for: %d orders CANCELLED, %d of them refunded", len(cl.cancels), cancelled, refunded)
 	return completed
 }
 

@@ -194,6 +194,13 @@ type statusDoc struct {
 		Code   string `json:"code"`
 		Detail string `json:"detail"`
 	} `json:"failure"`
+	Cancellation *struct {
+		RequestedBy string  `json:"requested_by"`
+		RequestedAt string  `json:"requested_at"`
+		CancelledAt *string `json:"cancelled_at"`
+		Refunded    bool    `json:"refunded"`
+		RefundID    string  `json:"refund_id"`
+	} `json:"cancellation"`
 }
 
 // pollUntilTerminal polls a signed status URL as a client would: a 503
@@ -213,7 +220,7 @@ func pollUntilTerminal(t *testing.T, statusURL string, within time.Duration) sta
 			t.Fatalf("GET %s: %d %s", statusURL, resp.StatusCode, body)
 		}
 		switch doc.Status {
-		case "COMPLETED", "REJECTED", "FAILED":
+		case "COMPLETED", "REJECTED", "FAILED", "CANCELLED":
 			return doc
 		}
 		time.Sleep(25 * time.Millisecond)

@@ -371,6 +371,7 @@ const FINAL = {
   COMPLETED: ["Completed", "Paid and confirmed"],
   REJECTED: ["Rejected", "Declined by a check; see why below"],
   FAILED: ["Failed", "Could not be processed; see why below"],
+  CANCELLED: ["Cancelled", "Cancelled at your request"],
 };
 
 /** reasonInWords says why an order was rejected or failed. */
@@ -392,7 +393,11 @@ function reasonInWords(failure) {
 }
 
 function statusWord(status) {
-  return { PENDING: "Pending", PROCESSING: "Processing", COMPLETED: "Completed", REJECTED: "Rejected", FAILED: "Failed" }[status] || status;
+  return (
+    { PENDING: "Pending", PROCESSING: "Processing", COMPLETED: "Completed", REJECTED: "Rejected", FAILED: "Failed", CANCELLED: "Cancelled" }[
+      status
+    ] || status
+  );
 }
 
 function resetTracker() {
@@ -439,11 +444,51 @@ function renderStatus(o) {
   if (o.status === "COMPLETED") {
     $("#outcome-title").textContent = "Completed: the payment went through and the order is confirmed.";
     $("#outcome-detail").textContent = "";
+  } else if (o.status === "CANCELLED") {
+    const refunded = o.cancellation?.refunded;
+    $("#outcome-title").textContent = refunded
+      ? "Cancelled: the payment had gone through and was refunded."
+      : "Cancelled: the order was stopped and not charged.";
+    $("#outcome-detail").textContent = refunded && o.cancellation.refund_id ? `Refund: ${o.cancellation.refund_id}` : "";
   } else if (terminal) {
     $("#outcome-title").textContent = reasonInWords(o.failure);
     $("#outcome-detail").textContent = o.failure?.detail ? `Details: ${o.failure.detail}` : "";
   }
+  renderCancel(o);
   updateRow(o);
+}
+
+/** renderCancel shows the Cancel button while the order can still be cancelled. */
+function renderCancel(o) {
+  const button = $("#cancel-order");
+  const requested = Boolean(o.cancellation);
+  button.hidden = TERMINAL.has(o.status) || requested;
+  if (requested && !TERMINAL.has(o.status)) pollHint("Cancellation requested; it takes effect at the next step.");
+}
+
+async function onCancelOrder() {
+  if (!state.session || !state.current || state.busy) return;
+  const id = state.current;
+  const button = $("#cancel-order");
+  setBusy(button, true, "Cancelling…");
+  clearMessage();
+  try {
+    const { status, data } = await request("POST", `orders/${encodeURIComponent(id)}/cancel`, { token: state.session.token });
+    if (state.current !== id) return;
+    renderStatus(data);
+    say(status === 200 ? "The order is cancelled." : "Cancellation requested: the order stops at its next step.", "success");
+    if (!TERMINAL.has(data.status) && data.status_url) startFollowing(data.status_url, 0);
+    else stopFollowing();
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 409) {
+      say("This order has already finished and can no longer be cancelled.", "error");
+      openOrder(id);
+    } else {
+      report(err, "order");
+    }
+  } finally {
+    setBusy(button, false);
+  }
 }
 
 function pollHint(text) {
@@ -574,6 +619,7 @@ function init() {
   $("#logout").addEventListener("click", onLogout);
   $("#order-form").addEventListener("submit", onPlaceOrder);
   $("#add-item").addEventListener("click", addItem);
+  $("#cancel-order").addEventListener("click", onCancelOrder);
   $("#refresh").addEventListener("click", () => {
     clearMessage();
     loadRecent();

@@ -5,7 +5,7 @@
 import { ApiError, retryAfterSeconds } from "./api.js";
 
 /** TERMINAL are the statuses after which an order never changes. */
-export const TERMINAL = new Set(["COMPLETED", "REJECTED", "FAILED"]);
+export const TERMINAL = new Set(["COMPLETED", "REJECTED", "FAILED", "CANCELLED"]);
 
 // Bounds on the wait between two polls, whatever the server says.
 const MIN_WAIT_MS = 250;
