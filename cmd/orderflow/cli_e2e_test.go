@@ -181,3 +181,48 @@ func TestCLILoginWithAPassword(t *testing.T) {
 		t.Errorf("list after login: exit %d %q %q", code, out, errOut)
 	}
 }
+
+// order cancel end to end in the split mode: an order waiting for the
+// processor (none runs yet) is CANCELLED at once, watch ends with the
+// cancelled exit code, a second cancel answers the same; once a processor
+// has completed an order, its cancel prints the order-final problem.
+func TestCLICancel(t *testing.T) {
+	env := testEnv(t, nil)
+	logs := t.TempDir()
+	startChildCommand(t, env, filepath.Join(logs, "api.log"), "api")
+	cli := cliEnv(t, "http://"+env["ORDERFLOW_API_ADDR"])
+	if _, errOut, code := runCLI(t, cli, "", "login", "--user", "cancel-user"); code != 0 {
+		t.Fatalf("login: exit %d %s", code, errOut)
+	}
+	place := func() string {
+		t.Helper()
+		out, errOut, code := runCLI(t, cli, "", "order", "place", "--amount", "9.50")
+		m := orderIDLine.FindStringSubmatch(out)
+		if code != 0 || m == nil {
+			t.Fatalf("place: exit %d %q %q", code, out, errOut)
+		}
+		return m[1]
+	}
+
+	pending := place()
+	for range 2 { // the second cancel of a cancelled order is the same answer
+		out, errOut, code := runCLI(t, cli, "", "order", "cancel", pending)
+		if code != 0 || out != "order "+pending+" CANCELLED\n" {
+			t.Errorf("cancel a PENDING order: exit %d %q %q, want CANCELLED", code, out, errOut)
+		}
+	}
+	out, errOut, code := runCLI(t, cli, "", "order", "watch", pending)
+	if code != exitCancelled || !strings.HasSuffix(out, " CANCELLED\n") {
+		t.Errorf("watch a cancelled order: exit %d %q %q, want %d after CANCELLED", code, out, errOut, exitCancelled)
+	}
+
+	startChildCommand(t, env, filepath.Join(logs, "processor.log"), "processor")
+	done := place()
+	if out, errOut, code := runCLI(t, cli, "", "order", "watch", done); code != 0 {
+		t.Fatalf("watch: exit %d %q %q, want COMPLETED", code, out, errOut)
+	}
+	out, errOut, code = runCLI(t, cli, "", "order", "cancel", done)
+	if code != 1 || out != "" || !strings.Contains(errOut, "Order is final and can no longer be cancelled") || strings.Contains(errOut, `{"`) {
+		t.Errorf("cancel a COMPLETED order: exit %d, stdout %q, stderr %q; want 1 and the order-final problem, no JSON", code, out, errOut)
+	}
+}
