@@ -69,4 +69,3 @@ func (s *Store) readVersions(ctx context.Context, ids []orderflow.OrderID, out m
 	}
 	return nil
 }
-
