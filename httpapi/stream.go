@@ -35,6 +35,7 @@ type streams struct {
 	total, perUser int
 	gauge          prometheus.Gauge
 	rejected       *prometheus.CounterVec
+	rereads        prometheus.Counter
 
 	mu     sync.Mutex
 	n      int
@@ -51,6 +52,10 @@ func newStreams(cfg Config, reg prometheus.Registerer) *streams {
 		Name: "status_streams_rejected_total",
 		Help: "Held status requests refused at a cap: limit=user (429, ORDERFLOW_MAX_STREAMS_PER_USER) or total (503, ORDERFLOW_MAX_STREAMS).",
 	}, []string{"limit"}))
+	st.rereads = register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "status_stream_reads_total",
+		Help: "Store reads of one order by held status requests after a change signal (the first read of each request is its status request).",
+	}))
 	return st
 }
 
@@ -162,6 +167,7 @@ func (s *server) watch(ctx context.Context, id orderflow.OrderID) <-chan struct{
 func (s *server) reread(ctx context.Context, id orderflow.OrderID) (orderflow.Order, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
+	s.streams.rereads.Inc()
 	return s.orders.GetOrder(orderflow.WithOrderID(ctx, id), id)
 }
 
