@@ -8,7 +8,7 @@
 // reads per followed order per second: GetItem/GetOrder reads of polls, and
 // the batched watch reads (order_watch_reads_total, or BatchGetItem calls).
 //
-//	go run ./cmd/followbench [-orders 100] [-latency 10s] [-aws http://127.0.0.1:5112]
+//	go run ./cmd/followbench [-orders 100] [-latency 2s] [-aws http://127.0.0.1:5112]
 package main
 
 import (
@@ -46,7 +46,7 @@ type options struct {
 func run() error {
 	var o options
 	flag.IntVar(&o.orders, "orders", 100, "orders followed at once")
-	flag.DurationVar(&o.latency, "latency", 10*time.Second, "payment latency: how long each order is followed")
+	flag.DurationVar(&o.latency, "latency", 2*time.Second, "payment latency: how long each order is followed")
 	flag.StringVar(&o.aws, "aws", "", "moto_server endpoint for the AWS mode (default: split mode on SQLite)")
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "orderflow-followbench-")
@@ -80,7 +80,7 @@ func baseEnv(o options, dir, bin string) ([]string, error) {
 	env := append(os.Environ(), "ENV=local", "ORDERFLOW_LOG_LEVEL=warn",
 		"ORDERFLOW_DB="+filepath.Join(dir, "orderflow.db"),
 		"ORDERFLOW_PAYMENT_LATENCY="+o.latency.String(),
-		"ORDERFLOW_CONCURRENCY="+strconv.Itoa(o.orders),
+		"ORDERFLOW_RATE_LIMIT=1000000",
 		"ORDERFLOW_MAX_STREAMS_PER_USER="+strconv.Itoa(o.orders),
 		"ORDERFLOW_VISIBILITY_TIMEOUT="+(o.latency+30*time.Second).String())
 	if o.aws == "" {
