@@ -86,8 +86,7 @@ func baseEnv(o options, dir, bin string) ([]string, error) {
 	if o.aws == "" {
 		return env, nil
 	}
-	env = append(env, "AWS_ENDPOINT_URL="+o.aws, "AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=bench", "AWS_SECRET_ACCESS_KEY=bench",
-		"SQS_QUEUE_URL=", "DDB_TABLE=followbench"+strconv.FormatInt(time.Now().UnixNano(), 36))
+	env = append(env, "AWS_ENDPOINT_URL="+o.aws, "AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=bench", "AWS_SECRET_ACCESS_KEY=bench")
 	cmd := exec.Command(bin, "init")
 	cmd.Env = env
 	out, err := cmd.CombinedOutput()
@@ -118,18 +117,23 @@ func measure(o options, how string, env []string, dir, bin string) error {
 	if err := waitReady(base, "http://"+proc); err != nil {
 		return err
 	}
-	urls, err := place(base, o.orders)
-	if err != nil {
-		return err
-	}
 	before, err := readCounters(base)
 	if err != nil {
 		return err
 	}
+	token, err := login(base, "followbench-"+how)
+	if err != nil {
+		return err
+	}
+	// Each order is followed from its 202 on, as the page does.
 	var requests, followed atomic.Int64 // status requests; order-nanoseconds followed
 	var wg sync.WaitGroup
-	errs := make(chan error, len(urls))
-	for _, u := range urls {
+	errs := make(chan error, o.orders)
+	for range o.orders {
+		u, err := place(base, token)
+		if err != nil {
+			return err
+		}
 		wg.Go(func() {
 			start := time.Now()
 			n, err := follow(how, u)
@@ -151,7 +155,7 @@ func measure(o options, how string, env []string, dir, bin string) error {
 	}
 	secs := time.Duration(followed.Load()).Seconds()
 	fmt.Printf("%-8s status requests per order %.1f; api store reads %.0f (watch %.0f, single-order %.0f) over %.0f order-seconds followed: %.3f reads per followed order per second\n",
-		how, float64(requests.Load())/float64(len(urls)),
+		how, float64(requests.Load())/float64(o.orders),
 		after.total()-before.total(), after.watch-before.watch, after.single-before.single, secs,
 		(after.total()-before.total())/secs)
 	return nil
@@ -211,40 +215,37 @@ func terminal(doc string) bool {
 	return false
 }
 
-// place logs in and places n orders, returning their status URLs.
-func place(api string, n int) ([]string, error) {
-	resp, err := http.Post(api+"/login", "application/json", strings.NewReader(`{"user_id":"followbench"}`))
+// login returns a token of user.
+func login(api, user string) (string, error) {
+	resp, err := http.Post(api+"/login", "application/json", strings.NewReader(`{"user_id":"`+user+`"}`))
 	if err != nil {
-		return nil, err
+		return "", err
 	}
+	defer resp.Body.Close()
 	var tok struct {
 		AccessToken string `json:"access_token"`
 	}
 	err = json.NewDecoder(resp.Body).Decode(&tok)
-	resp.Body.Close()
+	return tok.AccessToken, err
+}
+
+// place places an order and returns its status URL.
+func place(api, token string) (string, error) {
+	req, _ := http.NewRequest(http.MethodPost, api+"/orders", strings.NewReader(`{"amount":1250}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	urls := make([]string, 0, n)
-	for range n {
-		req, _ := http.NewRequest(http.MethodPost, api+"/orders", strings.NewReader(`{"amount":1250}`))
-		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		var a struct {
-			StatusURL string `json:"status_url"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&a)
-		resp.Body.Close()
-		if err != nil || a.StatusURL == "" {
-			return nil, fmt.Errorf("place order: %d %v", resp.StatusCode, err)
-		}
-		urls = append(urls, a.StatusURL)
+	defer resp.Body.Close()
+	var a struct {
+		StatusURL string `json:"status_url"`
 	}
-	return urls, nil
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil || a.StatusURL == "" {
+		return "", fmt.Errorf("place order: %d %v", resp.StatusCode, err)
+	}
+	return a.StatusURL, nil
 }
 
 // counters are the api's store reads: batched watch reads and
