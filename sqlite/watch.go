@@ -110,7 +110,7 @@ func (w *watcher) readVersions(ctx context.Context, ids []orderflow.OrderID, out
 	return rows.Err()
 }
 
-// closeWatch gives back the watcher's held connection.
+// close gives back the watcher's held connection.
 func (w *watcher) close() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -120,7 +120,7 @@ func (w *watcher) close() {
 	}
 }
 
-// watchCollectors are the watcher's metrics.
+// collectors are the watcher's metrics.
 func (w *watcher) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
