@@ -476,6 +476,7 @@ func (s *Store) Transition(ctx context.Context, t orderflow.Transition) (orderfl
 	})
 	cancel()
 	if err == nil {
+		s.watch.Notify(t.ID)
 		return decodeOrder(out.Attributes)
 	}
 	if !isConditionFailed(err) {

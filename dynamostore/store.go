@@ -38,6 +38,9 @@ type Options struct {
 	// WriteFailureWindow is how long a failed write makes Ping fail,
 	// unless a later write succeeds. Default 5s.
 	WriteFailureWindow time.Duration
+	// WatchInterval and WatchMaxInterval pace Watch's reads of the
+	// watched orders (see Watch); defaults 1 s and 5 s.
+	WatchInterval, WatchMaxInterval time.Duration
 }
 
 // Store is an orderflow.Store on one DynamoDB table. It is safe for
@@ -47,6 +50,7 @@ type Store struct {
 	table  string
 	opts   Options
 	writes *writeOutcomes
+	watch  *orderflow.WatchHub
 }
 
 var _ orderflow.Store = (*Store)(nil)
@@ -72,7 +76,11 @@ func New(client *dynamodb.Client, table string, opts Options) *Store {
 	w := &writeOutcomes{}
 	co := client.Options()
 	co.APIOptions = append(slices.Clip(co.APIOptions), w.add)
-	return &Store{db: dynamodb.New(co), table: table, opts: opts, writes: w}
+	s := &Store{db: dynamodb.New(co), table: table, opts: opts, writes: w}
+	s.watch = orderflow.NewWatchHub(orderflow.WatchOptions{
+		Versions: s.watchVersions, Interval: opts.WatchInterval, MaxInterval: opts.WatchMaxInterval,
+	})
+	return s
 }
 
 // Table returns the table's name.

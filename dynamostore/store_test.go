@@ -137,3 +137,30 @@ func TestRateLimiterContract(t *testing.T) {
 			dynamostore.NewRateLimiter(client, table, dynamostore.Options{})
 	})
 }
+
+func TestWatcherContract(t *testing.T) {
+	t.Parallel()
+	client, table := newTable(t)
+	writer := dynamostore.New(client, table, dynamostore.Options{})
+	create := func(ctx context.Context, o orderflow.Order) (orderflow.Order, error) {
+		b, err := writer.BeginOrder(ctx, o, orderflow.IdempotencyKey{})
+		return b.Order, err
+	}
+	t.Run("this process's writes", func(t *testing.T) {
+		storetest.TestWatcher(t, func(t *testing.T) storetest.Watching {
+			// An interval far beyond the suite's wait: only Notify can pass.
+			st := dynamostore.New(client, table, dynamostore.Options{WatchInterval: time.Hour})
+			c := func(ctx context.Context, o orderflow.Order) (orderflow.Order, error) {
+				b, err := st.BeginOrder(ctx, o, orderflow.IdempotencyKey{})
+				return b.Order, err
+			}
+			return storetest.Watching{Store: storetest.Store{Store: st, Create: c, Stock: st}, Watcher: st}
+		})
+	})
+	t.Run("another process's writes", func(t *testing.T) {
+		storetest.TestWatcher(t, func(t *testing.T) storetest.Watching {
+			api := dynamostore.New(client, table, dynamostore.Options{WatchInterval: 20 * time.Millisecond})
+			return storetest.Watching{Store: storetest.Store{Store: writer, Create: create, Stock: writer}, Watcher: api}
+		})
+	})
+}

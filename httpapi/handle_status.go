@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -15,7 +16,8 @@ import (
 // token is needed. A tampered or expired URL is 403; a correctly signed URL
 // of a missing order is 404. The answer has a strong ETag (If-None-Match
 // gives 304), Cache-Control: no-store, and Retry-After while the order is
-// not terminal.
+// not terminal. Accept: text/event-stream streams the document (see
+// streamStatus); If-None-Match with Prefer: wait=N long-polls (longPoll).
 func (s *server) handleOrderStatus() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
@@ -30,6 +32,17 @@ func (s *server) handleOrderStatus() http.Handler {
 			}
 			s.problem(w, r, code, detail, nil)
 			return
+		}
+		stream, wait := wantsEventStream(r), 0
+		if !stream && len(r.Header["If-None-Match"]) > 0 {
+			wait = preferWait(r)
+		}
+		var changes <-chan struct{}
+		if stream || wait > 0 {
+			// Before the read, so that no change after it is missed.
+			wctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			changes = s.watch(wctx, id)
 		}
 		o, err := s.orders.GetOrder(orderflow.WithOrderID(ctx, id), id)
 		if orderflow.ErrorCode(err) == orderflow.ENotFound {
@@ -46,7 +59,15 @@ func (s *server) handleOrderStatus() http.Handler {
 		if !o.Status.Terminal() {
 			h["Retry-After"] = s.retryPoll
 		}
+		if stream {
+			s.streamStatus(w, r, o, changes)
+			return
+		}
 		if noneMatch(r.Header["If-None-Match"], etag) {
+			if wait > 0 {
+				s.longPoll(w, r, o, changes, wait)
+				return
+			}
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}

@@ -39,8 +39,12 @@ func (s *server) observe(next http.Handler) http.Handler {
 			ctx, span = s.idsOnly.start(ctx, r)
 			defer span.End()
 		}
-		ctx, cancel := context.WithTimeout(orderflow.WithRequestID(ctx, rid), s.cfg.RequestTimeout)
-		defer cancel()
+		ctx = orderflow.WithRequestID(ctx, rid)
+		if d, ok := s.heldTimeout(r); ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
 		r = r.WithContext(ctx)
 		rec := &recorder{ResponseWriter: w, s: s, req: r, status: http.StatusOK}
 		next.ServeHTTP(rec, r)

@@ -29,6 +29,8 @@ const (
 	codeNotReady         = "not_ready"
 	codeRequestTimeout   = "request_timeout"
 	codeOrderFinal       = "order_final"
+	codeTooManyStreams   = "too_many_streams"
+	codeStreamsFull      = "streams_full"
 )
 
 // unavailableRetryAfter is the Retry-After of 503 answers, in seconds.
@@ -79,6 +81,10 @@ func kindOf(code string) problemKind {
 		return problemKind{http.StatusUnprocessableEntity, "idempotency-key-reused", "Idempotency key reused with a different request"}
 	case codeRateLimited:
 		return problemKind{http.StatusTooManyRequests, "rate-limited", "Too many requests"}
+	case codeTooManyStreams:
+		return problemKind{http.StatusTooManyRequests, "too-many-streams", "Too many status streams for this user"}
+	case codeStreamsFull:
+		return problemKind{http.StatusServiceUnavailable, "streams-full", "Too many status streams"}
 	case orderflow.EUnavailable:
 		return problemKind{http.StatusServiceUnavailable, "service-unavailable", "Service temporarily unavailable"}
 	case orderflow.EStoreUnavailable:

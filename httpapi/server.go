@@ -90,6 +90,17 @@ type Config struct {
 	RequestTimeout time.Duration
 	// PollAfter is the Retry-After given while an order is not terminal.
 	PollAfter time.Duration
+	// MaxStreams bounds the status requests held open at once (event
+	// streams and long-polls) in this process; beyond it 503.
+	MaxStreams int
+	// MaxStreamsPerUser bounds those of one order owner; beyond it 429.
+	MaxStreamsPerUser int
+	// StreamHeartbeat is the pause between comment lines that keep an
+	// idle event stream open through proxies.
+	StreamHeartbeat time.Duration
+	// StreamWriteTimeout is how long one event may take to write before
+	// the stream is dropped as a slow reader.
+	StreamWriteTimeout time.Duration
 }
 
 // Deps are the collaborators of the API. Intake and Orders are required;
@@ -118,6 +129,12 @@ type Deps struct {
 	// off) and serves only the ids of logs and propagation: the server
 	// span is then started without otelhttp (see tracing.go).
 	TraceIDsOnly bool
+	// Watcher tells of order changes for the status streams and
+	// long-polls; nil makes each held request look every PollAfter.
+	Watcher Watcher
+	// Done, closed when the program stops, ends the status streams and
+	// long-polls, so that a graceful shutdown need not wait for them.
+	Done <-chan struct{}
 }
 
 // server is the state shared by the handlers.
@@ -132,6 +149,9 @@ type server struct {
 	newID    func() orderflow.OrderID
 	gatherer prometheus.Gatherer
 	metrics  *metrics
+	watcher  Watcher
+	streams  *streams
+	done     <-chan struct{}
 
 	mux      *http.ServeMux
 	table    []route
@@ -195,6 +215,8 @@ func newServer(cfg Config, deps Deps) *server {
 	}
 	s.gatherer = gat
 	s.metrics = newMetrics(reg, cfg.Env)
+	s.watcher, s.done = deps.Watcher, deps.Done
+	s.streams = newStreams(cfg, reg)
 
 	s.publicURL = strings.TrimRight(cfg.PublicURL, "/")
 	s.rids = orderflow.NewRequestIDs()
@@ -256,6 +278,18 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.PollAfter <= 0 {
 		cfg.PollAfter = DefaultPollAfter
+	}
+	if cfg.MaxStreams <= 0 {
+		cfg.MaxStreams = DefaultMaxStreams
+	}
+	if cfg.MaxStreamsPerUser <= 0 {
+		cfg.MaxStreamsPerUser = DefaultMaxStreamsPerUser
+	}
+	if cfg.StreamHeartbeat <= 0 {
+		cfg.StreamHeartbeat = DefaultStreamHeartbeat
+	}
+	if cfg.StreamWriteTimeout <= 0 {
+		cfg.StreamWriteTimeout = DefaultStreamWriteTimeout
 	}
 	return cfg
 }

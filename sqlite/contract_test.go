@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/sqlite"
@@ -76,4 +77,36 @@ func TestRateLimiterContract(t *testing.T) {
 	storetest.TestRateLimiter(t, func(t *testing.T) (orderflow.RateLimiter, orderflow.RateLimiter) {
 		return a.RateLimiter(), b.RateLimiter()
 	})
+}
+
+func TestWatcherContract(t *testing.T) {
+	t.Parallel()
+	t.Run("this process's writes", func(t *testing.T) {
+		storetest.TestWatcher(t, func(t *testing.T) storetest.Watching {
+			db, _ := open(t, sqlite.Options{})
+			return storetest.Watching{Store: acceptingStore(db), Watcher: db}
+		})
+	})
+	t.Run("another process's writes", func(t *testing.T) {
+		// Two DBs on one file: the split mode's processor writes, its
+		// api watches.
+		storetest.TestWatcher(t, func(t *testing.T) storetest.Watching {
+			writer, path := open(t, sqlite.Options{})
+			api, err := sqlite.Open(context.Background(), path, sqlite.Options{WatchOtherWriters: true, WatchInterval: 10 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { api.Close() })
+			return storetest.Watching{Store: acceptingStore(writer), Watcher: api}
+		})
+	})
+}
+
+// acceptingStore is db for the store suites: orders come in by Accept.
+func acceptingStore(db *sqlite.DB) storetest.Store {
+	create := func(ctx context.Context, o orderflow.Order) (orderflow.Order, error) {
+		stored, _, err := db.Accept(ctx, o, orderflow.IdempotencyKey{})
+		return stored, err
+	}
+	return storetest.Store{Store: db, Create: create, Stock: db}
 }

@@ -66,6 +66,13 @@ type Options struct {
 	// recording span, and of their transactions (see tracing.go).
 	// Default: none.
 	TracerProvider trace.TracerProvider
+	// WatchOtherWriters makes Watch also learn of the transitions other
+	// processes write to the file (the split mode's api), by a batched
+	// read of the watched orders every WatchInterval (default 1 s),
+	// doubling while nothing changes up to WatchMaxInterval (default 5 s).
+	// Without it, Watch tells of this process's writes only.
+	WatchOtherWriters               bool
+	WatchInterval, WatchMaxInterval time.Duration
 }
 
 // DB is the embedded queue and store on one SQLite file. It is safe for
@@ -99,6 +106,7 @@ type DB struct {
 	health  writeHealth           // what Ping reports (see health.go)
 	probeMu sync.Mutex            // one write probe at a time
 	logs    *orderflow.LogLimiter // repeated storage errors
+	watch   *watcher              // see Watch
 }
 
 var (
@@ -168,6 +176,15 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		return nil, damagedAtOpen(err, path)
 	}
 	db.tracer = tracerOf(opts.TracerProvider)
+	db.watch = db.newWatcher()
+	if opts.Registerer != nil {
+		for _, c := range db.watch.collectors() {
+			if err := opts.Registerer.Register(c); err != nil {
+				db.closeConns()
+				return nil, fmt.Errorf("register sqlite metrics: %w", err)
+			}
+		}
+	}
 	go db.runWriter()
 	db.background.Go(db.runJanitor)
 	db.background.Go(db.runCheckpointer)
@@ -219,6 +236,9 @@ func (db *DB) closeConns() error {
 	db.rs.close()
 	if db.wconn != nil {
 		errs = append(errs, db.wconn.Close())
+	}
+	if db.watch != nil {
+		db.watch.close()
 	}
 	if db.rdb != nil {
 		errs = append(errs, db.rdb.Close())

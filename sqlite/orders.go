@@ -218,6 +218,11 @@ func (w *wtx) transitionOrder(id orderflow.OrderID, from, to orderflow.Status, c
 		// needs no rollback of the others' work.
 		w.wrote = wrote
 	}
+	if moved > 0 {
+		// Told to the watchers at commit; an operation rolled back to
+		// its savepoint leaves a spurious signal, which they allow.
+		w.changed = append(w.changed, id)
+	}
 	o, err := scanOrder(w.getOrder.QueryRow(string(id)))
 	return o, moved > 0, err
 }

@@ -53,6 +53,9 @@ type wtx struct {
 	// releaseAtCommit is set by a write operation whose caller may go on
 	// at commit after all (see receiveOnce).
 	releaseAtCommit bool
+	// changed lists the orders the transaction moved (see transitionOrder),
+	// for the watchers, told once it commits.
+	changed []orderflow.OrderID
 }
 
 // write runs fn in the writer's next transaction and returns once that
@@ -251,6 +254,7 @@ func (db *DB) runTx(first *writeOp) {
 		db.abort(batch, unavailable(err, "commit sqlite transaction"))
 	} else {
 		db.committedBatch(batch, notify, wrote)
+		db.watch.hub.Notify(w.changed...)
 	}
 	db.handOver(batch)
 }
@@ -467,6 +471,7 @@ func (db *DB) runBatch(batch []*writeOp, savepoints bool) bool {
 		return true
 	}
 	db.committedBatch(batch, notify, wrote)
+	db.watch.hub.Notify(w.changed...)
 	return true
 }
 

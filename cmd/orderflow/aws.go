@@ -215,6 +215,9 @@ func openAWS(ctx context.Context, cfg config, log *slog.Logger, reg prometheus.R
 		CallTimeout:    cfg.AWSCallTimeout,
 		IdempotencyTTL: cfg.IdempotencyTTL,
 		StaleIntent:    cfg.TakeoverAfter,
+		// Any process may write an order: watch by reading.
+		WatchInterval:    cfg.WatchInterval,
+		WatchMaxInterval: cfg.WatchMaxInterval,
 	}
 	st := dynamostore.New(clients.ddb, cfg.DDBTable, storeOpts)
 	// The simulated gateway's ledger: the same table through the client
@@ -230,6 +233,7 @@ func openAWS(ctx context.Context, cfg config, log *slog.Logger, reg prometheus.R
 		watch:   q,
 		ledger:  ledger,
 		limiter: dynamostore.NewRateLimiter(clients.limiterDDB, cfg.DDBTable, dynamostore.Options{CallTimeout: cfg.AWSCallTimeout}),
+		watcher: st,
 		loops:   []loop{{"pending sweep", sw.Run}},
 		close:   func() error { return nil },
 	}

@@ -27,6 +27,8 @@ type backend struct {
 	// limiter holds the api's rate limits where every api process on this
 	// backend sees them.
 	limiter orderflow.RateLimiter
+	// watcher tells the api's status streams of order changes.
+	watcher orderflow.Watcher
 	// loops run beside the processor, where it runs (the AWS mode's
 	// pending sweep; none in the embedded mode).
 	loops []loop
@@ -61,7 +63,7 @@ func openBackend(ctx context.Context, cfg config, log *slog.Logger, reg promethe
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", cfg.DBPath, err)
 	}
-	b := &backend{intake: db, store: db, stock: db, queue: db, dead: db, watch: db, ledger: db, limiter: db.RateLimiter(), close: db.Close}
+	b := &backend{intake: db, store: db, stock: db, queue: db, dead: db, watch: db, ledger: db, limiter: db.RateLimiter(), watcher: db, close: db.Close}
 	// One value for both, so that a receive starts the orders it hands out.
 	wq := db.WorkQueue()
 	b.work.queue, b.work.store = wq, wq
@@ -76,6 +78,9 @@ func sqliteOptions(cfg config, log *slog.Logger, reg prometheus.Registerer) sqli
 		IdempotencyTTL:    cfg.IdempotencyTTL,
 		Logger:            log,
 		Registerer:        reg,
+		WatchOtherWriters: cfg.watchOtherWriters,
+		WatchInterval:     cfg.WatchInterval,
+		WatchMaxInterval:  cfg.WatchMaxInterval,
 	}
 }
 

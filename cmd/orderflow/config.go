@@ -52,6 +52,13 @@ type config struct {
 	ClientIPHeader     httpapi.ForwardedHeader
 	MaxBodyBytes       int64
 	RequestTimeout     time.Duration
+	MaxStreams         int
+	MaxStreamsPerUser  int
+	WatchInterval      time.Duration
+	WatchMaxInterval   time.Duration
+	// watchOtherWriters is set for the api command, whose store is
+	// written by processor processes too (split mode; see serve).
+	watchOtherWriters bool
 
 	Concurrency       int
 	BatchSize         int
@@ -118,6 +125,10 @@ var settings = []setting{
 	{"ORDERFLOW_CLIENT_IP_HEADER", string(httpapi.XForwardedFor), "the header the trusted proxies write the client in: X-Forwarded-For or Forwarded (RFC 7239)"},
 	{"ORDERFLOW_MAX_BODY_BYTES", strconv.Itoa(httpapi.DefaultMaxBodyBytes), "largest accepted request body"},
 	{"ORDERFLOW_REQUEST_TIMEOUT", dur(httpapi.DefaultRequestTimeout), "deadline of one api request, its body's arrival and dependency calls included (408 for a body still arriving)"},
+	{"ORDERFLOW_MAX_STREAMS", strconv.Itoa(httpapi.DefaultMaxStreams), "status requests an api process holds open at once (event streams and long-polls); beyond it 503 with Retry-After"},
+	{"ORDERFLOW_MAX_STREAMS_PER_USER", strconv.Itoa(httpapi.DefaultMaxStreamsPerUser), "held status requests per order owner in one api process; beyond it 429 with Retry-After"},
+	{"ORDERFLOW_WATCH_INTERVAL", dur(orderflow.DefaultWatchInterval), "how often an api process reads the followed orders (all in one batched read) to learn of changes other processes wrote; doubles while nothing changes"},
+	{"ORDERFLOW_WATCH_MAX_INTERVAL", dur(orderflow.DefaultWatchMaxInterval), "the longest pause between those reads, reached while nothing changes"},
 	{"ORDERFLOW_CONCURRENCY", strconv.Itoa(processor.DefaultConcurrency), "orders the processor works on at once"},
 	{"ORDERFLOW_BATCH_SIZE", strconv.Itoa(processor.DefaultBatchSize), "messages per receive (1-10)"},
 	{"ORDERFLOW_VISIBILITY_TIMEOUT", dur(sqlite.DefaultVisibilityTimeout), "how long a received message stays hidden (extended while in work); AWS mode: the queue's VisibilityTimeout, which orderflow init sets from this"},
@@ -215,6 +226,10 @@ func (p *parser) config() config {
 		ClientIPHeader:     p.clientIPHeader("ORDERFLOW_CLIENT_IP_HEADER"),
 		MaxBodyBytes:       int64(p.positive("ORDERFLOW_MAX_BODY_BYTES")),
 		RequestTimeout:     p.duration("ORDERFLOW_REQUEST_TIMEOUT"),
+		MaxStreams:         p.positive("ORDERFLOW_MAX_STREAMS"),
+		MaxStreamsPerUser:  p.positive("ORDERFLOW_MAX_STREAMS_PER_USER"),
+		WatchInterval:      p.duration("ORDERFLOW_WATCH_INTERVAL"),
+		WatchMaxInterval:   p.duration("ORDERFLOW_WATCH_MAX_INTERVAL"),
 
 		Concurrency:       p.positive("ORDERFLOW_CONCURRENCY"),
 		BatchSize:         p.positive("ORDERFLOW_BATCH_SIZE"),

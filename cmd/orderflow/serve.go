@@ -51,6 +51,8 @@ func serve(ctx context.Context, mode string, cfg config, stdout io.Writer) error
 		}
 	}()
 
+	// The api command's store is written by processor processes too.
+	cfg.watchOtherWriters = mode == "api"
 	b, err := openBackend(ctx, cfg, log, reg, tp)
 	if err != nil {
 		return err
@@ -67,7 +69,7 @@ func serve(ctx context.Context, mode string, cfg config, stdout io.Writer) error
 	var g group
 	var apiSrv *http.Server
 	if mode == "serve" || mode == "api" {
-		if apiSrv, err = startAPI(&g, cfg, b, log, reg, tp); err != nil {
+		if apiSrv, err = startAPI(ctx, &g, cfg, b, log, reg, tp); err != nil {
 			return g.abort(err)
 		}
 	}
@@ -150,8 +152,10 @@ func (g *group) abort(err error, srvs ...*http.Server) error {
 }
 
 // startAPI listens on cfg's api address and serves the api in g.
-func startAPI(g *group, cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry, tp trace.TracerProvider) (*http.Server, error) {
-	h, err := newAPI(cfg, b, log, reg, tp)
+// The status streams end when ctx does, so that the shutdown need not wait
+// for them.
+func startAPI(ctx context.Context, g *group, cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry, tp trace.TracerProvider) (*http.Server, error) {
+	h, err := newAPI(cfg, b, log, reg, tp, ctx.Done())
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +219,7 @@ func shutdown(srv *http.Server, grace time.Duration, log *slog.Logger) {
 	}
 }
 
-func newAPI(cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry, tp trace.TracerProvider) (http.Handler, error) {
+func newAPI(cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry, tp trace.TracerProvider, done <-chan struct{}) (http.Handler, error) {
 	var users *auth.Users
 	if !cfg.DevLogin {
 		f, err := os.Open(cfg.UsersFile)
@@ -243,6 +247,8 @@ func newAPI(cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry, 
 		ClientIPHeader:     cfg.ClientIPHeader,
 		MaxBodyBytes:       cfg.MaxBodyBytes,
 		RequestTimeout:     cfg.RequestTimeout,
+		MaxStreams:         cfg.MaxStreams,
+		MaxStreamsPerUser:  cfg.MaxStreamsPerUser,
 	}, httpapi.Deps{
 		Logger:      log.With("component", "api"),
 		Registerer:  reg,
@@ -252,6 +258,8 @@ func newAPI(cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry, 
 		Ready:       orderflow.NewCachedCheck(time.Second, time.Now, b.ping).Check,
 		Now:         time.Now,
 		RateLimiter: b.limiter,
+		Watcher:     b.watcher,
+		Done:        done,
 
 		TracerProvider: tp,
 		TraceIDsOnly:   !cfg.Tracing.exporting(),

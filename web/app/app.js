@@ -512,6 +512,9 @@ function startFollowing(statusURL, firstWaitMs) {
       if (doc.order_id === state.current) renderStatus(doc);
       else updateRow(doc);
     },
+    onStream() {
+      pollHint("Following live: updates arrive as they happen.");
+    },
     onPoll({ waitMs, failures }) {
       const secs = Math.max(1, Math.round(waitMs / 1000));
       pollHint(failures ? `Connection problem; retrying in ${secs} s…` : `Following live; next check in ${secs} s.`);

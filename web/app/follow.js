@@ -1,6 +1,10 @@
-// Following an order on its signed status URL: poll, honour Retry-After,
-// send the last ETag as If-None-Match (an unchanged order answers 304 with
-// no body), and stop at a terminal status.
+// Following an order on its signed status URL: by server-sent events
+// (EventSource: one request, a status event on every change, closed by the
+// server after the terminal status), falling back to polling when the
+// stream cannot be had (no EventSource, a refused stream: 429/503, a
+// proxy that breaks it). Polling honours Retry-After, sends the last ETag
+// as If-None-Match (an unchanged order answers 304 with no body), and
+// stops at a terminal status.
 
 import { ApiError, retryAfterSeconds } from "./api.js";
 
@@ -38,15 +42,66 @@ export function sleep(ms, signal) {
 }
 
 /**
- * follow polls statusURL until the order is terminal and resolves to its
- * last status document. onUpdate(doc) is called for every new document;
- * onPoll({waitMs, notModified, failures}) after each poll, before waiting.
+ * follow follows statusURL until the order is terminal and resolves to its
+ * last status document: by server-sent events, then by polling if the
+ * stream fails. onUpdate(doc) is called for every new document; onStream()
+ * once the event stream is open; onPoll({waitMs, notModified, failures})
+ * after each poll, before waiting.
  * firstWaitMs is the 202's Retry-After. It rejects with an ApiError for an
  * answer that retrying cannot fix (403 expired link, 404), or after
  * MAX_FAILURES transient failures in a row; an abort rejects with AbortError.
  */
-export async function follow(statusURL, { onUpdate, onPoll, signal, firstWaitMs = 0 } = {}) {
-  let etag = null;
+export async function follow(statusURL, { onUpdate, onPoll, onStream, signal, firstWaitMs = 0 } = {}) {
+  const streamed = await stream(statusURL, { onUpdate, onStream, signal });
+  if (streamed.done) return streamed.doc;
+  return poll(statusURL, { onUpdate, onPoll, signal, firstWaitMs: streamed.doc ? 0 : firstWaitMs, etag: streamed.etag });
+}
+
+/**
+ * stream follows statusURL by EventSource. It resolves to {done: true, doc}
+ * at a terminal status, or to {done: false, doc, etag} (the last document
+ * and its event id, if any) when the stream fails, for polling to go on
+ * from there. onStream() is called once the stream is open.
+ */
+export function stream(statusURL, { onUpdate, onStream, signal } = {}) {
+  return new Promise((resolve, reject) => {
+    if (typeof EventSource === "undefined") {
+      resolve({ done: false });
+      return;
+    }
+    let doc = null;
+    let etag = null;
+    const es = new EventSource(statusURL);
+    const finish = (v) => {
+      es.close();
+      signal?.removeEventListener("abort", onAbort);
+      resolve(v);
+    };
+    function onAbort() {
+      es.close();
+      reject(new DOMException("aborted", "AbortError"));
+    }
+    if (signal?.aborted) {
+      onAbort();
+      return;
+    }
+    signal?.addEventListener("abort", onAbort, { once: true });
+    es.onopen = () => onStream?.();
+    es.addEventListener("status", (ev) => {
+      doc = JSON.parse(ev.data);
+      etag = ev.lastEventId || null;
+      onUpdate?.(doc);
+      if (TERMINAL.has(doc.status)) finish({ done: true, doc });
+    });
+    // The server closes the stream after the terminal status, or at the
+    // URL's expiry; any error before then hands over to polling, which
+    // knows how to report a 403 or wait out a 503.
+    es.onerror = () => finish({ done: false, doc, etag });
+  });
+}
+
+/** poll follows statusURL by polling; see follow. */
+async function poll(statusURL, { onUpdate, onPoll, signal, firstWaitMs = 0, etag = null } = {}) {
   let failures = 0;
   let wait = firstWaitMs;
   for (;;) {
