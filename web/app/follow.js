@@ -93,10 +93,15 @@ export function stream(statusURL, { onUpdate, onStream, signal } = {}) {
       onUpdate?.(doc);
       if (TERMINAL.has(doc.status)) finish({ done: true, doc });
     });
-    // The server closes the stream after the terminal status, or at the
-    // URL's expiry; any error before then hands over to polling, which
-    // knows how to report a 403 or wait out a 503.
-    es.onerror = () => finish({ done: false, doc, etag });
+    // The server closes the stream after the terminal status. A stream
+    // cut short otherwise is reconnected by the EventSource itself, with
+    // Last-Event-ID (readyState CONNECTING); one it gives up on (a refused
+    // stream: 403 at the URL's expiry, 429/503 at the caps, a proxy that
+    // does not pass text/event-stream) hands over to polling, which
+    // reports a 403 and waits out a 429 or 503.
+    es.onerror = () => {
+      if (es.readyState === EventSource.CLOSED) finish({ done: false, doc, etag });
+    };
   });
 }
 
