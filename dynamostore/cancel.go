@@ -71,6 +71,7 @@ func (s *Store) writeCancel(ctx context.Context, o orderflow.Order, by string, a
 	if err != nil {
 		return orderflow.Order{}, false, mapErr(err, "request cancel of order %s", o.ID)
 	}
+	s.watch.Notify(o.ID) // a new document for the order's watchers
 	stored, err := decodeOrder(out.Attributes)
 	return stored, true, err
 }

@@ -187,6 +187,8 @@ func (db *DB) RequestCancel(ctx context.Context, id orderflow.OrderID, by string
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			w.wrote = wrote
+		} else {
+			w.changed = append(w.changed, id) // a new document for the order's watchers
 		}
 		out, err = scanOrder(w.getOrder.QueryRow(string(id)))
 		if err != nil {
