@@ -49,6 +49,12 @@ func (s *writeStmts) prepare(conn *zs.Conn) error {
 		s.all = append(s.all, *dst)
 		return nil
 	}
+	return errors.Join(s.prepareOrders(p), s.prepareBooks(p))
+}
+
+// prepareOrders prepares the transaction control and the statements of
+// orders, idempotency keys and the queue with p.
+func (s *writeStmts) prepareOrders(p func(**wstmt, string) error) error {
 	return errors.Join(
 		p(&s.begin, `BEGIN IMMEDIATE`),
 		p(&s.commit, `COMMIT`),
@@ -103,7 +109,13 @@ func (s *writeStmts) prepare(conn *zs.Conn) error {
 			SELECT id, body, 0, ?, '', sent_at, ?, ? FROM dead WHERE id = ?`),
 		p(&s.deleteDead, `DELETE FROM dead WHERE id = ?`),
 		p(&s.purgeDead, `DELETE FROM dead`),
+	)
+}
 
+// prepareBooks prepares the statements of stock, charges and refunds,
+// rate limits and the write probe with p.
+func (s *writeStmts) prepareBooks(p func(**wstmt, string) error) error {
+	return errors.Join(
 		p(&s.getOutcome, `SELECT failure_code, failure_detail FROM reserve_outcomes WHERE order_id = ?`),
 		p(&s.insertOutcome, `INSERT INTO reserve_outcomes (order_id, failure_code, failure_detail) VALUES (?, ?, ?)`),
 		p(&s.getStock, `SELECT quantity FROM stock WHERE sku = ?`),

@@ -43,25 +43,7 @@ func TestWatcher(t *testing.T, newWatching NewWatchingFunc) {
 			from = to
 		}
 	})
-	t.Run("a cancel request of a watched order is told", func(t *testing.T) {
-		// PENDING: CANCELLED at once; PROCESSING: the request, a new
-		// document for the processor to act on.
-		w := newWatching(t)
-		ctx := testCtx(t)
-		pending := create(t, w.Store, newOrder(unique("watcher"), time.Now(), 100))
-		working := create(t, w.Store, newOrder(unique("watcher"), time.Now(), 100))
-		if _, err := w.Store.Transition(ctx, orderflow.Transition{ID: working.ID, From: orderflow.StatusPending, To: orderflow.StatusProcessing}); err != nil {
-			t.Fatal(err)
-		}
-		for _, o := range []orderflow.Order{pending, working} {
-			ch := w.Watcher.Watch(ctx, o.ID)
-			drain(ch)
-			if _, err := w.Store.RequestCancel(ctx, o.ID, o.UserID, time.Now()); err != nil {
-				t.Fatal(err)
-			}
-			waitSignal(t, ch, "after a cancel request")
-		}
-	})
+	testWatcherCancel(t, newWatching)
 	t.Run("each of many watched orders is told of its change", func(t *testing.T) {
 		w := newWatching(t)
 		ctx := testCtx(t)
@@ -127,4 +109,28 @@ func drain(ch <-chan struct{}) {
 	case <-ch:
 	default:
 	}
+}
+
+// testWatcherCancel: a cancel request is a change of the order's status
+// document, told as a transition is.
+func testWatcherCancel(t *testing.T, newWatching NewWatchingFunc) {
+	t.Run("a cancel request of a watched order is told", func(t *testing.T) {
+		// PENDING: CANCELLED at once; PROCESSING: the request, a new
+		// document for the processor to act on.
+		w := newWatching(t)
+		ctx := testCtx(t)
+		pending := create(t, w.Store, newOrder(unique("watcher"), time.Now(), 100))
+		working := create(t, w.Store, newOrder(unique("watcher"), time.Now(), 100))
+		if _, err := w.Store.Transition(ctx, orderflow.Transition{ID: working.ID, From: orderflow.StatusPending, To: orderflow.StatusProcessing}); err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range []orderflow.Order{pending, working} {
+			ch := w.Watcher.Watch(ctx, o.ID)
+			drain(ch)
+			if _, err := w.Store.RequestCancel(ctx, o.ID, o.UserID, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			waitSignal(t, ch, "after a cancel request")
+		}
+	})
 }
