@@ -42,9 +42,12 @@ const (
 	DefaultStatusURLTTL   = 24 * time.Hour
 	DefaultRateLimit      = 100 // orders per minute per user
 	DefaultLoginRateLimit = 20  // logins per minute per client IP
-	DefaultMaxBodyBytes   = 64 << 10
-	DefaultRequestTimeout = 10 * time.Second
-	DefaultPollAfter      = time.Second
+	// DefaultRateLimitProcesses is the N of the per-process share
+	// (limit/N) while the shared limiter store cannot be reached.
+	DefaultRateLimitProcesses = 1
+	DefaultMaxBodyBytes       = 64 << 10
+	DefaultRequestTimeout     = 10 * time.Second
+	DefaultPollAfter          = time.Second
 )
 
 // Config holds the settings of the API. Zero fields take the defaults above.
@@ -268,7 +271,7 @@ func (cfg Config) withDefaults() Config {
 		cfg.LoginRateLimit = DefaultLoginRateLimit
 	}
 	if cfg.RateLimitProcesses <= 0 {
-		cfg.RateLimitProcesses = 1
+		cfg.RateLimitProcesses = DefaultRateLimitProcesses
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes

@@ -56,7 +56,9 @@ echo "moto_server $moto_version on $ORDERFLOW_TEST_AWS_ENDPOINT"
 say "ElasticMQ (the second SQS implementation of the AWS-mode tests)"
 # Maven Central's org.elasticmq:elasticmq-server_2.13 with its dependencies,
 # copied into a lib/ of its own by a generated pom; run with java -cp.
-elasticmq_version=1.6.16 # also awstest.ElasticMQVersion
+# The version lives in awstest (ElasticMQVersion), where the tests find the jars.
+elasticmq_version=$(sed -n 's/^const ElasticMQVersion = "\(.*\)"$/\1/p' awstest/elasticmq.go)
+[ -n "$elasticmq_version" ] || { echo "no ElasticMQVersion in awstest/elasticmq.go"; exit 1; }
 elasticmq_home="${XDG_CACHE_HOME:-$HOME/.cache}/orderflow/elasticmq-$elasticmq_version"
 if ! ls "$elasticmq_home"/lib/elasticmq-server_*.jar >/dev/null 2>&1; then
   command -v java >/dev/null || apt_install openjdk-17-jre-headless

@@ -120,7 +120,7 @@ var settings = []setting{
 	{"ORDERFLOW_PUBLIC_URL", "", "base of status URLs (e.g. https://api.example.com); default: the request's host"},
 	{"ORDERFLOW_RATE_LIMIT", strconv.Itoa(httpapi.DefaultRateLimit), "orders per minute per user"},
 	{"ORDERFLOW_LOGIN_RATE_LIMIT", strconv.Itoa(httpapi.DefaultLoginRateLimit), "logins per minute per client IP"},
-	{"ORDERFLOW_RATE_LIMIT_PROCESSES", "1", "api processes sharing the rate limits (the limits hold across all of them through the SQLite file or DynamoDB); while that store cannot be reached, each process allows its share, limit/N, on its own"},
+	{"ORDERFLOW_RATE_LIMIT_PROCESSES", strconv.Itoa(httpapi.DefaultRateLimitProcesses), "api processes sharing the rate limits (the limits hold across all of them through the SQLite file or DynamoDB); while that store cannot be reached, each process allows its share, limit/N, on its own"},
 	{"ORDERFLOW_TRUSTED_PROXIES", "", "CIDRs or IPs of the proxies in front of the api (comma-separated); only from these is the client IP read from ORDERFLOW_CLIENT_IP_HEADER"},
 	{"ORDERFLOW_CLIENT_IP_HEADER", string(httpapi.XForwardedFor), "the header the trusted proxies write the client in: X-Forwarded-For or Forwarded (RFC 7239)"},
 	{"ORDERFLOW_MAX_BODY_BYTES", strconv.Itoa(httpapi.DefaultMaxBodyBytes), "largest accepted request body"},
