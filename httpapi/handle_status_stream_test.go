@@ -3,10 +3,14 @@ package httpapi
 import (
 	"bufio"
 	"context"
+	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -371,4 +375,55 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// smallBuffers shrinks the kernel send buffer of each accepted
+// connection, so that a reader who stops reading blocks the server's
+// writes after a few kilobytes.
+type smallBuffers struct{ net.Listener }
+
+func (l smallBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(4096)
+	}
+	return c, err
+}
+
+func TestStatusStreamDropsSlowReader(t *testing.T) {
+	exp := t0.Add(time.Hour)
+	f := newStreamFixture(t, func(c *Config, _ *Deps) {
+		c.StreamHeartbeat = 100 * time.Microsecond // a flood of comments, to fill the buffers fast
+		c.StreamWriteTimeout = 200 * time.Millisecond
+	})
+	srv := httptest.NewUnstartedServer(f.h)
+	srv.Listener = smallBuffers{srv.Listener}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	o := f.pending("u1")
+
+	// A client with a small receive window that reads the headers and
+	// the first event, then reads nothing more and keeps the connection.
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+		return errors.Join(err, serr)
+	}}
+	conn, err := d.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n", f.statusPath(o.ID, exp))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("open the stream: %v, %v", resp, err)
+	}
+	waitFor(t, "the stream is held", func() bool { return testutil.ToFloat64(f.s.streams.gauge) == 1 })
+
+	waitFor(t, "the server drops the reader that stopped reading", func() bool {
+		return testutil.ToFloat64(f.s.streams.gauge) == 0 && f.hub.Watched() == 0
+	})
 }
