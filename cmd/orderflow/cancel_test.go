@@ -50,8 +50,10 @@ func TestAWSCancelInEveryState(t *testing.T) {
 
 // testCancelInEveryState cancels orders held in each state by running the
 // api alone first: a PENDING order (cancelled at once; its message
-// dropped by the processor), a PROCESSING order whose attempt died after
-// reserving (cancelled before the charge: stock back, nothing charged), a
+// dropped by the processor), a PROCESSING order whose attempt died before
+// reserving (cancelled before the reserve: nothing to release, nothing
+// charged), one whose attempt died after reserving (cancelled before the
+// charge: stock back, nothing charged), a
 // PROCESSING order whose attempt died after the charge went through
 // (cancelled with a refund), then a final order (409), another user's
 // order (404) and a second cancel (200).
@@ -68,13 +70,16 @@ func testCancelInEveryState(t *testing.T, env map[string]string, open func() can
 		}
 		return a
 	}
-	pending, reserved, paid := place(), place(), place()
+	pending, started, reserved, paid := place(), place(), place(), place()
 	books := open()
 	ctx := context.Background()
-	for _, a := range []accepted{reserved, paid} {
+	for _, a := range []accepted{started, reserved, paid} {
 		id := orderflow.OrderID(a.OrderID)
 		if _, err := books.StartOrder(ctx, id, time.Now()); err != nil {
 			t.Fatal(err)
+		}
+		if a == started {
+			continue
 		}
 		if f, err := books.Reserve(ctx, id, []orderflow.Item{{SKU: "widget", Quantity: 1}}); err != nil || f != nil {
 			t.Fatalf("reserve: %v %v", f, err)
@@ -101,7 +106,7 @@ func testCancelInEveryState(t *testing.T, env map[string]string, open func() can
 		t.Errorf("cancel of a PENDING order: %+v, want CANCELLED at once", doc)
 	}
 	cancel(alice, pending, 200) // again: idempotent
-	for _, a := range []accepted{reserved, paid} {
+	for _, a := range []accepted{started, reserved, paid} {
 		if doc := cancel(alice, a, 202); doc.Status != "PROCESSING" || doc.Cancellation == nil || doc.Cancellation.CancelledAt != nil {
 			t.Errorf("cancel of an order in work: %+v, want PROCESSING with the request", doc)
 		}
@@ -116,6 +121,7 @@ func testCancelInEveryState(t *testing.T, env map[string]string, open func() can
 		charges  int
 	}{
 		{"the PENDING order stays CANCELLED, its message dropped", pending, false, 0},
+		{"the order cancelled before its reserve is not charged", started, false, 0},
 		{"the order cancelled before its charge is not charged", reserved, false, 0},
 		{"the order charged before the processor saw the cancel is refunded", paid, true, 1},
 	} {
@@ -129,7 +135,7 @@ func testCancelInEveryState(t *testing.T, env map[string]string, open func() can
 		}
 	}
 	waitForMetrics(t, proc+"/metrics", 10*time.Second,
-		`orders_processed_total{env="local",status="cancelled"} 2`, `orders_processed_total{env="local",status="success"} 0`)
+		`orders_processed_total{env="local",status="cancelled"} 3`, `orders_processed_total{env="local",status="success"} 0`)
 	if n, err := books.Stock(ctx, "widget"); err != nil || n != 10 {
 		t.Errorf("widget stock = %d (%v), want 10: both reservations released", n, err)
 	}
