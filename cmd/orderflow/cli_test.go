@@ -267,6 +267,47 @@ func TestWatchFollowsServerSentEvents(t *testing.T) {
 	}
 }
 
+// A stream that goes silent (no event, no heartbeat) is taken for dead
+// after the idle time and resumed with Last-Event-ID.
+func TestWatchResumesASilentStream(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 3, 40, 1, 0, time.UTC)
+	var mu sync.Mutex
+	var lastIDs []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		lastIDs = append(lastIDs, r.Header.Get("Last-Event-ID"))
+		n := len(lastIDs)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/event-stream")
+		if n == 1 {
+			fmt.Fprint(w, sseEventOf(`"e1"`, statusDocument("PENDING", t0)))
+			w.(http.Flusher).Flush()
+			<-r.Context().Done() // silent, as a connection cut on the way
+			return
+		}
+		fmt.Fprint(w, sseEventOf(`"e2"`, statusDocument("COMPLETED", t0.Add(time.Second))))
+	}))
+	defer srv.Close()
+	var log bytes.Buffer
+	c := newAPIClient(clientConfig{URL: srv.URL}, &log)
+	c.streamIdle = 100 * time.Millisecond
+	c.sleep = func(context.Context, time.Duration) error { return nil }
+	var got []orderflow.Status
+	err := c.follow(context.Background(), srv.URL+"/orders/o1/status?sig=x", func(v httpapi.OrderView) bool {
+		got = append(got, v.Status)
+		return v.Status.Terminal()
+	})
+	if err != nil || fmt.Sprint(got) != "[PENDING COMPLETED]" {
+		t.Fatalf("follow: %v, saw %v; want PENDING then COMPLETED", err, got)
+	}
+	if fmt.Sprint(lastIDs) != `[ "e1"]` {
+		t.Errorf("Last-Event-IDs %q, want none, then the silent stream's last id", lastIDs)
+	}
+	if !strings.Contains(log.String(), "sent nothing for 100ms") {
+		t.Errorf("no remark on the silent stream: %q", log.String())
+	}
+}
+
 // A server that answers with the document (no SSE) is polled with
 // If-None-Match; a 304 and a 503 are waited out.
 func TestWatchFallsBackToPolling(t *testing.T) {

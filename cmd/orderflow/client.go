@@ -44,6 +44,9 @@ type apiClient struct {
 	// sleep waits d or until ctx ends; tests replace it to see the waits.
 	sleep func(ctx context.Context, d time.Duration) error
 	log   io.Writer // remarks for the person: retries, reconnects
+	// streamIdle is how long a followed event stream may send nothing
+	// (watchStreamIdle; tests shorten it).
+	streamIdle time.Duration
 }
 
 func newAPIClient(cc clientConfig, log io.Writer) *apiClient {
@@ -55,8 +58,9 @@ func newAPIClient(cc clientConfig, log io.Writer) *apiClient {
 			TLSHandshakeTimeout:   10 * time.Second,
 			ResponseHeaderTimeout: time.Minute, // beyond a long poll's wait
 		}},
-		sleep: sleepCtx,
-		log:   log,
+		sleep:      sleepCtx,
+		log:        log,
+		streamIdle: watchStreamIdle,
 	}
 }
 

@@ -18,12 +18,16 @@ import (
 
 // Following a status URL: how long a poll asks the server to hold it
 // (Prefer: wait, for servers that long-poll), the wait between polls when
-// the answer names none, and how many failures in a row end the watch.
+// the answer names none, how many failures in a row end the watch, and
+// how long an event stream may stay silent before it is taken for dead
+// (the server sends a heartbeat every 15 s; a connection cut without a
+// FIN, by a NAT or a proxy, sends nothing at all) and resumed.
 const (
 	watchLongPoll    = "wait=25"
 	watchPollDefault = time.Second
 	watchMaxWait     = 30 * time.Second
 	watchMaxFailures = 8
+	watchStreamIdle  = 3 * httpapi.DefaultStreamHeartbeat
 )
 
 // watchCmd is `orderflow order watch ID|STATUS_URL`: it prints each
@@ -134,6 +138,8 @@ func retriable(err error) bool {
 // seen. It returns how long to wait before the next request, and done
 // when seen has had the last document.
 func (c *apiClient) followOnce(ctx context.Context, statusURL string, etag *string, sse *bool, seen func(httpapi.OrderView) bool) (time.Duration, bool, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, "GET", statusURL, nil)
 	if err != nil {
 		return 0, false, &exitError{1, fmt.Sprintf("bad status URL %q: %v", statusURL, err)}
@@ -156,7 +162,12 @@ func (c *apiClient) followOnce(ctx context.Context, statusURL string, etag *stri
 	switch {
 	case resp.StatusCode == http.StatusOK && mt == "text/event-stream":
 		*sse = true
-		return c.readStream(resp.Body, etag, seen)
+		body := &idleReader{r: resp.Body, idle: c.streamIdle, t: time.AfterFunc(c.streamIdle, cancel)}
+		wait, done, err := c.readStream(body, etag, seen)
+		if !body.t.Stop() && err != nil {
+			err = fmt.Errorf("the status stream sent nothing for %s", c.streamIdle)
+		}
+		return wait, done, err
 	case resp.StatusCode == http.StatusNotModified:
 		return poll, false, nil
 	}
@@ -209,4 +220,20 @@ func (c *apiClient) readStream(body io.Reader, etag *string, seen func(httpapi.O
 		return retry, false, nil // a server may end a stream now and then
 	}
 	return retry, false, errors.New("the status stream ended before the order did")
+}
+
+// idleReader reads r and restarts t (which ends the request) each time
+// bytes arrive, so that a stream silent for idle ends.
+type idleReader struct {
+	r    io.Reader
+	idle time.Duration
+	t    *time.Timer
+}
+
+func (ir *idleReader) Read(p []byte) (int, error) {
+	n, err := ir.r.Read(p)
+	if n > 0 {
+		ir.t.Reset(ir.idle)
+	}
+	return n, err
 }
