@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +19,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/orderflow/orderflow/httpapi"
 )
 
 // updateScreenshot refreshes the README's picture of the page:
@@ -244,6 +248,10 @@ func TestBrowser(t *testing.T) {
 	t.Run("an order in work is cancelled with its Cancel button", func(t *testing.T) {
 		t.Parallel()
 		testCancelButton(t, browser, in)
+	})
+	t.Run("a refused event stream falls back to polling", func(t *testing.T) {
+		t.Parallel()
+		testPollingFallback(t, browser, in)
 	})
 	t.Run("Swagger UI renders offline", func(t *testing.T) {
 		t.Parallel()
@@ -527,6 +535,57 @@ func testCancelButton(t *testing.T, browser context.Context, in *instance) {
 	}
 	b.do(t, chromedp.WaitVisible(css(`#recent .order-row[data-id="`+id+`"] .badge[data-status="CANCELLED"]`)))
 	b.shot(t, "order-cancelled", true)
+	b.checkHealthy(t, in.api)
+}
+
+// testPollingFallback: the user's held status requests are at their cap
+// (long-polls of a finished order, which never return early), so the
+// page's event stream is refused with a 429; the page follows the order
+// by polling to COMPLETED.
+func testPollingFallback(t *testing.T, browser context.Context, in *instance) {
+	done := placeOrder(t, in.api, "pat")
+	pollUntilTerminal(t, done.StatusURL, 30*time.Second)
+	etag := statusGet(t, done.StatusURL).Header.Get("ETag")
+	ctx, release := context.WithCancel(context.Background())
+	var held sync.WaitGroup
+	t.Cleanup(func() { release(); held.Wait() })
+	for range httpapi.DefaultMaxStreamsPerUser {
+		held.Go(func() {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, done.StatusURL, nil)
+			req.Header.Set("If-None-Match", etag)
+			req.Header.Set("Prefer", "wait=60")
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for statusGet(t, done.StatusURL, "Accept", "text/event-stream").StatusCode != http.StatusTooManyRequests {
+		if time.Now().After(deadline) {
+			t.Fatal("pat's status streams never reached the cap")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	b := newTab(t, browser, "polling", 50*time.Second)
+	b.do(t,
+		chromedp.Navigate(in.api+"/"),
+		chromedp.WaitVisible(css("#user-id")),
+		chromedp.SendKeys(css("#user-id"), "pat"+kb.Enter),
+		chromedp.WaitVisible(css("#amount")),
+		chromedp.SendKeys(css("#amount"), "4.20"),
+		chromedp.Click(css("#place-order")),
+		chromedp.WaitVisible(css(`#t-status[data-status="PROCESSING"]`)),
+		chromedp.WaitVisible(css(`#t-status[data-status="COMPLETED"]`)),
+	)
+	if n := eval[int](t, b, `performance.getEntriesByType("resource").filter((e) => e.initiatorType === "fetch" && e.name.includes("/status?")).length`); n < 2 {
+		t.Errorf("the page fetched the status URL %d times, want it polled (at least twice: PROCESSING for 3 s, then COMPLETED)", n)
+	}
+	if got := b.text(t, "#t-poll"); got != "This is the final status." {
+		t.Errorf("hint %q", got)
+	}
+	// Two streams refused: the probe above, and the page's EventSource.
+	waitForMetrics(t, in.api+"/metrics", 5*time.Second, `status_streams_rejected_total{limit="user"} 2`)
 	b.checkHealthy(t, in.api)
 }
 
