@@ -19,6 +19,7 @@ import (
 	"github.com/orderflow/orderflow/dynamostore"
 	"github.com/orderflow/orderflow/httpapi"
 	"github.com/orderflow/orderflow/processor"
+	"github.com/orderflow/orderflow/replica"
 	"github.com/orderflow/orderflow/sqlite"
 )
 
@@ -227,6 +228,7 @@ func TestConfigDefaultsAreTheirOwnersConstants(t *testing.T) {
 		{"ORDERFLOW_FRAUD_THRESHOLD", c.FraudThreshold, processor.DefaultFraudThreshold},
 		{"ORDERFLOW_FRAUD_MAX_AMOUNT", c.FraudMaxAmount, int64(processor.DefaultFraudMaxAmount)},
 		{"ORDERFLOW_TAKEOVER_AFTER", c.TakeoverAfter, dynamostore.DefaultStaleIntent},
+		{"ORDERFLOW_REPLICA_SYNC_INTERVAL", c.ReplicaSyncInterval, replica.DefaultSyncInterval},
 	} {
 		if tt.got != tt.want {
 			t.Errorf("%s defaults to %v, want its owner's %v", tt.name, tt.got, tt.want)

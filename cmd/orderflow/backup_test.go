@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/sqlite"
+)
+
+// drillRPO is the RPO docs/operations.md promises with the default
+// ORDERFLOW_REPLICA_SYNC_INTERVAL: an order acknowledged this long before a
+// disaster is in the replica.
+const drillRPO = time.Second
+
+// timedLoad has 8 clients place orders through cl until stop is called
+// (which waits for them), and records when each 202 came.
+type timedLoad struct {
+	mu    sync.Mutex
+	acked map[string]time.Time // by idempotency key
+	done  chan struct{}
+	once  sync.Once
+	wg    sync.WaitGroup
+}
+
+func startTimedLoad(cl *crashClient) *timedLoad {
+	l := &timedLoad{acked: map[string]time.Time{}, done: make(chan struct{})}
+	for w := range 8 {
+		l.wg.Go(func() {
+			for n := 0; ; n++ {
+				select {
+				case <-l.done:
+					return
+				default:
+				}
+				key := fmt.Sprintf("w%d-%d", w, n)
+				if cl.place(key, 1000+100*n+3*(n%5/4)) != nil {
+					return // the server is gone
+				}
+				l.mu.Lock()
+				l.acked[key] = time.Now()
+				l.mu.Unlock()
+			}
+		})
+	}
+	return l
+}
+
+func (l *timedLoad) stop() { l.once.Do(func() { close(l.done) }); l.wg.Wait() }
+
+func (l *timedLoad) count() int { l.mu.Lock(); defer l.mu.Unlock(); return len(l.acked) }
+
+// TestBackupOfARunningServerUnderLoad: orderflow backup, run while the
+// server takes orders, writes a snapshot that holds every order
+// acknowledged before it began; the server goes on taking orders while
+// and after it runs.
+func TestBackupOfARunningServerUnderLoad(t *testing.T) {
+	env := testEnv(t, crashSettings())
+	c := startChild(t, env, filepath.Join(t.TempDir(), "child.log"))
+	cl := newCrashClient(t, "http://"+env["ORDERFLOW_API_ADDR"])
+	load := startTimedLoad(cl)
+	defer load.stop()
+	if !cl.waitAccepted(300, 20*time.Second) {
+		t.Fatal("fewer than 300 orders accepted within 20s")
+	}
+	cl.mu.Lock()
+	before := make(map[string]accepted, len(cl.ok))
+	for k, a := range cl.ok {
+		before[k] = a
+	}
+	cl.mu.Unlock()
+	dst := filepath.Join(t.TempDir(), "snapshot.db")
+	out, _ := runCmd(t, env, "backup", "--to", dst)
+	if !strings.Contains(out, "backed up") {
+		t.Errorf("backup printed %q", out)
+	}
+	if !cl.waitAccepted(len(before)+300, 20*time.Second) {
+		t.Fatal("the server took no more orders after the backup")
+	}
+	load.stop()
+	c.stop(t)
+
+	snap, err := sqlite.Open(context.Background(), dst, sqlite.Options{MustExist: true})
+	if err != nil {
+		t.Fatalf("open the snapshot: %v", err)
+	}
+	defer snap.Close()
+	for key, a := range before {
+		if _, err := snap.GetOrder(context.Background(), orderflow.OrderID(a.OrderID)); err != nil {
+			t.Fatalf("order %s (key %s), acknowledged before the backup, is not in it: %v", a.OrderID, key, err)
+		}
+	}
+	if _, _, err := runCmdErr(env, "backup", "--to", dst); err == nil || !strings.Contains(err.Error(), "exists") {
+		t.Errorf("a second backup onto %s: got %v, want a refusal to overwrite", dst, err)
+	}
+	t.Logf("%d orders acknowledged before the backup are in it", len(before))
+}
+
+// drillResult is what a disaster drill measured.
+type drillResult struct {
+	acked, lost int
+	rpo         time.Duration // the oldest lost acknowledgement's age at the disaster
+	restore     time.Duration
+}
+
+// runDrill is the disaster drill with env's replica: under a bounded load,
+// kill -9 the server, delete its database directory (file, WAL, shared
+// memory, Litestream's local state), orderflow restore, start again, and
+// check that every order acknowledged at least drillRPO before the
+// disaster is there, ends terminal and is charged once.
+func runDrill(t *testing.T, env map[string]string) drillResult {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), "child.log")
+	c := startChild(t, env, logPath)
+	cl := newCrashClient(t, "http://"+env["ORDERFLOW_API_ADDR"])
+	load := startTimedLoad(cl)
+	if !cl.waitAccepted(1000, 30*time.Second) {
+		t.Fatal("fewer than 1000 orders accepted within 30s")
+	}
+	c.kill9(t)
+	disaster := time.Now()
+	load.stop()
+
+	dbDir := filepath.Dir(env["ORDERFLOW_DB"])
+	entries, _ := os.ReadDir(dbDir)
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dbDir, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	out, _ := runCmd(t, env, "restore")
+	res := drillResult{restore: time.Since(start), acked: load.count()}
+	t.Logf("orderflow restore: %s", strings.TrimSpace(out))
+	c = startChild(t, env, logPath)
+
+	var lostAt []time.Time
+	final := map[string]statusDoc{}
+	for key, at := range load.acked {
+		a := cl.ok[key]
+		if statusCode(t, a.StatusURL) == http.StatusNotFound {
+			if age := disaster.Sub(at); age >= drillRPO {
+				t.Errorf("order %s (key %s), acknowledged %s before the disaster, is not in the restored database", a.OrderID, key, age.Round(time.Millisecond))
+			}
+			lostAt = append(lostAt, at)
+			continue
+		}
+		final[key] = pollUntilTerminal(t, a.StatusURL, 60*time.Second)
+	}
+	c.stop(t)
+	sort.Slice(lostAt, func(i, j int) bool { return lostAt[i].Before(lostAt[j]) })
+	if res.lost = len(lostAt); res.lost > 0 {
+		res.rpo = disaster.Sub(lostAt[0])
+	}
+	checkChargedOnce(t, sqliteBooks(t, env), final)
+	return res
+}
+
+// statusCode is the status of a GET of url.
+func statusCode(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// checkChargedOnce checks that every order of final has exactly one charge
+// if COMPLETED and none otherwise (the drill cancels nothing).
+func checkChargedOnce(t *testing.T, st books, final map[string]statusDoc) {
+	t.Helper()
+	for key, doc := range final {
+		charges, err := st.Charges(context.Background(), orderflow.OrderID(doc.OrderID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 0
+		if doc.Status == "COMPLETED" {
+			want = 1
+		}
+		if len(charges) != want {
+			t.Errorf("order %s (key %s) is %s with %d charges, want %d", doc.OrderID, key, doc.Status, len(charges), want)
+		}
+	}
+}
+
+// drillEnv is the crash tests' settings with the replica at url.
+func drillEnv(t *testing.T, url string, more map[string]string) map[string]string {
+	t.Helper()
+	s := crashSettings()
+	s["ORDERFLOW_REPLICA_URL"] = url
+	for k, v := range more {
+		s[k] = v
+	}
+	return testEnv(t, s)
+}
+
+func TestDisasterDrillWithAFileReplica(t *testing.T) {
+	env := drillEnv(t, "file://"+filepath.Join(t.TempDir(), "replica"), nil)
+	r := runDrill(t, env)
+	t.Logf("drill (file): %d orders acknowledged, %d lost (acknowledged less than %s before the kill); measured RPO %s; restore took %s",
+		r.acked, r.lost, drillRPO, r.rpo.Round(time.Millisecond), r.restore.Round(time.Millisecond))
+}
