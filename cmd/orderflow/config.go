@@ -226,12 +226,12 @@ func (p *parser) config() config {
 
 		ReplicaSyncInterval: p.duration("ORDERFLOW_REPLICA_SYNC_INTERVAL"),
 		S3Endpoint:          p.str("AWS_ENDPOINT_URL_S3"),
-		JWTSecret:     p.secret("JWT_SECRET"),
-		URLSigningKey: p.secret("ORDERFLOW_URL_SIGNING_KEY"),
-		UsersFile:     p.str("ORDERFLOW_USERS_FILE"),
-		TokenTTL:      p.duration("ORDERFLOW_TOKEN_TTL"),
-		StatusURLTTL:  p.duration("ORDERFLOW_STATUS_URL_TTL"),
-		PublicURL:     strings.TrimRight(p.str("ORDERFLOW_PUBLIC_URL"), "/"),
+		JWTSecret:           p.secret("JWT_SECRET"),
+		URLSigningKey:       p.secret("ORDERFLOW_URL_SIGNING_KEY"),
+		UsersFile:           p.str("ORDERFLOW_USERS_FILE"),
+		TokenTTL:            p.duration("ORDERFLOW_TOKEN_TTL"),
+		StatusURLTTL:        p.duration("ORDERFLOW_STATUS_URL_TTL"),
+		PublicURL:           strings.TrimRight(p.str("ORDERFLOW_PUBLIC_URL"), "/"),
 
 		RateLimit:          p.positive("ORDERFLOW_RATE_LIMIT"),
 		LoginRateLimit:     p.positive("ORDERFLOW_LOGIN_RATE_LIMIT"),
