@@ -186,6 +186,9 @@ func New(path string, cfg Config, reg prometheus.Registerer) (*Replicator, error
 // is set up.
 func (r *Replicator) Active() bool { return r.active.Load() }
 
+// mtimeSlack is how much earlier than the write a file's mtime may be.
+const mtimeSlack = 20 * time.Millisecond
+
 // Lag is how far the replica is behind the file at now: zero when nothing
 // was written since the start of the last successful sync, else the time
 // since then (the oldest write not known to be in the replica is at most
@@ -196,7 +199,9 @@ func (r *Replicator) Lag(now time.Time) time.Duration {
 	}
 	covered := time.Unix(0, r.covered.Load())
 	fi, err := os.Stat(r.path + "-wal")
-	if err == nil && !fi.ModTime().After(covered) {
+	// A file's mtime comes from a coarse clock (a few ms behind): a write
+	// just after the sync began may carry an earlier time.
+	if err == nil && fi.ModTime().Before(covered.Add(-mtimeSlack)) {
 		return 0
 	}
 	return max(0, now.Sub(covered))

@@ -211,3 +211,48 @@ func TestDisasterDrillWithAFileReplica(t *testing.T) {
 	t.Logf("drill (file): %d orders acknowledged, %d lost (acknowledged less than %s before the kill); measured RPO %s; restore took %s",
 		r.acked, r.lost, drillRPO, r.rpo.Round(time.Millisecond), r.restore.Round(time.Millisecond))
 }
+
+// TestRestoreRefusesToOverwriteAndRestoresAPointInTime: restore finds no
+// backup in an empty replica, refuses to replace a database without
+// --force and while a server runs on it, and restores the latest state or
+// the state at --timestamp.
+func TestRestoreRefusesToOverwriteAndRestoresAPointInTime(t *testing.T) {
+	env := testEnv(t, map[string]string{"ORDERFLOW_REPLICA_URL": "file://" + filepath.Join(t.TempDir(), "replica")})
+	if _, _, err := runCmdErr(env, "restore"); err == nil || !strings.Contains(err.Error(), "holds no backup") {
+		t.Fatalf("restore from an empty replica: got %v, want no backup", err)
+	}
+	c := startChild(t, env, filepath.Join(t.TempDir(), "child.log"))
+	api := "http://" + env["ORDERFLOW_API_ADDR"]
+	token := login(t, api, "rita")
+	first := placeWithRequestID(t, api, token, "first", 1000)
+	waitForMetrics(t, "http://"+env["ORDERFLOW_PROCESSOR_ADDR"]+"/metrics", 20*time.Second, "orderflow_replica_lag_seconds 0\n")
+	between := time.Now()
+	second := placeWithRequestID(t, api, token, "second", 1100)
+	for _, args := range [][]string{{"restore"}, {"restore", "--force"}} {
+		if _, _, err := runCmdErr(env, args...); err == nil {
+			t.Errorf("orderflow %s while the server runs: got no error", strings.Join(args, " "))
+		}
+	}
+	c.stop(t) // ships the last writes
+
+	has := func(id string) bool {
+		db, err := sqlite.Open(context.Background(), env["ORDERFLOW_DB"], sqlite.Options{MustExist: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		_, err = db.GetOrder(context.Background(), orderflow.OrderID(id))
+		return err == nil
+	}
+	runCmd(t, env, "restore", "--force", "--timestamp", between.UTC().Format(time.RFC3339Nano))
+	if !has(first.OrderID) || has(second.OrderID) {
+		t.Errorf("restore --timestamp between the orders: first present %v, second present %v; want true, false", has(first.OrderID), has(second.OrderID))
+	}
+	runCmd(t, env, "restore", "--force")
+	if !has(first.OrderID) || !has(second.OrderID) {
+		t.Errorf("restore of the latest state: first present %v, second present %v; want both", has(first.OrderID), has(second.OrderID))
+	}
+	if _, _, err := runCmdErr(env, "restore"); err == nil || !strings.Contains(err.Error(), "--force") {
+		t.Errorf("restore onto an existing database without --force: got %v", err)
+	}
+}
