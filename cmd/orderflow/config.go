@@ -41,6 +41,7 @@ type config struct {
 	ReplicaURL          string
 	ReplicaSyncInterval time.Duration
 	S3Endpoint          string // AWS_ENDPOINT_URL_S3, for an s3:// replica
+	AWSCABundle         string // AWS_CA_BUNDLE, read by the SDK itself; checked only
 
 	JWTSecret     string // keyring: "kid:secret,kid:secret" or a bare secret
 	URLSigningKey string
@@ -158,6 +159,7 @@ var settings = []setting{
 	{"AWS_ENDPOINT_URL_SQS", "", "SQS endpoint override, before AWS_ENDPOINT_URL (ElasticMQ, moto_server)"},
 	{"AWS_ENDPOINT_URL_DYNAMODB", "", "DynamoDB endpoint override, before AWS_ENDPOINT_URL (moto_server, LocalStack)"},
 	{"AWS_ENDPOINT_URL_S3", "", "S3 endpoint of an s3:// ORDERFLOW_REPLICA_URL, before AWS_ENDPOINT_URL (MinIO, moto_server; path-style addressing)"},
+	{"AWS_CA_BUNDLE", "", "CA certificates for the AWS endpoints, read by the AWS SDK; an s3:// ORDERFLOW_REPLICA_URL refuses it (Litestream's S3 client cannot take it): put the CA in the system's trust store (SSL_CERT_FILE) instead"},
 	{"AWS_REGION", "us-east-1", "AWS region; credentials come from the standard AWS chain"},
 	{"ORDERFLOW_QUEUE_NAME", "order-queue", "orderflow init: name of the SQS queue to create"},
 	{"ORDERFLOW_DLQ_NAME", "order-queue-dlq", "orderflow init: name of its dead-letter queue"},
@@ -226,6 +228,7 @@ func (p *parser) config() config {
 
 		ReplicaSyncInterval: p.duration("ORDERFLOW_REPLICA_SYNC_INTERVAL"),
 		S3Endpoint:          p.str("AWS_ENDPOINT_URL_S3"),
+		AWSCABundle:         p.str("AWS_CA_BUNDLE"),
 		JWTSecret:           p.secret("JWT_SECRET"),
 		URLSigningKey:       p.secret("ORDERFLOW_URL_SIGNING_KEY"),
 		UsersFile:           p.str("ORDERFLOW_USERS_FILE"),
@@ -348,6 +351,9 @@ func (p *parser) limits(c config) {
 	}
 	if c.ReplicaURL != "" && c.awsMode() {
 		p.fail("ORDERFLOW_REPLICA_URL", "replicates the embedded mode's SQLite file; the AWS mode keeps its data in SQS and DynamoDB (use DynamoDB's point-in-time recovery)")
+	}
+	if strings.HasPrefix(c.ReplicaURL, "s3://") && c.AWSCABundle != "" {
+		p.fail("ORDERFLOW_REPLICA_URL", "an s3:// replica cannot be used with AWS_CA_BUNDLE set (the AWS SDK cannot add the bundle to Litestream's S3 client); put the CA in the system's trust store (SSL_CERT_FILE) and unset AWS_CA_BUNDLE")
 	}
 	if c.ReplicaSyncInterval < 10*time.Millisecond {
 		p.fail("ORDERFLOW_REPLICA_SYNC_INTERVAL", "must be at least 10ms, got %s", c.ReplicaSyncInterval)
