@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -229,7 +230,7 @@ func drillEnv(t *testing.T, url string, more map[string]string) map[string]strin
 func TestDisasterDrillWithAFileReplica(t *testing.T) {
 	env := drillEnv(t, "file://"+filepath.Join(t.TempDir(), "replica"), nil)
 	r := runDrill(t, env)
-	t.Logf("drill (file): %d orders acknowledged, %d lost (acknowledged less than %s before the kill); measured RPO %s; restore took %s",
+	t.Logf("drill (file): %d orders acknowledged, %d lost (the RPO allows losing those acknowledged less than %s before the kill); measured RPO %s; restore took %s",
 		r.acked, r.lost, drillRPO, r.rpo.Round(time.Millisecond), r.restore.Round(time.Millisecond))
 }
 
@@ -303,6 +304,65 @@ func TestDisasterDrillWithAnS3ReplicaOnMoto(t *testing.T) {
 	if err != nil || len(objects.Contents) == 0 {
 		t.Errorf("the bucket holds nothing under shop/orderflow/: %v", err)
 	}
-	t.Logf("drill (S3 on moto): %d orders acknowledged, %d lost (acknowledged less than %s before the kill); measured RPO %s; restore took %s",
+	t.Logf("drill (S3 on moto): %d orders acknowledged, %d lost (the RPO allows losing those acknowledged less than %s before the kill); measured RPO %s; restore took %s",
 		r.acked, r.lost, drillRPO, r.rpo.Round(time.Millisecond), r.restore.Round(time.Millisecond))
+}
+
+// TestReadyDoesNotDependOnTheReplica: with a replica that cannot be
+// reached, the server is ready and takes orders; the replica's errors are
+// counted and its lag grows past the RPO, for the alert.
+func TestReadyDoesNotDependOnTheReplica(t *testing.T) {
+	t.Setenv("AWS_CA_BUNDLE", "") // see TestDisasterDrillWithAnS3ReplicaOnMoto
+	env := testEnv(t, map[string]string{
+		"ORDERFLOW_REPLICA_URL": "s3://nowhere/orderflow",
+		"AWS_ENDPOINT_URL_S3":   closedEndpoint,
+		"AWS_CA_BUNDLE":         "",
+	})
+	in := startRun(t, env) // waits for /ready of the api and the processor
+	token := login(t, in.api, "una")
+	a := placeWithRequestID(t, in.api, token, "unreplicated", 1000)
+	if doc := pollUntilTerminal(t, a.StatusURL, 20*time.Second); doc.Status != "COMPLETED" {
+		t.Errorf("order ended %s, want COMPLETED", doc.Status)
+	}
+	waitForMetricRE(t, in.processor+"/metrics", `(?m)^orderflow_replica_errors_total [1-9]`)
+	waitForMetricRE(t, in.processor+"/metrics", `(?m)^orderflow_replica_lag_seconds ([1-9]|\d\d)`)
+	if code := statusCode(t, in.processor+"/ready"); code != http.StatusOK {
+		t.Errorf("processor /ready with the replica down: %d, want 200", code)
+	}
+	if code := statusCode(t, in.api+"/ready"); code != http.StatusOK {
+		t.Errorf("api /ready with the replica down: %d, want 200", code)
+	}
+}
+
+// waitForMetricRE polls url's metrics until a line matches re (20 s).
+func waitForMetricRE(t *testing.T, url, re string) {
+	t.Helper()
+	rx := regexp.MustCompile(re)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		m := metricsText(t, url)
+		if rx.MatchString(m) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has no line matching %s after 20s:\n%s", url, re, grepLines(m, "orderflow_replica"))
+		}
+	}
+}
+
+// TestSplitModeReplicatesFromOneProcess: the api and the processor on one
+// file, both with the replica set, replicate it from one process at a
+// time; when that one is killed, the other takes over.
+func TestSplitModeReplicatesFromOneProcess(t *testing.T) {
+	env := testEnv(t, map[string]string{"ORDERFLOW_REPLICA_URL": "file://" + filepath.Join(t.TempDir(), "replica")})
+	logs := t.TempDir()
+	api := startChildCommand(t, env, filepath.Join(logs, "api.log"), "api")
+	proc := startChildCommand(t, env, filepath.Join(logs, "processor.log"), "processor")
+	apiMetrics, procMetrics := "http://"+env["ORDERFLOW_API_ADDR"]+"/metrics", "http://"+env["ORDERFLOW_PROCESSOR_ADDR"]+"/metrics"
+	waitForMetricRE(t, apiMetrics, `(?m)^orderflow_replica_active 1$`) // the api started first
+	if m := metricsText(t, procMetrics); !strings.Contains(m, "orderflow_replica_active 0\n") {
+		t.Fatalf("the processor replicates too:\n%s", grepLines(m, "orderflow_replica"))
+	}
+	api.kill9(t)
+	waitForMetricRE(t, procMetrics, `(?m)^orderflow_replica_active 1$`)
+	proc.stop(t)
 }
