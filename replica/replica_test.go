@@ -149,3 +149,31 @@ func TestBusyWriterLosesNoFrames(t *testing.T) {
 	}
 	t.Logf("%d orders written through %d WAL restarts, all in the replica", len(acked), restarts)
 }
+
+func TestCheckURL(t *testing.T) {
+	for _, tt := range []struct {
+		url string
+		ok  bool
+	}{
+		{"file:///var/backups/orderflow", true},
+		{"file://localhost/var/backups/orderflow", true},
+		{"s3://shop-backups/orderflow", true},
+		{"s3://shop-backups", true},
+		{"file://relative/dir", false},      // a host, not an absolute path
+		{"file:backups", false},             // relative
+		{"s3:///orderflow", false},          // no bucket
+		{"s3://key:secret@bucket/x", false}, // credentials belong to the AWS settings
+		{"s3://bucket/x?endpoint=y", false}, // so does the endpoint
+		{"gs://bucket/x", false},
+		{"/var/backups", false},
+		{"%zz", false},
+	} {
+		err := replica.CheckURL(tt.url)
+		if (err == nil) != tt.ok {
+			t.Errorf("CheckURL(%q) = %v, want ok %v", tt.url, err, tt.ok)
+		}
+		if err != nil && orderflow.ErrorCode(err) != orderflow.EInvalid {
+			t.Errorf("CheckURL(%q): code %q, want EInvalid", tt.url, orderflow.ErrorCode(err))
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/replica"
 	"github.com/orderflow/orderflow/sqlite"
 )
@@ -43,13 +44,15 @@ func backupCmd(ctx context.Context, cfg config, args []string, stdout, stderr io
 	return err
 }
 
-// restoreCmd runs "orderflow restore [--timestamp T] [--force]": it
-// rebuilds ORDERFLOW_DB from ORDERFLOW_REPLICA_URL (see replica.Restore).
+// restoreCmd runs "orderflow restore [--timestamp T] [--force |
+// --if-missing]": it rebuilds ORDERFLOW_DB from ORDERFLOW_REPLICA_URL (see
+// replica.Restore).
 func restoreCmd(ctx context.Context, cfg config, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	ts := fs.String("timestamp", "", "restore the database as it was at this time (RFC 3339, such as 2026-03-01T12:00:00Z); default: the latest state in the replica")
 	force := fs.Bool("force", false, "replace an existing database (stop every orderflow process using it first)")
+	ifMissing := fs.Bool("if-missing", false, "restore only if there is no database, and start empty if the replica holds no backup yet (for an init container)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -57,6 +60,8 @@ func restoreCmd(ctx context.Context, cfg config, args []string, stdout, stderr i
 	switch {
 	case fs.NArg() > 0:
 		return fmt.Errorf("restore takes no arguments but its flags, got %q", fs.Args())
+	case *force && *ifMissing:
+		return errors.New("restore: --force replaces a database, --if-missing never does: give one of them")
 	case cfg.ReplicaURL == "":
 		return errors.New("restore needs ORDERFLOW_REPLICA_URL, the replica to restore from")
 	case *ts != "":
@@ -65,9 +70,18 @@ func restoreCmd(ctx context.Context, cfg config, args []string, stdout, stderr i
 			return fmt.Errorf("restore: --timestamp must be an RFC 3339 time such as 2026-03-01T12:00:00Z, got %q", *ts)
 		}
 	}
+	if _, err := os.Stat(cfg.DBPath); err == nil && *ifMissing {
+		_, err := fmt.Fprintf(stdout, "%s exists; nothing to restore\n", cfg.DBPath)
+		return err
+	}
 	start := time.Now()
 	log := newLogger(config{LogLevel: "warn"}, stderr)
-	if err := replica.Restore(ctx, cfg.DBPath, cfg.replicaConfig(log), at, *force); err != nil {
+	err := replica.Restore(ctx, cfg.DBPath, cfg.replicaConfig(log), at, *force)
+	if *ifMissing && orderflow.ErrorCode(err) == orderflow.ENotFound {
+		_, err := fmt.Fprintf(stdout, "%s holds no backup yet; orderflow will start with a new database\n", cfg.ReplicaURL)
+		return err
+	}
+	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	fi, err := os.Stat(cfg.DBPath)

@@ -243,6 +243,9 @@ func TestRestoreRefusesToOverwriteAndRestoresAPointInTime(t *testing.T) {
 	if _, _, err := runCmdErr(env, "restore"); err == nil || !strings.Contains(err.Error(), "holds no backup") {
 		t.Fatalf("restore from an empty replica: got %v, want no backup", err)
 	}
+	if out, _ := runCmd(t, env, "restore", "--if-missing"); !strings.Contains(out, "no backup yet") {
+		t.Errorf("restore --if-missing from an empty replica printed %q", out)
+	}
 	c := startChild(t, env, filepath.Join(t.TempDir(), "child.log"))
 	api := "http://" + env["ORDERFLOW_API_ADDR"]
 	token := login(t, api, "rita")
@@ -276,6 +279,18 @@ func TestRestoreRefusesToOverwriteAndRestoresAPointInTime(t *testing.T) {
 	}
 	if _, _, err := runCmdErr(env, "restore"); err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Errorf("restore onto an existing database without --force: got %v", err)
+	}
+	if out, _ := runCmd(t, env, "restore", "--if-missing"); !strings.Contains(out, "nothing to restore") {
+		t.Errorf("restore --if-missing onto an existing database printed %q", out)
+	}
+	for _, p := range []string{env["ORDERFLOW_DB"], env["ORDERFLOW_DB"] + "-wal", env["ORDERFLOW_DB"] + "-shm"} {
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	runCmd(t, env, "restore", "--if-missing")
+	if !has(first.OrderID) || !has(second.OrderID) {
+		t.Errorf("restore --if-missing of a deleted database: first present %v, second present %v; want both", has(first.OrderID), has(second.OrderID))
 	}
 }
 

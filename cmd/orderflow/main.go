@@ -66,9 +66,10 @@ commands:
   backup --to FILE
                  write a consistent snapshot of ORDERFLOW_DB to FILE while
                  the api and the processor run (embedded and split modes)
-  restore [--timestamp 2026-03-01T12:00:00Z] [--force]
+  restore [--timestamp 2026-03-01T12:00:00Z] [--force | --if-missing]
                  rebuild ORDERFLOW_DB from ORDERFLOW_REPLICA_URL (the latest
-                 state, or as it was then); --force replaces an existing file
+                 state, or as it was then); --force replaces an existing file,
+                 --if-missing restores only when there is none
   hash-password  read a password on stdin, print its bcrypt hash for ORDERFLOW_USERS_FILE
   help           this text
 
