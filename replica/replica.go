@@ -16,9 +16,10 @@
 //   - orderflow drives each sync itself (Replicator.Run) and so knows
 //     exactly which writes the replica holds: the lag metric is "every
 //     write older than this is in the replica", not a guess;
-//   - what it adds to the binary is small: the file and S3 replica clients
-//     on the AWS SDK orderflow already links (Litestream's other clients,
-//     its VFS and its command are not compiled in).
+//   - it adds 6.6 MB to the stripped binary (43.3 to 49.9 MB): the file and
+//     S3 replica clients, on the AWS SDK orderflow already links, and the
+//     LTX format; Litestream's other clients (GCS, Azure, SFTP, NATS, ...),
+//     its VFS and its command are not compiled in.
 //
 // Litestream's root package registers its own metrics with Prometheus'
 // default registry and imports net/http/pprof (which registers on
