@@ -433,3 +433,43 @@ func TestComposeTracesGoThroughTheCollectorToJaeger(t *testing.T) {
 		t.Error("grafana does not depend on jaeger")
 	}
 }
+
+// The embedded mode's compose file keeps the database on a named volume at
+// the image's /data and replicates it: serve with ORDERFLOW_DB on the
+// volume and ORDERFLOW_REPLICA_URL required, every variable a setting.
+func TestComposeEmbeddedKeepsTheDatabaseOnAVolumeAndReplicatesIt(t *testing.T) {
+	var f struct {
+		Services map[string]composeService `yaml:"services"`
+		Volumes  map[string]any            `yaml:"volumes"`
+	}
+	if err := yaml.Unmarshal(readFile(t, "deploy/compose/embedded.yaml"), &f); err != nil {
+		t.Fatal(err)
+	}
+	s, ok := f.Services["orderflow"]
+	if !ok || len(f.Services) != 1 {
+		t.Fatalf("want one service, orderflow; got %v", sortedKeys(f.Services))
+	}
+	if len(s.Command) != 1 || s.Command[0] != "serve" {
+		t.Errorf("orderflow runs %v, want serve", s.Command)
+	}
+	settings := appSettings(t)
+	for k := range s.Environment {
+		if _, ok := settings[k]; !ok && k != "AWS_ACCESS_KEY_ID" && k != "AWS_SECRET_ACCESS_KEY" {
+			t.Errorf("it sets %s, which is no orderflow setting (cmd/orderflow/config.go)", k)
+		}
+	}
+	db := s.Environment["ORDERFLOW_DB"]
+	mounted := false
+	for _, v := range s.Volumes {
+		name, target, _ := strings.Cut(v, ":")
+		if _, named := f.Volumes[name]; named && strings.HasPrefix(db, strings.TrimSuffix(target, "/")+"/") {
+			mounted = true
+		}
+	}
+	if !mounted {
+		t.Errorf("ORDERFLOW_DB %s is on none of the named volumes %v", db, s.Volumes)
+	}
+	if r := s.Environment["ORDERFLOW_REPLICA_URL"]; !strings.Contains(r, ":?") {
+		t.Errorf("ORDERFLOW_REPLICA_URL = %q, want it required (${ORDERFLOW_REPLICA_URL:?...})", r)
+	}
+}

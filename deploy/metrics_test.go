@@ -176,7 +176,8 @@ var awsOnly = map[string]bool{"aws_requests_total": true}
 // checked against the AWS mode on moto in TestSmokeAWSModeOnMoto).
 func TestRulesAndDashboardUseOnlyExportedMetrics(t *testing.T) {
 	api := startOrderflow(t, nil, "api")
-	proc := startOrderflow(t, map[string]string{"ORDERFLOW_DB": api.dbPath()}, "processor")
+	// The processor replicates the file, so that the replica's metrics are there too.
+	proc := startOrderflow(t, map[string]string{"ORDERFLOW_DB": api.dbPath(), "ORDERFLOW_REPLICA_URL": "file://" + t.TempDir()}, "processor")
 	// Orders through, so that every vector has a series: one that passes
 	// at once, one whose payment fails twice first (processor_retries_total).
 	for _, amount := range []string{"999", "1003"} {
@@ -191,7 +192,7 @@ func TestRulesAndDashboardUseOnlyExportedMetrics(t *testing.T) {
 			t.Errorf("the api does not export %s", n)
 		}
 	}
-	for _, n := range []string{"orders_processed_total", "order_processing_duration_seconds_bucket", "queue_messages"} {
+	for _, n := range []string{"orders_processed_total", "order_processing_duration_seconds_bucket", "queue_messages", "orderflow_replica_lag_seconds", "orderflow_replica_errors_total"} {
 		if _, ok := procNames[n]; !ok {
 			t.Errorf("the processor does not export %s", n)
 		}

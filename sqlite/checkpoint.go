@@ -47,6 +47,11 @@ const resumeFree = 2 << 20
 // was committed since, and the statements are prepared once: parsing the
 // PRAGMA on every tick was a third of the checkpointer's CPU.
 //
+// With a replica (package replica), Litestream holds a read transaction
+// open on the file: these checkpoints still copy pages into the database
+// file, but the WAL restarts only at Litestream's own checkpoints, once it
+// has copied every frame (see the replica package's doc).
+//
 // After a write or a checkpoint failed for a full disk, writes are
 // refused (see DB.diskFull) and the checkpointer tries, every
 // fullRetryInterval, a TRUNCATE checkpoint, which copies the whole WAL

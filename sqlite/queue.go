@@ -181,10 +181,14 @@ func (db *DB) receiveOnce(ctx context.Context, max int, st *startedOrders) ([]or
 		w.releaseAtCommit = settled
 		return nil
 	})
-	st.commit(room, starts, err == nil)
 	if err != nil {
+		// The write may still be running (its caller's context ended):
+		// starts is the writer's until it is done, and the batch is not
+		// recorded anyway.
+		st.commit(room, startBatch{}, false)
 		return nil, err
 	}
+	st.commit(room, starts, true)
 	db.deadLettered(ctx, dead)
 	return out, nil
 }

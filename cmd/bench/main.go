@@ -150,6 +150,7 @@ type options struct {
 	aws      bool
 	sqs      string // the AWS mode's SQS: "elasticmq" or "moto"
 	baseline bool   // the AWS mode: also measure the seed's design
+	replica  string // the embedded mode: ORDERFLOW_REPLICA_URL of the server
 }
 
 func parseOptions() options {
@@ -161,6 +162,7 @@ func parseOptions() options {
 	flag.BoolVar(&o.aws, "aws", false, "run orderflow in the AWS mode (DynamoDB on a moto_server started for the run, SQS on -sqs) and print AWS requests and price per order")
 	flag.StringVar(&o.sqs, "sqs", "elasticmq", "with -aws: SQS on an ElasticMQ started for the run (elasticmq), or on the moto_server (moto)")
 	flag.BoolVar(&o.baseline, "baseline", true, "with -aws: also run the seed's design on the same servers at the same offered load, side by side")
+	flag.StringVar(&o.replica, "replica", "", "embedded mode: ORDERFLOW_REPLICA_URL of the server (file:///dir or s3://bucket/prefix), to measure with continuous replication on")
 	flag.Parse()
 	return o
 }
@@ -256,6 +258,9 @@ func startServe(o options, dir, bin string) (*served, error) {
 		"ORDERFLOW_API_ADDR=" + apiAddr, "ORDERFLOW_PROCESSOR_ADDR=" + procAddr,
 		"ORDERFLOW_RATE_LIMIT=100000000", "ORDERFLOW_LOGIN_RATE_LIMIT=100000", "ORDERFLOW_FRAUD_THRESHOLD=1000",
 		"ORDERFLOW_LOG_LEVEL=warn",
+	}
+	if o.replica != "" {
+		env = append(env, "ORDERFLOW_REPLICA_URL="+o.replica)
 	}
 	if o.aws {
 		awsEnv, err := startAWS(o, s, dir, bin)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/processor"
+	"github.com/orderflow/orderflow/replica"
 	"github.com/orderflow/orderflow/sqlite"
 )
 
@@ -68,6 +69,26 @@ func openBackend(ctx context.Context, cfg config, log *slog.Logger, reg promethe
 	wq := db.WorkQueue()
 	b.work.queue, b.work.store = wq, wq
 	return b, nil
+}
+
+// startReplica starts replicating the embedded mode's file when
+// ORDERFLOW_REPLICA_URL is set, and returns the function that stops it
+// after a last sync (call it once the database is closed, so that the
+// replica has its last writes). It runs beside the serve group, not in it:
+// a replica that fails is counted and retried (see replica.Replicator.Run)
+// and never stops the pipeline, and /ready does not depend on it.
+func startReplica(cfg config, log *slog.Logger, reg prometheus.Registerer) (stop func() error, err error) {
+	if cfg.ReplicaURL == "" || cfg.awsMode() {
+		return func() error { return nil }, nil
+	}
+	r, err := replica.New(cfg.DBPath, cfg.replicaConfig(log.With("component", "replica")), reg)
+	if err != nil {
+		return nil, fmt.Errorf("ORDERFLOW_REPLICA_URL: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	return func() error { cancel(); return <-done }, nil
 }
 
 // sqliteOptions are the embedded mode's database options of cfg.

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"net/url"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/orderflow/orderflow/dynamostore"
 	"github.com/orderflow/orderflow/httpapi"
 	"github.com/orderflow/orderflow/processor"
+	"github.com/orderflow/orderflow/replica"
 	"github.com/orderflow/orderflow/sqlite"
 )
 
@@ -34,6 +36,12 @@ type config struct {
 	APIAddr       string
 	ProcessorAddr string
 	DBPath        string
+	// ReplicaURL, if set, is where the embedded mode's file is replicated
+	// to (see package replica); ReplicaSyncInterval how often.
+	ReplicaURL          string
+	ReplicaSyncInterval time.Duration
+	S3Endpoint          string // AWS_ENDPOINT_URL_S3, for an s3:// replica
+	AWSCABundle         string // AWS_CA_BUNDLE, read by the SDK itself; checked only
 
 	JWTSecret     string // keyring: "kid:secret,kid:secret" or a bare secret
 	URLSigningKey string
@@ -111,6 +119,8 @@ var settings = []setting{
 	{"ORDERFLOW_API_ADDR", ":8000", "listen address of the api"},
 	{"ORDERFLOW_PROCESSOR_ADDR", ":9090", "listen address of the processor's /health, /ready and /metrics"},
 	{"ORDERFLOW_DB", "orderflow.db", "SQLite file of the embedded mode (queue and store)"},
+	{"ORDERFLOW_REPLICA_URL", "", "continuous replica of ORDERFLOW_DB (embedded and split modes, with Litestream): file:///dir or s3://bucket/prefix; off when empty. Endpoint and credentials of S3 come from the AWS settings (AWS_ENDPOINT_URL_S3, the standard credential chain). orderflow restore rebuilds the file from it"},
+	{"ORDERFLOW_REPLICA_SYNC_INTERVAL", dur(replica.DefaultSyncInterval), "how often new writes are shipped to the replica; a write is in the replica within this plus the upload's time (RPO 1s at the default)"},
 	{"JWT_SECRET", "(dev secret in local)", "HS256 keys as kid:secret[,kid:secret]; the first signs, all verify. Also JWT_SECRET_FILE"},
 	{"ORDERFLOW_URL_SIGNING_KEY", "(dev key in local)", "HMAC keys for status URLs, same format. Also ORDERFLOW_URL_SIGNING_KEY_FILE"},
 	{"ORDERFLOW_DEV_LOGIN", "true in local/dev/test", "any user_id logs in without a password"},
@@ -148,6 +158,8 @@ var settings = []setting{
 	{"AWS_ENDPOINT_URL", "", "AWS endpoint override (LocalStack, moto_server)"},
 	{"AWS_ENDPOINT_URL_SQS", "", "SQS endpoint override, before AWS_ENDPOINT_URL (ElasticMQ, moto_server)"},
 	{"AWS_ENDPOINT_URL_DYNAMODB", "", "DynamoDB endpoint override, before AWS_ENDPOINT_URL (moto_server, LocalStack)"},
+	{"AWS_ENDPOINT_URL_S3", "", "S3 endpoint of an s3:// ORDERFLOW_REPLICA_URL, before AWS_ENDPOINT_URL (MinIO, moto_server; path-style addressing)"},
+	{"AWS_CA_BUNDLE", "", "CA certificates for the AWS endpoints, read by the AWS SDK; an s3:// ORDERFLOW_REPLICA_URL refuses it (Litestream's S3 client cannot take it): put the CA in the system's trust store (SSL_CERT_FILE) instead"},
 	{"AWS_REGION", "us-east-1", "AWS region; credentials come from the standard AWS chain"},
 	{"ORDERFLOW_QUEUE_NAME", "order-queue", "orderflow init: name of the SQS queue to create"},
 	{"ORDERFLOW_DLQ_NAME", "order-queue-dlq", "orderflow init: name of its dead-letter queue"},
@@ -212,12 +224,17 @@ func (p *parser) config() config {
 		APIAddr:       p.str("ORDERFLOW_API_ADDR"),
 		ProcessorAddr: p.str("ORDERFLOW_PROCESSOR_ADDR"),
 		DBPath:        p.str("ORDERFLOW_DB"),
-		JWTSecret:     p.secret("JWT_SECRET"),
-		URLSigningKey: p.secret("ORDERFLOW_URL_SIGNING_KEY"),
-		UsersFile:     p.str("ORDERFLOW_USERS_FILE"),
-		TokenTTL:      p.duration("ORDERFLOW_TOKEN_TTL"),
-		StatusURLTTL:  p.duration("ORDERFLOW_STATUS_URL_TTL"),
-		PublicURL:     strings.TrimRight(p.str("ORDERFLOW_PUBLIC_URL"), "/"),
+		ReplicaURL:    p.replicaURL("ORDERFLOW_REPLICA_URL"),
+
+		ReplicaSyncInterval: p.duration("ORDERFLOW_REPLICA_SYNC_INTERVAL"),
+		S3Endpoint:          p.str("AWS_ENDPOINT_URL_S3"),
+		AWSCABundle:         p.str("AWS_CA_BUNDLE"),
+		JWTSecret:           p.secret("JWT_SECRET"),
+		URLSigningKey:       p.secret("ORDERFLOW_URL_SIGNING_KEY"),
+		UsersFile:           p.str("ORDERFLOW_USERS_FILE"),
+		TokenTTL:            p.duration("ORDERFLOW_TOKEN_TTL"),
+		StatusURLTTL:        p.duration("ORDERFLOW_STATUS_URL_TTL"),
+		PublicURL:           strings.TrimRight(p.str("ORDERFLOW_PUBLIC_URL"), "/"),
 
 		RateLimit:          p.positive("ORDERFLOW_RATE_LIMIT"),
 		LoginRateLimit:     p.positive("ORDERFLOW_LOGIN_RATE_LIMIT"),
@@ -332,6 +349,15 @@ func (p *parser) limits(c config) {
 	if c.AWSCallTimeout <= 0 {
 		p.fail("ORDERFLOW_AWS_CALL_TIMEOUT", "must be positive, got %s", c.AWSCallTimeout)
 	}
+	if c.ReplicaURL != "" && c.awsMode() {
+		p.fail("ORDERFLOW_REPLICA_URL", "replicates the embedded mode's SQLite file; the AWS mode keeps its data in SQS and DynamoDB (use DynamoDB's point-in-time recovery)")
+	}
+	if strings.HasPrefix(c.ReplicaURL, "s3://") && c.AWSCABundle != "" {
+		p.fail("ORDERFLOW_REPLICA_URL", "an s3:// replica cannot be used with AWS_CA_BUNDLE set (the AWS SDK cannot add the bundle to Litestream's S3 client); put the CA in the system's trust store (SSL_CERT_FILE) and unset AWS_CA_BUNDLE")
+	}
+	if c.ReplicaSyncInterval < 10*time.Millisecond {
+		p.fail("ORDERFLOW_REPLICA_SYNC_INTERVAL", "must be at least 10ms, got %s", c.ReplicaSyncInterval)
+	}
 	if c.SweepAfter < time.Second || c.TakeoverAfter < time.Second || c.DLQWatchInterval < 100*time.Millisecond {
 		p.fail("ORDERFLOW_SWEEP_AFTER", "ORDERFLOW_SWEEP_AFTER and ORDERFLOW_TAKEOVER_AFTER must be at least 1s, ORDERFLOW_DLQ_WATCH_INTERVAL at least 100ms")
 	}
@@ -358,6 +384,27 @@ func (p *parser) refuseBuiltInSecrets(name string, kr *auth.Keyring, env string)
 			return
 		}
 	}
+}
+
+// replicaURL reads a replica URL (file:///dir or s3://bucket/prefix).
+func (p *parser) replicaURL(name string) string {
+	s := p.str(name)
+	if s == "" {
+		return ""
+	}
+	if err := replica.CheckURL(s); err != nil {
+		p.fail(name, "%v", err)
+	}
+	return s
+}
+
+// replicaConfig is the replica's configuration of c, logging to log.
+func (c config) replicaConfig(log *slog.Logger) replica.Config {
+	endpoint := c.S3Endpoint
+	if endpoint == "" {
+		endpoint = c.AWSEndpoint
+	}
+	return replica.Config{URL: c.ReplicaURL, S3Endpoint: endpoint, Region: c.AWSRegion, SyncInterval: c.ReplicaSyncInterval, Logger: log}
 }
 
 // awsMode reports whether the queue and store are SQS and DynamoDB.

@@ -19,6 +19,7 @@ import (
 	"github.com/orderflow/orderflow/dynamostore"
 	"github.com/orderflow/orderflow/httpapi"
 	"github.com/orderflow/orderflow/processor"
+	"github.com/orderflow/orderflow/replica"
 	"github.com/orderflow/orderflow/sqlite"
 )
 
@@ -227,6 +228,7 @@ func TestConfigDefaultsAreTheirOwnersConstants(t *testing.T) {
 		{"ORDERFLOW_FRAUD_THRESHOLD", c.FraudThreshold, processor.DefaultFraudThreshold},
 		{"ORDERFLOW_FRAUD_MAX_AMOUNT", c.FraudMaxAmount, int64(processor.DefaultFraudMaxAmount)},
 		{"ORDERFLOW_TAKEOVER_AFTER", c.TakeoverAfter, dynamostore.DefaultStaleIntent},
+		{"ORDERFLOW_REPLICA_SYNC_INTERVAL", c.ReplicaSyncInterval, replica.DefaultSyncInterval},
 	} {
 		if tt.got != tt.want {
 			t.Errorf("%s defaults to %v, want its owner's %v", tt.name, tt.got, tt.want)
@@ -335,5 +337,35 @@ func TestConfigTracing(t *testing.T) {
 	}
 	if got := c.Tracing.Sampler.Description(); got != "TraceIDRatioBased{0.25}" {
 		t.Errorf("sampler %s, want TraceIDRatioBased{0.25}", got)
+	}
+}
+
+func TestConfigReplica(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		env     map[string]string
+		wantErr string // "" for none
+	}{
+		{"off by default", nil, ""},
+		{"a file replica", map[string]string{"ORDERFLOW_REPLICA_URL": "file:///var/backups/orderflow"}, ""},
+		{"an S3 replica", map[string]string{"ORDERFLOW_REPLICA_URL": "s3://shop/orderflow", "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9000"}, ""},
+		{"a relative directory is refused", map[string]string{"ORDERFLOW_REPLICA_URL": "file:backups"}, "ORDERFLOW_REPLICA_URL"},
+		{"another scheme is refused", map[string]string{"ORDERFLOW_REPLICA_URL": "gs://bucket/x"}, "ORDERFLOW_REPLICA_URL"},
+		{"the AWS mode has no SQLite file to replicate", map[string]string{"ORDERFLOW_REPLICA_URL": "s3://shop/x", "SQS_QUEUE_URL": "http://q", "DDB_TABLE": "T"}, "ORDERFLOW_REPLICA_URL"},
+		{"an S3 replica refuses AWS_CA_BUNDLE", map[string]string{"ORDERFLOW_REPLICA_URL": "s3://shop/x", "AWS_CA_BUNDLE": "/etc/ca.pem"}, "AWS_CA_BUNDLE"},
+		{"a file replica ignores AWS_CA_BUNDLE", map[string]string{"ORDERFLOW_REPLICA_URL": "file:///b", "AWS_CA_BUNDLE": "/etc/ca.pem"}, ""},
+		{"a sync interval below 10ms is refused", map[string]string{"ORDERFLOW_REPLICA_SYNC_INTERVAL": "1ms"}, "ORDERFLOW_REPLICA_SYNC_INTERVAL"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := loadConfig(getenvOf(tt.env))
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("got %v, want no error", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("got %v, want an error naming %s", err, tt.wantErr)
+			case err == nil && c.ReplicaURL != tt.env["ORDERFLOW_REPLICA_URL"]:
+				t.Errorf("ReplicaURL = %q, want %q", c.ReplicaURL, tt.env["ORDERFLOW_REPLICA_URL"])
+			}
+		})
 	}
 }

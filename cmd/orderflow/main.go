@@ -1,7 +1,7 @@
 // Command orderflow runs the order pipeline: the api, the processor, or
 // both (serve, the default), and the operator's commands.
 //
-//	orderflow [serve|api|processor|init|dlq|hash-password|login|order|help]
+//	orderflow [serve|api|processor|init|dlq|backup|restore|hash-password|login|order|help]
 //
 // Settings come from the environment; see config.go or the README.
 package main
@@ -63,6 +63,13 @@ commands:
   dlq list       show messages in the dead-letter queue (JSON lines on stdout)
   dlq redrive    move dead-letter messages back to the queue
   dlq purge      delete every dead-letter message (asks first; --yes without a terminal)
+  backup --to FILE
+                 write a consistent snapshot of ORDERFLOW_DB to FILE while
+                 the api and the processor run (embedded and split modes)
+  restore [--timestamp 2026-03-01T12:00:00Z] [--force | --if-missing]
+                 rebuild ORDERFLOW_DB from ORDERFLOW_REPLICA_URL (the latest
+                 state, or as it was then); --force replaces an existing file,
+                 --if-missing restores only when there is none
   hash-password  read a password on stdin, print its bcrypt hash for ORDERFLOW_USERS_FILE
   help           this text
 
@@ -127,6 +134,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return dlq(ctx, cfg, args, stdin, stdout, stderr)
 	case "init":
 		return initAWS(ctx, cfg, args, stdout)
+	case "backup":
+		return backupCmd(ctx, cfg, args, stdout, stderr)
+	case "restore":
+		return restoreCmd(ctx, cfg, args, stdout, stderr)
 	}
 	return fmt.Errorf("unknown command %q\n\n%s", cmd, usage)
 }

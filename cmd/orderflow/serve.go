@@ -57,9 +57,18 @@ func serve(ctx context.Context, mode string, cfg config, stdout io.Writer) error
 	if err != nil {
 		return err
 	}
+	stopReplica, err := startReplica(cfg, log, reg)
+	if err != nil {
+		b.close()
+		return err
+	}
 	defer func() {
 		if err := b.close(); err != nil {
 			log.Error("close backend", "err", err)
+		}
+		// After the backend's last writes: the replica gets them too.
+		if err := stopReplica(); err != nil {
+			log.Error("replica", "err", err)
 		}
 	}()
 	if err := seedStock(ctx, b.stock, cfg.Stock); err != nil {
