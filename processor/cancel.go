@@ -26,6 +26,9 @@ func (p *Processor) cancelBoundary(ctx context.Context, a *attempt) (outcome, bo
 	case o.Status.Terminal():
 		a.o = o
 		p.log.InfoContext(ctx, "order ended by another worker", "status", o.Status)
+		if err := p.releaseEnded(ctx, o); err != nil {
+			return p.transient(ctx, a, "release stock", err), true
+		}
 		return p.ack(a, kindFinished), true
 	case o.Cancellation != nil:
 		a.o = o
@@ -81,4 +84,22 @@ func (p *Processor) finishCancel(ctx context.Context, o orderflow.Order) (orderf
 	p.logTransition(ctx, t.From, t.To, nil)
 	p.countEnd(t.To)
 	return stored, nil
+}
+
+// releaseEnded gives back the stock that o, ended other than COMPLETED,
+// may still hold. A worker that ends an order releases its stock, then
+// moves it; an attempt of another message of the order (a re-sent one, or
+// one in work beside the dead-letter watch) that reserved between those
+// two writes holds stock that the release did not see. So every attempt
+// and watch that finds the order ended releases it again (Release is
+// idempotent, and a no-op without a reservation).
+func (p *Processor) releaseEnded(ctx context.Context, o orderflow.Order) error {
+	if o.Status == orderflow.StatusCompleted || len(o.Items) == 0 {
+		return nil
+	}
+	_, err := call(ctx, p, func(ctx context.Context) (struct{}, error) { return struct{}{}, p.inv.Release(ctx, o.ID) })
+	if err != nil {
+		return fmt.Errorf("release stock: %w", err)
+	}
+	return nil
 }

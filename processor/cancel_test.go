@@ -241,3 +241,74 @@ func TestOnSQLiteTheDeadLetterWatchCancelsAnOrderWithACancelRequested(t *testing
 	}
 	wantCancelled(t, r, o.ID, true)
 }
+
+// endedElsewhere ends o as another worker does (its stock released,
+// then the order moved), but with the release run before this attempt's
+// reservation, which it therefore did not give back.
+func (r *rig) endedElsewhere(o orderflow.Order) {
+	r.t.Helper()
+	r.requestCancel(o.ID)
+	t := orderflow.Transition{ID: o.ID, From: orderflow.StatusProcessing, To: orderflow.StatusCancelled, At: time.Now()}
+	if _, err := r.db.Transition(context.Background(), t); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// An attempt that reserved after another worker's release, and finds the
+// order ended at its next stage boundary, gives the stock back.
+func TestOnSQLiteAnAttemptThatFindsItsOrderEndedElsewhereReleasesItsStock(t *testing.T) {
+	r := newRig(t)
+	h := r.withHold(true, false)
+	o := r.accept(1000, items("widget", 2)...)
+	r.start()
+	waitEntered(t, h)
+	r.endedElsewhere(o)
+	close(h.release)
+	r.waitQueue(orderflow.QueueDepth{})
+	if n := r.stock("widget"); n != 100 {
+		t.Errorf("widget stock = %d, want 100: the order ended CANCELLED, so nothing stays reserved", n)
+	}
+	if n := r.charges(o.ID); n != 0 {
+		t.Errorf("charges = %d, want none", n)
+	}
+}
+
+// The same when the attempt that reserved died: the redelivered message,
+// and the dead-letter watch, find the order ended and release its stock.
+func TestOnSQLiteAnEndedOrderStillHoldingStockIsReleased(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		end  func(r *rig, o orderflow.Order)
+	}{
+		{"by the message's next receive", func(r *rig, _ orderflow.Order) {
+			r.start()
+			r.waitQueue(orderflow.QueueDepth{})
+		}},
+		{"by the dead-letter watch", func(r *rig, o orderflow.Order) {
+			d := orderflow.Delivery{Message: orderflow.Message{OrderID: o.ID}, ReceiveCount: testMaxReceives}
+			if err := r.p.endDeadLettered(context.Background(), d); err != nil {
+				r.t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t)
+			o := r.accept(1000, items("widget", 2)...)
+			ctx := context.Background()
+			if _, err := r.db.StartOrder(ctx, o.ID, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			if f, err := r.db.Reserve(ctx, o.ID, o.Items); err != nil || f != nil {
+				t.Fatal(f, err)
+			}
+			r.endedElsewhere(o)
+			tt.end(r, o)
+			if n := r.stock("widget"); n != 100 {
+				t.Errorf("widget stock = %d, want 100 (released)", n)
+			}
+			if got := r.order(o.ID).Status; got != orderflow.StatusCancelled {
+				t.Errorf("order %s, want it left CANCELLED", got)
+			}
+		})
+	}
+}

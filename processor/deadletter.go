@@ -51,11 +51,11 @@ const deadLetterRounds = 3
 //   - any other order not yet final: FAILED with ReasonDeadLettered, then
 //     its stock released (Inventory.Release), so that no customer is
 //     charged for a FAILED order and no stock stays held by one;
-//   - an order FAILED with ReasonDeadLettered: its stock released again,
-//     for a watch that died between the two writes;
-//   - any other final order (CANCELLED included), an order that does not exist, a poison
-//     message (Run fails a PENDING order it names on its last receive):
-//     nothing.
+//   - a final order other than COMPLETED: its stock released again (for a
+//     watch that died between its two writes, and for the attempt that
+//     reserved beside it: see releaseEnded);
+//   - a COMPLETED order, an order that does not exist, a poison message
+//     (Run fails a PENDING order it names on its last receive): nothing.
 //
 // Every write is conditional or idempotent, so a message handled twice, or
 // by several processors, ends its order once. An error means "try again
@@ -83,11 +83,8 @@ func (p *Processor) endDeadLettered(ctx context.Context, d orderflow.Delivery) e
 	ctx, span := p.startOrderSpan(ctx, spanDeadLetter, tp, d)
 	defer span.End()
 	for range deadLetterRounds {
-		if failedByDeadLetter(o) {
-			return p.releaseDeadLettered(ctx, o.ID)
-		}
 		if o.Status.Terminal() {
-			return nil
+			return p.releaseEnded(ctx, o)
 		}
 		if o.Status == orderflow.StatusProcessing && o.Cancellation != nil {
 			_, err := p.finishCancel(ctx, o)
@@ -107,10 +104,8 @@ func (p *Processor) endDeadLettered(ctx context.Context, d orderflow.Delivery) e
 		}
 		p.logTransition(ctx, t.From, t.To, t.Failure)
 		p.countEnd(t.To)
-		if t.To == orderflow.StatusFailed {
-			return p.releaseDeadLettered(ctx, o.ID)
-		}
-		return nil
+		o.Status = t.To
+		return p.releaseEnded(ctx, o)
 	}
 	return fmt.Errorf("order %s kept moving while its dead-lettered message was handled", o.ID)
 }
@@ -135,19 +130,4 @@ func (p *Processor) deadLetterEnd(ctx context.Context, o orderflow.Order, receiv
 	}
 	t.To, t.Failure = orderflow.StatusFailed, &orderflow.Failure{Code: orderflow.ReasonDeadLettered, Detail: detail}
 	return t, nil
-}
-
-// failedByDeadLetter reports whether o was failed by the dead-letter policy (or
-// by Run, for a poison message naming it: it holds no stock either).
-func failedByDeadLetter(o orderflow.Order) bool {
-	return o.Status == orderflow.StatusFailed && o.Failure != nil && o.Failure.Code == orderflow.ReasonDeadLettered
-}
-
-// releaseDeadLettered gives back the stock of an order the policy failed.
-func (p *Processor) releaseDeadLettered(ctx context.Context, id orderflow.OrderID) error {
-	_, err := call(ctx, p, func(ctx context.Context) (struct{}, error) { return struct{}{}, p.inv.Release(ctx, id) })
-	if err != nil {
-		return fmt.Errorf("release stock: %w", err)
-	}
-	return nil
 }

@@ -379,11 +379,11 @@ func TestDeadLetterPolicy(t *testing.T) {
 			want:  orderflow.StatusFailed, reason: orderflow.ReasonDeadLettered, bolts: 10,
 		},
 		{
-			name: "an order FAILED for another reason is left alone",
+			name: "an order FAILED for another reason stays so, its stock released",
 			order: func(w *policyWorld) orderflow.Order {
 				return w.order(orderflow.StatusFailed, false, &orderflow.Failure{Code: orderflow.ReasonProcessingFailed, Detail: "x"})
 			},
-			want: orderflow.StatusFailed, reason: orderflow.ReasonProcessingFailed, bolts: 7,
+			want: orderflow.StatusFailed, reason: orderflow.ReasonProcessingFailed, bolts: 10,
 		},
 		{
 			name:  "a COMPLETED order is left alone",
@@ -391,11 +391,11 @@ func TestDeadLetterPolicy(t *testing.T) {
 			want:  orderflow.StatusCompleted, bolts: 7,
 		},
 		{
-			name: "a REJECTED order is left alone",
+			name: "a REJECTED order stays so, its stock released",
 			order: func(w *policyWorld) orderflow.Order {
 				return w.order(orderflow.StatusRejected, false, &orderflow.Failure{Code: orderflow.ReasonFraudSuspected, Detail: "x"})
 			},
-			want: orderflow.StatusRejected, reason: orderflow.ReasonFraudSuspected, bolts: 7,
+			want: orderflow.StatusRejected, reason: orderflow.ReasonFraudSuspected, bolts: 10,
 		},
 		{
 			name:  "an order that does not exist is left alone",

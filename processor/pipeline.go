@@ -125,6 +125,9 @@ func (p *Processor) begin(ctx context.Context, a *attempt) (context.Context, out
 		// A CANCELLED order's first message ends here too: it was
 		// cancelled while PENDING, and no stage runs.
 		p.log.InfoContext(ctx, "order already final; deleting the redelivered message", "status", o.Status)
+		if err := p.releaseEnded(ctx, o); err != nil {
+			return ctx, p.transient(ctx, a, "release stock", err), false
+		}
 		return ctx, p.ack(a, kindFinished), false
 	}
 	if o.Cancellation != nil {
