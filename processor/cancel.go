@@ -26,8 +26,8 @@ func (p *Processor) cancelBoundary(ctx context.Context, a *attempt) (outcome, bo
 	case o.Status.Terminal():
 		a.o = o
 		p.log.InfoContext(ctx, "order ended by another worker", "status", o.Status)
-		if err := p.releaseEnded(ctx, o); err != nil {
-			return p.transient(ctx, a, "release stock", err), true
+		if err := p.settleEnded(ctx, o); err != nil {
+			return p.transient(ctx, a, "settle", err), true
 		}
 		return p.ack(a, kindFinished), true
 	case o.Cancellation != nil:
@@ -86,20 +86,32 @@ func (p *Processor) finishCancel(ctx context.Context, o orderflow.Order) (orderf
 	return stored, nil
 }
 
-// releaseEnded gives back the stock that o, ended other than COMPLETED,
-// may still hold. A worker that ends an order releases its stock, then
-// moves it; an attempt of another message of the order (a re-sent one, or
-// one in work beside the dead-letter watch) that reserved between those
-// two writes holds stock that the release did not see. So every attempt
-// and watch that finds the order ended releases it again (Release is
-// idempotent, and a no-op without a reservation).
-func (p *Processor) releaseEnded(ctx context.Context, o orderflow.Order) error {
-	if o.Status == orderflow.StatusCompleted || len(o.Items) == 0 {
+// settleEnded undoes what o, ended other than COMPLETED, may still hold:
+// its stock is released and any charge refunded. A worker that ends an
+// order releases its stock (and, cancelling, refunds) before it moves
+// the order; an attempt of another message of the same order (a re-sent
+// one, or one in work beside the dead-letter watch) that reserved or
+// charged between those writes holds stock or money that they did not
+// see. So every attempt and watch that finds the order ended settles it
+// again. Release and Refund are idempotent, and no-ops when nothing is
+// held; the refund also voids the order's key at the gateway, so that a
+// charge still in flight elsewhere is declined.
+func (p *Processor) settleEnded(ctx context.Context, o orderflow.Order) error {
+	if o.Status == orderflow.StatusCompleted {
 		return nil
 	}
-	_, err := call(ctx, p, func(ctx context.Context) (struct{}, error) { return struct{}{}, p.inv.Release(ctx, o.ID) })
+	if len(o.Items) > 0 {
+		if _, err := call(ctx, p, func(ctx context.Context) (struct{}, error) { return struct{}{}, p.inv.Release(ctx, o.ID) }); err != nil {
+			return fmt.Errorf("release stock: %w", err)
+		}
+	}
+	r, err := call(ctx, p, func(ctx context.Context) (orderflow.Refund, error) { return p.pay.Refund(ctx, string(o.ID), o.ID) })
 	if err != nil {
-		return fmt.Errorf("release stock: %w", err)
+		return fmt.Errorf("refund: %w", err)
+	}
+	if r.Refunded() {
+		p.log.WarnContext(ctx, "payment refunded: the order was ended elsewhere while this attempt charged it",
+			"status", o.Status, "refund_id", r.ID, "charge_id", r.ChargeID)
 	}
 	return nil
 }

@@ -98,6 +98,8 @@ func (r *rig) requestCancel(id orderflow.OrderID) orderflow.Order {
 	return o
 }
 
+// refundOf is the ledger's refund of id: the one recorded already, or
+// else a new one under the id re_probe.
 func (r *rig) refundOf(id orderflow.OrderID) orderflow.Refund {
 	r.t.Helper()
 	ref, err := r.db.RecordRefund(context.Background(), orderflow.Refund{ID: "re_probe", IdempotencyKey: string(id), OrderID: id})
@@ -270,6 +272,31 @@ func TestOnSQLiteAnAttemptThatFindsItsOrderEndedElsewhereReleasesItsStock(t *tes
 	}
 	if n := r.charges(o.ID); n != 0 {
 		t.Errorf("charges = %d, want none", n)
+	}
+}
+
+// An attempt that charged after the dead-letter watch found no payment
+// and failed the order refunds the charge and gives the stock back.
+func TestOnSQLiteAnAttemptThatChargedAnOrderFailedElsewhereRefundsIt(t *testing.T) {
+	r := newRig(t)
+	h := r.withHold(false, true)
+	o := r.accept(1000, items("widget", 2)...)
+	r.start()
+	waitEntered(t, h)
+	f := orderflow.Failure{Code: orderflow.ReasonDeadLettered, Detail: "failed by the watch"}
+	if _, err := r.db.Transition(context.Background(), orderflow.Transition{ID: o.ID, From: orderflow.StatusProcessing, To: orderflow.StatusFailed, Failure: &f, At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	close(h.release)
+	r.waitQueue(orderflow.QueueDepth{})
+	if got := r.order(o.ID).Status; got != orderflow.StatusFailed {
+		t.Errorf("order %s, want it left FAILED", got)
+	}
+	if ref := r.refundOf(o.ID); !ref.Refunded() || ref.Amount != 1000 || ref.ID == "re_probe" {
+		t.Errorf("ledger refund = %+v, want the 1000 charged given back by the processor", ref)
+	}
+	if n := r.stock("widget"); n != 100 {
+		t.Errorf("widget stock = %d, want 100 (released)", n)
 	}
 }
 

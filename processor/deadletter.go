@@ -51,9 +51,9 @@ const deadLetterRounds = 3
 //   - any other order not yet final: FAILED with ReasonDeadLettered, then
 //     its stock released (Inventory.Release), so that no customer is
 //     charged for a FAILED order and no stock stays held by one;
-//   - a final order other than COMPLETED: its stock released again (for a
-//     watch that died between its two writes, and for the attempt that
-//     reserved beside it: see releaseEnded);
+//   - a final order other than COMPLETED: its stock released again and
+//     any charge refunded (for a watch that died between its writes, and
+//     for an attempt that reserved or charged beside it: settleEnded);
 //   - a COMPLETED order, an order that does not exist, a poison message
 //     (Run fails a PENDING order it names on its last receive): nothing.
 //
@@ -84,7 +84,7 @@ func (p *Processor) endDeadLettered(ctx context.Context, d orderflow.Delivery) e
 	defer span.End()
 	for range deadLetterRounds {
 		if o.Status.Terminal() {
-			return p.releaseEnded(ctx, o)
+			return p.settleEnded(ctx, o)
 		}
 		if o.Status == orderflow.StatusProcessing && o.Cancellation != nil {
 			_, err := p.finishCancel(ctx, o)
@@ -105,7 +105,7 @@ func (p *Processor) endDeadLettered(ctx context.Context, d orderflow.Delivery) e
 		p.logTransition(ctx, t.From, t.To, t.Failure)
 		p.countEnd(t.To)
 		o.Status = t.To
-		return p.releaseEnded(ctx, o)
+		return p.settleEnded(ctx, o)
 	}
 	return fmt.Errorf("order %s kept moving while its dead-lettered message was handled", o.ID)
 }

@@ -72,9 +72,9 @@
 // same message coming back while still in work is put back with backoff.
 // Across processes (a re-sent message, the dead-letter watch beside an
 // attempt) one worker may release an order's stock and end it while
-// another reserves between those two writes; so whoever finds an order
-// ended other than COMPLETED releases its stock again, and stock held by
-// an ended order is always given back.
+// another reserves or charges between those writes; so whoever finds an
+// order ended other than COMPLETED releases its stock and refunds any
+// charge again, and an ended order never keeps stock or money.
 //
 // After a successful charge, the order is never moved to FAILED: if the
 // COMPLETED write fails on the last receive, the message is left for the

@@ -83,6 +83,9 @@ func (p *Processor) complete(ctx context.Context, a *attempt) outcome {
 	if errors.Is(err, errCancelRequested) {
 		return p.cancel(ctx, a)
 	}
+	if err == nil && a.o.Status != orderflow.StatusCompleted {
+		err = p.settleEnded(ctx, a.o) // another worker ended it first
+	}
 	if err != nil {
 		return p.transient(ctx, a, "complete", err)
 	}
@@ -125,8 +128,8 @@ func (p *Processor) begin(ctx context.Context, a *attempt) (context.Context, out
 		// A CANCELLED order's first message ends here too: it was
 		// cancelled while PENDING, and no stage runs.
 		p.log.InfoContext(ctx, "order already final; deleting the redelivered message", "status", o.Status)
-		if err := p.releaseEnded(ctx, o); err != nil {
-			return ctx, p.transient(ctx, a, "release stock", err), false
+		if err := p.settleEnded(ctx, o); err != nil {
+			return ctx, p.transient(ctx, a, "settle", err), false
 		}
 		return ctx, p.ack(a, kindFinished), false
 	}
