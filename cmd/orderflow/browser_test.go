@@ -251,7 +251,7 @@ func TestBrowser(t *testing.T) {
 	})
 	t.Run("a refused event stream falls back to polling", func(t *testing.T) {
 		t.Parallel()
-		testPollingFallback(t, browser, in)
+		testPollingFallback(t, browser)
 	})
 	t.Run("Swagger UI renders offline", func(t *testing.T) {
 		t.Parallel()
@@ -541,8 +541,10 @@ func testCancelButton(t *testing.T, browser context.Context, in *instance) {
 // testPollingFallback: the user's held status requests are at their cap
 // (long-polls of a finished order, which never return early), so the
 // page's event stream is refused with a 429; the page follows the order
-// by polling to COMPLETED.
-func testPollingFallback(t *testing.T, browser context.Context, in *instance) {
+// by polling to COMPLETED. It has a server of its own, whose status
+// requests the other tests do not count.
+func testPollingFallback(t *testing.T, browser context.Context) {
+	in := startRun(t, testEnv(t, map[string]string{"ORDERFLOW_PAYMENT_LATENCY": "3s"}))
 	done := placeOrder(t, in.api, "pat")
 	pollUntilTerminal(t, done.StatusURL, 30*time.Second)
 	etag := statusGet(t, done.StatusURL).Header.Get("ETag")
