@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,8 +69,9 @@ func serve(ctx context.Context, mode string, cfg config, stdout io.Writer) error
 
 	var g group
 	var apiSrv *http.Server
+	var leaving atomic.Bool // set at SIGTERM: /ready answers 503
 	if mode == "serve" || mode == "api" {
-		if apiSrv, err = startAPI(ctx, &g, cfg, b, log, reg, tp); err != nil {
+		if apiSrv, err = startAPI(ctx, &g, cfg, b, log, reg, tp, &leaving); err != nil {
 			return g.abort(err)
 		}
 	}
@@ -82,10 +84,24 @@ func serve(ctx context.Context, mode string, cfg config, stdout io.Writer) error
 
 	first := g.wait(ctx, log)
 	if apiSrv != nil {
+		if first == nil {
+			leave(&leaving, cfg.ShutdownDelay, log)
+		}
 		shutdown(apiSrv, 10*time.Second, log)
 	}
 	proc()
 	return g.finish(first, log)
+}
+
+// leave turns the api's /ready to 503 and goes on serving for delay, so
+// that the load balancers still sending requests here see it leave and
+// stop before the listener closes.
+func leave(leaving *atomic.Bool, delay time.Duration, log *slog.Logger) {
+	leaving.Store(true)
+	if delay > 0 {
+		log.Info("not ready: serving on until the shutdown delay ends", "delay", delay.String())
+		time.Sleep(delay)
+	}
 }
 
 // group runs serve's parts, each in its own goroutine, and collects what
@@ -154,8 +170,8 @@ func (g *group) abort(err error, srvs ...*http.Server) error {
 // startAPI listens on cfg's api address and serves the api in g.
 // The status streams end when ctx does, so that the shutdown need not wait
 // for them.
-func startAPI(ctx context.Context, g *group, cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry, tp trace.TracerProvider) (*http.Server, error) {
-	h, err := newAPI(cfg, b, log, reg, tp, ctx.Done())
+func startAPI(ctx context.Context, g *group, cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry, tp trace.TracerProvider, leaving *atomic.Bool) (*http.Server, error) {
+	h, err := newAPI(cfg, b, log, reg, tp, ctx.Done(), leaving)
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +235,7 @@ func shutdown(srv *http.Server, grace time.Duration, log *slog.Logger) {
 	}
 }
 
-func newAPI(cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry, tp trace.TracerProvider, done <-chan struct{}) (http.Handler, error) {
+func newAPI(cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry, tp trace.TracerProvider, done <-chan struct{}, leaving *atomic.Bool) (http.Handler, error) {
 	var users *auth.Users
 	if !cfg.DevLogin {
 		f, err := os.Open(cfg.UsersFile)
@@ -255,7 +271,7 @@ func newAPI(cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry, 
 		Gatherer:    reg,
 		Intake:      b.intake,
 		Orders:      b.store,
-		Ready:       orderflow.NewCachedCheck(time.Second, time.Now, b.ping).Check,
+		Ready:       readyUnlessLeaving(orderflow.NewCachedCheck(time.Second, time.Now, b.ping).Check, leaving),
 		Now:         time.Now,
 		RateLimiter: b.limiter,
 		Watcher:     b.watcher,
@@ -295,4 +311,14 @@ func newProcessor(cfg config, b *backend, log *slog.Logger, reg *prometheus.Regi
 		DeadLetters:    b.watch,
 		TracerProvider: tp,
 	})
+}
+
+// readyUnlessLeaving is check, but EUnavailable once leaving is set.
+func readyUnlessLeaving(check func(context.Context) error, leaving *atomic.Bool) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if leaving.Load() {
+			return orderflow.Unavailable(nil, "shutting down")
+		}
+		return check(ctx)
+	}
 }
