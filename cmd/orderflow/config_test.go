@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -363,5 +364,23 @@ func TestConfigTracing(t *testing.T) {
 	}
 	if got := c.Tracing.Sampler.Description(); got != "TraceIDRatioBased{0.25}" {
 		t.Errorf("sampler %s, want TraceIDRatioBased{0.25}", got)
+	}
+}
+
+// help settings lists every setting with its default, one a line, for the
+// tools that check a deployment's environment (deploy/check).
+func TestHelpSettingsListsEverySetting(t *testing.T) {
+	var out strings.Builder
+	if err := run(context.Background(), []string{"help", "settings"}, getenvOf(nil), strings.NewReader(""), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != len(settings) {
+		t.Fatalf("help settings printed %d lines, want %d", len(lines), len(settings))
+	}
+	for i, s := range settings {
+		if want := s.Name + "\t" + s.Default + "\t" + s.Help; lines[i] != want {
+			t.Errorf("line %d: got %q, want %q", i+1, lines[i], want)
+		}
 	}
 }

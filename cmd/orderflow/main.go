@@ -79,7 +79,7 @@ commands:
   dlq redrive    move dead-letter messages back to the queue
   dlq purge      delete every dead-letter message (asks first; --yes without a terminal)
   hash-password  read a password on stdin, print its bcrypt hash for ORDERFLOW_USERS_FILE
-  help           this text
+  help           this text; help settings: every setting, its default and use (tab-separated)
 
 client commands, against the api at ORDERFLOW_URL (default http://localhost:8000):
   login --user U [--password-stdin]
@@ -104,6 +104,17 @@ Settings are environment variables; see the README. Errors from the api
 are printed as the problem's title and detail; every failure exits non-zero.
 `
 
+// printSettings writes the settings table, one setting a line: name,
+// default and help, tab-separated (for tools that check deployments).
+func printSettings(w io.Writer) error {
+	for _, s := range settings {
+		if _, err := fmt.Fprintf(w, "%s\t%s\t%s\n", s.Name, s.Default, s.Help); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // run is the whole program; main only supplies the process's environment.
 // Logs and results go to stdout; the operator commands' remarks for a
 // person (counts, prompts) go to stderr, so that their stdout pipes.
@@ -114,6 +125,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	switch cmd {
 	case "help", "-h", "-help", "--help":
+		if len(args) == 1 && args[0] == "settings" {
+			return printSettings(stdout)
+		}
 		_, err := io.WriteString(stdout, usage)
 		return err
 	case "hash-password":
