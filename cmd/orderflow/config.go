@@ -39,11 +39,16 @@ type config struct {
 	URLSigningKey string
 	JWTKeys       *auth.Keyring // JWTSecret, parsed
 	URLKeys       *auth.Keyring // URLSigningKey, parsed
-	DevLogin      bool
-	UsersFile     string
-	TokenTTL      time.Duration
-	StatusURLTTL  time.Duration
-	PublicURL     string
+	// JWTSecretFile and URLSigningKeyFile are the files the secrets were
+	// read from (JWT_SECRET_FILE, ORDERFLOW_URL_SIGNING_KEY_FILE), which
+	// the api follows for rotations; "" when given inline.
+	JWTSecretFile     string
+	URLSigningKeyFile string
+	DevLogin          bool
+	UsersFile         string
+	TokenTTL          time.Duration
+	StatusURLTTL      time.Duration
+	PublicURL         string
 
 	RateLimit          int
 	LoginRateLimit     int
@@ -222,17 +227,19 @@ func loadConfigFor(getenv func(string) string, cmd string) (config, error) {
 // config reads every setting, each in the form its parser checks.
 func (p *parser) config() config {
 	return config{
-		Env:           p.str("ENV"),
-		LogLevel:      p.str("ORDERFLOW_LOG_LEVEL"),
-		APIAddr:       p.str("ORDERFLOW_API_ADDR"),
-		ProcessorAddr: p.str("ORDERFLOW_PROCESSOR_ADDR"),
-		DBPath:        p.str("ORDERFLOW_DB"),
-		JWTSecret:     p.secret("JWT_SECRET"),
-		URLSigningKey: p.secret("ORDERFLOW_URL_SIGNING_KEY"),
-		UsersFile:     p.str("ORDERFLOW_USERS_FILE"),
-		TokenTTL:      p.duration("ORDERFLOW_TOKEN_TTL"),
-		StatusURLTTL:  p.duration("ORDERFLOW_STATUS_URL_TTL"),
-		PublicURL:     strings.TrimRight(p.str("ORDERFLOW_PUBLIC_URL"), "/"),
+		Env:               p.str("ENV"),
+		LogLevel:          p.str("ORDERFLOW_LOG_LEVEL"),
+		APIAddr:           p.str("ORDERFLOW_API_ADDR"),
+		ProcessorAddr:     p.str("ORDERFLOW_PROCESSOR_ADDR"),
+		DBPath:            p.str("ORDERFLOW_DB"),
+		JWTSecret:         p.secret("JWT_SECRET"),
+		URLSigningKey:     p.secret("ORDERFLOW_URL_SIGNING_KEY"),
+		JWTSecretFile:     p.getenv("JWT_SECRET_FILE"),
+		URLSigningKeyFile: p.getenv("ORDERFLOW_URL_SIGNING_KEY_FILE"),
+		UsersFile:         p.str("ORDERFLOW_USERS_FILE"),
+		TokenTTL:          p.duration("ORDERFLOW_TOKEN_TTL"),
+		StatusURLTTL:      p.duration("ORDERFLOW_STATUS_URL_TTL"),
+		PublicURL:         strings.TrimRight(p.str("ORDERFLOW_PUBLIC_URL"), "/"),
 
 		RateLimit:          p.positive("ORDERFLOW_RATE_LIMIT"),
 		LoginRateLimit:     p.positive("ORDERFLOW_LOGIN_RATE_LIMIT"),

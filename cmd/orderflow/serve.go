@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync/atomic"
 	"time"
 
@@ -17,7 +16,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderflow/orderflow"
-	"github.com/orderflow/orderflow/auth"
 	"github.com/orderflow/orderflow/httpapi"
 	"github.com/orderflow/orderflow/processor"
 )
@@ -171,10 +169,11 @@ func (g *group) abort(err error, srvs ...*http.Server) error {
 // The status streams end when ctx does, so that the shutdown need not wait
 // for them.
 func startAPI(ctx context.Context, g *group, cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry, tp trace.TracerProvider, leaving *atomic.Bool) (*http.Server, error) {
-	h, err := newAPI(cfg, b, log, reg, tp, ctx.Done(), leaving)
+	keys, err := loadAPIKeys(cfg)
 	if err != nil {
 		return nil, err
 	}
+	h := newAPI(cfg, keys, b, log, reg, tp, ctx.Done(), leaving)
 	srv := httpapi.NewHTTPServer(cfg.APIAddr, h)
 	ln, err := net.Listen("tcp", cfg.APIAddr)
 	if err != nil {
@@ -182,6 +181,9 @@ func startAPI(ctx context.Context, g *group, cfg config, b *backend, log *slog.L
 	}
 	log.Info("api listening", "addr", ln.Addr().String(), "env", cfg.Env, "dev_login", cfg.DevLogin)
 	g.start("api", func() error { return ignoreClosed(srv.Serve(ln)) })
+	if files := keys.files(cfg); len(files) > 0 {
+		g.start("secret files", func() error { return watchSecretFiles(ctx, files, secretPollInterval, log) })
+	}
 	return srv, nil
 }
 
@@ -235,25 +237,13 @@ func shutdown(srv *http.Server, grace time.Duration, log *slog.Logger) {
 	}
 }
 
-func newAPI(cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry, tp trace.TracerProvider, done <-chan struct{}, leaving *atomic.Bool) (http.Handler, error) {
-	var users *auth.Users
-	if !cfg.DevLogin {
-		f, err := os.Open(cfg.UsersFile)
-		if err != nil {
-			return nil, fmt.Errorf("ORDERFLOW_USERS_FILE: %w", err)
-		}
-		users, err = auth.LoadUsers(f)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("ORDERFLOW_USERS_FILE %s: %w", cfg.UsersFile, err)
-		}
-	}
+func newAPI(cfg config, keys *apiKeys, b *backend, log *slog.Logger, reg *prometheus.Registry, tp trace.TracerProvider, done <-chan struct{}, leaving *atomic.Bool) http.Handler {
 	return httpapi.NewServer(httpapi.Config{
 		Env:                cfg.Env,
 		DevLogin:           cfg.DevLogin,
-		Users:              users,
-		Tokens:             auth.NewTokens(cfg.JWTKeys, cfg.TokenTTL, time.Now),
-		URLs:               auth.NewURLSigner(cfg.URLKeys),
+		Users:              keys.users,
+		Tokens:             keys.tokens,
+		URLs:               keys.urls,
 		StatusURLTTL:       cfg.StatusURLTTL,
 		PublicURL:          cfg.PublicURL,
 		RateLimit:          cfg.RateLimit,
@@ -279,7 +269,7 @@ func newAPI(cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry, 
 
 		TracerProvider: tp,
 		TraceIDsOnly:   !cfg.Tracing.exporting(),
-	}), nil
+	})
 }
 
 func newProcessor(cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry, tp trace.TracerProvider) (*processor.Processor, error) {
