@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 
@@ -24,13 +25,19 @@ var preparePolicies = sync.OnceValues(func() (rego.PreparedEvalQuery, error) {
 // returns what they deny.
 func policyProblems(t *testing.T, objs []object) []string {
 	t.Helper()
-	q, err := preparePolicies()
-	if err != nil {
-		t.Fatalf("policies in %s: %v", policyDir, err)
-	}
 	input := make([]any, len(objs))
 	for i, o := range objs {
 		input[i] = o.m
+	}
+	return evalPolicies(t, input)
+}
+
+// evalPolicies evaluates the policies on input, as conftest or OPA would.
+func evalPolicies(t *testing.T, input any) []string {
+	t.Helper()
+	q, err := preparePolicies()
+	if err != nil {
+		t.Fatalf("policies in %s: %v", policyDir, err)
 	}
 	rs, err := q.Eval(context.Background(), rego.EvalInput(input))
 	if err != nil || len(rs) != 1 || len(rs[0].Expressions) != 1 {
@@ -57,5 +64,25 @@ func TestPolicies(t *testing.T) {
 		for _, p := range policyProblems(t, objs) {
 			t.Errorf("%s: %s", name, p)
 		}
+	}
+}
+
+// conftest --combine hands the policies [{path, contents}]: they read the
+// objects out of it and find the same breaches.
+func TestPoliciesReadConftestsCombinedInput(t *testing.T) {
+	objs, err := build(k8sDir, overlays[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var docs []any
+	for _, o := range objs {
+		if o.kind() != "HorizontalPodAutoscaler" { // a breach: the api has no HPA
+			docs = append(docs, o.m)
+		}
+	}
+	want := evalPolicies(t, docs)
+	got := evalPolicies(t, []any{map[string]any{"path": "-", "contents": docs}})
+	if len(want) == 0 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("combined input: %q, want the plain input's %q (not empty)", got, want)
 	}
 }

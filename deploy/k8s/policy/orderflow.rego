@@ -2,12 +2,23 @@
 # rendered output of every overlay (deploy/check's TestPolicies; conftest
 # reads the same file: `kustomize build overlays/prod-us-east-1 |
 # conftest test --combine --namespace orderflow.k8s -p policy -`).
-# input is the list of rendered objects; deny holds one message per breach.
+# input is the list of rendered objects, or conftest's --combine list of
+# {path, contents} (contents one object or a list of them); deny holds one
+# message per breach.
 package orderflow.k8s
 
 import rego.v1
 
-objects := input if is_array(input)
+objects := [o | some x in input; some o in docs(x)]
+
+docs(x) := x.contents if is_array(x.contents)
+
+docs(x) := [x.contents] if is_object(x.contents)
+
+docs(x) := [x] if {
+	not x.contents
+	x.kind
+}
 
 deployments := [d | some d in objects; d.kind == "Deployment"]
 
