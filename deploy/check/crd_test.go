@@ -31,6 +31,11 @@ var crdSources = []struct{ module, version, glob string }{
 	{"github.com/cert-manager/cert-manager", "v1.21.2", "deploy/crds/*.yaml"},
 	{"istio.io/api", "v1.32.0", "kubernetes/customresourcedefinitions.gen.yaml"},
 	{"github.com/prometheus-operator/prometheus-operator", "v0.85.0", "example/prometheus-operator-crd/monitoring.coreos.com_*.yaml"},
+	// Argo CD and Argo Rollouts: for the Application and the Rollout that
+	// deliver and canary these workloads. (Argo CD's newer modules need a
+	// newer Go than this module's; their CRDs are the same API, v1alpha1.)
+	{"github.com/argoproj/argo-cd/v3", "v3.4.5", "manifests/crds/*-crd.yaml"},
+	{"github.com/argoproj/argo-rollouts", "v1.10.1", "manifests/crds/*-crd.yaml"},
 }
 
 // crdVersion is one served version of a CRD: its schema as the API server

@@ -191,3 +191,24 @@ func TestEveryObjectMatchesItsSchema(t *testing.T) {
 		t.Logf("%s: %d objects validated", name, len(objs))
 	}
 }
+
+// The CRDs of every project the spec names load, structural as the API
+// server requires, with the kinds these manifests use and the Argo ones
+// that deliver them.
+func TestTheProjectsCRDsLoad(t *testing.T) {
+	crds, err := loadCRDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{
+		"keda.sh/v1alpha1/ScaledObject", "keda.sh/v1alpha1/TriggerAuthentication",
+		"cert-manager.io/v1/ClusterIssuer", "cert-manager.io/v1/Certificate",
+		"networking.istio.io/v1/Gateway", "networking.istio.io/v1/VirtualService",
+		"monitoring.coreos.com/v1/ServiceMonitor", "monitoring.coreos.com/v1/PodMonitor",
+		"argoproj.io/v1alpha1/Application", "argoproj.io/v1alpha1/Rollout", "argoproj.io/v1alpha1/AnalysisTemplate",
+	} {
+		if crds[k] == nil {
+			t.Errorf("no CRD for %s among the %d loaded", k, len(crds))
+		}
+	}
+}
