@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/orderflow/orderflow/logtest"
 )
@@ -138,10 +141,8 @@ func waitFor(t *testing.T, what string, out fmt.Stringer, cond func() bool) {
 	}
 }
 
-// agentConfig is a bao agent that logs in with AppRole and renders the
-// api's three secret files from KV v2, as the Vault Agent Injector does in
-// deploy/k8s/base/api.yaml (same paths, same fields), re-reading them every
-// second.
+// agentConfig is a bao agent that logs in with AppRole and renders
+// templates (appended) into files, re-reading KV every second.
 const agentConfig = `
 vault { address = %q }
 auto_auth {
@@ -155,26 +156,47 @@ auto_auth {
   sink "file" { config = { path = %q } }
 }
 template_config { static_secret_render_interval = "1s" }
-template {
-  contents = "{{- with secret \"secret/data/orderflow/jwt\" -}}{{ .Data.data.keyring }}{{- end -}}"
-  destination = %q
-  perms = "0600"
-}
-template {
-  contents = "{{- with secret \"secret/data/orderflow/url-signing-key\" -}}{{ .Data.data.keyring }}{{- end -}}"
-  destination = %q
-  perms = "0600"
-}
-template {
-  contents = "{{- with secret \"secret/data/orderflow/users\" -}}{{ .Data.data.users }}{{- end -}}"
-  destination = %q
-  perms = "0600"
-}
 `
+
+// injectorTemplates returns the files the Vault Agent Injector renders for
+// the api (deploy/k8s/base/api.yaml's annotations): file name → template.
+func injectorTemplates(t *testing.T) map[string]string {
+	t.Helper()
+	dec := yaml.NewDecoder(bytes.NewReader(readFile(t, "deploy/k8s/base/api.yaml")))
+	for {
+		var d struct {
+			Kind string `yaml:"kind"`
+			Spec struct {
+				Template struct {
+					Metadata struct {
+						Annotations map[string]string `yaml:"annotations"`
+					} `yaml:"metadata"`
+				} `yaml:"template"`
+			} `yaml:"spec"`
+		}
+		if err := dec.Decode(&d); err != nil {
+			t.Fatalf("no Deployment in deploy/k8s/base/api.yaml: %v", err)
+		}
+		if d.Kind != "Deployment" {
+			continue
+		}
+		out := map[string]string{}
+		for k, v := range d.Spec.Template.Metadata.Annotations {
+			if f, ok := strings.CutPrefix(k, "vault.hashicorp.com/agent-inject-template-"); ok {
+				out[f] = strings.TrimSpace(v)
+			}
+		}
+		if len(out) != 3 {
+			t.Fatalf("api.yaml's Vault Agent renders %v, want the jwt, url-signing-key and users.txt files", out)
+		}
+		return out
+	}
+}
 
 // The rotation of docs/kubernetes.md against a real Vault-compatible
 // server: OpenBao holds the secrets in KV v2, bao agent (AppRole) renders
-// them into files, orderflow (ENV=prod) reads them through *_FILE. A new
+// them into files with the Vault Agent Injector's templates of
+// deploy/k8s/base/api.yaml, orderflow (ENV=prod) reads them through *_FILE. A new
 // JWT key put first in OpenBao signs new tokens within seconds, without a
 // restart, while tokens signed before keep working; once the old key is
 // removed from OpenBao they are refused.
@@ -203,7 +225,11 @@ func TestOpenBaoAgentRotatesTheJWTKeyOfARunningAPI(t *testing.T) {
 	}
 	jwt, url, users := filepath.Join(secrets, "jwt"), filepath.Join(secrets, "url-signing-key"), filepath.Join(secrets, "users.txt")
 	cfg := filepath.Join(dir, "agent.hcl")
-	writeFile(t, cfg, fmt.Sprintf(agentConfig, b.addr, roleID, secretID, filepath.Join(dir, "token"), jwt, url, users))
+	hcl := fmt.Sprintf(agentConfig, b.addr, roleID, secretID, filepath.Join(dir, "token"))
+	for file, tmpl := range injectorTemplates(t) {
+		hcl += fmt.Sprintf("template {\n  contents = %q\n  destination = %q\n  perms = \"0600\"\n}\n", tmpl, filepath.Join(secrets, file))
+	}
+	writeFile(t, cfg, hcl)
 	agentOut := &logtest.Buffer{}
 	start(t, agentOut, b.bin, "agent", "-config="+cfg)
 	waitFor(t, "bao agent rendered the secret files", agentOut, func() bool {

@@ -150,8 +150,48 @@ func crossProblems(b *binary, objs []object) []string {
 			}
 		}
 		out = append(out, portProblems(b, ix, name, role.addr, c, d)...)
+		out = append(out, vaultProblems(name, c, d)...)
 	}
 	out = append(out, agreementProblems(b, ix, setting)...)
+	return out
+}
+
+// vaultDir is where the Vault Agent Injector renders secrets.
+const vaultDir = "/vault/secrets/"
+
+// vaultProblems checks that every secret file a container reads through a
+// *_FILE setting is one the Vault Agent Injector renders into the pod (an
+// agent-inject-secret annotation with a template), and that the agent
+// renders nothing the container does not read.
+func vaultProblems(name string, c, d map[string]any) []string {
+	var out []string
+	ann := obj(get(d, "spec", "template", "metadata", "annotations"))
+	rendered := map[string]bool{}
+	for k := range ann {
+		if f, ok := strings.CutPrefix(k, "vault.hashicorp.com/agent-inject-secret-"); ok {
+			rendered[f] = true
+			if ann["vault.hashicorp.com/agent-inject-template-"+f] == nil {
+				out = append(out, fmt.Sprintf("Deployment %s: Vault renders %s without a template (the raw secret as JSON, not what the app reads)", name, f))
+			}
+		}
+	}
+	read := map[string]bool{}
+	for _, e := range list(c["env"]) {
+		n, v := str(obj(e), "name"), str(obj(e), "value")
+		if !strings.HasSuffix(n, "_FILE") {
+			continue
+		}
+		f, ok := strings.CutPrefix(v, vaultDir)
+		if !ok || !rendered[f] || ann["vault.hashicorp.com/agent-inject"] != "true" {
+			out = append(out, fmt.Sprintf("Deployment %s reads %s=%s, which the Vault Agent does not render (it renders %v into %s)", name, n, v, rendered, vaultDir))
+		}
+		read[f] = true
+	}
+	for f := range rendered {
+		if !read[f] {
+			out = append(out, fmt.Sprintf("Deployment %s: Vault renders %s, which no setting reads", name, f))
+		}
+	}
 	return out
 }
 

@@ -213,3 +213,55 @@ deny contains msg if {
 	e.value
 	msg := sprintf("Deployment %s: container %s sets the secret %s inline", [d.metadata.name, c.name, e.name])
 }
+
+# Nothing reaches the pods but what a policy lets in: a default deny, and
+# each role's policy admits only its callers' namespaces (the api: the
+# ingress controller and Prometheus; the processor: Prometheus).
+allowed_sources := {
+	"orderflow-api": {"ingress-nginx", "istio-system", "monitoring"},
+	"orderflow-processor": {"monitoring"},
+}
+
+deny contains "no default-deny NetworkPolicy (podSelector {} with no ingress rule)" if {
+	not default_deny
+}
+
+default_deny if {
+	some n in objects
+	n.kind == "NetworkPolicy"
+	count(object.get(n.spec.podSelector, "matchLabels", {})) == 0
+	"Ingress" in n.spec.policyTypes
+	count(object.get(n.spec, "ingress", [])) == 0
+}
+
+deny contains msg if {
+	some n in objects
+	n.kind == "NetworkPolicy"
+	app := n.spec.podSelector.matchLabels["app.kubernetes.io/name"]
+	some rule in n.spec.ingress
+	some from in rule.from
+	ns := object.get(from, ["namespaceSelector", "matchLabels", "kubernetes.io/metadata.name"], "any namespace")
+	not ns in allowed_sources[app]
+	msg := sprintf("NetworkPolicy %s lets %s be reachable from %s", [n.metadata.name, app, ns])
+}
+
+deny contains msg if {
+	some n in objects
+	n.kind == "NetworkPolicy"
+	some rule in n.spec.ingress
+	some from in rule.from
+	not from.podSelector
+	msg := sprintf("NetworkPolicy %s admits every pod of a namespace, not its callers' pods", [n.metadata.name])
+}
+
+deny contains msg if {
+	some d in deployments
+	not network_policy_for(d.metadata.name)
+	msg := sprintf("Deployment %s has no NetworkPolicy of its own", [d.metadata.name])
+}
+
+network_policy_for(name) if {
+	some n in objects
+	n.kind == "NetworkPolicy"
+	n.spec.podSelector.matchLabels["app.kubernetes.io/name"] == name
+}
