@@ -9,7 +9,7 @@ import (
 
 // A check is only as good as the mistake it catches: each case plants one
 // in a copy of deploy/k8s and expects its check to report it (and the
-// unchanged copy passes, which the tests above show on deploy/k8s itself).
+// unchanged files pass, as the other tests of this package show).
 func TestEachCheckCatchesItsPlantedMistake(t *testing.T) {
 	b, err := buildBinary()
 	if err != nil {
@@ -20,36 +20,7 @@ func TestEachCheckCatchesItsPlantedMistake(t *testing.T) {
 		"policy": policyProblems,
 		"binary": func(_ *testing.T, objs []object) []string { return crossProblems(b, objs) },
 	}
-	tests := []struct {
-		name, check, file, old, new, want string
-	}{
-		{"a patch file that is missing fails the build", "build", "overlays/prod-us-east-1/kustomization.yaml", "path: scaling.yaml", "path: scaling-typo.yaml", "scaling-typo.yaml"},
-		{"an unknown field of a Deployment (a typo) is refused", "schema", "base/api.yaml", "readinessProbe:", "readynessProbe:", "readynessProbe"},
-		{"a field of the wrong type is refused", "schema", "base/api.yaml", "terminationGracePeriodSeconds: 30", "terminationGracePeriodSeconds: thirty", "terminationGracePeriodSeconds"},
-		{"a KEDA trigger value that is not a string is refused", "schema", "base/processor.yaml", `activationQueueLength: "0"`, "activationQueueLength: 0", "activationQueueLength"},
-		{"an unknown field of a custom resource is refused", "schema", "base/processor.yaml", "identityOwner: workload", "identityowner: workload", "identityowner"},
-		{"an Istio field of the wrong type is refused", "schema", "components/istio/gateway.yaml", "number: 443", "number: https", "number"},
-		{"a ScaledObject whose minimum exceeds its maximum breaks the CRD's CEL rule", "schema", "overlays/prod-us-east-1/scaling.yaml", "minReplicaCount: 3", "minReplicaCount: 40", "CEL rule"},
-		{"an HPA not at 70 % CPU breaks the spec", "policy", "base/api.yaml", "averageUtilization: 70", "averageUtilization: 80", "70%"},
-		{"replicas beside the HPA are refused", "policy", "base/api.yaml", "  revisionHistoryLimit: 5\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: orderflow-api", "  replicas: 3\n  revisionHistoryLimit: 5\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: orderflow-api", "replicas beside"},
-		{"a workload without a PDB is refused", "policy", "base/processor.yaml", "name: orderflow-processor\n  labels:\n    app.kubernetes.io/name: orderflow-processor\nspec:\n  maxUnavailable: 1\n  unhealthyPodEvictionPolicy: AlwaysAllow\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: orderflow-processor", "name: orderflow-processor\n  labels:\n    app.kubernetes.io/name: orderflow-processor\nspec:\n  maxUnavailable: 1\n  unhealthyPodEvictionPolicy: AlwaysAllow\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: orderflow-worker", "no PodDisruptionBudget"},
-		{"a workload not spread across zones is refused", "policy", "base/processor.yaml", "topologyKey: topology.kubernetes.io/zone", "topologyKey: topology.kubernetes.io/region", "zones"},
-		{"a pod that may run as root is refused", "policy", "base/api.yaml", "runAsNonRoot: true\n        runAsUser: 65532", "runAsNonRoot: false\n        runAsUser: 65532", "runAsNonRoot"},
-		{"an Ingress host without TLS is refused", "policy", "overlays/dev/kustomization.yaml", "path: /spec/tls/0/hosts/0\n        value: api.dev.orderflow.example.com", "path: /spec/tls/0/hosts/0\n        value: other.example.com", "without TLS"},
-		{"the latest tag is refused", "policy", "overlays/prod-eu-west-1/kustomization.yaml", `newTag: "1.0.0"`, `newTag: latest`, "latest"},
-		{"a Secret from the repository is refused", "policy", "base/kustomization.yaml", "  - ingress.yaml\n", "  - ingress.yaml\nsecretGenerator:\n  - name: orderflow-secrets\n    literals: [jwt=k1:not-a-real-secret-but-still-in-git]\n", "Secret orderflow-secrets"},
-		{"a secret inline in the ConfigMap is refused", "policy", "base/configmap.yaml", "  ENV: prod\n", "  ENV: prod\n  JWT_SECRET: k1:not-a-real-secret-but-still-in-git\n", "carries the secret JWT_SECRET"},
-		{"a setting the binary does not have (a typo) is refused", "binary", "base/configmap.yaml", "ORDERFLOW_CONCURRENCY:", "ORDERFLOW_CONCURENCY:", "ORDERFLOW_CONCURENCY"},
-		{"a subcommand the binary does not have is refused", "binary", "base/api.yaml", `args: ["api"]`, `args: ["apiserver"]`, "apiserver"},
-		{"a container port other than the binary's is refused", "binary", "base/processor.yaml", "containerPort: 9090", "containerPort: 9091", "9090"},
-		{"a probe path the binary does not serve is refused", "binary", "base/api.yaml", "path: /ready", "path: /readyz", "/ready"},
-		{"a queueLength other than the concurrency is refused", "binary", "base/processor.yaml", `queueLength: "64"`, `queueLength: "32"`, "ORDERFLOW_CONCURRENCY"},
-		{"a public URL that is not the Ingress host is refused", "binary", "overlays/prod-us-east-1/config.yaml", "ORDERFLOW_PUBLIC_URL: https://api.us-east-1", "ORDERFLOW_PUBLIC_URL: https://api.eu-west-1", "ORDERFLOW_PUBLIC_URL"},
-		{"a secret file the Vault Agent does not render is refused", "binary", "base/api.yaml", "value: /vault/secrets/url-signing-key", "value: /vault/secrets/url-key", "does not render"},
-		{"an api reachable from any namespace is refused", "policy", "base/networkpolicies.yaml", "              kubernetes.io/metadata.name: ingress-nginx\n", "              team: web\n", "reachable from"},
-		{"a grace period shorter than the drain is refused", "binary", "base/processor.yaml", "terminationGracePeriodSeconds: 40", "terminationGracePeriodSeconds: 30", "terminationGracePeriodSeconds"},
-	}
-	for _, tt := range tests {
+	for _, tt := range plantedMistakes {
 		t.Run(tt.name, func(t *testing.T) {
 			root := copyTree(t)
 			plant(t, root, tt.file, tt.old, tt.new)
@@ -106,4 +77,36 @@ func anyContains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// plantedMistakes are the mistakes, one or more per check: the file of
+// deploy/k8s changed, the text replaced, and what the report must mention.
+var plantedMistakes = []struct {
+	name, check, file, old, new, want string
+}{
+	{"a patch file that is missing fails the build", "build", "overlays/prod-us-east-1/kustomization.yaml", "path: scaling.yaml", "path: scaling-typo.yaml", "scaling-typo.yaml"},
+	{"an unknown field of a Deployment (a typo) is refused", "schema", "base/api.yaml", "readinessProbe:", "readynessProbe:", "readynessProbe"},
+	{"a field of the wrong type is refused", "schema", "base/api.yaml", "terminationGracePeriodSeconds: 30", "terminationGracePeriodSeconds: thirty", "terminationGracePeriodSeconds"},
+	{"a KEDA trigger value that is not a string is refused", "schema", "base/processor.yaml", `activationQueueLength: "0"`, "activationQueueLength: 0", "activationQueueLength"},
+	{"an unknown field of a custom resource is refused", "schema", "base/processor.yaml", "identityOwner: workload", "identityowner: workload", "identityowner"},
+	{"an Istio field of the wrong type is refused", "schema", "components/istio/gateway.yaml", "number: 443", "number: https", "number"},
+	{"a ScaledObject whose minimum exceeds its maximum breaks the CRD's CEL rule", "schema", "overlays/prod-us-east-1/scaling.yaml", "minReplicaCount: 3", "minReplicaCount: 40", "CEL rule"},
+	{"an HPA not at 70 % CPU breaks the spec", "policy", "base/api.yaml", "averageUtilization: 70", "averageUtilization: 80", "70%"},
+	{"replicas beside the HPA are refused", "policy", "base/api.yaml", "  revisionHistoryLimit: 5\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: orderflow-api", "  replicas: 3\n  revisionHistoryLimit: 5\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: orderflow-api", "replicas beside"},
+	{"a workload without a PDB is refused", "policy", "base/processor.yaml", "name: orderflow-processor\n  labels:\n    app.kubernetes.io/name: orderflow-processor\nspec:\n  maxUnavailable: 1\n  unhealthyPodEvictionPolicy: AlwaysAllow\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: orderflow-processor", "name: orderflow-processor\n  labels:\n    app.kubernetes.io/name: orderflow-processor\nspec:\n  maxUnavailable: 1\n  unhealthyPodEvictionPolicy: AlwaysAllow\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: orderflow-worker", "no PodDisruptionBudget"},
+	{"a workload not spread across zones is refused", "policy", "base/processor.yaml", "topologyKey: topology.kubernetes.io/zone", "topologyKey: topology.kubernetes.io/region", "zones"},
+	{"a pod that may run as root is refused", "policy", "base/api.yaml", "runAsNonRoot: true\n        runAsUser: 65532", "runAsNonRoot: false\n        runAsUser: 65532", "runAsNonRoot"},
+	{"an Ingress host without TLS is refused", "policy", "overlays/dev/kustomization.yaml", "path: /spec/tls/0/hosts/0\n        value: api.dev.orderflow.example.com", "path: /spec/tls/0/hosts/0\n        value: other.example.com", "without TLS"},
+	{"the latest tag is refused", "policy", "overlays/prod-eu-west-1/kustomization.yaml", `newTag: "1.0.0"`, `newTag: latest`, "latest"},
+	{"a Secret from the repository is refused", "policy", "base/kustomization.yaml", "  - ingress.yaml\n", "  - ingress.yaml\nsecretGenerator:\n  - name: orderflow-secrets\n    literals: [jwt=k1:not-a-real-secret-but-still-in-git]\n", "Secret orderflow-secrets"},
+	{"a secret inline in the ConfigMap is refused", "policy", "base/configmap.yaml", "  ENV: prod\n", "  ENV: prod\n  JWT_SECRET: k1:not-a-real-secret-but-still-in-git\n", "carries the secret JWT_SECRET"},
+	{"a setting the binary does not have (a typo) is refused", "binary", "base/configmap.yaml", "ORDERFLOW_CONCURRENCY:", "ORDERFLOW_CONCURENCY:", "ORDERFLOW_CONCURENCY"},
+	{"a subcommand the binary does not have is refused", "binary", "base/api.yaml", `args: ["api"]`, `args: ["apiserver"]`, "apiserver"},
+	{"a container port other than the binary's is refused", "binary", "base/processor.yaml", "containerPort: 9090", "containerPort: 9091", "9090"},
+	{"a probe path the binary does not serve is refused", "binary", "base/api.yaml", "path: /ready", "path: /readyz", "/ready"},
+	{"a queueLength other than the concurrency is refused", "binary", "base/processor.yaml", `queueLength: "64"`, `queueLength: "32"`, "ORDERFLOW_CONCURRENCY"},
+	{"a public URL that is not the Ingress host is refused", "binary", "overlays/prod-us-east-1/config.yaml", "ORDERFLOW_PUBLIC_URL: https://api.us-east-1", "ORDERFLOW_PUBLIC_URL: https://api.eu-west-1", "ORDERFLOW_PUBLIC_URL"},
+	{"a secret file the Vault Agent does not render is refused", "binary", "base/api.yaml", "value: /vault/secrets/url-signing-key", "value: /vault/secrets/url-key", "does not render"},
+	{"an api reachable from any namespace is refused", "policy", "base/networkpolicies.yaml", "              kubernetes.io/metadata.name: ingress-nginx\n", "              team: web\n", "reachable from"},
+	{"a grace period shorter than the drain is refused", "binary", "base/processor.yaml", "terminationGracePeriodSeconds: 40", "terminationGracePeriodSeconds: 30", "terminationGracePeriodSeconds"},
 }
