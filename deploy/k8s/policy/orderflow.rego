@@ -265,3 +265,20 @@ network_policy_for(name) if {
 	n.kind == "NetworkPolicy"
 	n.spec.podSelector.matchLabels["app.kubernetes.io/name"] == name
 }
+
+# HSTS at the edge: NGINX sends it on every TLS host when it redirects http
+# to https (its hsts option, on by default); an Istio route sets it itself.
+deny contains msg if {
+	some i in objects
+	i.kind == "Ingress"
+	object.get(i.metadata.annotations, "nginx.ingress.kubernetes.io/force-ssl-redirect", "false") != "true"
+	msg := sprintf("Ingress %s does not force https (nginx.ingress.kubernetes.io/force-ssl-redirect)", [i.metadata.name])
+}
+
+deny contains msg if {
+	some v in objects
+	v.kind == "VirtualService"
+	some route in v.spec.http
+	not startswith(object.get(route, ["headers", "response", "set", "Strict-Transport-Security"], ""), "max-age=")
+	msg := sprintf("VirtualService %s: route %v sets no Strict-Transport-Security", [v.metadata.name, object.get(route, "name", "")])
+}
