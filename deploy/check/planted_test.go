@@ -106,6 +106,7 @@ var plantedMistakes = []struct {
 	{"a probe path the binary does not serve is refused", "binary", "base/api.yaml", "path: /ready", "path: /readyz", "/ready"},
 	{"a queueLength other than the concurrency is refused", "binary", "base/processor.yaml", `queueLength: "64"`, `queueLength: "32"`, "ORDERFLOW_CONCURRENCY"},
 	{"a public URL that is not the Ingress host is refused", "binary", "overlays/prod-us-east-1/config.yaml", "ORDERFLOW_PUBLIC_URL: https://api.us-east-1", "ORDERFLOW_PUBLIC_URL: https://api.eu-west-1", "ORDERFLOW_PUBLIC_URL"},
+	{"a NetworkPolicy that selects no pod is refused", "policy", "base/kustomization.yaml", "    includeTemplates: true", "    includeTemplates: false", "the pods of no Deployment"},
 	{"an Ingress that does not force https is refused", "policy", "base/ingress.yaml", `force-ssl-redirect: "true"`, `force-ssl-redirect: "false"`, "force https"},
 	{"an Istio route without HSTS is refused", "policy", "components/istio/gateway.yaml", "Strict-Transport-Security: max-age", "X-Frame-Options: max-age", "Strict-Transport-Security"},
 	{"a secret file the Vault Agent does not render is refused", "binary", "base/api.yaml", "value: /vault/secrets/url-signing-key", "value: /vault/secrets/url-key", "does not render"},

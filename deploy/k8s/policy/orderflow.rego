@@ -282,3 +282,20 @@ deny contains msg if {
 	not startswith(object.get(route, ["headers", "response", "set", "Strict-Transport-Security"], ""), "max-age=")
 	msg := sprintf("VirtualService %s: route %v sets no Strict-Transport-Security", [v.metadata.name, object.get(route, "name", "")])
 }
+
+# A NetworkPolicy that selects no pod protects nothing, silently.
+deny contains msg if {
+	some n in objects
+	n.kind == "NetworkPolicy"
+	sel := object.get(n.spec.podSelector, "matchLabels", {})
+	count(sel) > 0
+	not selects_some_pods(sel)
+	msg := sprintf("NetworkPolicy %s selects %v, the pods of no Deployment", [n.metadata.name, sel])
+}
+
+selects_some_pods(sel) if {
+	some d in deployments
+	every k, v in sel {
+		d.spec.template.metadata.labels[k] == v
+	}
+}
