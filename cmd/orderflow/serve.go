@@ -8,7 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,7 +16,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderflow/orderflow"
-	"github.com/orderflow/orderflow/auth"
 	"github.com/orderflow/orderflow/httpapi"
 	"github.com/orderflow/orderflow/processor"
 )
@@ -77,8 +76,9 @@ func serve(ctx context.Context, mode string, cfg config, stdout io.Writer) error
 
 	var g group
 	var apiSrv *http.Server
+	var leaving atomic.Bool // set at SIGTERM: /ready answers 503
 	if mode == "serve" || mode == "api" {
-		if apiSrv, err = startAPI(ctx, &g, cfg, b, log, reg, tp); err != nil {
+		if apiSrv, err = startAPI(ctx, &g, cfg, b, log, reg, tp, &leaving); err != nil {
 			return g.abort(err)
 		}
 	}
@@ -91,10 +91,24 @@ func serve(ctx context.Context, mode string, cfg config, stdout io.Writer) error
 
 	first := g.wait(ctx, log)
 	if apiSrv != nil {
+		if first == nil {
+			leave(&leaving, cfg.ShutdownDelay, log)
+		}
 		shutdown(apiSrv, 10*time.Second, log)
 	}
 	proc()
 	return g.finish(first, log)
+}
+
+// leave turns the api's /ready to 503 and goes on serving for delay, so
+// that the load balancers still sending requests here see it leave and
+// stop before the listener closes.
+func leave(leaving *atomic.Bool, delay time.Duration, log *slog.Logger) {
+	leaving.Store(true)
+	if delay > 0 {
+		log.Info("not ready: serving on until the shutdown delay ends", "delay", delay.String())
+		time.Sleep(delay)
+	}
 }
 
 // group runs serve's parts, each in its own goroutine, and collects what
@@ -163,11 +177,12 @@ func (g *group) abort(err error, srvs ...*http.Server) error {
 // startAPI listens on cfg's api address and serves the api in g.
 // The status streams end when ctx does, so that the shutdown need not wait
 // for them.
-func startAPI(ctx context.Context, g *group, cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry, tp trace.TracerProvider) (*http.Server, error) {
-	h, err := newAPI(cfg, b, log, reg, tp, ctx.Done())
+func startAPI(ctx context.Context, g *group, cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry, tp trace.TracerProvider, leaving *atomic.Bool) (*http.Server, error) {
+	keys, err := loadAPIKeys(cfg)
 	if err != nil {
 		return nil, err
 	}
+	h := newAPI(cfg, keys, b, log, reg, tp, ctx.Done(), leaving)
 	srv := httpapi.NewHTTPServer(cfg.APIAddr, h)
 	ln, err := net.Listen("tcp", cfg.APIAddr)
 	if err != nil {
@@ -175,6 +190,9 @@ func startAPI(ctx context.Context, g *group, cfg config, b *backend, log *slog.L
 	}
 	log.Info("api listening", "addr", ln.Addr().String(), "env", cfg.Env, "dev_login", cfg.DevLogin)
 	g.start("api", func() error { return ignoreClosed(srv.Serve(ln)) })
+	if files := keys.files(cfg); len(files) > 0 {
+		g.start("secret files", func() error { return watchSecretFiles(ctx, files, secretPollInterval, log) })
+	}
 	return srv, nil
 }
 
@@ -228,25 +246,13 @@ func shutdown(srv *http.Server, grace time.Duration, log *slog.Logger) {
 	}
 }
 
-func newAPI(cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry, tp trace.TracerProvider, done <-chan struct{}) (http.Handler, error) {
-	var users *auth.Users
-	if !cfg.DevLogin {
-		f, err := os.Open(cfg.UsersFile)
-		if err != nil {
-			return nil, fmt.Errorf("ORDERFLOW_USERS_FILE: %w", err)
-		}
-		users, err = auth.LoadUsers(f)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("ORDERFLOW_USERS_FILE %s: %w", cfg.UsersFile, err)
-		}
-	}
+func newAPI(cfg config, keys *apiKeys, b *backend, log *slog.Logger, reg *prometheus.Registry, tp trace.TracerProvider, done <-chan struct{}, leaving *atomic.Bool) http.Handler {
 	return httpapi.NewServer(httpapi.Config{
 		Env:                cfg.Env,
 		DevLogin:           cfg.DevLogin,
-		Users:              users,
-		Tokens:             auth.NewTokens(cfg.JWTKeys, cfg.TokenTTL, time.Now),
-		URLs:               auth.NewURLSigner(cfg.URLKeys),
+		Users:              keys.users,
+		Tokens:             keys.tokens,
+		URLs:               keys.urls,
 		StatusURLTTL:       cfg.StatusURLTTL,
 		PublicURL:          cfg.PublicURL,
 		RateLimit:          cfg.RateLimit,
@@ -264,7 +270,7 @@ func newAPI(cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry, 
 		Gatherer:    reg,
 		Intake:      b.intake,
 		Orders:      b.store,
-		Ready:       orderflow.NewCachedCheck(time.Second, time.Now, b.ping).Check,
+		Ready:       readyUnlessLeaving(orderflow.NewCachedCheck(time.Second, time.Now, b.ping).Check, leaving),
 		Now:         time.Now,
 		RateLimiter: b.limiter,
 		Watcher:     b.watcher,
@@ -272,7 +278,7 @@ func newAPI(cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry, 
 
 		TracerProvider: tp,
 		TraceIDsOnly:   !cfg.Tracing.exporting(),
-	}), nil
+	})
 }
 
 func newProcessor(cfg config, b *backend, log *slog.Logger, reg *prometheus.Registry, tp trace.TracerProvider) (*processor.Processor, error) {
@@ -304,4 +310,14 @@ func newProcessor(cfg config, b *backend, log *slog.Logger, reg *prometheus.Regi
 		DeadLetters:    b.watch,
 		TracerProvider: tp,
 	})
+}
+
+// readyUnlessLeaving is check, but EUnavailable once leaving is set.
+func readyUnlessLeaving(check func(context.Context) error, leaving *atomic.Bool) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if leaving.Load() {
+			return orderflow.Unavailable(nil, "shutting down")
+		}
+		return check(ctx)
+	}
 }

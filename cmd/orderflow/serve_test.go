@@ -14,6 +14,7 @@ import (
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/awstest"
 	"github.com/orderflow/orderflow/dynamostore"
+	"github.com/orderflow/orderflow/logtest"
 )
 
 // TestServeStopsWhatStartedWhenAPartCannotStart: serve returns the error
@@ -35,6 +36,44 @@ func TestServeStopsWhatStartedWhenAPartCannotStart(t *testing.T) {
 		t.Fatalf("the api's address after serve returned: %v, want it free", err)
 	}
 	ln.Close()
+}
+
+// At SIGTERM the api answers /ready with 503 while it goes on serving
+// (health and orders) for ORDERFLOW_SHUTDOWN_DELAY, and only then stops
+// listening: a load balancer that still sends it requests sees it leave.
+func TestAPITurnsNotReadyAtSIGTERMBeforeItStopsListening(t *testing.T) {
+	env := testEnv(t, map[string]string{"ORDERFLOW_SHUTDOWN_DELAY": "3s"})
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &logtest.Buffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve"}, getenvOf(env), strings.NewReader(""), out, out) }()
+	api := "http://" + env["ORDERFLOW_API_ADDR"]
+	waitReady(t, api+"/ready", done, out)
+	token := login(t, api, "leaving")
+
+	cancel() // what SIGTERM does in main
+	stopped := time.Now()
+	waitStatus(t, api+"/ready", 503)
+	if resp := call(t, "POST", api+"/orders", token, map[string]any{"amount": 100}, nil); resp.StatusCode != 202 {
+		t.Errorf("POST /orders while leaving: got %d, want 202 (the api still serves)", resp.StatusCode)
+	}
+	if resp := call(t, "GET", api+"/health", "", nil, nil); resp.StatusCode != 200 {
+		t.Errorf("GET /health while leaving: got %d, want 200", resp.StatusCode)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v\n%s", err, out)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("run did not stop within 30s of the signal\n%s", out)
+	}
+	if d := time.Since(stopped); d < 3*time.Second {
+		t.Errorf("the api stopped %v after the signal, before its 3s shutdown delay", d)
+	}
+	if _, err := net.Dial("tcp", env["ORDERFLOW_API_ADDR"]); err == nil {
+		t.Errorf("the api still listens after run returned")
+	}
 }
 
 // TestAWSProcessorWatchesTheDeadLetterQueue: the processor of the AWS
