@@ -498,22 +498,27 @@ func testOrderPage(t *testing.T, browser context.Context, in *instance) {
 	})
 }
 
+// placeOnPage opens the page of in, logs in as user and places an order
+// of amount, until the page shows it PROCESSING.
+func placeOnPage(in *instance, user, amount string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.Navigate(in.api+"/"),
+		chromedp.WaitVisible(css("#user-id")),
+		chromedp.SendKeys(css("#user-id"), user+kb.Enter),
+		chromedp.WaitVisible(css("#amount")),
+		chromedp.SendKeys(css("#amount"), amount),
+		chromedp.Click(css("#place-order")),
+		chromedp.WaitVisible(css(`#t-status[data-status="PROCESSING"]`)),
+	)
+}
+
 // testCancelButton: the Cancel button shows while the order can still be
 // cancelled, cancels it through the API, and goes once the order is
 // CANCELLED, which the page says. The gateway's latency (3 s) holds the
 // order in the payment stage while the button is pressed.
 func testCancelButton(t *testing.T, browser context.Context, in *instance) {
 	b := newTab(t, browser, "cancel", 50*time.Second)
-	b.do(t,
-		chromedp.Navigate(in.api+"/"),
-		chromedp.WaitVisible(css("#user-id")),
-		chromedp.SendKeys(css("#user-id"), "cy"+kb.Enter),
-		chromedp.WaitVisible(css("#amount")),
-		chromedp.SendKeys(css("#amount"), "7.50"),
-		chromedp.Click(css("#place-order")),
-		chromedp.WaitVisible(css(`#t-status[data-status="PROCESSING"]`)),
-		chromedp.WaitVisible(css("#cancel-order")),
-	)
+	b.do(t, placeOnPage(in, "cy", "7.50"), chromedp.WaitVisible(css("#cancel-order")))
 	id := b.text(t, "#t-id")
 	b.do(t,
 		chromedp.Click(css("#cancel-order")),
@@ -570,16 +575,7 @@ func testPollingFallback(t *testing.T, browser context.Context) {
 	}
 
 	b := newTab(t, browser, "polling", 50*time.Second)
-	b.do(t,
-		chromedp.Navigate(in.api+"/"),
-		chromedp.WaitVisible(css("#user-id")),
-		chromedp.SendKeys(css("#user-id"), "pat"+kb.Enter),
-		chromedp.WaitVisible(css("#amount")),
-		chromedp.SendKeys(css("#amount"), "4.20"),
-		chromedp.Click(css("#place-order")),
-		chromedp.WaitVisible(css(`#t-status[data-status="PROCESSING"]`)),
-		chromedp.WaitVisible(css(`#t-status[data-status="COMPLETED"]`)),
-	)
+	b.do(t, placeOnPage(in, "pat", "4.20"), chromedp.WaitVisible(css(`#t-status[data-status="COMPLETED"]`)))
 	if n := eval[int](t, b, `performance.getEntriesByType("resource").filter((e) => e.initiatorType === "fetch" && e.name.includes("/status?")).length`); n < 2 {
 		t.Errorf("the page fetched the status URL %d times, want it polled (at least twice: PROCESSING for 3 s, then COMPLETED)", n)
 	}
