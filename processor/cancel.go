@@ -109,8 +109,8 @@ func (p *Processor) settleEnded(ctx context.Context, o orderflow.Order) error {
 	if err != nil {
 		return fmt.Errorf("refund: %w", err)
 	}
-	if r.Refunded() {
-		p.log.WarnContext(ctx, "payment refunded: the order was ended elsewhere while this attempt charged it",
+	if r.Refunded() && (o.Cancellation == nil || o.Cancellation.RefundID != r.ID) { // not the cancel's own refund
+		p.log.WarnContext(ctx, "payment refunded: the order was ended elsewhere while an attempt charged it",
 			"status", o.Status, "refund_id", r.ID, "charge_id", r.ChargeID)
 	}
 	return nil

@@ -295,6 +295,9 @@ func TestOnSQLiteAnAttemptThatChargedAnOrderFailedElsewhereRefundsIt(t *testing.
 	if ref := r.refundOf(o.ID); !ref.Refunded() || ref.Amount != 1000 || ref.ID == "re_probe" {
 		t.Errorf("ledger refund = %+v, want the 1000 charged given back by the processor", ref)
 	}
+	if lines := r.logs.Messages("payment refunded: the order was ended elsewhere while an attempt charged it"); len(lines) != 1 {
+		t.Errorf("refund warnings = %v, want one", lines)
+	}
 	if n := r.stock("widget"); n != 100 {
 		t.Errorf("widget stock = %d, want 100 (released)", n)
 	}
