@@ -146,11 +146,11 @@ say "go test -race"
 pkgs=("$@")
 [ ${#pkgs[@]} -gt 0 ] || pkgs=(./...)
 # Coverage counts the product's statements: every package but the benchmark
-# programs (cmd/bench, cmd/followbench: run by hand, see docs/performance.md) and the packages that exist
+# program (cmd/bench: run by hand, see docs/performance.md) and the packages that exist
 # only for tests (storetest's contract suites, awstest's moto helper,
 # logtest's log sink, openapitest's contract checker, otlptest's OTLP
 # receiver).
-coverpkg=$(go list ./... | grep -vE '/(cmd/bench|cmd/followbench|storetest|awstest|logtest|otlptest|httpapi/openapitest)$' | paste -sd, -)
+coverpkg=$(go list ./... | grep -vE '/(cmd/bench|storetest|awstest|logtest|otlptest|httpapi/openapitest)$' | paste -sd, -)
 go test -race -timeout 15m -coverpkg="$coverpkg" -coverprofile=artifacts/coverage.out "${pkgs[@]}" |
   sed -E 's/ of statements in [^ ]+(, [^ ]+)*/ of all statements/'
 

@@ -16,8 +16,13 @@
 // beside it on the same servers (seed.go), with the price of a million
 // orders at AWS list prices (cost.go).
 //
+// With -follow it measures what following orders costs instead (follow.go):
+// status requests and store reads per followed order, by polling and by
+// server-sent events, in split mode or (with -aws) the AWS mode.
+//
 //	go run ./cmd/bench [-duration 10s] [-workers 64] [-users 200]
 //	go run ./cmd/bench -aws [-sqs elasticmq|moto] [-baseline=false]
+//	go run ./cmd/bench -follow [-orders 100] [-latency 2s] [-aws [-sqs moto]]
 package main
 
 import (
@@ -151,6 +156,11 @@ type options struct {
 	sqs      string // the AWS mode's SQS: "elasticmq" or "moto"
 	baseline bool   // the AWS mode: also measure the seed's design
 	replica  string // the embedded mode: ORDERFLOW_REPLICA_URL of the server
+	// -follow (follow.go): orders followed at once, and their payment
+	// latency.
+	follow  bool
+	orders  int
+	latency time.Duration
 }
 
 func parseOptions() options {
@@ -162,6 +172,9 @@ func parseOptions() options {
 	flag.BoolVar(&o.aws, "aws", false, "run orderflow in the AWS mode (DynamoDB on a moto_server started for the run, SQS on -sqs) and print AWS requests and price per order")
 	flag.StringVar(&o.sqs, "sqs", "elasticmq", "with -aws: SQS on an ElasticMQ started for the run (elasticmq), or on the moto_server (moto)")
 	flag.BoolVar(&o.baseline, "baseline", true, "with -aws: also run the seed's design on the same servers at the same offered load, side by side")
+	flag.BoolVar(&o.follow, "follow", false, "measure what following orders costs instead (split mode, or the AWS mode with -aws): polling against server-sent events")
+	flag.IntVar(&o.orders, "orders", 100, "with -follow: orders followed at once")
+	flag.DurationVar(&o.latency, "latency", 2*time.Second, "with -follow: payment latency, how long each order is followed")
 	flag.StringVar(&o.replica, "replica", "", "embedded mode: ORDERFLOW_REPLICA_URL of the server (file:///dir or s3://bucket/prefix), to measure with continuous replication on")
 	flag.Parse()
 	return o
@@ -182,6 +195,9 @@ func run() error {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
 	fmt.Println("ok")
+	if o.follow {
+		return runFollow(o, dir, bin)
+	}
 	fmt.Printf("machine: %d cores; each phase %s with %d workers\n\n", runtime.NumCPU(), o.duration, o.workers)
 
 	bare, durable, err := measureCeilings(o, dir)
