@@ -90,7 +90,11 @@ type Store interface {
 	// idempotent per order: a second call for the same order changes
 	// nothing and returns the first outcome. A business decline (a SKU not
 	// stocked, or not enough of it) is returned as a *Failure with
-	// ReasonUnknownSKU or ReasonOutOfStock, and err nil.
+	// ReasonUnknownSKU or ReasonOutOfStock, and err nil. After a Release
+	// the next call takes the same lines again (or declines with
+	// ReasonOutOfStock if they cannot be served now): a worker that
+	// released and died before ending the order leaves it to an attempt
+	// that must hold its stock when it completes it.
 	Reserve(ctx context.Context, id OrderID, items []Item) (*Failure, error)
 
 	// Release gives back what Reserve took for order id. Idempotent; a

@@ -84,7 +84,7 @@ func (s *Store) Reserve(ctx context.Context, id orderflow.OrderID, items []order
 			return nil, mapErr(err, "reserve stock for order %s", id)
 		}
 		if len(reasons) == len(tx) && reasons[len(tx)-1] == "ConditionalCheckFailed" {
-			return s.reservationOutcome(ctx, id)
+			return s.retake(ctx, id)
 		}
 		f, err := s.decline(ctx, id, lines)
 		if err != nil {
@@ -169,6 +169,57 @@ func (s *Store) reservationOutcome(ctx context.Context, id orderflow.OrderID) (*
 		return nil, err
 	}
 	return r.failure(), nil
+}
+
+// retake answers a Reserve of order id, which has a reservation item: its
+// decline, nothing for a held reservation, and for a released one the
+// stock taken again, all or nothing (an attempt that released it and died
+// before its final write left the order to go on): one transaction of the
+// decrements, each conditioned on enough stock, and the flag unset,
+// conditioned on it being set. A line that cannot be served now is an
+// out-of-stock failure, not recorded.
+func (s *Store) retake(ctx context.Context, id orderflow.OrderID) (*orderflow.Failure, error) {
+	r, err := s.reservation(ctx, id)
+	if err != nil || r.OutcomeCode != "" || !r.Released || len(r.Lines) == 0 {
+		return r.failure(), err
+	}
+	flag, _ := expression.NewBuilder().
+		WithUpdate(expression.Set(expression.Name("released"), expression.Value(false))).
+		WithCondition(expression.Name("released").Equal(expression.Value(true))).Build()
+	tx := []types.TransactWriteItem{{Update: &types.Update{
+		TableName: &s.table, Key: key(orderPK(id), skReservation),
+		UpdateExpression: flag.Update(), ConditionExpression: flag.Condition(),
+		ExpressionAttributeNames: flag.Names(), ExpressionAttributeValues: flag.Values(),
+	}}}
+	for _, l := range r.Lines {
+		upd := expression.Set(expression.Name("qty"), expression.Name("qty").Minus(expression.Value(l.Quantity)))
+		cond := expression.AttributeExists(expression.Name("pk")).And(expression.Name("qty").GreaterThanEqual(expression.Value(l.Quantity)))
+		expr, _ := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
+		tx = append(tx, types.TransactWriteItem{Update: &types.Update{
+			TableName: &s.table, Key: key(skuPK(l.SKU), skStock),
+			UpdateExpression: expr.Update(), ConditionExpression: expr.Condition(),
+			ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
+		}})
+	}
+	cctx, cancel := s.callCtx(ctx)
+	_, err = s.db.TransactWriteItems(cctx, &dynamodb.TransactWriteItemsInput{TransactItems: tx})
+	cancel()
+	reasons, cancelled := cancellation(err)
+	switch {
+	case err == nil:
+		return nil, nil
+	case !cancelled:
+		return nil, mapErr(err, "reserve stock for order %s again", id)
+	case len(reasons) > 0 && reasons[0] == "ConditionalCheckFailed":
+		return nil, nil // taken again by another call
+	}
+	for i, reason := range reasons[1:] {
+		if reason == "ConditionalCheckFailed" {
+			l := r.Lines[i]
+			return &orderflow.Failure{Code: orderflow.ReasonOutOfStock, Detail: fmt.Sprintf("sku %s: %d wanted, not that many in stock", l.SKU, l.Quantity)}, nil
+		}
+	}
+	return nil, orderflow.Unavailable(err, "dynamodb: reserve stock for order %s again: contention", id)
 }
 
 // Release gives back what Reserve took for order id: one transaction that

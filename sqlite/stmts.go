@@ -19,24 +19,25 @@ const orderReadCols = orderCols + `, cancel_requested_by, cancel_requested_at, r
 type writeStmts struct {
 	all []*wstmt
 
-	begin, commit, rollback              *wstmt
-	savepoint, rollbackTo, release       *wstmt
-	insertOrder, getOrder, transition    *wstmt
-	getKey, claimKey, purgeKeys          *wstmt
-	enqueue, selectVisible, markReceived *wstmt
-	deleteMsg, changeVisibility          *wstmt
-	deadLetter, deleteQueued, markDead   *wstmt
-	selectDead, redrive, deleteDead      *wstmt
-	purgeDead                            *wstmt
-	getOutcome, insertOutcome            *wstmt
-	getStock, takeStock, setStock        *wstmt
-	insertReservation, heldReservations  *wstmt
-	giveStock, releaseReservations       *wstmt
-	getCharge, insertCharge              *wstmt
-	countAttempt, requestCancel          *wstmt
-	getRefund, insertRefund              *wstmt
-	getTAT, setTAT, purgeTATs            *wstmt
-	probeInsert, probeDelete, restartWAL *wstmt
+	begin, commit, rollback                  *wstmt
+	savepoint, rollbackTo, release           *wstmt
+	insertOrder, getOrder, transition        *wstmt
+	getKey, claimKey, purgeKeys              *wstmt
+	enqueue, selectVisible, markReceived     *wstmt
+	deleteMsg, changeVisibility              *wstmt
+	deadLetter, deleteQueued, markDead       *wstmt
+	selectDead, redrive, deleteDead          *wstmt
+	purgeDead                                *wstmt
+	getOutcome, insertOutcome                *wstmt
+	getStock, takeStock, setStock            *wstmt
+	insertReservation, heldReservations      *wstmt
+	giveStock, releaseReservations           *wstmt
+	releasedReservations, retakeReservations *wstmt
+	getCharge, insertCharge                  *wstmt
+	countAttempt, requestCancel              *wstmt
+	getRefund, insertRefund                  *wstmt
+	getTAT, setTAT, purgeTATs                *wstmt
+	probeInsert, probeDelete, restartWAL     *wstmt
 }
 
 func (s *writeStmts) prepare(conn *zs.Conn) error {
@@ -125,6 +126,8 @@ func (s *writeStmts) prepareBooks(p func(**wstmt, string) error) error {
 		p(&s.heldReservations, `SELECT sku, quantity FROM reservations WHERE order_id = ? AND released = 0`),
 		p(&s.giveStock, `INSERT INTO stock (sku, quantity) VALUES (?, ?) ON CONFLICT (sku) DO UPDATE SET quantity = quantity + excluded.quantity`),
 		p(&s.releaseReservations, `UPDATE reservations SET released = 1 WHERE order_id = ? AND released = 0`),
+		p(&s.releasedReservations, `SELECT sku, quantity FROM reservations WHERE order_id = ? AND released = 1`),
+		p(&s.retakeReservations, `UPDATE reservations SET released = 0 WHERE order_id = ? AND released = 1`),
 
 		p(&s.getCharge, `SELECT id, order_id, amount, currency, at FROM charges WHERE idempotency_key = ?`),
 		p(&s.insertCharge, `INSERT INTO charges (idempotency_key, id, order_id, amount, currency, at) VALUES (?, ?, ?, ?, ?, ?)`),

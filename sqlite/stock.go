@@ -27,11 +27,12 @@ func (db *DB) Reserve(ctx context.Context, id orderflow.OrderID, items []orderfl
 		var code, detail sql.NullString
 		err := w.getOutcome.QueryRow(string(id)).Scan(&code, &detail)
 		switch {
-		case err == nil:
-			if code.Valid {
-				failure = &orderflow.Failure{Code: code.String, Detail: detail.String}
-			}
+		case err == nil && code.Valid:
+			failure = &orderflow.Failure{Code: code.String, Detail: detail.String}
 			return nil
+		case err == nil:
+			failure, err = w.retake(id)
+			return err
 		case !errors.Is(err, sql.ErrNoRows):
 			return unavailable(err, "read reservation of order %s", id)
 		}
@@ -81,24 +82,62 @@ func (db *DB) Release(ctx context.Context, id orderflow.OrderID) error {
 	return db.writeAtCommit(ctx, func(w *wtx) error { return w.release(id) })
 }
 
-// release gives back the stock held for order id, inside w's transaction.
-func (w *wtx) release(id orderflow.OrderID) error {
-	rows, err := w.heldReservations.Query(string(id))
+// reservations reads the lines of order id's reservation that q selects
+// (held or released), inside w's transaction.
+func (w *wtx) reservations(q *wstmt, id orderflow.OrderID) ([]orderflow.Item, error) {
+	rows, err := q.Query(string(id))
 	if err != nil {
-		return unavailable(err, "read reservations of order %s", id)
+		return nil, unavailable(err, "read reservations of order %s", id)
 	}
-	var held []orderflow.Item
+	defer rows.Close()
+	var out []orderflow.Item
 	for rows.Next() {
 		var it orderflow.Item
 		if err := rows.Scan(&it.SKU, &it.Quantity); err != nil {
-			rows.Close()
-			return unavailable(err, "read reservation of order %s", id)
+			return nil, unavailable(err, "read reservation of order %s", id)
 		}
-		held = append(held, it)
+		out = append(out, it)
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
-		return unavailable(err, "read reservations of order %s", id)
+		return nil, unavailable(err, "read reservations of order %s", id)
+	}
+	return out, nil
+}
+
+// retake takes again the stock of order id's released reservation, all or
+// nothing (an out-of-stock failure, not recorded, if a line cannot be
+// served now): an attempt that released it and died before its final
+// write left the order to go on. A held reservation is left as it is.
+func (w *wtx) retake(id orderflow.OrderID) (*orderflow.Failure, error) {
+	lines, err := w.reservations(w.releasedReservations, id)
+	if err != nil || len(lines) == 0 {
+		return nil, err
+	}
+	for _, it := range lines {
+		var have int
+		if err := w.getStock.QueryRow(it.SKU).Scan(&have); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, unavailable(err, "read stock of %s", it.SKU)
+		}
+		if have < it.Quantity {
+			return &orderflow.Failure{Code: orderflow.ReasonOutOfStock, Detail: fmt.Sprintf("sku %s: %d wanted, %d in stock", it.SKU, it.Quantity, have)}, nil
+		}
+	}
+	for _, it := range lines {
+		if _, err := w.exec(w.takeStock, it.Quantity, it.SKU); err != nil {
+			return nil, unavailable(err, "take stock of %s", it.SKU)
+		}
+	}
+	if _, err := w.exec(w.retakeReservations, string(id)); err != nil {
+		return nil, unavailable(err, "take reservation of order %s again", id)
+	}
+	return nil, nil
+}
+
+// release gives back the stock held for order id, inside w's transaction.
+func (w *wtx) release(id orderflow.OrderID) error {
+	held, err := w.reservations(w.heldReservations, id)
+	if err != nil {
+		return err
 	}
 	if len(held) == 0 {
 		return nil

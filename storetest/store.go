@@ -62,6 +62,7 @@ func TestStore(t *testing.T, newStore NewStoreFunc) {
 		{"reserve of an unknown sku declines with unknown_sku", s.reserveUnknownSKU},
 		{"reserve twice for one order takes stock once and release gives it back once", s.reserveOnce},
 		{"release without a reservation is a no-op", s.releaseNothing},
+		{"a reserve after the release takes the stock again", s.reserveAfterRelease},
 		{"concurrent reserves never oversell", s.concurrentReserve},
 		{"user activity counts and sums the user's orders since a time", s.userActivity},
 		{"ping succeeds", s.ping},
@@ -415,6 +416,37 @@ func (s storeSuite) reserveOnce(t *testing.T) {
 	}
 	wantStock(t, st, a, 5)
 	wantStock(t, st, b, 3)
+}
+
+// reserveAfterRelease: a Reserve after the order's Release takes the
+// stock again (an attempt that released and died before its final write
+// leaves the order to the next attempt, which must not go on with stock
+// it no longer holds), once, and declines when the stock went meanwhile.
+func (s storeSuite) reserveAfterRelease(t *testing.T) {
+	st := s.newStore(t)
+	sku := unique("sku")
+	setStock(t, st, sku, 5)
+	id := orderflow.NewOrderID(time.Now())
+	item := orderflow.Item{SKU: sku, Quantity: 2}
+	reserve(t, st, id, item)
+	if err := st.Release(testCtx(t), id); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if f := reserve(t, st, id, item); f != nil {
+			t.Fatalf("reserve %d after the release: got failure %+v, want none", i+1, f)
+		}
+	}
+	wantStock(t, st, sku, 3)
+	if err := st.Release(testCtx(t), id); err != nil {
+		t.Fatal(err)
+	}
+	wantStock(t, st, sku, 5)
+	setStock(t, st, sku, 1)
+	if f := reserve(t, st, id, item); f == nil || f.Code != orderflow.ReasonOutOfStock {
+		t.Errorf("reserve after the release with the stock gone: got failure %+v, want %q", f, orderflow.ReasonOutOfStock)
+	}
+	wantStock(t, st, sku, 1)
 }
 
 func (s storeSuite) releaseNothing(t *testing.T) {
