@@ -60,14 +60,7 @@ func (s *Store) Reserve(ctx context.Context, id orderflow.OrderID, items []order
 	notExists, _ := expression.NewBuilder().WithCondition(expression.AttributeNotExists(expression.Name("pk"))).Build()
 	tx := make([]types.TransactWriteItem, 0, len(lines)+1)
 	for _, l := range lines {
-		upd := expression.Set(expression.Name("qty"), expression.Name("qty").Minus(expression.Value(l.Quantity)))
-		cond := expression.AttributeExists(expression.Name("pk")).And(expression.Name("qty").GreaterThanEqual(expression.Value(l.Quantity)))
-		expr, _ := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
-		tx = append(tx, types.TransactWriteItem{Update: &types.Update{
-			TableName: &s.table, Key: key(skuPK(l.SKU), skStock),
-			UpdateExpression: expr.Update(), ConditionExpression: expr.Condition(),
-			ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
-		}})
+		tx = append(tx, s.takeLine(l))
 	}
 	tx = append(tx, types.TransactWriteItem{Put: &types.Put{
 		TableName: &s.table, Item: resAV, ConditionExpression: notExists.Condition(), ExpressionAttributeNames: notExists.Names(),
@@ -183,23 +176,9 @@ func (s *Store) retake(ctx context.Context, id orderflow.OrderID) (*orderflow.Fa
 	if err != nil || r.OutcomeCode != "" || !r.Released || len(r.Lines) == 0 {
 		return r.failure(), err
 	}
-	flag, _ := expression.NewBuilder().
-		WithUpdate(expression.Set(expression.Name("released"), expression.Value(false))).
-		WithCondition(expression.Name("released").Equal(expression.Value(true))).Build()
-	tx := []types.TransactWriteItem{{Update: &types.Update{
-		TableName: &s.table, Key: key(orderPK(id), skReservation),
-		UpdateExpression: flag.Update(), ConditionExpression: flag.Condition(),
-		ExpressionAttributeNames: flag.Names(), ExpressionAttributeValues: flag.Values(),
-	}}}
+	tx := []types.TransactWriteItem{s.setReleased(id, false)}
 	for _, l := range r.Lines {
-		upd := expression.Set(expression.Name("qty"), expression.Name("qty").Minus(expression.Value(l.Quantity)))
-		cond := expression.AttributeExists(expression.Name("pk")).And(expression.Name("qty").GreaterThanEqual(expression.Value(l.Quantity)))
-		expr, _ := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
-		tx = append(tx, types.TransactWriteItem{Update: &types.Update{
-			TableName: &s.table, Key: key(skuPK(l.SKU), skStock),
-			UpdateExpression: expr.Update(), ConditionExpression: expr.Condition(),
-			ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
-		}})
+		tx = append(tx, s.takeLine(l))
 	}
 	cctx, cancel := s.callCtx(ctx)
 	_, err = s.db.TransactWriteItems(cctx, &dynamodb.TransactWriteItemsInput{TransactItems: tx})
@@ -222,6 +201,32 @@ func (s *Store) retake(ctx context.Context, id orderflow.OrderID) (*orderflow.Fa
 	return nil, orderflow.Unavailable(err, "dynamodb: reserve stock for order %s again: contention", id)
 }
 
+// takeLine is the transaction item that takes l from its SKU's stock,
+// conditioned on enough of it.
+func (s *Store) takeLine(l lineItem) types.TransactWriteItem {
+	upd := expression.Set(expression.Name("qty"), expression.Name("qty").Minus(expression.Value(l.Quantity)))
+	cond := expression.AttributeExists(expression.Name("pk")).And(expression.Name("qty").GreaterThanEqual(expression.Value(l.Quantity)))
+	expr, _ := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
+	return types.TransactWriteItem{Update: &types.Update{
+		TableName: &s.table, Key: key(skuPK(l.SKU), skStock),
+		UpdateExpression: expr.Update(), ConditionExpression: expr.Condition(),
+		ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
+	}}
+}
+
+// setReleased is the transaction item that sets the released flag of
+// order id's reservation to released, conditioned on it being the other.
+func (s *Store) setReleased(id orderflow.OrderID, released bool) types.TransactWriteItem {
+	flag, _ := expression.NewBuilder().
+		WithUpdate(expression.Set(expression.Name("released"), expression.Value(released))).
+		WithCondition(expression.Name("released").Equal(expression.Value(!released))).Build()
+	return types.TransactWriteItem{Update: &types.Update{
+		TableName: &s.table, Key: key(orderPK(id), skReservation),
+		UpdateExpression: flag.Update(), ConditionExpression: flag.Condition(),
+		ExpressionAttributeNames: flag.Names(), ExpressionAttributeValues: flag.Values(),
+	}}
+}
+
 // Release gives back what Reserve took for order id: one transaction that
 // sets the reservation's released flag, conditioned on it being unset, and
 // adds each line back to its SKU. Idempotent; a no-op without a
@@ -237,14 +242,7 @@ func (s *Store) Release(ctx context.Context, id orderflow.OrderID) error {
 	if r.Released || r.OutcomeCode != "" || len(r.Lines) == 0 {
 		return nil
 	}
-	flag, _ := expression.NewBuilder().
-		WithUpdate(expression.Set(expression.Name("released"), expression.Value(true))).
-		WithCondition(expression.Name("released").Equal(expression.Value(false))).Build()
-	tx := []types.TransactWriteItem{{Update: &types.Update{
-		TableName: &s.table, Key: key(orderPK(id), skReservation),
-		UpdateExpression: flag.Update(), ConditionExpression: flag.Condition(),
-		ExpressionAttributeNames: flag.Names(), ExpressionAttributeValues: flag.Values(),
-	}}}
+	tx := []types.TransactWriteItem{s.setReleased(id, true)}
 	for _, l := range r.Lines {
 		give, _ := expression.NewBuilder().WithUpdate(expression.Add(expression.Name("qty"), expression.Value(l.Quantity))).Build()
 		tx = append(tx, types.TransactWriteItem{Update: &types.Update{
