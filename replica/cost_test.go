@@ -13,6 +13,7 @@ import (
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/replica"
 	"github.com/orderflow/orderflow/sqlite"
+	"github.com/orderflow/orderflow/sqlite/sqlitetest"
 )
 
 // cpuTime is the user+system CPU time this process has used.
@@ -26,8 +27,7 @@ func cpuTime() time.Duration {
 // take them to COMPLETED as the processor does, and returns when all are.
 func pipeline(b *testing.B, db *sqlite.DB, n int) {
 	ctx := context.Background()
-	wq := db.WorkQueue()
-	var accepted, done atomic.Int64
+	var accepted atomic.Int64
 	var wg sync.WaitGroup
 	for range 64 {
 		wg.Go(func() {
@@ -43,44 +43,7 @@ func pipeline(b *testing.B, db *sqlite.DB, n int) {
 			}
 		})
 	}
-	handle := func(d orderflow.Delivery) error {
-		now := time.Now()
-		if o, err := wq.StartOrder(ctx, d.OrderID, now); err != nil || o.Status != orderflow.StatusProcessing {
-			return fmt.Errorf("start %s: %+v, %v", d.OrderID, o, err)
-		}
-		if f, err := db.Reserve(ctx, d.OrderID, []orderflow.Item{{SKU: "widget", Quantity: 1}}); err != nil || f != nil {
-			return fmt.Errorf("reserve: %v %v", f, err)
-		}
-		c := orderflow.Charge{ID: "ch_" + string(d.OrderID), IdempotencyKey: string(d.OrderID), OrderID: d.OrderID, Amount: 1999, Currency: "USD"}
-		if _, _, err := db.RecordCharge(ctx, c); err != nil {
-			return err
-		}
-		if _, err := db.Transition(ctx, orderflow.Transition{ID: d.OrderID, From: orderflow.StatusProcessing, To: orderflow.StatusCompleted, At: now}); err != nil {
-			return err
-		}
-		return db.Delete(ctx, d.Receipt)
-	}
-	for range 16 {
-		wg.Go(func() {
-			for done.Load() < int64(n) {
-				ds, err := wq.Receive(ctx, 10, 50*time.Millisecond)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				var inner sync.WaitGroup
-				for _, d := range ds {
-					inner.Go(func() {
-						if err := handle(d); err != nil {
-							b.Error(err)
-						}
-						done.Add(1)
-					})
-				}
-				inner.Wait()
-			}
-		})
-	}
+	sqlitetest.Process(b, db, int64(n))
 	wg.Wait()
 }
 

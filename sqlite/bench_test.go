@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/sqlite"
+	"github.com/orderflow/orderflow/sqlite/sqlitetest"
 )
 
 // cpuTime returns the user+system CPU time this process has used, so that
@@ -112,53 +112,12 @@ func BenchmarkProcessCycle(b *testing.B) {
 	if err := fillErr.Load(); err != nil {
 		b.Fatal(err)
 	}
-	wq := db.WorkQueue()
-	handle := func(d orderflow.Delivery) error {
-		now := time.Now()
-		if o, err := wq.StartOrder(ctx, d.OrderID, now); err != nil || o.Status != orderflow.StatusProcessing {
-			return fmt.Errorf("delivery of %s: order %+v, %v; want it started", d.OrderID, o, err)
-		}
-		if f, err := db.Reserve(ctx, d.OrderID, []orderflow.Item{{SKU: "widget", Quantity: 1}}); err != nil || f != nil {
-			return fmt.Errorf("reserve: %v %v", f, err)
-		}
-		c := orderflow.Charge{ID: "ch_" + string(d.OrderID), IdempotencyKey: string(d.OrderID), OrderID: d.OrderID, Amount: 1999, Currency: "USD"}
-		if _, _, err := db.RecordCharge(ctx, c); err != nil {
-			return err
-		}
-		if _, err := db.Transition(ctx, orderflow.Transition{ID: d.OrderID, From: orderflow.StatusProcessing, To: orderflow.StatusCompleted, At: now}); err != nil {
-			return err
-		}
-		return db.Delete(ctx, d.Receipt)
-	}
-	var done atomic.Int64
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu0 := cpuTime()
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Go(func() {
-			for done.Load() < int64(b.N) {
-				ds, err := wq.Receive(ctx, 10, 100*time.Millisecond)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				var inner sync.WaitGroup
-				for _, d := range ds {
-					inner.Go(func() {
-						if err := handle(d); err != nil {
-							b.Error(err)
-						}
-						done.Add(1)
-					})
-				}
-				inner.Wait()
-			}
-		})
-	}
-	wg.Wait()
+	sqlitetest.Process(b, db, int64(b.N))
 	b.StopTimer()
-	b.ReportMetric(float64(done.Load())/b.Elapsed().Seconds(), "orders/s")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "orders/s")
 	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/order")
 }
 
