@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -15,13 +14,6 @@ import (
 	"github.com/orderflow/orderflow/sqlite"
 	"github.com/orderflow/orderflow/sqlite/sqlitetest"
 )
-
-// cpuTime is the user+system CPU time this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // pipeline accepts n orders from 64 callers of 200 users while 16 pollers
 // take them to COMPLETED as the processor does, and returns when all are.
@@ -83,14 +75,14 @@ func BenchmarkReplicationCost(b *testing.B) {
 				} else {
 					runDone <- nil
 				}
-				cpu0, start := cpuTime(), time.Now()
+				cpu0, start := sqlitetest.CPUTime(), time.Now()
 				pipeline(b, db, n)
 				wall := time.Since(start)
 				cancel()
 				if err := <-runDone; err != nil {
 					b.Fatal(err)
 				}
-				cpu := cpuTime() - cpu0
+				cpu := sqlitetest.CPUTime() - cpu0
 				db.Close()
 				b.ReportMetric(float64(cpu.Microseconds())/n, "cpu-µs/order")
 				b.ReportMetric(n/wall.Seconds(), "orders/s")

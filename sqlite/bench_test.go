@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,15 +16,6 @@ import (
 	"github.com/orderflow/orderflow/sqlite"
 	"github.com/orderflow/orderflow/sqlite/sqlitetest"
 )
-
-// cpuTime returns the user+system CPU time this process has used, so that
-// benchmarks can report CPU per order, which other load on the machine
-// disturbs less than wall-clock throughput.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 func benchDB(b *testing.B, opts sqlite.Options) *sqlite.DB {
 	b.Helper()
@@ -58,7 +48,7 @@ func benchAccept(b *testing.B, sync string, limited bool) {
 	b.SetParallelism(64) // 64 × GOMAXPROCS concurrent requests
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := sqlitetest.CPUTime()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := n.Add(1)
@@ -78,7 +68,7 @@ func benchAccept(b *testing.B, sync string, limited bool) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "orders/s")
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/order")
+	b.ReportMetric(float64((sqlitetest.CPUTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/order")
 }
 
 // BenchmarkProcessCycle measures what the processor does per order against
@@ -114,11 +104,11 @@ func BenchmarkProcessCycle(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := sqlitetest.CPUTime()
 	sqlitetest.Process(b, db, int64(b.N))
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "orders/s")
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/order")
+	b.ReportMetric(float64((sqlitetest.CPUTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/order")
 }
 
 // BenchmarkOpenLargeFile measures what Open's check of the file costs on a
