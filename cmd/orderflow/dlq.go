@@ -18,6 +18,25 @@ import (
 	"github.com/orderflow/orderflow/sqlite"
 )
 
+// dlqFlags are the flags of dlq list, redrive and purge.
+type dlqFlags struct {
+	sub string // list, redrive or purge
+	max int
+	yes bool
+}
+
+func (f *dlqFlags) define(fs *flag.FlagSet) {
+	switch f.sub {
+	case "list":
+		fs.IntVar(&f.max, "max", 100, "list at most `N` messages")
+	case "redrive":
+		fs.IntVar(&f.max, "max", 100, "move at most `N` messages back to the queue")
+	case "purge":
+		fs.IntVar(&f.max, "max", 100, "ignored: purge deletes every message (accepted for old scripts)")
+		fs.BoolVar(&f.yes, "yes", false, "delete without asking (needed without a terminal)")
+	}
+}
+
 // dlq runs "orderflow dlq list|redrive|purge". Results go to stdout (list
 // prints one JSON object a line, so that it pipes into jq), remarks for a
 // person to stderr. None of them creates a database that is not there.
@@ -31,13 +50,9 @@ func dlq(ctx context.Context, cfg config, args []string, stdin io.Reader, stdout
 	default:
 		return fmt.Errorf("unknown dlq subcommand %q: use list, redrive or purge", sub)
 	}
-	fs := flag.NewFlagSet("dlq "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	max := fs.Int("max", 100, "most messages to list or redrive")
-	yes := new(bool)
-	if sub == "purge" {
-		yes = fs.Bool("yes", false, "delete without asking")
-	}
+	f := dlqFlags{sub: sub}
+	fs := newFlagSet("dlq "+sub, stderr, f.define)
+	max, yes := &f.max, &f.yes
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
