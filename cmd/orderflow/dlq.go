@@ -72,9 +72,9 @@ func dlq(ctx context.Context, cfg config, args []string, stdin io.Reader, stdout
 	case "list":
 		return dlqList(ctx, b, *max, stdout, stderr)
 	case "redrive":
-		n, err := b.dead.Redrive(ctx, *max)
+		n, err := redrive(ctx, b, *max, newProgress(stderr, isTerminalWriter(stderr)))
 		if err != nil {
-			return fmt.Errorf("dlq redrive: %w", err)
+			return fmt.Errorf("dlq redrive: %w (after %d moved)", err, n)
 		}
 		_, err = fmt.Fprintf(stdout, "redrove %d message(s) to the queue\n", n)
 		return err
@@ -111,6 +111,29 @@ func openDeadLetters(ctx context.Context, cfg config, log *slog.Logger) (*backen
 		return nil, fmt.Errorf("open %s: %w", cfg.DBPath, err)
 	}
 	return &backend{store: db, queue: db, dead: db, close: db.Close}, nil
+}
+
+// redriveBatch is how many dead messages one step of redrive moves: an
+// SQS receive's most, and a step short enough for the progress to move.
+const redriveBatch = 10
+
+// redrive moves up to max dead messages back to the queue, a batch at a
+// time, reporting the count to p, and returns how many it moved.
+func redrive(ctx context.Context, b *backend, max int, p *progress) (int, error) {
+	total := 0
+	defer p.done()
+	for total < max {
+		n, err := b.dead.Redrive(ctx, min(redriveBatch, max-total))
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if n == 0 {
+			break
+		}
+		p.update("dlq redrive: %d of at most %d moved", total, max)
+	}
+	return total, nil
 }
 
 // dlqList prints up to max dead messages as JSON lines on stdout, and how
