@@ -38,7 +38,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -321,15 +320,9 @@ func measurePeak(o options, s *served) (peak, error) {
 	if err != nil {
 		return p, err
 	}
-	if p.before, err = page.processed(); err != nil {
-		return p, err
-	}
-	if p.awsBefore, err = page.series(awsRE); err != nil {
-		return p, err
-	}
-	if p.writerBefore, err = page.series(writerRE); err != nil {
-		return p, err
-	}
+	p.before = page.processed()
+	p.awsBefore = page.series("aws_requests_total")
+	p.writerBefore = page.histograms(writerHistograms...)
 	pid := s.srv.cmd.Process.Pid
 	cpu0 := cpuTime(pid)
 	p.start = time.Now()
@@ -338,12 +331,8 @@ func measurePeak(o options, s *served) (peak, error) {
 	if page, err = scrape(s.proc); err != nil {
 		return p, err
 	}
-	if p.writerAfter, err = page.series(writerRE); err != nil {
-		return p, err
-	}
-	if p.atLoadEnd, err = page.processed(); err != nil {
-		return p, err
-	}
+	p.writerAfter = page.histograms(writerHistograms...)
+	p.atLoadEnd = page.processed()
 	p.loadEnd = time.Now()
 	if p.done, err = waitProcessed(s.proc, p.before, float64(p.res.ok)); err != nil {
 		return p, err
@@ -536,38 +525,8 @@ func logins(api string, n int) ([]string, error) {
 	return tokens, nil
 }
 
-// metricsPage is one reading of the processor's /metrics.
-type metricsPage []byte
-
-// scrape reads the processor's /metrics.
-func scrape(proc string) (metricsPage, error) {
-	resp, err := http.Get(proc + "/metrics")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	return io.ReadAll(resp.Body)
-}
-
-// writerRE matches the sums and counts of the SQLite writer's histograms.
-var writerRE = regexp.MustCompile(`(?m)^(sqlite_(?:write_wait_seconds|wal_fsync_seconds|transaction_writes)_(?:sum|count)(?:\{[^}]*\})?) (\S+)$`)
-
-// series returns, for each line of the page re matches, its value (re's
-// second group) by re's first group.
-func (p metricsPage) series(re *regexp.Regexp) (map[string]float64, error) {
-	values := map[string]float64{}
-	for _, m := range re.FindAllSubmatch(p, -1) {
-		v, err := strconv.ParseFloat(string(m[2]), 64)
-		if err != nil {
-			return nil, err
-		}
-		values[string(m[1])] = v
-	}
-	return values, nil
-}
-
 // printWriter prints where an embedded-mode write spent its time between
-// two readings of its histograms (writerRE): the WAL's fsyncs, the writes per
+// two readings of its histograms (writerHistograms): the WAL's fsyncs, the writes per
 // transaction, and how long callers waited.
 func printWriter(before, after map[string]float64, elapsed time.Duration) {
 	d := func(k string) float64 { return after[k] - before[k] }
@@ -582,31 +541,6 @@ func printWriter(before, after map[string]float64, elapsed time.Duration) {
 		mean("sqlite_wal_fsync_seconds", ""), d("sqlite_wal_fsync_seconds_count")/elapsed.Seconds(),
 		d("sqlite_transaction_writes_sum")/max(d("sqlite_transaction_writes_count"), 1),
 		mean("sqlite_write_wait_seconds", `{until="fsync"}`), mean("sqlite_write_wait_seconds", `{until="commit"}`))
-}
-
-var processedRE = regexp.MustCompile(`(?m)^orders_processed_total\{[^}]*\} (\S+)$`)
-
-// processed scrapes the processor and sums orders_processed_total over
-// its labels.
-func processed(proc string) (float64, error) {
-	p, err := scrape(proc)
-	if err != nil {
-		return 0, err
-	}
-	return p.processed()
-}
-
-// processed sums orders_processed_total over its labels.
-func (p metricsPage) processed() (float64, error) {
-	var sum float64
-	for _, m := range processedRE.FindAllSubmatch(p, -1) {
-		v, err := strconv.ParseFloat(string(m[1]), 64)
-		if err != nil {
-			return 0, err
-		}
-		sum += v
-	}
-	return sum, nil
 }
 
 // endToEnd reads every completed bench order's created and updated times
@@ -823,10 +757,6 @@ func startAWS(o options, s *served, dir, bin string) ([]string, error) {
 	return env, nil
 }
 
-// awsRE matches aws_requests_total: the value of each series, by its label
-// list.
-var awsRE = regexp.MustCompile(`(?m)^aws_requests_total\{([^}]*)\} (\S+)$`)
-
 // label returns the value of name in a Prometheus label list.
 func label(labels, name string) string {
 	_, v, ok := strings.Cut(labels, name+`="`)
@@ -848,10 +778,7 @@ func measureAWSCost(o options, s *served, p peak) error {
 	if err != nil {
 		return err
 	}
-	after, err := page.series(awsRE)
-	if err != nil {
-		return err
-	}
+	after := page.series("aws_requests_total")
 	rss := peakRSS(s.srv.cmd.Process.Pid)
 	ours := costOf(p.awsBefore, after, p.done)
 	fmt.Printf("SQS requests per order:        %8.2f   (target ≤ 0.35 at full load; floor 0.30)\n", ours.perOrder(sum(ours.sqs)))
