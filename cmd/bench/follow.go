@@ -41,7 +41,7 @@ func runFollow(o options, dir, bin string) error {
 		env = append(env, awsEnv...)
 		mode = "AWS mode"
 	}
-	fmt.Printf("%s: %d orders followed at once, payment latency %s\n", mode, o.orders, o.latency)
+	say("%s: %d orders followed at once, payment latency %s\n", mode, o.orders, o.latency)
 	for _, how := range []string{"polling", "sse"} {
 		if err := measureFollow(o, how, env, dir, bin); err != nil {
 			return err
@@ -103,7 +103,7 @@ func measureFollow(o options, how string, env []string, dir, bin string) error {
 		return err
 	}
 	secs := time.Duration(followed.Load()).Seconds()
-	fmt.Printf("%-8s status requests per order %.1f; api store reads %.0f (watch %.0f, single-order %.0f) over %.0f order-seconds followed: %.3f reads per followed order per second\n",
+	say("%-8s status requests per order %.1f; api store reads %.0f (watch %.0f, single-order %.0f) over %.0f order-seconds followed: %.3f reads per followed order per second\n",
 		how, float64(requests.Load())/float64(o.orders),
 		after.total()-before.total(), after.watch-before.watch, after.single-before.single, secs,
 		(after.total()-before.total())/secs)
