@@ -117,4 +117,3 @@ func plotReport(r *report, path string) error {
 	}
 	return f.Close()
 }
-
