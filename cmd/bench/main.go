@@ -907,6 +907,6 @@ func measureAWSCost(o options, s *served, p peak) error {
 		rep.Phases = append(rep.Phases, phaseOf("seed_design", false, pace, res, 0))
 		cols = append(cols, column{"seed's design", seedCost})
 	}
-	printCosts(os.Stdout, listPrices, cols...)
+	printCosts(human, listPrices, cols...)
 	return nil
 }
