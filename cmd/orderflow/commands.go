@@ -159,13 +159,12 @@ func usageErrorf(format string, args ...any) error {
 const exitUsage = 2
 
 // newFlagSet is the FlagSet of the command name with the flags define
-// adds, reporting parse errors to w.
-func newFlagSet(name string, w io.Writer, define func(*flag.FlagSet)) *flag.FlagSet {
+// adds. It prints nothing: a parse error (a value the flag cannot take)
+// is returned, and main prints it once, on one line.
+func newFlagSet(name string, _ io.Writer, define func(*flag.FlagSet)) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(w)
-	// After its error line (a bad value), the flag package prints this,
-	// not every flag.
-	fs.Usage = func() { fmt.Fprintf(w, "see orderflow %s --help\n", name) }
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	if define != nil {
 		define(fs)
 	}

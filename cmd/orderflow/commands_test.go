@@ -333,3 +333,12 @@ func TestRunningVersion(t *testing.T) {
 		}
 	}
 }
+
+// A value a flag cannot take is one line on stderr, exit 1.
+func TestBadFlagValueIsOneLine(t *testing.T) {
+	env := map[string]string{"ORDERFLOW_URL": "http://127.0.0.1:1", "XDG_CONFIG_HOME": t.TempDir()}
+	out, errOut, code := runArgs(t, env, "order", "place", "--amount", "1", "--timeout", "soon")
+	if code != 1 || out != "" || errOut != "orderflow: invalid value \"soon\" for flag -timeout: parse error\n" {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
