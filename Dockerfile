@@ -17,9 +17,19 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
+# What `orderflow version`, the startup log line, orderflow_build_info and
+# the OpenAPI document's info.version tell (the build context has no .git
+# for the go command to read them from):
+#   docker build --build-arg VERSION=$(git describe --tags --always) \
+#     --build-arg COMMIT=$(git rev-parse HEAD) \
+#     --build-arg DATE=$(git log -1 --format=%cI) -t orderflow .
+ARG VERSION=""
+ARG COMMIT=""
+ARG DATE=""
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags="-s -w" \
+    CGO_ENABLED=0 GOOS=linux go build -trimpath \
+      -ldflags="-s -w -X main.version=${VERSION} -X main.commit=${COMMIT} -X main.date=${DATE}" \
       -o /out/orderflow ./cmd/orderflow
 # The embedded mode's SQLite file lives in /data, owned by the nonroot user.
 RUN mkdir -p /out/data

@@ -69,11 +69,11 @@ func readFile(t *testing.T, path string) []byte {
 }
 
 // appSettings returns the program's settings and their defaults ("" for
-// none) from the README's settings table, which cmd/orderflow's
-// TestREADMEListsEverySetting keeps equal to the program's own list.
+// none) from docs/configuration.md's settings table, which cmd/orderflow's
+// TestConfigurationDocListsEverySetting keeps equal to the program's own list.
 func appSettings(t *testing.T) map[string]string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(root, "README.md"))
+	b, err := os.ReadFile(filepath.Join(root, "docs", "configuration.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func appSettings(t *testing.T) map[string]string {
 		settings[name] = def
 	}
 	if len(settings) < 20 {
-		t.Fatalf("found %d settings in the README's table, want the whole list", len(settings))
+		t.Fatalf("found %d settings in docs/configuration.md's table, want the whole list", len(settings))
 	}
 	return settings
 }

@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"bytes"
 	"embed"
+	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
@@ -31,8 +33,30 @@ var pages embed.FS
 func (s *server) handleOpenAPI() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-cache")
-		writeBytes(w, r, http.StatusOK, contentJSON, openapiJSON)
+		writeBytes(w, r, http.StatusOK, contentJSON, s.openapi)
 	})
+}
+
+// withInfoVersion returns doc with its info.version (the first "version"
+// member, which openapi.json keeps right after info.title) set to
+// version, the rest byte for byte; doc itself when version is empty.
+func withInfoVersion(doc []byte, version string) []byte {
+	if version == "" {
+		return doc
+	}
+	const key = `"version": "`
+	info := bytes.Index(doc, []byte(`"info": {`))
+	i := bytes.Index(doc, []byte(key))
+	if info < 0 || i < info {
+		panic("httpapi: openapi.json has no info.version") // caught by the tests
+	}
+	start := i + len(key) - 1
+	end := start + 1 + bytes.IndexByte(doc[start+1:], '"') + 1
+	quoted, _ := json.Marshal(version)
+	out := make([]byte, 0, len(doc)+len(quoted))
+	out = append(out, doc[:start]...)
+	out = append(out, quoted...)
+	return append(out, doc[end:]...)
 }
 
 // handleSwaggerPage serves GET /docs, Swagger UI on /openapi.json.

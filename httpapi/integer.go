@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 
@@ -43,10 +44,10 @@ func (e *integerError) Error() string {
 }
 
 // readInteger reads a JSON number that must be a whole number fitting in
-// a signed integer of bits bits; another kind is json.SkipFunc.
+// a signed integer of bits bits; another kind is errors.ErrUnsupported (the next unmarshaler is tried).
 func readInteger(dec *jsontext.Decoder, bits int) (int64, error) {
 	if dec.PeekKind() != '0' {
-		return 0, json.SkipFunc
+		return 0, errors.ErrUnsupported
 	}
 	v, err := dec.ReadValue()
 	if err != nil {

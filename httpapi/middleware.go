@@ -56,11 +56,11 @@ func (s *server) observe(next http.Handler) http.Handler {
 		if span.IsRecording() {
 			span.SetName(method + " " + route)
 		}
-		if s.log.Enabled(ctx, slog.LevelInfo) {
+		if level := requestLogLevel(route, rec.status); s.log.Enabled(ctx, level) {
 			// The request's context would add request_id again (and not
 			// the user, which only the inner handlers' contexts carry).
 			sc := span.SpanContext()
-			s.log.LogAttrs(context.Background(), slog.LevelInfo, "http request",
+			s.log.LogAttrs(context.Background(), level, "http request",
 				slog.String("method", r.Method),
 				slog.String("route", route),
 				slog.String("path", r.URL.Path),
@@ -153,6 +153,22 @@ func bearerToken(h string) (string, bool) {
 // routeOf is the route label of r: its mux pattern without the method
 // and without the exact-match marker {$} ("/orders/{id}", "/"), or
 // "unmatched". Raw paths never become labels.
+// requestLogLevel is the level of a request's log line: DEBUG for the
+// probes and scrapes (/health, /ready, /metrics), which come every few
+// seconds from every load balancer, kubelet and Prometheus and would bury
+// the requests of users at INFO, unless they answered a server error (a
+// /ready at 503 tells why a process left the load balancer); INFO for the
+// rest.
+func requestLogLevel(route string, status int) slog.Level {
+	switch route {
+	case "/health", "/ready", "/metrics":
+		if status < 500 {
+			return slog.LevelDebug
+		}
+	}
+	return slog.LevelInfo
+}
+
 func routeOf(r *http.Request) string {
 	if r.Pattern == "" {
 		return "unmatched"

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -292,5 +293,26 @@ func TestOpenAPIOrderLimitsAreTheDomains(t *testing.T) {
 		if server := valid(orderflow.Item{SKU: sku, Quantity: 1}); server != doc {
 			t.Errorf("sku %q: server accepts %v, openapi.json accepts %v", sku, server, doc)
 		}
+	}
+}
+
+// Config.Version is served as info.version, the rest of the document as
+// it is.
+func TestOpenAPIInfoVersion(t *testing.T) {
+	f := newFixture(t, func(c *Config, _ *Deps) { c.Version = `v1.2.3-rc.1+"x"` })
+	rr := f.do(request("GET", "/openapi.json", ""))
+	var served, embedded map[string]any
+	if err := json.Unmarshal(rr.Body.Bytes(), &served); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(openapiJSON, &embedded); err != nil {
+		t.Fatal(err)
+	}
+	if v := served["info"].(map[string]any)["version"]; v != `v1.2.3-rc.1+"x"` {
+		t.Errorf("info.version %v, want the binary's", v)
+	}
+	embedded["info"].(map[string]any)["version"] = `v1.2.3-rc.1+"x"`
+	if !reflect.DeepEqual(served, embedded) {
+		t.Error("the served document differs from openapi.json in more than info.version")
 	}
 }

@@ -104,6 +104,9 @@ type Config struct {
 	// StreamWriteTimeout is how long one event may take to write before
 	// the stream is dropped as a slow reader.
 	StreamWriteTimeout time.Duration
+	// Version is the binary's version, served as the OpenAPI document's
+	// info.version; empty serves the document's own.
+	Version string
 }
 
 // Deps are the collaborators of the API. Intake and Orders are required;
@@ -143,6 +146,7 @@ type Deps struct {
 // server is the state shared by the handlers.
 type server struct {
 	cfg      Config
+	openapi  []byte // openapiJSON with cfg.Version
 	log      *slog.Logger
 	logs     *orderflow.LogLimiter // lines that repeat with every request while a dependency is down
 	intake   Intake
@@ -217,6 +221,7 @@ func newServer(cfg Config, deps Deps) *server {
 		}
 	}
 	s.gatherer = gat
+	s.openapi = withInfoVersion(openapiJSON, cfg.Version)
 	s.metrics = newMetrics(reg, cfg.Env)
 	s.watcher, s.done = deps.Watcher, deps.Done
 	s.streams = newStreams(cfg, reg)

@@ -3,7 +3,10 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/httpapi/openapitest"
+	"github.com/orderflow/orderflow/logtest"
 )
 
 // counterValue returns the value of the counter name with the given labels.
@@ -275,10 +279,41 @@ func TestPanicAfterTheHeadersIsLogged(t *testing.T) {
 		ServeHTTP(httptestRecorder(), request(http.MethodGet, "/x", ""))
 }
 
+// The probes and scrapes log at DEBUG, unless they answer a server error:
+// at INFO a busy cluster's logs would be mostly kubelets and Prometheus.
+func TestProbesLogAtDebug(t *testing.T) {
+	var ready error
+	levels := func(level slog.Level) map[string][]any {
+		var logs logtest.Buffer
+		f := newFixture(t, func(c *Config, d *Deps) {
+			d.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: level}))
+			d.Ready = func(context.Context) error { return ready }
+		})
+		ready = nil
+		for _, p := range []string{"/health", "/ready", "/metrics", "/openapi.json"} {
+			f.do(request(http.MethodGet, p, ""))
+		}
+		ready = errors.New("queue unreachable")
+		f.do(request(http.MethodGet, "/ready", ""))
+		got := map[string][]any{}
+		for _, l := range logs.Messages("http request") {
+			got[l["level"].(string)] = append(got[l["level"].(string)], fmt.Sprint(l["route"], " ", l["status"]))
+		}
+		return got
+	}
+	if got, want := levels(slog.LevelInfo), (map[string][]any{"INFO": {"/openapi.json 200", "/ready 503"}}); !reflect.DeepEqual(got, want) {
+		t.Errorf("at INFO: logged %v, want %v", got, want)
+	}
+	got := levels(slog.LevelDebug)
+	if want := []any{"/health 200", "/ready 200", "/metrics 200"}; !reflect.DeepEqual(got["DEBUG"], want) {
+		t.Errorf("at DEBUG: logged %v at DEBUG, want %v", got, want)
+	}
+}
+
 func TestOneLogLinePerRequest(t *testing.T) {
 	f := newFixture(t)
 	f.postOrder("u123", `{"amount":1}`, "X-Request-ID", "rid-1")
-	f.do(request(http.MethodGet, "/health", "", "X-Request-ID", "rid-2"))
+	f.do(request(http.MethodGet, "/openapi.json", "", "X-Request-ID", "rid-2"))
 	lines := f.logs.Records(t)
 	if len(lines) != 2 {
 		t.Fatalf("%d log lines, want 2:\n%s", len(lines), f.logs)

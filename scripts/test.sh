@@ -82,13 +82,17 @@ fi
 export ORDERFLOW_ELASTICMQ_CLASSPATH="$elasticmq_home/lib/*"
 echo "ElasticMQ $elasticmq_version in $elasticmq_home"
 
-say "promtool, shellcheck (deploy checks)"
+say "promtool, shellcheck (deploy checks); zsh, fish, groff (the completions and the man page)"
 if ! command -v promtool >/dev/null; then
   apt_install prometheus
   # Debian's package also starts a Prometheus service on :9090; the tests need only promtool.
   { systemctl disable --now prometheus || sudo systemctl disable --now prometheus; } >/dev/null 2>&1 || true
 fi
 command -v shellcheck >/dev/null || apt_install shellcheck
+# The completion scripts' tests run them in their shells; the man page's, groff.
+command -v zsh >/dev/null || apt_install zsh
+command -v fish >/dev/null || apt_install fish
+command -v groff >/dev/null || apt_install groff-base
 promtool check config deploy/prometheus/prometheus.yml
 promtool check rules deploy/prometheus/alerts.yml
 promtool test rules deploy/prometheus/alerts_test.yml
@@ -141,6 +145,21 @@ fi
 "$staticcheck_bin/staticcheck" -version
 "$staticcheck_bin/staticcheck" ./...
 (cd deploy/check && "$staticcheck_bin/staticcheck" ./...)
+
+say "govulncheck (known vulnerabilities in the code the binary calls)"
+# Needs the Go vulnerability database; a machine that cannot reach it skips
+# the check and says so (the rest of the suite does not depend on it).
+govulncheck_version=v1.9.0
+govulncheck_bin="${XDG_CACHE_HOME:-$HOME/.cache}/orderflow/govulncheck-$govulncheck_version"
+vulndb=${GOVULNDB:-https://vuln.go.dev}
+if curl -sf -o /dev/null --max-time 10 "$vulndb/index/db.json"; then
+  if [ ! -x "$govulncheck_bin/govulncheck" ]; then
+    GOBIN="$govulncheck_bin" go install "golang.org/x/vuln/cmd/govulncheck@$govulncheck_version"
+  fi
+  "$govulncheck_bin/govulncheck" -db "$vulndb" ./...
+else
+  echo "govulncheck: SKIPPED, the vulnerability database $vulndb cannot be reached from here (set GOVULNDB to a mirror)"
+fi
 
 say "go test -race"
 pkgs=("$@")

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// series builds an aws_requests_total label list as awsRE reads it.
+// series builds an aws_requests_total label list as metricsPage.series keys it.
 func series(caller, service, op, outcome string) string {
 	return `caller="` + caller + `",operation="` + op + `",outcome="` + outcome + `",service="` + service + `"`
 }

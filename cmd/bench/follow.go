@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,7 +41,7 @@ func runFollow(o options, dir, bin string) error {
 		env = append(env, awsEnv...)
 		mode = "AWS mode"
 	}
-	fmt.Printf("%s: %d orders followed at once, payment latency %s\n", mode, o.orders, o.latency)
+	say("%s: %d orders followed at once, payment latency %s\n", mode, o.orders, o.latency)
 	for _, how := range []string{"polling", "sse"} {
 		if err := measureFollow(o, how, env, dir, bin); err != nil {
 			return err
@@ -104,7 +103,7 @@ func measureFollow(o options, how string, env []string, dir, bin string) error {
 		return err
 	}
 	secs := time.Duration(followed.Load()).Seconds()
-	fmt.Printf("%-8s status requests per order %.1f; api store reads %.0f (watch %.0f, single-order %.0f) over %.0f order-seconds followed: %.3f reads per followed order per second\n",
+	say("%-8s status requests per order %.1f; api store reads %.0f (watch %.0f, single-order %.0f) over %.0f order-seconds followed: %.3f reads per followed order per second\n",
 		how, float64(requests.Load())/float64(o.orders),
 		after.total()-before.total(), after.watch-before.watch, after.single-before.single, secs,
 		(after.total()-before.total())/secs)
@@ -190,12 +189,6 @@ type counters struct{ watch, single float64 }
 
 func (c counters) total() float64 { return c.watch + c.single }
 
-var (
-	watchRE  = regexp.MustCompile(`(?m)^order_watch_reads_total (\S+)$`)
-	statusRE = regexp.MustCompile(`(?m)^http_requests_total\{[^}]*route="/orders/\{id\}/status"[^}]*\} (\S+)$`)
-	rereadRE = regexp.MustCompile(`(?m)^status_stream_reads_total (\S+)$`)
-)
-
 // readCounters scrapes the api's /metrics. In split mode each status
 // request and each stream re-read is one GetOrder; in the AWS mode the
 // GetItem and BatchGetItem calls are counted as AWS counts them (GetItem
@@ -206,26 +199,14 @@ func readCounters(api string) (counters, error) {
 		return counters{}, err
 	}
 	var c counters
-	for _, m := range watchRE.FindAllSubmatch(b, -1) {
-		v, _ := strconv.ParseFloat(string(m[1]), 64)
-		c.watch += v
-	}
-	aws := awsRE.FindAllSubmatch(b, -1)
-	for _, m := range aws {
-		v, _ := strconv.ParseFloat(string(m[2]), 64)
-		switch label(string(m[1]), "operation") {
-		case "BatchGetItem":
-			c.watch += v
-		case "GetItem":
-			c.single += v
-		}
-	}
-	if len(aws) == 0 {
+	c.watch = b.sum("order_watch_reads_total", nil)
+	aws := b["aws_requests_total"]
+	c.watch += b.sum("aws_requests_total", func(l map[string]string) bool { return l["operation"] == "BatchGetItem" })
+	c.single += b.sum("aws_requests_total", func(l map[string]string) bool { return l["operation"] == "GetItem" })
+	if aws == nil {
 		// One GetOrder per status request and per stream re-read.
-		for _, m := range append(statusRE.FindAllSubmatch(b, -1), rereadRE.FindAllSubmatch(b, -1)...) {
-			v, _ := strconv.ParseFloat(string(m[1]), 64)
-			c.single += v
-		}
+		c.single += b.sum("http_requests_total", func(l map[string]string) bool { return l["route"] == "/orders/{id}/status" })
+		c.single += b.sum("status_stream_reads_total", nil)
 	}
 	return c, nil
 }

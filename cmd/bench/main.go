@@ -38,7 +38,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -156,6 +155,9 @@ type options struct {
 	sqs      string // the AWS mode's SQS: "elasticmq" or "moto"
 	baseline bool   // the AWS mode: also measure the seed's design
 	replica  string // the embedded mode: ORDERFLOW_REPLICA_URL of the server
+	json     bool   // print the report as JSON on stdout
+	plot     string // draw the report into this SVG file
+	from     string // with plot: the JSON report to draw
 	// -follow (follow.go): orders followed at once, and their payment
 	// latency.
 	follow  bool
@@ -175,13 +177,34 @@ func parseOptions() options {
 	flag.BoolVar(&o.follow, "follow", false, "measure what following orders costs instead (split mode, or the AWS mode with -aws): polling against server-sent events")
 	flag.IntVar(&o.orders, "orders", 100, "with -follow: orders followed at once")
 	flag.DurationVar(&o.latency, "latency", 2*time.Second, "with -follow: payment latency, how long each order is followed")
+	flag.BoolVar(&o.json, "json", false, "print every figure as one JSON document on stdout (the lines for a person go to stderr)")
+	flag.StringVar(&o.plot, "plot", "", "draw throughput and latency percentiles per phase, against the ceilings, into this SVG `FILE`")
+	flag.StringVar(&o.from, "from", "", "with -plot: draw the report of an earlier run (its -json output, this `FILE`) instead of measuring")
 	flag.StringVar(&o.replica, "replica", "", "embedded mode: ORDERFLOW_REPLICA_URL of the server (file:///dir or s3://bucket/prefix), to measure with continuous replication on")
 	flag.Parse()
 	return o
 }
 
+// rep collects the run's figures for -json and -plot; steps shows the
+// phase in progress on a terminal.
+var (
+	rep   *report
+	steps = newStepper(os.Stderr, false)
+)
+
 func run() error {
 	o := parseOptions()
+	if o.json {
+		human = os.Stderr
+	}
+	if o.follow && (o.json || o.plot != "") {
+		return errors.New("-json and -plot report the load phases; -follow prints its own table")
+	}
+	rep = newReport(o)
+	steps = newStepper(os.Stderr, stderrIsTerminal())
+	if o.from != "" {
+		return replot(o.from, o.plot)
+	}
 	dir, err := os.MkdirTemp("", "orderflow-bench-")
 	if err != nil {
 		return err
@@ -190,15 +213,33 @@ func run() error {
 		defer os.RemoveAll(dir)
 	}
 	bin := filepath.Join(dir, "orderflow")
-	fmt.Printf("building orderflow … ")
+	say("building orderflow … ")
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/orderflow").CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
-	fmt.Println("ok")
+	say("ok\n")
 	if o.follow {
 		return runFollow(o, dir, bin)
 	}
-	fmt.Printf("machine: %d cores; each phase %s with %d workers\n\n", runtime.NumCPU(), o.duration, o.workers)
+	if err := measure(o, dir, bin); err != nil {
+		return err
+	}
+	if o.plot != "" {
+		if err := plotReport(rep, o.plot); err != nil {
+			return err
+		}
+		say("plot: %s\n", o.plot)
+	}
+	if o.json {
+		return rep.writeJSON(os.Stdout)
+	}
+	return nil
+}
+
+// measure runs the phases: the ceilings, orderflow at its peak, then at
+// half of it (or, with -aws, its AWS requests per order).
+func measure(o options, dir, bin string) error {
+	say("machine: %d cores; each phase %s with %d workers\n\n", runtime.NumCPU(), o.duration, o.workers)
 
 	bare, durable, err := measureCeilings(o, dir)
 	if err != nil {
@@ -228,17 +269,23 @@ func measureCeilings(o options, dir string) (bare, durable result, err error) {
 	if err != nil {
 		return result{}, result{}, err
 	}
+	steps.step("ceiling: bare net/http 202", o.duration)
 	cres, cserver, err := ceiling(o, self, dir, "ceiling", "")
+	steps.clear()
 	if err != nil {
 		return result{}, result{}, err
 	}
-	fmt.Printf("ceiling (bare net/http 202):   %8.0f req/s   p50 %6s  p99 %6s   (load generator: %.2f cores)\n", cres.rate(), cres.pct(50), cres.pct(99), cres.genCores())
+	rep.Phases = append(rep.Phases, phaseOf("ceiling", true, 0, cres, cserver))
+	say("ceiling (bare net/http 202):   %8.0f req/s   p50 %6s  p99 %6s   (load generator: %.2f cores)\n", cres.rate(), cres.pct(50), cres.pct(99), cres.genCores())
+	steps.step("durable ceiling: 202 after a group-fsynced append", o.duration)
 	dres, dserver, err := ceiling(o, self, dir, "durable-ceiling", filepath.Join(dir, "durable-ceiling.journal"))
+	steps.clear()
 	if err != nil {
 		return result{}, result{}, err
 	}
-	fmt.Printf("durable ceiling (202 after a group-fsynced append): %.0f req/s (%.2f of the ceiling)   p50 %s  p99 %s\n", dres.rate(), dres.rate()/cres.rate(), dres.pct(50), dres.pct(99))
-	fmt.Printf("  CPU per request: ceiling %s server + %s load generator; durable ceiling %s + %s\n",
+	rep.Phases = append(rep.Phases, phaseOf("durable_ceiling", true, 0, dres, dserver))
+	say("durable ceiling (202 after a group-fsynced append): %.0f req/s (%.2f of the ceiling)   p50 %s  p99 %s\n", dres.rate(), dres.rate()/cres.rate(), dres.pct(50), dres.pct(99))
+	say("  CPU per request: ceiling %s server + %s load generator; durable ceiling %s + %s\n",
 		perRequest(cserver, cres.ok), perRequest(cres.genCPU, cres.ok), perRequest(dserver, dres.ok), perRequest(dres.genCPU, dres.ok))
 	return cres, dres, nil
 }
@@ -321,29 +368,22 @@ func measurePeak(o options, s *served) (peak, error) {
 	if err != nil {
 		return p, err
 	}
-	if p.before, err = page.processed(); err != nil {
-		return p, err
-	}
-	if p.awsBefore, err = page.series(awsRE); err != nil {
-		return p, err
-	}
-	if p.writerBefore, err = page.series(writerRE); err != nil {
-		return p, err
-	}
+	p.before = page.processed()
+	p.awsBefore = page.series("aws_requests_total")
+	p.writerBefore = page.histograms(writerHistograms...)
 	pid := s.srv.cmd.Process.Pid
 	cpu0 := cpuTime(pid)
 	p.start = time.Now()
+	steps.step("orderflow at its peak", o.duration)
 	p.res = load(o, s.api+"/orders", s.tokens, 0)
 	p.cpuLoad = cpuTime(pid) - cpu0
+	steps.step("orderflow: waiting for the backlog to complete", 0)
+	defer steps.clear()
 	if page, err = scrape(s.proc); err != nil {
 		return p, err
 	}
-	if p.writerAfter, err = page.series(writerRE); err != nil {
-		return p, err
-	}
-	if p.atLoadEnd, err = page.processed(); err != nil {
-		return p, err
-	}
+	p.writerAfter = page.histograms(writerHistograms...)
+	p.atLoadEnd = page.processed()
 	p.loadEnd = time.Now()
 	if p.done, err = waitProcessed(s.proc, p.before, float64(p.res.ok)); err != nil {
 		return p, err
@@ -372,22 +412,29 @@ func waitProcessed(proc string, before, want float64) (float64, error) {
 
 func (p peak) print(bare, durable result) {
 	res := p.res
-	fmt.Printf("orderflow accepted (durable):  %8.0f orders/s   p50 %6s  p99 %6s   (%d errors; load generator: %.2f cores)\n", res.rate(), res.pct(50), res.pct(99), res.errs, res.genCores())
-	fmt.Printf("ratio to the ceiling:          %8.2f   (to the durable ceiling: %.2f)\n", res.rate()/bare.rate(), res.rate()/durable.rate())
-	fmt.Printf("completed end to end:          %8.0f orders/s   (%0.f orders, last one %s after the load began)\n", p.done/p.e2eElapsed.Seconds(), p.done, p.e2eElapsed.Round(time.Millisecond))
+	rep.Phases = append(rep.Phases, phaseOf("orderflow_peak", false, 0, res, p.cpuLoad))
+	during := p.atLoadEnd - p.before
+	rep.Peak = &peakFigures{
+		CompletedPerSecond: p.done / p.e2eElapsed.Seconds(), Completed: p.done, LastCompletedAfterMs: ms(p.e2eElapsed),
+		ProcessedDuringLoad: during, ServerCPUPerOrderUs: float64(p.cpuAll.Microseconds()) / max(p.done, 1),
+		ServerCoresBusy: p.cpuLoad.Seconds() / res.elapsed.Seconds(), RatioToCeiling: res.rate() / bare.rate(),
+		RatioToDurableCeiling: res.rate() / durable.rate(), LoadGeneratorCPUPerReqUs: float64(res.genCPU.Microseconds()) / float64(max(res.ok, 1)),
+	}
+	say("orderflow accepted (durable):  %8.0f orders/s   p50 %6s  p99 %6s   (%d errors; load generator: %.2f cores)\n", res.rate(), res.pct(50), res.pct(99), res.errs, res.genCores())
+	say("ratio to the ceiling:          %8.2f   (to the durable ceiling: %.2f)\n", res.rate()/bare.rate(), res.rate()/durable.rate())
+	say("completed end to end:          %8.0f orders/s   (%0.f orders, last one %s after the load began)\n", p.done/p.e2eElapsed.Seconds(), p.done, p.e2eElapsed.Round(time.Millisecond))
 	// Where the end-to-end rate comes from: the processor shares the cores
 	// with the api during the load and has them to itself afterwards.
-	during := p.atLoadEnd - p.before
-	fmt.Printf("  of which:                    %8.0f orders/s processed during the load, the backlog of %.0f at %.0f orders/s after it\n",
+	say("  of which:                    %8.0f orders/s processed during the load, the backlog of %.0f at %.0f orders/s after it\n",
 		during/res.elapsed.Seconds(), p.done-during, (p.done-during)/max(p.start.Add(p.e2eElapsed).Sub(p.loadEnd).Seconds(), 1e-3))
 	// CPU time is far less disturbed by other load on the machine than
 	// rates are: compare it between runs and versions.
-	fmt.Printf("server CPU per order:          %8.0f µs accepted+processed   (%.2f cores busy during the load)\n",
+	say("server CPU per order:          %8.0f µs accepted+processed   (%.2f cores busy during the load)\n",
 		float64(p.cpuAll.Microseconds())/max(p.done, 1), p.cpuLoad.Seconds()/res.elapsed.Seconds())
 	// The accepted rate is about the cores busy divided by the CPU each
 	// request costs, server and load generator together (they share the
 	// machine); compare these with the ceilings' above.
-	fmt.Printf("  CPU per accepted order in the load: %s server (the processor's work beside it included) + %s load generator\n",
+	say("  CPU per accepted order in the load: %s server (the processor's work beside it included) + %s load generator\n",
 		perRequest(p.cpuLoad, res.ok), perRequest(res.genCPU, res.ok))
 }
 
@@ -396,8 +443,11 @@ func (p peak) print(bare, durable result) {
 // end-to-end latencies read from its database.
 func measureHalf(o options, s *served, p peak) error {
 	halfStart := time.Now()
+	steps.step("orderflow at half its peak", o.duration)
 	half := load(o, s.api+"/orders", s.tokens, p.res.rate()/2)
-	fmt.Printf("at half the peak (%5.0f/s):    ack p50 %6s  p99 %6s\n", p.res.rate()/2, half.pct(50), half.pct(99))
+	steps.clear()
+	rep.Phases = append(rep.Phases, phaseOf("orderflow_half", false, p.res.rate()/2, half, 0))
+	say("at half the peak (%5.0f/s):    ack p50 %6s  p99 %6s\n", p.res.rate()/2, half.pct(50), half.pct(99))
 	if _, err := waitProcessed(s.proc, p.before, float64(p.res.ok+half.ok)); err != nil {
 		return err
 	}
@@ -408,10 +458,15 @@ func measureHalf(o options, s *served, p peak) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("end-to-end latency (202 → COMPLETED, %d orders): p50 %s  p99 %s\n", len(all), pct(all, 50), pct(all, 99))
+	rep.EndToEnd = &endToEndFig{
+		All:      latencies{len(all), ms(pct(all, 50)), ms(pct(all, 99))},
+		HalfLoad: latencies{len(halfLoad), ms(pct(halfLoad, 50)), ms(pct(halfLoad, 99))},
+	}
+	rep.PeakRSSMB = float64(rss) / (1 << 20)
+	say("end-to-end latency (202 → COMPLETED, %d orders): p50 %s  p99 %s\n", len(all), pct(all, 50), pct(all, 99))
 	// At half the peak the processor keeps up: no backlog in these figures.
-	fmt.Printf("  of the half-load phase (%d orders): p50 %s  p99 %s\n", len(halfLoad), pct(halfLoad, 50), pct(halfLoad, 99))
-	fmt.Printf("peak RSS of the server:        %8.1f MB\n", float64(rss)/(1<<20))
+	say("  of the half-load phase (%d orders): p50 %s  p99 %s\n", len(halfLoad), pct(halfLoad, 50), pct(halfLoad, 99))
+	say("peak RSS of the server:        %8.1f MB\n", float64(rss)/(1<<20))
 	return nil
 }
 
@@ -536,77 +591,34 @@ func logins(api string, n int) ([]string, error) {
 	return tokens, nil
 }
 
-// metricsPage is one reading of the processor's /metrics.
-type metricsPage []byte
-
-// scrape reads the processor's /metrics.
-func scrape(proc string) (metricsPage, error) {
-	resp, err := http.Get(proc + "/metrics")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	return io.ReadAll(resp.Body)
-}
-
-// writerRE matches the sums and counts of the SQLite writer's histograms.
-var writerRE = regexp.MustCompile(`(?m)^(sqlite_(?:write_wait_seconds|wal_fsync_seconds|transaction_writes)_(?:sum|count)(?:\{[^}]*\})?) (\S+)$`)
-
-// series returns, for each line of the page re matches, its value (re's
-// second group) by re's first group.
-func (p metricsPage) series(re *regexp.Regexp) (map[string]float64, error) {
-	values := map[string]float64{}
-	for _, m := range re.FindAllSubmatch(p, -1) {
-		v, err := strconv.ParseFloat(string(m[2]), 64)
-		if err != nil {
-			return nil, err
-		}
-		values[string(m[1])] = v
-	}
-	return values, nil
-}
-
 // printWriter prints where an embedded-mode write spent its time between
-// two readings of its histograms (writerRE): the WAL's fsyncs, the writes per
+// two readings of its histograms (writerHistograms): the WAL's fsyncs, the writes per
 // transaction, and how long callers waited.
 func printWriter(before, after map[string]float64, elapsed time.Duration) {
 	d := func(k string) float64 { return after[k] - before[k] }
-	mean := func(name, labels string) string {
+	meanOf := func(name, labels string) (time.Duration, bool) {
 		n := d(name + "_count" + labels)
 		if n == 0 {
-			return "-"
+			return 0, false
 		}
-		return time.Duration(d(name+"_sum"+labels) / n * float64(time.Second)).Round(10 * time.Microsecond).String()
+		return time.Duration(d(name+"_sum"+labels) / n * float64(time.Second)).Round(10 * time.Microsecond), true
 	}
-	fmt.Printf("  SQLite writer in it:          WAL fsync %s mean (%.0f/s), %.1f writes per transaction; callers waited %s until the fsync, %s until the commit (means)\n",
+	mean := func(name, labels string) string {
+		if m, ok := meanOf(name, labels); ok {
+			return m.String()
+		}
+		return "-"
+	}
+	meanMs := func(name, labels string) float64 { m, _ := meanOf(name, labels); return ms(m) }
+	rep.Writer = &writer{
+		WALFsyncMeanMs: meanMs("sqlite_wal_fsync_seconds", ""), FsyncsPerSecond: d("sqlite_wal_fsync_seconds_count") / elapsed.Seconds(),
+		WritesPerTransaction: d("sqlite_transaction_writes_sum") / max(d("sqlite_transaction_writes_count"), 1),
+		WaitFsyncMeanMs:      meanMs("sqlite_write_wait_seconds", `{until="fsync"}`), WaitCommitMeanMs: meanMs("sqlite_write_wait_seconds", `{until="commit"}`),
+	}
+	say("  SQLite writer in it:          WAL fsync %s mean (%.0f/s), %.1f writes per transaction; callers waited %s until the fsync, %s until the commit (means)\n",
 		mean("sqlite_wal_fsync_seconds", ""), d("sqlite_wal_fsync_seconds_count")/elapsed.Seconds(),
 		d("sqlite_transaction_writes_sum")/max(d("sqlite_transaction_writes_count"), 1),
 		mean("sqlite_write_wait_seconds", `{until="fsync"}`), mean("sqlite_write_wait_seconds", `{until="commit"}`))
-}
-
-var processedRE = regexp.MustCompile(`(?m)^orders_processed_total\{[^}]*\} (\S+)$`)
-
-// processed scrapes the processor and sums orders_processed_total over
-// its labels.
-func processed(proc string) (float64, error) {
-	p, err := scrape(proc)
-	if err != nil {
-		return 0, err
-	}
-	return p.processed()
-}
-
-// processed sums orders_processed_total over its labels.
-func (p metricsPage) processed() (float64, error) {
-	var sum float64
-	for _, m := range processedRE.FindAllSubmatch(p, -1) {
-		v, err := strconv.ParseFloat(string(m[1]), 64)
-		if err != nil {
-			return 0, err
-		}
-		sum += v
-	}
-	return sum, nil
 }
 
 // endToEnd reads every completed bench order's created and updated times
@@ -721,12 +733,34 @@ func (c *child) stop() {
 }
 
 func freeAddr() string {
+	// BENCH_PORTS=22100-22199 keeps the servers of a run in a range of
+	// ports (a shared machine's share); else the kernel picks free ones.
+	if lo, hi, ok := portRange(os.Getenv("BENCH_PORTS")); ok {
+		for port := nextPort.Add(1) - 1 + int64(lo); port <= int64(hi); port = nextPort.Add(1) - 1 + int64(lo) {
+			addr := fmt.Sprintf("127.0.0.1:%d", port)
+			if ln, err := net.Listen("tcp", addr); err == nil {
+				ln.Close()
+				return addr
+			}
+		}
+		panic("no free port left in BENCH_PORTS=" + os.Getenv("BENCH_PORTS"))
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(err)
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+var nextPort atomic.Int64
+
+// portRange parses BENCH_PORTS, "LO-HI".
+func portRange(s string) (lo, hi int, ok bool) {
+	a, b, found := strings.Cut(s, "-")
+	lo, err1 := strconv.Atoi(a)
+	hi, err2 := strconv.Atoi(b)
+	return lo, hi, found && err1 == nil && err2 == nil && 0 < lo && lo <= hi && hi < 65536
 }
 
 // cpuTime reads the user and system CPU time the process has used so far
@@ -818,14 +852,10 @@ func startAWS(o options, s *served, dir, bin string) ([]string, error) {
 			env = append(env, f)
 		}
 	}
-	fmt.Printf("AWS mode: SQS on %s (%s), DynamoDB on moto_server %s (moto's DynamoDB, one Python process, is the ceiling of these rates)\n",
+	say("AWS mode: SQS on %s (%s), DynamoDB on moto_server %s (moto's DynamoDB, one Python process, is the ceiling of these rates)\n",
 		o.sqs, s.sqsEndpoint, s.ddbEndpoint)
 	return env, nil
 }
-
-// awsRE matches aws_requests_total: the value of each series, by its label
-// list.
-var awsRE = regexp.MustCompile(`(?m)^aws_requests_total\{([^}]*)\} (\S+)$`)
 
 // label returns the value of name in a Prometheus label list.
 func label(labels, name string) string {
@@ -848,16 +878,21 @@ func measureAWSCost(o options, s *served, p peak) error {
 	if err != nil {
 		return err
 	}
-	after, err := page.series(awsRE)
-	if err != nil {
-		return err
-	}
+	after := page.series("aws_requests_total")
 	rss := peakRSS(s.srv.cmd.Process.Pid)
 	ours := costOf(p.awsBefore, after, p.done)
-	fmt.Printf("SQS requests per order:        %8.2f   (target ≤ 0.35 at full load; floor 0.30)\n", ours.perOrder(sum(ours.sqs)))
-	fmt.Printf("DynamoDB writes per order:     %8.2f   (target ≤ 3 without items; %.2f reads; rate limiter %.2f requests on its own)\n",
+	rep.PeakRSSMB = float64(rss) / (1 << 20)
+	rep.AWS = &awsFigs{SQSPerOrder: ours.perOrder(sum(ours.sqs)), DynamoDBWritesPerOrd: ours.perOrder(sum(ours.ddbWrite)),
+		DynamoDBReadsPerOrder: ours.perOrder(sum(ours.ddbRead)), RateLimiterPerOrder: ours.perOrder(sum(ours.limiter)), ByOperation: map[string]float64{}}
+	for what, m := range map[string]map[string]float64{"sqs": ours.sqs, "dynamodb_write": ours.ddbWrite, "dynamodb_read": ours.ddbRead, "rate_limiter": ours.limiter, "simulated_gateway": ours.gatewayDB} {
+		for op, n := range m {
+			rep.AWS.ByOperation[what+"/"+op] = ours.perOrder(n)
+		}
+	}
+	say("SQS requests per order:        %8.2f   (target ≤ 0.35 at full load; floor 0.30)\n", ours.perOrder(sum(ours.sqs)))
+	say("DynamoDB writes per order:     %8.2f   (target ≤ 3 without items; %.2f reads; rate limiter %.2f requests on its own)\n",
 		ours.perOrder(sum(ours.ddbWrite)), ours.perOrder(sum(ours.ddbRead)), ours.perOrder(sum(ours.limiter)))
-	fmt.Printf("peak RSS of the server:        %8.1f MB\n\n", float64(rss)/(1<<20))
+	say("peak RSS of the server:        %8.1f MB\n\n", float64(rss)/(1<<20))
 	cols := []column{{"orderflow", ours}}
 	if o.baseline {
 		// orderflow stops; ElasticMQ and moto stay up for the seed's
@@ -868,9 +903,10 @@ func measureAWSCost(o options, s *served, p peak) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("seed's design, offered %.0f orders/s for %s: %d accepted   ack p50 %s  p99 %s   (%d errors)\n\n", pace, o.duration, res.ok, res.pct(50), res.pct(99), res.errs)
+		say("seed's design, offered %.0f orders/s for %s: %d accepted   ack p50 %s  p99 %s   (%d errors)\n\n", pace, o.duration, res.ok, res.pct(50), res.pct(99), res.errs)
+		rep.Phases = append(rep.Phases, phaseOf("seed_design", false, pace, res, 0))
 		cols = append(cols, column{"seed's design", seedCost})
 	}
-	printCosts(os.Stdout, listPrices, cols...)
+	printCosts(human, listPrices, cols...)
 	return nil
 }

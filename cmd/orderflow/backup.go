@@ -14,13 +14,32 @@ import (
 	"github.com/orderflow/orderflow/sqlite"
 )
 
+// backupFlags are the flags of backup.
+type backupFlags struct{ to string }
+
+func (f *backupFlags) define(fs *flag.FlagSet) {
+	fs.StringVar(&f.to, "to", "", "the new `FILE` to write the snapshot to (never overwritten)")
+}
+
+// restoreFlags are the flags of restore.
+type restoreFlags struct {
+	timestamp        string
+	force, ifMissing bool
+}
+
+func (f *restoreFlags) define(fs *flag.FlagSet) {
+	fs.StringVar(&f.timestamp, "timestamp", "", "restore the database as it was at this `TIME` (RFC 3339, such as 2026-03-01T12:00:00Z); default: the latest state in the replica")
+	fs.BoolVar(&f.force, "force", false, "replace an existing database (stop every orderflow process using it first)")
+	fs.BoolVar(&f.ifMissing, "if-missing", false, "restore only if there is no database, and start empty if the replica holds no backup yet (for an init container)")
+}
+
 // backupCmd runs "orderflow backup --to FILE": a consistent snapshot of
 // the embedded mode's database, taken while the api and the processor go
 // on (see sqlite.Backup).
 func backupCmd(ctx context.Context, cfg config, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	to := fs.String("to", "", "the new file to write the snapshot to (never overwritten)")
+	var f backupFlags
+	fs := newFlagSet("backup", stderr, f.define)
+	to := &f.to
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -48,11 +67,9 @@ func backupCmd(ctx context.Context, cfg config, args []string, stdout, stderr io
 // --if-missing]": it rebuilds ORDERFLOW_DB from ORDERFLOW_REPLICA_URL (see
 // replica.Restore).
 func restoreCmd(ctx context.Context, cfg config, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	ts := fs.String("timestamp", "", "restore the database as it was at this time (RFC 3339, such as 2026-03-01T12:00:00Z); default: the latest state in the replica")
-	force := fs.Bool("force", false, "replace an existing database (stop every orderflow process using it first)")
-	ifMissing := fs.Bool("if-missing", false, "restore only if there is no database, and start empty if the replica holds no backup yet (for an init container)")
+	var f restoreFlags
+	fs := newFlagSet("restore", stderr, f.define)
+	ts, force, ifMissing := &f.timestamp, &f.force, &f.ifMissing
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

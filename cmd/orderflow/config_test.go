@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"flag"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -177,12 +179,13 @@ func TestSecretFromFile(t *testing.T) {
 	}
 }
 
-// TestREADMEListsEverySetting keeps the README's settings table true.
-func TestREADMEListsEverySetting(t *testing.T) {
-	b, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
+var updateDocs = flag.Bool("update-docs", false, "rewrite docs/configuration.md's settings table from the settings list")
+
+// settingsTable is docs/configuration.md's table, made from the settings
+// list: one row per setting, its default and its help.
+func settingsTable() string {
+	var b strings.Builder
+	b.WriteString("| variable | default | what it does |\n|---|---|---|\n")
 	for _, s := range settings {
 		def := "—"
 		switch {
@@ -191,10 +194,35 @@ func TestREADMEListsEverySetting(t *testing.T) {
 		case s.Default != "":
 			def = "`" + s.Default + "`"
 		}
-		row := "| `" + s.Name + "` | " + def + " | "
-		if !strings.Contains(string(b), row) {
-			t.Errorf("README has no row for %s with its default (want a line starting %q)", s.Name, row)
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", s.Name, def, strings.ReplaceAll(s.Help, "|", "\\|"))
+	}
+	return b.String()
+}
+
+// TestConfigurationDocListsEverySetting keeps docs/configuration.md's
+// settings table what the settings list makes (go test ./cmd/orderflow
+// -run TestConfigurationDoc -update-docs rewrites it).
+func TestConfigurationDocListsEverySetting(t *testing.T) {
+	const path = "../../docs/configuration.md"
+	const begin, end = "<!-- settings table: generated from cmd/orderflow's settings list -->\n", "<!-- end of the settings table -->\n"
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	i, j := strings.Index(doc, begin), strings.Index(doc, end)
+	if i < 0 || j < i {
+		t.Fatalf("%s has no settings table between %q and %q", path, begin, end)
+	}
+	want := settingsTable()
+	if got := doc[i+len(begin) : j]; got != want {
+		if *updateDocs {
+			if err := os.WriteFile(path, []byte(doc[:i+len(begin)]+want+doc[j:]), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return
 		}
+		t.Errorf("%s's settings table is not the settings list's; run go test ./cmd/orderflow -run TestConfigurationDoc -update-docs. It should be:\n%s", path, want)
 	}
 }
 

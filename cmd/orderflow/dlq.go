@@ -18,6 +18,25 @@ import (
 	"github.com/orderflow/orderflow/sqlite"
 )
 
+// dlqFlags are the flags of dlq list, redrive and purge.
+type dlqFlags struct {
+	sub string // list, redrive or purge
+	max int
+	yes bool
+}
+
+func (f *dlqFlags) define(fs *flag.FlagSet) {
+	switch f.sub {
+	case "list":
+		fs.IntVar(&f.max, "max", 100, "list at most `N` messages")
+	case "redrive":
+		fs.IntVar(&f.max, "max", 100, "move at most `N` messages back to the queue")
+	case "purge":
+		fs.IntVar(&f.max, "max", 100, "ignored: purge deletes every message (accepted for old scripts)")
+		fs.BoolVar(&f.yes, "yes", false, "delete without asking (needed without a terminal)")
+	}
+}
+
 // dlq runs "orderflow dlq list|redrive|purge". Results go to stdout (list
 // prints one JSON object a line, so that it pipes into jq), remarks for a
 // person to stderr. None of them creates a database that is not there.
@@ -31,13 +50,9 @@ func dlq(ctx context.Context, cfg config, args []string, stdin io.Reader, stdout
 	default:
 		return fmt.Errorf("unknown dlq subcommand %q: use list, redrive or purge", sub)
 	}
-	fs := flag.NewFlagSet("dlq "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	max := fs.Int("max", 100, "most messages to list or redrive")
-	yes := new(bool)
-	if sub == "purge" {
-		yes = fs.Bool("yes", false, "delete without asking")
-	}
+	f := dlqFlags{sub: sub}
+	fs := newFlagSet("dlq "+sub, stderr, f.define)
+	max, yes := &f.max, &f.yes
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -57,9 +72,9 @@ func dlq(ctx context.Context, cfg config, args []string, stdin io.Reader, stdout
 	case "list":
 		return dlqList(ctx, b, *max, stdout, stderr)
 	case "redrive":
-		n, err := b.dead.Redrive(ctx, *max)
+		n, err := redrive(ctx, b, *max, newProgress(stderr, isTerminalWriter(stderr)))
 		if err != nil {
-			return fmt.Errorf("dlq redrive: %w", err)
+			return fmt.Errorf("dlq redrive: %w (after %d moved)", err, n)
 		}
 		_, err = fmt.Fprintf(stdout, "redrove %d message(s) to the queue\n", n)
 		return err
@@ -96,6 +111,29 @@ func openDeadLetters(ctx context.Context, cfg config, log *slog.Logger) (*backen
 		return nil, fmt.Errorf("open %s: %w", cfg.DBPath, err)
 	}
 	return &backend{store: db, queue: db, dead: db, close: db.Close}, nil
+}
+
+// redriveBatch is how many dead messages one step of redrive moves: an
+// SQS receive's most, and a step short enough for the progress to move.
+const redriveBatch = 10
+
+// redrive moves up to max dead messages back to the queue, a batch at a
+// time, reporting the count to p, and returns how many it moved.
+func redrive(ctx context.Context, b *backend, max int, p *progress) (int, error) {
+	total := 0
+	defer p.done()
+	for total < max {
+		n, err := b.dead.Redrive(ctx, min(redriveBatch, max-total))
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if n == 0 {
+			break
+		}
+		p.update("dlq redrive: %d of at most %d moved", total, max)
+	}
+	return total, nil
 }
 
 // dlqList prints up to max dead messages as JSON lines on stdout, and how

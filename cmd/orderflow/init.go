@@ -11,17 +11,26 @@ import (
 	"github.com/orderflow/orderflow/sqsqueue"
 )
 
+// initFlags are the flags of init; their defaults are the values they
+// hold when defined (the settings ORDERFLOW_QUEUE_NAME, _DLQ_NAME and
+// _TABLE_NAME).
+type initFlags struct{ queue, dlq, table string }
+
+func (f *initFlags) define(fs *flag.FlagSet) {
+	fs.StringVar(&f.queue, "queue", f.queue, "`NAME` of the SQS queue")
+	fs.StringVar(&f.dlq, "dlq", f.dlq, "`NAME` of its dead-letter queue")
+	fs.StringVar(&f.table, "table", f.table, "`NAME` of the DynamoDB table")
+}
+
 // initAWS runs "orderflow init": it creates the SQS queue, its dead-letter
 // queue with the RedrivePolicy (maxReceiveCount = ORDERFLOW_MAX_RECEIVES),
 // and the DynamoDB table with its indexes and TTL, on AWS_ENDPOINT_URL or
 // the per-service endpoints (or AWS itself), idempotently, and prints the
 // settings to export.
 func initAWS(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("init", flag.ContinueOnError)
-	fs.SetOutput(stdout)
-	queue := fs.String("queue", cfg.QueueName, "name of the SQS queue")
-	dlqName := fs.String("dlq", cfg.DLQName, "name of its dead-letter queue")
-	table := fs.String("table", cfg.TableName, "name of the DynamoDB table")
+	f := initFlags{queue: cfg.QueueName, dlq: cfg.DLQName, table: cfg.TableName}
+	fs := newFlagSet("init", stdout, f.define)
+	queue, dlqName, table := &f.queue, &f.dlq, &f.table
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -20,13 +20,20 @@ import (
 // largest).
 const listPageSize = 100
 
+// listFlags are the flags of order list.
+type listFlags struct{ json bool }
+
+func (f *listFlags) define(fs *flag.FlagSet) {
+	fs.BoolVar(&f.json, "json", false, "print the orders as JSON (the api's page format)")
+}
+
 // listCmd is `orderflow order list [--json]`: every order of the user,
 // newest first, following the cursor to the last page. --json prints
 // them as one page (next_cursor null) in the api's own format.
 func listCmd(ctx context.Context, c *apiClient, cc clientConfig, args []string, stdout, stderr io.Writer) error {
-	fl := flag.NewFlagSet("order list", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	asJSON := fl.Bool("json", false, "print the orders as JSON (the api's page format)")
+	var f listFlags
+	fl := newFlagSet("order list", stderr, f.define)
+	asJSON := &f.json
 	if err := fl.Parse(args); err != nil {
 		return err
 	}

@@ -16,16 +16,26 @@ import (
 	"github.com/orderflow/orderflow/httpapi"
 )
 
+// loginFlags are the flags of login.
+type loginFlags struct {
+	user          string
+	passwordStdin bool
+}
+
+func (f *loginFlags) define(fs *flag.FlagSet) {
+	fs.StringVar(&f.user, "user", "", "the user id to log in as (required)")
+	fs.BoolVar(&f.passwordStdin, "password-stdin", false, "read the password from the first line of stdin")
+}
+
 // loginCmd is `orderflow login --user U [--password-stdin]`: it gets a
 // token from POST /login and keeps it in the token store for ORDERFLOW_URL.
 // A dev-login server needs no password, so none is asked for first; when
 // the server wants one, it is read from a terminal without echo, or with
 // --password-stdin from the first line of stdin (for scripts).
 func loginCmd(ctx context.Context, cc clientConfig, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fl := flag.NewFlagSet("login", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	user := fl.String("user", "", "user id")
-	fromStdin := fl.Bool("password-stdin", false, "read the password from the first line of stdin")
+	var f loginFlags
+	fl := newFlagSet("login", stderr, f.define)
+	user, fromStdin := &f.user, &f.passwordStdin
 	if err := fl.Parse(args); err != nil {
 		return err
 	}

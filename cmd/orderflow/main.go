@@ -1,9 +1,10 @@
 // Command orderflow runs the order pipeline: the api, the processor, or
 // both (serve, the default), and the operator's commands.
 //
-//	orderflow [serve|api|processor|init|dlq|backup|restore|hash-password|login|order|help]
+//	orderflow [serve|api|processor|init|dlq|backup|restore|hash-password|login|order|version|help|completion|man]
 //
-// Settings come from the environment; see config.go or the README.
+// The commands are listed in commands.go, the settings (environment
+// variables) in config.go.
 package main
 
 import (
@@ -15,6 +16,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -68,49 +70,6 @@ func softMemoryLimit(container string) int64 {
 	return n / 4 * 3
 }
 
-const usage = `usage: orderflow [command]
-
-commands:
-  serve          api and processor in one process (default)
-  api            the HTTP api only (:8000)
-  processor      the processor only (health and metrics on :9090)
-  init           create the SQS queue, its DLQ and the DynamoDB table (AWS mode; prints the exports)
-  dlq list       show messages in the dead-letter queue (JSON lines on stdout)
-  dlq redrive    move dead-letter messages back to the queue
-  dlq purge      delete every dead-letter message (asks first; --yes without a terminal)
-  backup --to FILE
-                 write a consistent snapshot of ORDERFLOW_DB to FILE while
-                 the api and the processor run (embedded and split modes)
-  restore [--timestamp 2026-03-01T12:00:00Z] [--force | --if-missing]
-                 rebuild ORDERFLOW_DB from ORDERFLOW_REPLICA_URL (the latest
-                 state, or as it was then); --force replaces an existing file,
-                 --if-missing restores only when there is none
-  hash-password  read a password on stdin, print its bcrypt hash for ORDERFLOW_USERS_FILE
-  help           this text; help settings: every setting, its default and use (tab-separated)
-
-client commands, against the api at ORDERFLOW_URL (default http://localhost:8000):
-  login --user U [--password-stdin]
-                 get a token (dev login needs no password; else a prompt or
-                 the first line of stdin), kept in $XDG_CONFIG_HOME/orderflow/
-  order place --amount 12.50 [--currency EUR] [--item sku=qty ...]
-              [--idempotency-key K] [--json] [--timeout 10s]
-                 place an order (amount in major units); prints its id and
-                 status URL, or the 202 body with --json. A timeout or a 503
-                 is retried with the same Idempotency-Key (one is made up
-                 when none is given), so the order is placed once
-  order watch ID|STATUS_URL
-                 follow an order (server-sent events, else polling) and
-                 print each status with its time; exits 0 when COMPLETED,
-                 2 REJECTED, 3 FAILED, 4 CANCELLED, 1 on an error
-  order list [--json]
-                 your orders, newest first (every page)
-  order cancel ID
-                 cancel an order that is PENDING or PROCESSING
-
-Settings are environment variables; see the README. Errors from the api
-are printed as the problem's title and detail; every failure exits non-zero.
-`
-
 // printSettings writes the settings table, one setting a line: name,
 // default and help, tab-separated (for tools that check deployments).
 func printSettings(w io.Writer) error {
@@ -124,43 +83,75 @@ func printSettings(w io.Writer) error {
 
 // run is the whole program; main only supplies the process's environment.
 // Logs and results go to stdout; the operator commands' remarks for a
-// person (counts, prompts) go to stderr, so that their stdout pipes.
+// person (counts, prompts, progress) go to stderr, so that their stdout
+// pipes. The command line is read against the commands list
+// (commands.go): help, flags it does not know and missing subcommands are
+// answered before any setting is read.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	cmd := "serve"
-	if len(args) > 0 {
-		cmd, args = args[0], args[1:]
+	if len(args) == 0 {
+		args = []string{"serve"}
 	}
-	switch cmd {
-	case "help", "-h", "-help", "--help":
-		if len(args) == 1 && args[0] == "settings" {
-			return printSettings(stdout)
-		}
-		_, err := io.WriteString(stdout, usage)
+	switch args[0] {
+	case "-h", "-help", "--help":
+		_, err := io.WriteString(stdout, usage())
 		return err
+	case "-version", "--version":
+		return printVersion(stdout, currentBuild())
+	}
+	c, args, err := findCommand(args)
+	if err != nil {
+		return err
+	}
+	if wantsHelp(args) {
+		if c.Name == "help" {
+			return helpCmd(nil, stdout)
+		}
+		_, err := io.WriteString(stdout, c.help())
+		return err
+	}
+	if c.Name != "help" {
+		if err := c.checkFlags(args); err != nil {
+			return err
+		}
+	}
+	switch c.Name {
+	case "help":
+		return helpCmd(args, stdout)
+	case "version":
+		if len(args) > 0 {
+			return usageErrorf("version takes no arguments")
+		}
+		return printVersion(stdout, currentBuild())
+	case "completion":
+		return completionCmd(args, stdout)
+	case "man":
+		return manCmd(args, stdout, currentBuild())
 	case "hash-password":
 		return hashPassword(stdin, stdout)
-	case "login", "order":
+	}
+	if c.Client {
 		cc, err := loadClientConfig(getenv)
 		if err != nil {
 			return fmt.Errorf("configuration:\n%w", err)
 		}
-		if cmd == "login" {
+		if c.Name == "login" {
 			return loginCmd(ctx, cc, args, stdin, stdout, stderr)
 		}
-		return orderCmd(ctx, cc, args, stdout, stderr)
+		return orderCmd(ctx, cc, append([]string{strings.TrimPrefix(c.Name, "order ")}, args...), stdout, stderr)
 	}
-	cfg, err := loadConfigFor(getenv, cmd)
+	group, sub, _ := strings.Cut(c.Name, " ")
+	cfg, err := loadConfigFor(getenv, group)
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
-	switch cmd {
+	switch group {
 	case "serve", "api", "processor":
 		if len(args) > 0 {
-			return fmt.Errorf("%s takes no arguments, got %q", cmd, args)
+			return fmt.Errorf("%s takes no arguments, got %q", group, args)
 		}
-		return serve(ctx, cmd, cfg, stdout)
+		return serve(ctx, group, cfg, stdout)
 	case "dlq":
-		return dlq(ctx, cfg, args, stdin, stdout, stderr)
+		return dlq(ctx, cfg, append([]string{sub}, args...), stdin, stdout, stderr)
 	case "init":
 		return initAWS(ctx, cfg, args, stdout)
 	case "backup":
@@ -168,5 +159,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "restore":
 		return restoreCmd(ctx, cfg, args, stdout, stderr)
 	}
-	return fmt.Errorf("unknown command %q\n\n%s", cmd, usage)
+	return fmt.Errorf("command %q is listed but not run", c.Name) // caught by TestEveryCommandRuns
 }

@@ -23,22 +23,33 @@ const (
 	placeMaxWait  = 30 * time.Second
 )
 
+// placeFlags are the flags of order place.
+type placeFlags struct {
+	amount, currency, key string
+	json                  bool
+	timeout               time.Duration
+	items                 []orderflow.Item
+}
+
+func (f *placeFlags) define(fs *flag.FlagSet) {
+	fs.StringVar(&f.amount, "amount", "", "the `AMOUNT` in major units, such as 12.50 (required)")
+	fs.StringVar(&f.currency, "currency", orderflow.DefaultCurrency, "ISO 4217 currency `CODE`")
+	fs.StringVar(&f.key, "idempotency-key", "", "Idempotency-Key of the request (default: a new random one)")
+	fs.BoolVar(&f.json, "json", false, "print the 202 body as JSON")
+	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "how long one attempt waits for the answer")
+	fs.Func("item", "an item as `SKU=QTY` (repeatable)", func(v string) error {
+		it, err := parseItem(v)
+		f.items = append(f.items, it)
+		return err
+	})
+}
+
 // placeCmd is `orderflow order place --amount 12.50 [--currency EUR]
 // [--item sku=qty ...] [--idempotency-key K] [--json] [--timeout D]`.
 func placeCmd(ctx context.Context, c *apiClient, cc clientConfig, args []string, stdout, stderr io.Writer) error {
-	fl := flag.NewFlagSet("order place", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	amount := fl.String("amount", "", "amount in major units, such as 12.50")
-	currency := fl.String("currency", orderflow.DefaultCurrency, "ISO 4217 currency code")
-	key := fl.String("idempotency-key", "", "Idempotency-Key of the request (default: a new random one)")
-	asJSON := fl.Bool("json", false, "print the 202 body as JSON")
-	timeout := fl.Duration("timeout", 10*time.Second, "how long one attempt waits for the answer")
-	var items []orderflow.Item
-	fl.Func("item", "an item as sku=quantity (repeatable)", func(v string) error {
-		it, err := parseItem(v)
-		items = append(items, it)
-		return err
-	})
+	var f placeFlags
+	fl := newFlagSet("order place", stderr, f.define)
+	amount, currency, key, asJSON, timeout := &f.amount, &f.currency, &f.key, &f.json, &f.timeout
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -55,7 +66,7 @@ func placeCmd(ctx context.Context, c *apiClient, cc clientConfig, args []string,
 	if *key == "" {
 		*key = rand.Text() // a retry of this run is then safe
 	}
-	req := httpapi.OrderRequest{Amount: minor, Currency: strings.ToUpper(*currency), Items: items}
+	req := httpapi.OrderRequest{Amount: minor, Currency: strings.ToUpper(*currency), Items: f.items}
 	a, err := c.place(ctx, req, *key, *timeout)
 	if err != nil {
 		return err

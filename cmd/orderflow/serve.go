@@ -34,8 +34,11 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 // flush and close the store.
 func serve(ctx context.Context, mode string, cfg config, stdout io.Writer) error {
 	log := newLogger(cfg, stdout)
+	build := currentBuild()
+	log.Info("orderflow starting", "mode", mode, "version", build.Version, "revision", build.Revision, "build_date", build.Date, "goversion", build.GoVersion)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerBuildInfo(reg, build)
 	tp, shutdownTracing, err := newTracerProvider(ctx, cfg.Tracing, mode)
 	if err != nil {
 		return err
@@ -264,6 +267,7 @@ func newAPI(cfg config, keys *apiKeys, b *backend, log *slog.Logger, reg *promet
 		RequestTimeout:     cfg.RequestTimeout,
 		MaxStreams:         cfg.MaxStreams,
 		MaxStreamsPerUser:  cfg.MaxStreamsPerUser,
+		Version:            currentBuild().Version,
 	}, httpapi.Deps{
 		Logger:      log.With("component", "api"),
 		Registerer:  reg,
