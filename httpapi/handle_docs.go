@@ -8,10 +8,8 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
-	"strings"
 	"time"
 
-	redoc "github.com/mvrilo/go-redoc"
 	swaggerfiles "github.com/swaggo/files/v2"
 
 	"github.com/orderflow/orderflow"
@@ -64,9 +62,16 @@ func (s *server) handleSwaggerPage() http.Handler {
 	return s.page("assets/swagger/index.html", cspSwagger)
 }
 
-// handleRedocPage serves GET /redoc, ReDoc on /openapi.json.
-func (s *server) handleRedocPage() http.Handler {
-	return s.page("assets/redoc/index.html", cspRedoc)
+// handleRedocMoved serves GET /redoc, where ReDoc was, with a permanent
+// redirect to Swagger UI. No maintained Go module ships a current ReDoc:
+// the one that did (github.com/mvrilo/go-redoc) embeds a 2021 release and
+// brings gin, fiber and echo into the module graph, and the other API
+// viewers' Go modules load their scripts from a CDN, which the docs must
+// not need. Swagger UI comes from github.com/swaggo/files/v2.
+func (s *server) handleRedocMoved() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/docs", http.StatusMovedPermanently)
+	})
 }
 
 // page serves one of our HTML pages under the given CSP.
@@ -117,14 +122,6 @@ func (s *server) handleSwaggerAsset() http.Handler {
 			return
 		}
 		s.serveAsset(w, r, name, rs)
-	})
-}
-
-// handleRedocScript serves GET /redoc/redoc.standalone.js from
-// github.com/mvrilo/go-redoc.
-func (s *server) handleRedocScript() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.serveAsset(w, r, "redoc.standalone.js", strings.NewReader(redoc.JavaScript))
 	})
 }
 

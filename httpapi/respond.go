@@ -8,14 +8,12 @@ import (
 )
 
 // Content-Security-Policy values. JSON answers allow nothing; the docs
-// pages allow our own scripts and styles. Swagger UI and ReDoc set inline
-// style attributes and inject <style> elements (hence 'unsafe-inline' for
-// styles only), use data: images, and ReDoc runs its search index in a
-// Worker built from a blob: URL.
+// pages allow our own scripts and styles. Swagger UI sets inline style
+// attributes and injects <style> elements (hence 'unsafe-inline' for
+// styles only) and uses data: images.
 const (
 	cspAPI     = "default-src 'none'; frame-ancestors 'none'"
 	cspSwagger = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-	cspRedoc   = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 	// cspWeb is the order page's: our own modules and stylesheet only, no
 	// inline script or style at all, and requests to this server only.
 	cspWeb = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"

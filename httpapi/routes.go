@@ -32,7 +32,6 @@ func (s *server) routes() []route {
 		{"GET /openapi.json", s.handleOpenAPI()},
 		{"GET /docs", s.handleSwaggerPage()},
 		{"GET /docs/{file}", s.handleSwaggerAsset()},
-		{"GET /redoc", s.handleRedocPage()},
-		{"GET /redoc/redoc.standalone.js", s.handleRedocScript()},
+		{"GET /redoc", s.handleRedocMoved()},
 	}
 }

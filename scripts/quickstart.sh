@@ -141,7 +141,7 @@ start_orderflow() {
 print_urls() {
   cat <<EOT
 quickstart: ready
-  api            $api_url   (docs: $api_url/docs, $api_url/redoc, $api_url/openapi.json)
+  api            $api_url   (docs: $api_url/docs, $api_url/openapi.json)
   processor      $processor_url/health, /ready, /metrics
 EOT
 }

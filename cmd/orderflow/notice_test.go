@@ -129,7 +129,6 @@ func moduleLicence(m linkedModule) (id string, others []string, err error) {
 // module that ships them.
 var assets = []struct{ name, module, licence, where string }{
 	{"Swagger UI (swagger-ui-dist)", "github.com/swaggo/files/v2", "Apache-2.0", "served at /docs"},
-	{"ReDoc (redoc.standalone.js)", "github.com/mvrilo/go-redoc", "MIT", "served at /redoc"},
 }
 
 // notice is the NOTICE file: the third-party software in the binary.
