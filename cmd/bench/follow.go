@@ -103,10 +103,13 @@ func measureFollow(o options, how string, env []string, dir, bin string) error {
 		return err
 	}
 	secs := time.Duration(followed.Load()).Seconds()
+	f := followFig{How: how, Orders: o.orders, RequestsPerOrder: float64(requests.Load()) / float64(o.orders),
+		StoreReads: after.total() - before.total(), WatchReads: after.watch - before.watch,
+		SingleOrderReads: after.single - before.single, OrderSeconds: secs}
+	f.ReadsPerOrderSecond = f.StoreReads / secs
+	rep.Follow = append(rep.Follow, f)
 	say("%-8s status requests per order %.1f; api store reads %.0f (watch %.0f, single-order %.0f) over %.0f order-seconds followed: %.3f reads per followed order per second\n",
-		how, float64(requests.Load())/float64(o.orders),
-		after.total()-before.total(), after.watch-before.watch, after.single-before.single, secs,
-		(after.total()-before.total())/secs)
+		how, f.RequestsPerOrder, f.StoreReads, f.WatchReads, f.SingleOrderReads, secs, f.ReadsPerOrderSecond)
 	return nil
 }
 

@@ -197,8 +197,8 @@ func run() error {
 	if o.json {
 		human = os.Stderr
 	}
-	if o.follow && (o.json || o.plot != "") {
-		return errors.New("-json and -plot report the load phases; -follow prints its own table")
+	if o.follow && o.plot != "" {
+		return errors.New("-plot draws the load phases; -follow has none (-json reports its figures)")
 	}
 	rep = newReport(o)
 	steps = newStepper(os.Stderr, stderrIsTerminal())
@@ -219,9 +219,11 @@ func run() error {
 	}
 	say("ok\n")
 	if o.follow {
-		return runFollow(o, dir, bin)
+		err = runFollow(o, dir, bin)
+	} else {
+		err = measure(o, dir, bin)
 	}
-	if err := measure(o, dir, bin); err != nil {
+	if err != nil {
 		return err
 	}
 	if o.plot != "" {

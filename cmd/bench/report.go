@@ -29,6 +29,20 @@ type report struct {
 	// PeakRSSMB is the server's peak resident memory.
 	PeakRSSMB float64  `json:"peak_rss_mb,omitempty"`
 	AWS       *awsFigs `json:"aws,omitempty"`
+	// Follow holds the figures of -follow, one per way of following.
+	Follow []followFig `json:"follow,omitempty"`
+}
+
+// followFig is what following orders one way cost (see runFollow).
+type followFig struct {
+	How                 string  `json:"how"` // polling or sse
+	Orders              int     `json:"orders"`
+	RequestsPerOrder    float64 `json:"status_requests_per_order"`
+	StoreReads          float64 `json:"store_reads"`
+	WatchReads          float64 `json:"watch_reads"`
+	SingleOrderReads    float64 `json:"single_order_reads"`
+	OrderSeconds        float64 `json:"order_seconds_followed"`
+	ReadsPerOrderSecond float64 `json:"reads_per_followed_order_per_second"`
 }
 
 type machine struct {
@@ -113,8 +127,11 @@ func phaseOf(name string, ceiling bool, offered float64, r result, serverCPU tim
 
 func newReport(o options) *report {
 	mode := "embedded"
-	if o.aws {
+	switch {
+	case o.aws:
 		mode = "aws"
+	case o.follow:
+		mode = "split" // -follow runs orderflow api and orderflow processor
 	}
 	return &report{Machine: machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), PhaseSeconds: o.duration.Seconds(), Workers: o.workers, Users: o.users, Mode: mode}}
 }
