@@ -3,6 +3,7 @@ package deploy
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -15,10 +16,18 @@ import (
 
 const composeFile = "compose/compose.yaml"
 
+// composeBuild is a service's build: the image orderflow's Dockerfile
+// makes, with the version it reports.
+type composeBuild struct {
+	Context    string            `yaml:"context"`
+	Dockerfile string            `yaml:"dockerfile"`
+	Args       map[string]string `yaml:"args"`
+}
+
 // composeService is the part of a compose service the tests read.
 type composeService struct {
 	Image       string            `yaml:"image"`
-	Build       map[string]string `yaml:"build"`
+	Build       *composeBuild     `yaml:"build"`
 	Entrypoint  []string          `yaml:"entrypoint"`
 	Command     []string          `yaml:"command"`
 	Environment map[string]string `yaml:"environment"`
@@ -91,11 +100,13 @@ func TestComposeHasTheWholeStack(t *testing.T) {
 		t.Errorf("services running the orderflow image: %v, want api, init, processor", got)
 	}
 	for name, s := range of {
-		if b := s.Build; b["context"] != "../.." || b["dockerfile"] != "Dockerfile" || s.Image != "orderflow:local" {
-			t.Errorf("%s builds %v as %q, want the repository's Dockerfile (context ../..) as orderflow:local", name, b, s.Image)
+		if b := s.Build; b == nil || b.Context != "../.." || b.Dockerfile != "Dockerfile" || s.Image != "orderflow:local" {
+			t.Errorf("%s builds %+v as %q, want the repository's Dockerfile (context ../..) as orderflow:local", name, b, s.Image)
+		} else if want := map[string]string{"VERSION": "${VERSION:-}", "COMMIT": "${COMMIT:-}", "DATE": "${DATE:-}"}; !maps.Equal(b.Args, want) {
+			t.Errorf("%s passes the build args %v, want %v: the Dockerfile's, for what orderflow version reports", name, b.Args, want)
 		}
 	}
-	if _, err := os.Stat(filepath.Join("compose", svcs["init"].Build["context"], "Dockerfile")); err != nil {
+	if _, err := os.Stat(filepath.Join("compose", svcs["init"].Build.Context, "Dockerfile")); err != nil {
 		t.Errorf("build context: %v", err)
 	}
 }
