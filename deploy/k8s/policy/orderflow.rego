@@ -299,3 +299,27 @@ selects_some_pods(sel) if {
 		d.spec.template.metadata.labels[k] == v
 	}
 }
+
+# Argo CD's sync waves: what a pod reads (its settings, its secrets, the
+# ServiceAccount its credentials come through) is applied before any
+# workload, and the namespace before all of them.
+wave(o) := to_number(object.get(o.metadata, ["annotations", "argocd.argoproj.io/sync-wave"], "0"))
+
+workloads := [w | some w in objects; w.kind in {"Deployment", "Rollout"}]
+
+deny contains msg if {
+	some c in objects
+	c.kind in {"ConfigMap", "Secret", "ServiceAccount", "TriggerAuthentication"}
+	some w in workloads
+	wave(c) >= wave(w)
+	msg := sprintf("%s %s syncs in wave %v, not before %s %s (wave %v)", [c.kind, c.metadata.name, wave(c), w.kind, w.metadata.name, wave(w)])
+}
+
+deny contains msg if {
+	some n in objects
+	n.kind == "Namespace"
+	some o in objects
+	o.kind != "Namespace"
+	wave(n) >= wave(o)
+	msg := sprintf("Namespace %s syncs in wave %v, not before %s %s (wave %v)", [n.metadata.name, wave(n), o.kind, o.metadata.name, wave(o)])
+}
