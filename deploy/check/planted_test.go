@@ -129,4 +129,9 @@ var plantedMistakes = []struct {
 	{"a kind the project does not allow is refused", "argocd", "argocd/project.yaml", "    - {group: keda.sh, kind: ScaledObject}\n", "", "does not allow ScaledObject"},
 	{"a cluster the project does not allow is refused", "argocd", "argocd/project.yaml", "- name: orderflow-prod-*", "- name: orderflow-production-*", "which project orderflow does not allow"},
 	{"a region label the generator does not select generates nothing", "argocd", "argocd/prod.yaml", "matchLabels:\n            orderflow.example.com/environment: prod", "matchLabels:\n            orderflow.example.com/environment: production", "generates no Application"},
+	{"a Rollout on an AnalysisTemplate that is not there is refused", "policy", "components/canary/rollout.yaml", "- templateName: orderflow-canary", "- templateName: orderflow-canary-v2", "AnalysisTemplate orderflow-canary-v2, which is not there"},
+	{"a Rollout that shifts traffic on a route the VirtualService lacks is refused", "policy", "components/canary/rollout.yaml", "routes: [api]", "routes: [primary]", "route primary of VirtualService orderflow-api"},
+	{"a canary promoted with no analysis step is refused", "policy", "components/canary/rollout.yaml", "        - analysis:\n            templates:\n              - templateName: orderflow-canary\n            args: *args\n", "", "no analysis step"},
+	{"a canary weight that is not a number is refused by the Rollout CRD", "schema", "components/canary/rollout.yaml", "setWeight: 25", "setWeight: quarter", "setWeight"},
+	{"an AnalysisTemplate typo is refused by its CRD", "schema", "components/canary/analysis.yaml", "failureLimit: 1", "failurelimit: 1", "failurelimit"},
 }
