@@ -3,8 +3,8 @@ package canary
 import (
 	"context"
 	"math"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
 	"github.com/argoproj/argo-rollouts/utils/evaluate"

@@ -431,7 +431,6 @@ func storeOutage(ctx context.Context, t *testing.T, path string, hold time.Durat
 	}()
 }
 
-
 // now is Prometheus's clock (the scrape timestamps), for waitWindow.
 func (s *stack) now(t *testing.T) time.Time {
 	t.Helper()

@@ -49,4 +49,3 @@ func TestPromtoolChecksTheQueries(t *testing.T) {
 	}
 	t.Logf("%s", out)
 }
-
