@@ -30,18 +30,16 @@ func globalTable(t *testing.T, endpoint, home string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	next := proxy.Director
-	proxy.Director = func(r *http.Request) {
-		next(r)
-		auth := r.Header.Get("Authorization")
+	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target)
+		auth := r.In.Header.Get("Authorization")
 		if i := strings.Index(auth, "/dynamodb/aws4_request"); i > 0 {
 			scope := auth[:i]
 			if j := strings.LastIndex(scope, "/"); j > 0 {
-				r.Header.Set("Authorization", scope[:j+1]+home+auth[i:])
+				r.Out.Header.Set("Authorization", scope[:j+1]+home+auth[i:])
 			}
 		}
-	}
+	}}
 	srv := httptest.NewServer(proxy)
 	t.Cleanup(srv.Close)
 	return srv.URL
