@@ -532,37 +532,49 @@ func (s *Store) SweepPending(ctx context.Context, before time.Time, limit int) (
 		kc := expression.Key("pending_pk").Equal(expression.Value("PENDING#" + strconv.Itoa(shard))).
 			And(expression.Key("pending_sk").LessThan(expression.Value(idPrefix(before))))
 		b := expression.NewBuilder().WithKeyCondition(kc)
-		if f, ok := s.sweepable(); ok {
-			b = b.WithFilter(f)
+		filter, filtered := s.sweepable()
+		if filtered {
+			b = b.WithFilter(filter)
 		}
 		expr, _ := b.Build()
-		cctx, cancel := s.callCtx(ctx)
-		page, err := s.db.Query(cctx, &dynamodb.QueryInput{
-			TableName: &s.table, IndexName: aws.String(indexByPending),
-			KeyConditionExpression: expr.KeyCondition(), FilterExpression: expr.Filter(),
-			ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
-			Limit: aws.Int32(int32(limit - len(out))),
-		})
-		cancel()
-		if err != nil {
-			return out, mapErr(err, "query pending orders")
-		}
-		for _, av := range page.Items {
-			var it orderItem
-			if err := attributevalue.UnmarshalMap(av, &it); err != nil {
-				continue
-			}
-			ok, err := s.claimPending(ctx, it)
+		// With a region's filter, Limit counts the items read before the
+		// filter: another region's orders at the head of a shard (a region
+		// down for long) must not hide this region's behind them, so the
+		// shard is read on, page by page.
+		var start map[string]types.AttributeValue
+		for {
+			cctx, cancel := s.callCtx(ctx)
+			page, err := s.db.Query(cctx, &dynamodb.QueryInput{
+				TableName: &s.table, IndexName: aws.String(indexByPending),
+				KeyConditionExpression: expr.KeyCondition(), FilterExpression: expr.Filter(),
+				ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
+				Limit: aws.Int32(int32(limit - len(out))), ExclusiveStartKey: start,
+			})
+			cancel()
 			if err != nil {
-				return out, err
+				return out, mapErr(err, "query pending orders")
 			}
-			if ok {
-				o := it.order()
-				if s.opts.Region != "" && o.Region != "" {
-					o.Region = s.opts.Region // taken over, if it was another's
+			for _, av := range page.Items {
+				var it orderItem
+				if err := attributevalue.UnmarshalMap(av, &it); err != nil {
+					continue
 				}
-				out = append(out, o)
+				ok, err := s.claimPending(ctx, it)
+				if err != nil {
+					return out, err
+				}
+				if ok {
+					o := it.order()
+					if s.opts.Region != "" && o.Region != "" {
+						o.Region = s.opts.Region // taken over, if it was another's
+					}
+					out = append(out, o)
+				}
 			}
+			if !filtered || page.LastEvaluatedKey == nil || len(out) >= limit {
+				break
+			}
+			start = page.LastEvaluatedKey
 		}
 	}
 	return out, nil

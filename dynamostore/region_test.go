@@ -143,3 +143,31 @@ func TestTakeoverClaimsADownRegionsPendingOrdersOnce(t *testing.T) {
 		t.Errorf("start of a taken-over order in %s: %v, %v; want PROCESSING", west, got.Status, err)
 	}
 }
+
+// Another region's PENDING orders at the head of a shard (a region down
+// for long, not taken over) do not hide this region's own behind them
+// from its sweep, however small the sweep's limit.
+func TestSweepFindsItsOwnOrdersBehindAnotherRegions(t *testing.T) {
+	t.Parallel()
+	client, table := newTable(t)
+	a := dynamostore.New(client, table, dynamostore.Options{Region: east})
+	b := dynamostore.New(client, table, dynamostore.Options{Region: west})
+	ctx := testCtx(t)
+	own := acceptIn(t, b)
+	older := 0
+	for at := own.CreatedAt.Add(-time.Hour); older < 3; at = at.Add(time.Millisecond) {
+		id := orderflow.NewOrderID(at)
+		if dynamostore.PendingShard(id) != dynamostore.PendingShard(own.ID) {
+			continue
+		}
+		if _, err := a.BeginOrder(ctx, orderflow.Order{ID: id, UserID: "u1", Amount: 100, Currency: "USD",
+			Status: orderflow.StatusPending, CreatedAt: at}, orderflow.IdempotencyKey{}); err != nil {
+			t.Fatal(err)
+		}
+		older++
+	}
+	got, err := b.SweepPending(ctx, time.Now(), 1)
+	if err != nil || len(got) != 1 || got[0].ID != own.ID {
+		t.Errorf("sweep of %s with limit 1: %v %v, want its own order %s behind %d of %s's", west, got, err, own.ID, older, east)
+	}
+}
