@@ -133,9 +133,15 @@ type Order struct {
 	// order, kept so that work on the order that does not start from its
 	// queue message (a re-sent message, the dead-letter watch) continues
 	// its trace.
-	TraceParent string    `json:"traceparent,omitempty"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	TraceParent string `json:"traceparent,omitempty"`
+	// Region is the order's home region in the AWS mode (the AWS_REGION of
+	// the api that accepted it, or of the processor that took it over from
+	// a region that was down): every write of the order is made from there,
+	// since a global table resolves writes from two regions by last writer
+	// wins. Empty in the embedded mode and for orders stored before.
+	Region    string    `json:"region,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Limits on what an order may contain. They keep a single order (and so a

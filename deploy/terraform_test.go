@@ -307,8 +307,8 @@ func TestTerraformOutputsAreTheAppsSettings(t *testing.T) {
 	for _, c := range []struct{ output, value, setting string }{
 		{"sqs_queue_url", "aws_sqs_queue.orders.", "SQS_QUEUE_URL"},
 		{"sqs_dlq_url", "aws_sqs_queue.dlq.", "SQS_DLQ_URL"},
-		{"dynamodb_table", "aws_dynamodb_table.orders.name", "DDB_TABLE"},
-		{"dynamodb_table_name", "aws_dynamodb_table.orders.name", "DDB_TABLE"},
+		{"dynamodb_table", "local.table_name", "DDB_TABLE"},
+		{"dynamodb_table_name", "local.table_name", "DDB_TABLE"},
 	} {
 		o := outs[c.output]
 		if o == nil {
@@ -392,9 +392,14 @@ func (m *tfModule) resolve(expr string) string {
 	if !ok {
 		return expr
 	}
-	for _, blk := range m.blocks("locals") {
-		if a, ok := blk.Body.Attributes[name]; ok {
-			return m.text(a.Expr.Range())
+	for file, b := range m.bodies { // every locals block (blocks keys them all by "")
+		if !strings.HasSuffix(file, ".tf") {
+			continue
+		}
+		for _, blk := range b.Blocks {
+			if a, ok := blk.Body.Attributes[name]; ok && blk.Type == "locals" {
+				return m.text(a.Expr.Range())
+			}
 		}
 	}
 	return expr

@@ -30,6 +30,9 @@ func (s *Store) RequestCancel(ctx context.Context, id orderflow.OrderID, by stri
 		if err != nil {
 			return orderflow.Order{}, err
 		}
+		if err := s.foreign(o); err != nil {
+			return o, err
+		}
 		switch {
 		case o.Status == orderflow.StatusCancelled, o.Status == orderflow.StatusProcessing && o.Cancellation != nil:
 			return o, nil
@@ -56,6 +59,9 @@ func (s *Store) writeCancel(ctx context.Context, o orderflow.Order, by string, a
 	}
 	cond := expression.Name("status").Equal(expression.Value(string(o.Status))).
 		And(expression.AttributeNotExists(expression.Name("cancel_requested_at")))
+	if s.opts.Region != "" {
+		cond = cond.And(s.ours())
+	}
 	expr, _ := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
 	cctx, cancel := s.callCtx(ctx)
 	defer cancel()

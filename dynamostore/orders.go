@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
 	"time"
 
@@ -44,6 +45,8 @@ type orderItem struct {
 	CancelBy string `dynamodbav:"cancel_requested_by,omitempty"`
 	CancelAt int64  `dynamodbav:"cancel_requested_at,omitempty"`
 	RefundID string `dynamodbav:"refund_id,omitempty"`
+	// Region is the order's home region (orderflow.Order.Region).
+	Region string `dynamodbav:"region,omitempty"`
 }
 
 type lineItem struct {
@@ -56,6 +59,7 @@ func toItem(o orderflow.Order) orderItem {
 		PK: orderPK(o.ID), SK: skOrder, GSI1PK: userPK(o.UserID), GSI1SK: string(o.ID),
 		ID: string(o.ID), UserID: o.UserID, Amount: o.Amount, Currency: o.Currency, Status: string(o.Status),
 		RequestID: o.RequestID, TraceParent: o.TraceParent, CreatedAt: ms(o.CreatedAt), UpdatedAt: ms(o.UpdatedAt),
+		Region: o.Region,
 	}
 	for _, l := range o.Items {
 		it.Items = append(it.Items, lineItem(l))
@@ -76,7 +80,7 @@ func (it orderItem) order() orderflow.Order {
 	o := orderflow.Order{
 		ID: orderflow.OrderID(it.ID), UserID: it.UserID, Amount: it.Amount, Currency: it.Currency,
 		Status: orderflow.Status(it.Status), RequestID: it.RequestID, TraceParent: it.TraceParent,
-		CreatedAt: fromMS(it.CreatedAt), UpdatedAt: fromMS(it.UpdatedAt),
+		CreatedAt: fromMS(it.CreatedAt), UpdatedAt: fromMS(it.UpdatedAt), Region: it.Region,
 	}
 	for _, l := range it.Items {
 		o.Items = append(o.Items, orderflow.Item(l))
@@ -132,6 +136,9 @@ func (s *Store) checkNew(o orderflow.Order) (orderflow.Order, error) {
 	}
 	if o.UpdatedAt.IsZero() {
 		o.UpdatedAt = o.CreatedAt
+	}
+	if o.Region == "" {
+		o.Region = s.opts.Region
 	}
 	return normalize(o), nil
 }
@@ -466,6 +473,9 @@ func (s *Store) Transition(ctx context.Context, t orderflow.Transition) (orderfl
 	case orderflow.StatusCancelled:
 		cond = cond.And(expression.AttributeExists(expression.Name("cancel_requested_at")))
 	}
+	if s.opts.Region != "" {
+		cond = cond.And(s.ours())
+	}
 	expr, _ := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
 	cctx, cancel := s.callCtx(ctx)
 	out, err := s.db.UpdateItem(cctx, &dynamodb.UpdateItemInput{
@@ -486,7 +496,26 @@ func (s *Store) Transition(ctx context.Context, t orderflow.Transition) (orderfl
 	if err != nil {
 		return orderflow.Order{}, err
 	}
+	if err := s.foreign(cur); err != nil {
+		return cur, err
+	}
 	return cur, orderflow.Errorf(orderflow.EConflict, "order %s is %s, not %s", t.ID, cur.Status, t.From)
+}
+
+// ours is the condition that an order is this store's region's, or has no
+// region (stored before regions were recorded).
+func (s *Store) ours() expression.ConditionBuilder {
+	return expression.Name("region").Equal(expression.Value(s.opts.Region)).
+		Or(expression.AttributeNotExists(expression.Name("region")))
+}
+
+// foreign returns EConflict if o is another region's order, which this
+// store must not change.
+func (s *Store) foreign(o orderflow.Order) error {
+	if s.opts.Region == "" || o.Region == "" || o.Region == s.opts.Region {
+		return nil
+	}
+	return orderflow.Errorf(orderflow.EConflict, "order %s belongs to region %s (this is %s): it is changed there only", o.ID, o.Region, s.opts.Region)
 }
 
 // SweepPending finds up to limit orders that are still PENDING and were
@@ -502,40 +531,82 @@ func (s *Store) SweepPending(ctx context.Context, before time.Time, limit int) (
 	for shard := 0; shard < pendingShards && len(out) < limit; shard++ {
 		kc := expression.Key("pending_pk").Equal(expression.Value("PENDING#" + strconv.Itoa(shard))).
 			And(expression.Key("pending_sk").LessThan(expression.Value(idPrefix(before))))
-		expr, _ := expression.NewBuilder().WithKeyCondition(kc).Build()
-		cctx, cancel := s.callCtx(ctx)
-		page, err := s.db.Query(cctx, &dynamodb.QueryInput{
-			TableName: &s.table, IndexName: aws.String(indexByPending),
-			KeyConditionExpression: expr.KeyCondition(), ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
-			Limit: aws.Int32(int32(limit - len(out))),
-		})
-		cancel()
-		if err != nil {
-			return out, mapErr(err, "query pending orders")
+		b := expression.NewBuilder().WithKeyCondition(kc)
+		filter, filtered := s.sweepable()
+		if filtered {
+			b = b.WithFilter(filter)
 		}
-		for _, av := range page.Items {
-			var it orderItem
-			if err := attributevalue.UnmarshalMap(av, &it); err != nil {
-				continue
-			}
-			ok, err := s.claimPending(ctx, it)
+		expr, _ := b.Build()
+		// With a region's filter, Limit counts the items read before the
+		// filter: another region's orders at the head of a shard (a region
+		// down for long) must not hide this region's behind them, so the
+		// shard is read on, page by page.
+		var start map[string]types.AttributeValue
+		for {
+			cctx, cancel := s.callCtx(ctx)
+			page, err := s.db.Query(cctx, &dynamodb.QueryInput{
+				TableName: &s.table, IndexName: aws.String(indexByPending),
+				KeyConditionExpression: expr.KeyCondition(), FilterExpression: expr.Filter(),
+				ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
+				Limit: aws.Int32(int32(limit - len(out))), ExclusiveStartKey: start,
+			})
+			cancel()
 			if err != nil {
-				return out, err
+				return out, mapErr(err, "query pending orders")
 			}
-			if ok {
-				out = append(out, it.order())
+			for _, av := range page.Items {
+				var it orderItem
+				if err := attributevalue.UnmarshalMap(av, &it); err != nil {
+					continue
+				}
+				ok, err := s.claimPending(ctx, it)
+				if err != nil {
+					return out, err
+				}
+				if ok {
+					o := it.order()
+					if s.opts.Region != "" && o.Region != "" {
+						o.Region = s.opts.Region // taken over, if it was another's
+					}
+					out = append(out, o)
+				}
 			}
+			if !filtered || page.LastEvaluatedKey == nil || len(out) >= limit {
+				break
+			}
+			start = page.LastEvaluatedKey
 		}
 	}
 	return out, nil
 }
 
+// sweepable is the filter of SweepPending with a region: this region's
+// orders, those with none, and those of the regions it takes over.
+func (s *Store) sweepable() (expression.ConditionBuilder, bool) {
+	if s.opts.Region == "" {
+		return expression.ConditionBuilder{}, false
+	}
+	f := s.ours()
+	for _, r := range s.opts.TakeOver {
+		f = f.Or(expression.Name("region").Equal(expression.Value(r)))
+	}
+	return f, true
+}
+
 // claimPending moves a pending order to now in the by_pending index, if it
-// is still PENDING and nobody else moved it.
+// is still PENDING and nobody else moved it. An order of a region this
+// store takes over becomes this region's in the same write (the
+// pending_sk condition already fences it: every transition removes it).
 func (s *Store) claimPending(ctx context.Context, it orderItem) (bool, error) {
 	upd := expression.Set(expression.Name("pending_sk"), expression.Value(idPrefix(s.opts.Now())+"#"+it.ID))
 	cond := expression.Name("status").Equal(expression.Value(string(orderflow.StatusPending))).
 		And(expression.Name("pending_sk").Equal(expression.Value(it.PendingSK)))
+	if s.opts.Region != "" && it.Region != "" && it.Region != s.opts.Region {
+		if !slices.Contains(s.opts.TakeOver, it.Region) {
+			return false, nil
+		}
+		upd = upd.Set(expression.Name("region"), expression.Value(s.opts.Region))
+	}
 	expr, _ := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
 	ctx, cancel := s.callCtx(ctx)
 	defer cancel()

@@ -38,6 +38,19 @@ type Options struct {
 	// WriteFailureWindow is how long a failed write makes Ping fail,
 	// unless a later write succeeds. Default 5s.
 	WriteFailureWindow time.Duration
+	// Region is the region this store writes from (AWS_REGION): a new
+	// order gets it as its home region (orderflow.Order.Region), and the
+	// store changes only the orders of its region (and those with none,
+	// stored before regions were recorded). An order of another region is
+	// refused with EConflict: on a global table, two regions writing one
+	// item would be resolved by last writer wins. Empty: no region.
+	Region string
+	// TakeOver lists regions declared down whose PENDING orders this
+	// store's SweepPending takes over: a conditional write makes each this
+	// region's (only while it is still PENDING and still the other
+	// region's), so that this region's processor works it. See
+	// docs/multi-region.md.
+	TakeOver []string
 	// WatchInterval and WatchMaxInterval pace Watch's reads of the
 	// watched orders (see Watch); defaults 1 s and 5 s.
 	WatchInterval, WatchMaxInterval time.Duration

@@ -29,6 +29,7 @@ func newOrderView(o orderflow.Order, withUser bool) OrderView {
 		Items:     o.Items,
 		CreatedAt: o.CreatedAt.UTC(),
 		UpdatedAt: o.UpdatedAt.UTC(),
+		Region:    o.Region,
 	}
 	if withUser {
 		v.UserID = o.UserID

@@ -60,7 +60,10 @@ type OrderView struct {
 	Items     []orderflow.Item  `json:"items"`
 	CreatedAt time.Time         `json:"created_at"`
 	UpdatedAt time.Time         `json:"updated_at"`
-	Failure   *FailureView      `json:"failure,omitempty"`
+	// Region is the order's home region in the AWS mode: the region whose
+	// processor works it, and where it can be cancelled.
+	Region  string       `json:"region,omitempty"`
+	Failure *FailureView `json:"failure,omitempty"`
 	// Cancellation is set once the owner asked to cancel the order.
 	Cancellation *CancellationView `json:"cancellation,omitempty"`
 }

@@ -32,6 +32,7 @@ const (
 	kindNotFound              // no such order (yet)
 	kindTransient             // a step failed in a way that may pass
 	kindDrained               // the drain timed out while the order was in work
+	kindForeign               // the order is another region's, which works it
 )
 
 // reason is the label of processor_retries_total for a retry of kind k.
@@ -71,7 +72,7 @@ type verdict struct {
 // (failPoisoned decides which orders).
 func decide(v verdict, base, max time.Duration) outcome {
 	switch v.kind {
-	case kindFinished, kindDuplicate:
+	case kindFinished, kindDuplicate, kindForeign:
 		return outcome{action: actDelete}
 	case kindDrained:
 		return outcome{action: actAbandon}

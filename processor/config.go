@@ -52,6 +52,13 @@ type Config struct {
 	// DeadLetterInterval is how often WatchDeadLetters looks for dead
 	// messages at the least (default DefaultDeadLetterInterval).
 	DeadLetterInterval time.Duration
+	// Region is the region this processor works in (the AWS mode's
+	// AWS_REGION; empty in the embedded mode). A message of an order whose
+	// home region is another (orderflow.Order.Region: its api accepted it
+	// there, or a processor there took it over) is deleted unworked: that
+	// region's processor works the order, and two regions writing one
+	// order would be resolved by last writer wins.
+	Region string
 }
 
 func (c Config) withDefaults() Config {

@@ -311,6 +311,9 @@ type fakeStore struct {
 	activityErr error
 	starts      atomic.Int32 // StartOrder calls
 	reads       atomic.Int32 // GetOrder calls
+	// region, as dynamostore's Options.Region: transitions of an order of
+	// another region are refused with EConflict.
+	region string
 }
 
 func newFakeStore() *fakeStore {
@@ -382,6 +385,9 @@ func (s *fakeStore) Transition(_ context.Context, t orderflow.Transition) (order
 	o, ok := s.orders[t.ID]
 	if !ok {
 		return orderflow.Order{}, orderflow.Errorf(orderflow.ENotFound, "order %s not found", t.ID)
+	}
+	if s.region != "" && o.Region != "" && o.Region != s.region {
+		return o, orderflow.Errorf(orderflow.EConflict, "order %s belongs to region %s", t.ID, o.Region)
 	}
 	if o.Status != t.From {
 		return o, orderflow.Errorf(orderflow.EConflict, "order %s is %s, not %s", t.ID, o.Status, t.From)

@@ -106,6 +106,10 @@ func (p *Processor) begin(ctx context.Context, a *attempt) (context.Context, out
 	if orderflow.ErrorCode(err) == orderflow.EConflict && o.ID != "" {
 		err = nil // not PENDING: o is its current state
 	}
+	if err == nil && p.cfg.Region != "" && o.Region != "" && o.Region != p.cfg.Region {
+		p.log.InfoContext(ctx, "order belongs to another region; deleting the message", "order_id", o.ID, "region", o.Region)
+		return ctx, p.ack(a, kindForeign), false
+	}
 	switch {
 	case orderflow.ErrorCode(err) == orderflow.ENotFound:
 		if ctx.Err() != nil {

@@ -436,6 +436,31 @@ func TestRedeliveryOfAFinishedOrderIsDeletedWithoutEffects(t *testing.T) {
 	}
 }
 
+// A message of an order whose home region is another (a region's queue
+// still holding the messages of orders another region took over, or an
+// idempotent retry that landed in another region) is deleted with no
+// effect, whether the order is still PENDING or in work over there: its
+// region works it, and a write from here would race that region's by
+// last writer wins.
+func TestAnotherRegionsOrderIsDeletedWithoutEffects(t *testing.T) {
+	for _, status := range []orderflow.Status{orderflow.StatusPending, orderflow.StatusProcessing} {
+		t.Run(string(status), func(t *testing.T) {
+			h := newHarness(t, func(h *harness) { h.cfg.Region = "us-east-1"; h.s.region = "us-east-1" })
+			h.start()
+			o := h.order(1000, items("widget", 1)...)
+			o.Region, o.Status = "eu-west-1", status
+			h.s.put(o)
+			h.waitDeleted(h.send(o))
+			if got := h.s.order(o.ID); got.Status != status || got.Region != "eu-west-1" {
+				t.Errorf("order changed to %s in %q, want %s in eu-west-1", got.Status, got.Region, status)
+			}
+			if h.ledger.count() != 0 || h.s.stockOf("widget") != 100 {
+				t.Errorf("charges %d, widget stock %d; want none taken", h.ledger.count(), h.s.stockOf("widget"))
+			}
+		})
+	}
+}
+
 func TestConcurrentDuplicatesChargeOnce(t *testing.T) {
 	h := newHarness(t)
 	o := h.order(1000, items("widget", 1)...)

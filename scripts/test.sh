@@ -82,10 +82,11 @@ fi
 export ORDERFLOW_ELASTICMQ_CLASSPATH="$elasticmq_home/lib/*"
 echo "ElasticMQ $elasticmq_version in $elasticmq_home"
 
-say "promtool, shellcheck (deploy checks); zsh, fish, groff (the completions and the man page)"
-if ! command -v promtool >/dev/null; then
+say "prometheus, promtool, shellcheck (deploy checks; the canary analysis of deploy/canary); zsh, fish, groff (the completions and the man page)"
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
   apt_install prometheus
-  # Debian's package also starts a Prometheus service on :9090; the tests need only promtool.
+  # Debian's package also starts a Prometheus service on :9090; the tests
+  # start their own prometheus on free ports.
   { systemctl disable --now prometheus || sudo systemctl disable --now prometheus; } >/dev/null 2>&1 || true
 fi
 command -v shellcheck >/dev/null || apt_install shellcheck
@@ -133,6 +134,8 @@ go vet ./...
 # deploy/check is a module of its own (the manifest checkers' dependencies
 # stay out of the product's go.mod).
 (cd deploy/check && go mod download && go vet ./...)
+# deploy/canary too: argo-rollouts' packages, with its Kubernetes pins.
+(cd deploy/canary && go mod download && go vet ./...)
 
 say "staticcheck"
 # A pinned release that supports the go.mod's Go version, installed into a
@@ -145,6 +148,7 @@ fi
 "$staticcheck_bin/staticcheck" -version
 "$staticcheck_bin/staticcheck" ./...
 (cd deploy/check && "$staticcheck_bin/staticcheck" ./...)
+(cd deploy/canary && "$staticcheck_bin/staticcheck" ./...)
 
 say "govulncheck (known vulnerabilities in the code the binary calls)"
 # Needs the Go vulnerability database; a machine that cannot reach it skips
@@ -177,6 +181,11 @@ go test -race -timeout 15m -coverpkg="$coverpkg" -coverprofile=artifacts/coverag
 say "deploy/check (deploy/k8s by kustomize, kubeconform, the CRDs' schemas and CEL rules, Rego policies, the binary)"
 if [ $# -eq 0 ]; then
   (cd deploy/check && go test -race -timeout 10m ./...)
+fi
+
+say "deploy/canary (the canary's AnalysisTemplate through Argo Rollouts' Prometheus provider, on a real orderflow and prometheus)"
+if [ $# -eq 0 ]; then
+  (cd deploy/canary && go test -race -timeout 10m ./...)
 fi
 
 say "coverage (statements of the product's packages)"

@@ -215,6 +215,10 @@ func openAWS(ctx context.Context, cfg config, log *slog.Logger, reg prometheus.R
 		CallTimeout:    cfg.AWSCallTimeout,
 		IdempotencyTTL: cfg.IdempotencyTTL,
 		StaleIntent:    cfg.TakeoverAfter,
+		// Orders are this region's; with a global table, those of the
+		// regions declared down are taken over (docs/multi-region.md).
+		Region:   cfg.AWSRegion,
+		TakeOver: cfg.TakeoverRegions,
 		// Any process may write an order: watch by reading.
 		WatchInterval:    cfg.WatchInterval,
 		WatchMaxInterval: cfg.WatchMaxInterval,

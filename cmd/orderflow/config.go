@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -109,6 +110,7 @@ type config struct {
 	SweepAfter       time.Duration // re-send the message of orders PENDING this long
 	TakeoverAfter    time.Duration // a retry takes over an Idempotency-Key in flight this long
 	DLQWatchInterval time.Duration // how often the processor's dead-letter watch looks
+	TakeoverRegions  []string      // regions declared down whose PENDING orders this region takes over
 
 	Tracing tracing // OpenTelemetry (OTEL_*; see tracing.go)
 }
@@ -175,6 +177,7 @@ var settings = []setting{
 	{"ORDERFLOW_AWS_CALL_TIMEOUT", "3s", "AWS mode: longest wait for one SQS or DynamoDB call (retries included)"},
 	{"ORDERFLOW_SWEEP_AFTER", "2m", "AWS mode: the processor re-sends the message of orders still PENDING after this long"},
 	{"ORDERFLOW_TAKEOVER_AFTER", dur(dynamostore.DefaultStaleIntent), "AWS mode: a retry with an Idempotency-Key takes over a first request unfinished after this long"},
+	{"ORDERFLOW_TAKEOVER_REGIONS", "", "AWS mode with a global table: regions declared down (comma-separated) whose PENDING orders this region's processor takes over and works; never this region (docs/multi-region.md)"},
 	{"ORDERFLOW_DLQ_WATCH_INTERVAL", dur(processor.DefaultDeadLetterInterval), "how often the processor's dead-letter watch looks for dead messages whose orders it has not ended (embedded mode: also at once when a receive dead-letters one)"},
 	{"OTEL_EXPORTER_OTLP_ENDPOINT", "", "OTLP receiver (an OpenTelemetry Collector) to export traces to, e.g. http://collector:4318; traces are exported only when this or the next is set"},
 	{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", "the receiver's URL for traces, used as it is (http/protobuf: with its /v1/traces path); overrides the above for traces"},
@@ -299,6 +302,7 @@ func (p *parser) config() config {
 		AWSCallTimeout:   p.duration("ORDERFLOW_AWS_CALL_TIMEOUT"),
 		SweepAfter:       p.duration("ORDERFLOW_SWEEP_AFTER"),
 		TakeoverAfter:    p.duration("ORDERFLOW_TAKEOVER_AFTER"),
+		TakeoverRegions:  strings.FieldsFunc(p.str("ORDERFLOW_TAKEOVER_REGIONS"), func(r rune) bool { return r == ',' || r == ' ' }),
 		DLQWatchInterval: p.duration("ORDERFLOW_DLQ_WATCH_INTERVAL"),
 
 		Tracing: p.tracing(),
@@ -380,6 +384,9 @@ func (p *parser) limits(c config) {
 	if c.ReplicaSyncInterval < 10*time.Millisecond {
 		p.fail("ORDERFLOW_REPLICA_SYNC_INTERVAL", "must be at least 10ms, got %s", c.ReplicaSyncInterval)
 	}
+	if slices.Contains(c.TakeoverRegions, c.AWSRegion) {
+		p.fail("ORDERFLOW_TAKEOVER_REGIONS", "lists this region (AWS_REGION %s); it names the other regions, declared down", c.AWSRegion)
+	}
 	if c.SweepAfter < time.Second || c.TakeoverAfter < time.Second || c.DLQWatchInterval < 100*time.Millisecond {
 		p.fail("ORDERFLOW_SWEEP_AFTER", "ORDERFLOW_SWEEP_AFTER and ORDERFLOW_TAKEOVER_AFTER must be at least 1s, ORDERFLOW_DLQ_WATCH_INTERVAL at least 100ms")
 	}
@@ -431,6 +438,15 @@ func (c config) replicaConfig(log *slog.Logger) replica.Config {
 
 // awsMode reports whether the queue and store are SQS and DynamoDB.
 func (c config) awsMode() bool { return c.SQSQueueURL != "" }
+
+// processorRegion is the region whose orders the processor works: the AWS
+// mode's AWS_REGION; none in the embedded mode (its orders have none).
+func (c config) processorRegion() string {
+	if c.awsMode() {
+		return c.AWSRegion
+	}
+	return ""
+}
 
 type parser struct {
 	getenv func(string) string

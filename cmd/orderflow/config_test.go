@@ -63,6 +63,7 @@ func TestConfigRefusesInsecureSettingsOutsideLocal(t *testing.T) {
 		{"a bad number names its variable", map[string]string{"ORDERFLOW_RATE_LIMIT": "-1"}, "ORDERFLOW_RATE_LIMIT"},
 		{"batch size above the SQS limit", map[string]string{"ORDERFLOW_BATCH_SIZE": "11"}, "ORDERFLOW_BATCH_SIZE"},
 		{"idempotency kept less than a day", map[string]string{"ORDERFLOW_IDEMPOTENCY_TTL": "1h"}, "ORDERFLOW_IDEMPOTENCY_TTL"},
+		{"a region taking over its own orders", map[string]string{"AWS_REGION": "eu-west-1", "ORDERFLOW_TAKEOVER_REGIONS": "us-east-1,eu-west-1"}, "ORDERFLOW_TAKEOVER_REGIONS"},
 		{"a secret and its file both set", map[string]string{"JWT_SECRET_FILE": users}, "JWT_SECRET"},
 		{"a missing secret file", map[string]string{"JWT_SECRET": "", "JWT_SECRET_FILE": "/nonexistent/secret"}, "JWT_SECRET_FILE"},
 		{"bad cents", map[string]string{"ORDERFLOW_PAYMENT_DECLINE_CENTS": "100"}, "ORDERFLOW_PAYMENT_DECLINE_CENTS"},

@@ -189,6 +189,7 @@ type accepted struct {
 type statusDoc struct {
 	OrderID string `json:"order_id"`
 	Status  string `json:"status"`
+	Region  string `json:"region"`
 	Failure *struct {
 		Type   string `json:"type"`
 		Code   string `json:"code"`

@@ -293,6 +293,7 @@ func newProcessor(cfg config, b *backend, log *slog.Logger, reg *prometheus.Regi
 		DrainTimeout: cfg.DrainTimeout,
 
 		DeadLetterInterval: cfg.DLQWatchInterval,
+		Region:             cfg.processorRegion(),
 	}, processor.Deps{
 		Queue:     b.work.queue,
 		Store:     b.work.store,

@@ -28,6 +28,8 @@ func TestEachCheckCatchesItsPlantedMistake(t *testing.T) {
 			switch {
 			case strings.HasPrefix(tt.file, "overlays/"):
 				dir = filepath.Dir(tt.file)
+			case strings.HasPrefix(tt.file, argocdDir+"/"):
+				dir = argocdDir
 			case strings.HasPrefix(tt.file, "components/"):
 				dir = "with-component"
 				k := "resources: [../overlays/prod-us-east-1]\ncomponents: [../" + filepath.Dir(tt.file) + "]\n"
@@ -44,6 +46,8 @@ func TestEachCheckCatchesItsPlantedMistake(t *testing.T) {
 				got = []string{err.Error()}
 			} else if tt.check == "build" {
 				t.Fatalf("kustomize build %s with the mistake: no error", dir)
+			} else if tt.check == "argocd" {
+				got = argocdProblems(t, root, objs)
 			} else {
 				got = checks[tt.check](t, objs)
 			}
@@ -112,4 +116,22 @@ var plantedMistakes = []struct {
 	{"a secret file the Vault Agent does not render is refused", "binary", "base/api.yaml", "value: /vault/secrets/url-signing-key", "value: /vault/secrets/url-key", "does not render"},
 	{"an api reachable from any namespace is refused", "policy", "base/networkpolicies.yaml", "              kubernetes.io/metadata.name: ingress-nginx\n", "              team: web\n", "reachable from"},
 	{"a grace period shorter than the drain is refused", "binary", "base/processor.yaml", "terminationGracePeriodSeconds: 40", "terminationGracePeriodSeconds: 30", "terminationGracePeriodSeconds"},
+	{"config that syncs in the wave of the workloads is refused", "policy", "base/kustomization.yaml", `argocd.argoproj.io/sync-wave: "-2"`, `argocd.argoproj.io/sync-wave: "0"`, "not before Deployment orderflow-api"},
+	{"a typo in an Application is refused by its CRD", "schema", "argocd/dev.yaml", "selfHeal: true", "selfheal: true", "selfheal"},
+	{"an Application that does not prune is refused", "argocd", "argocd/dev.yaml", "prune: true", "prune: false", "Application orderflow-dev does not prune"},
+	{"an ApplicationSet whose Applications do not self-heal is refused", "argocd", "argocd/prod.yaml", "selfHeal: true", "selfHeal: false", "ApplicationSet orderflow-prod's template does not self-heal"},
+	{"a retry without backoff is refused", "argocd", "argocd/dev.yaml", "      backoff:\n        duration: 10s\n        factor: 2\n        maxDuration: 3m\n", "", "without backoff"},
+	{"an Application that does not create its namespace is refused", "argocd", "argocd/prod.yaml", "- CreateNamespace=true", "- Validate=true", "does not create its namespace"},
+	{"a project open to any repository is refused", "argocd", "argocd/project.yaml", "- https://github.com/orderflow/orderflow.git", "- '*'", "allows any repository"},
+	{"a generated Application whose overlay does not exist is refused", "argocd", "argocd/prod.yaml", "path: 'deploy/k8s/overlays/prod-", "path: 'deploy/k8s/overlays/production-", "not an overlay of deploy/k8s"},
+	{"a generated Application that breaks the Application CRD is refused", "argocd", "argocd/prod.yaml", "maxDuration: 3m", "maxDuraton: 3m", "maxDuraton"},
+	{"an overlay synced by two Applications is refused", "argocd", "argocd/dev.yaml", "path: deploy/k8s/overlays/dev", "path: deploy/k8s/overlays/prod-us-east-1", "synced by 2 Applications"},
+	{"a kind the project does not allow is refused", "argocd", "argocd/project.yaml", "    - {group: keda.sh, kind: ScaledObject}\n", "", "does not allow ScaledObject"},
+	{"a cluster the project does not allow is refused", "argocd", "argocd/project.yaml", "- name: orderflow-prod-*", "- name: orderflow-production-*", "which project orderflow does not allow"},
+	{"a region label the generator does not select generates nothing", "argocd", "argocd/prod.yaml", "matchLabels:\n            orderflow.example.com/environment: prod", "matchLabels:\n            orderflow.example.com/environment: production", "generates no Application"},
+	{"a Rollout on an AnalysisTemplate that is not there is refused", "policy", "components/canary/rollout.yaml", "- templateName: orderflow-canary", "- templateName: orderflow-canary-v2", "AnalysisTemplate orderflow-canary-v2, which is not there"},
+	{"a Rollout that shifts traffic on a route the VirtualService lacks is refused", "policy", "components/canary/rollout.yaml", "routes: [api]", "routes: [primary]", "route primary of VirtualService orderflow-api"},
+	{"a canary promoted with no analysis step is refused", "policy", "components/canary/rollout.yaml", "        - analysis:\n            templates:\n              - templateName: orderflow-canary\n            args: *args\n", "", "no analysis step"},
+	{"a canary weight that is not a number is refused by the Rollout CRD", "schema", "components/canary/rollout.yaml", "setWeight: 25", "setWeight: quarter", "setWeight"},
+	{"an AnalysisTemplate typo is refused by its CRD", "schema", "components/canary/analysis.yaml", "failureLimit: 1", "failurelimit: 1", "failurelimit"},
 }

@@ -7,7 +7,19 @@
 # order id): the processor's sweeper re-sends their messages if the api died
 # between storing an order and sending it.
 
+# Multi-region (docs/multi-region.md): one region's stack makes the table
+# and its replicas (global_tables); the other regions' stacks set
+# table_home_region to that region and use the replica in their own region.
+# Multi-Region eventual consistency (MREC), not strong (MRSC): MRSC does not
+# support transactions, and the store's writes that must be atomic (an
+# order with its idempotency record, its stock reservations) are
+# TransactWriteItems. Under MREC a conditional write is checked in the
+# region that makes it only, and concurrent writes of one item from two
+# regions resolve last writer wins: so every write of an order is made in
+# one region at a time (its home region's api and processor).
 resource "aws_dynamodb_table" "orders" {
+  count = var.table_home_region == null ? 1 : 0
+
   name                        = var.table_name
   billing_mode                = "PAY_PER_REQUEST"
   hash_key                    = "pk"
@@ -91,8 +103,20 @@ resource "aws_dynamodb_table" "orders" {
     for_each = toset(var.global_tables)
     content {
       region_name            = replica.value
+      consistency_mode       = "EVENTUAL"
       point_in_time_recovery = var.point_in_time_recovery
       propagate_tags         = true
     }
   }
+}
+
+# The replica of a global table made by the stack of table_home_region.
+data "aws_dynamodb_table" "replica" {
+  count = var.table_home_region == null ? 0 : 1
+  name  = var.table_name
+}
+
+locals {
+  table_arn  = var.table_home_region == null ? aws_dynamodb_table.orders[0].arn : data.aws_dynamodb_table.replica[0].arn
+  table_name = var.table_home_region == null ? aws_dynamodb_table.orders[0].name : data.aws_dynamodb_table.replica[0].name
 }

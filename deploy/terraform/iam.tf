@@ -5,9 +5,9 @@
 
 locals {
   table_arns = [
-    aws_dynamodb_table.orders.arn,
-    "${aws_dynamodb_table.orders.arn}/index/by_user",
-    "${aws_dynamodb_table.orders.arn}/index/by_pending",
+    local.table_arn,
+    "${local.table_arn}/index/by_user",
+    "${local.table_arn}/index/by_pending",
   ]
   # The store's reads and conditional writes (TransactWriteItems needs the
   # per-item actions, ConditionCheckItem included). No Scan, no DeleteItem

@@ -15,17 +15,17 @@ output "sqs_dlq_url" {
 
 output "dynamodb_table" {
   description = "DDB_TABLE: the table name."
-  value       = aws_dynamodb_table.orders.name
+  value       = local.table_name
 }
 
 output "dynamodb_table_name" {
   description = "DDB_TABLE: the table name (the name the spec's README uses for the api)."
-  value       = aws_dynamodb_table.orders.name
+  value       = local.table_name
 }
 
 output "dynamodb_table_arn" {
   description = "ARN of the table."
-  value       = aws_dynamodb_table.orders.arn
+  value       = local.table_arn
 }
 
 output "api_policy_arn" {
@@ -49,6 +49,6 @@ output "app_env" {
     export AWS_REGION=${var.region}
     export SQS_QUEUE_URL=${aws_sqs_queue.orders.id}
     export SQS_DLQ_URL=${aws_sqs_queue.dlq.id}
-    export DDB_TABLE=${aws_dynamodb_table.orders.name}
+    export DDB_TABLE=${local.table_name}
   EOT
 }

@@ -14,6 +14,7 @@ provider "aws" {
   endpoints {
     dynamodb = var.aws_endpoint_url
     iam      = var.aws_endpoint_url
+    route53  = var.aws_endpoint_url
     sqs      = var.aws_endpoint_url
     sts      = var.aws_endpoint_url
   }

@@ -69,6 +69,44 @@ variable "global_tables" {
   default     = []
 }
 
+variable "table_home_region" {
+  description = "Multi-region: the region whose stack makes the global table (with this region in its global_tables); this stack then uses that table's replica here and makes no table. null: this stack makes the table."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.table_home_region == null || var.table_home_region != var.region
+    error_message = "table_home_region names another region's stack; leave it null in the stack that makes the table."
+  }
+}
+
+variable "dns_zone_id" {
+  description = "Multi-region: the Route 53 hosted zone of api_hostname; null makes no DNS record and no health check."
+  type        = string
+  default     = null
+}
+
+variable "api_hostname" {
+  description = "Multi-region: the name clients use in every region (ORDERFLOW_PUBLIC_URL's host in every region), answered by latency from the healthy regions."
+  type        = string
+  default     = null
+}
+
+variable "regional_hostname" {
+  description = "Multi-region: this region's own api host (its Ingress host), which the health check probes at /ready."
+  type        = string
+  default     = null
+}
+
+variable "load_balancer" {
+  description = "Multi-region: this region's load balancer in front of the api (its DNS name and hosted zone id), the target of the latency record."
+  type = object({
+    dns_name = string
+    zone_id  = string
+  })
+  default = null
+}
+
 variable "tags" {
   description = "Extra tags for every resource."
   type        = map(string)

@@ -4,7 +4,7 @@ terraform {
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.60, < 7.0"
+      version = ">= 6.3, < 7.0" # 6.3: replica.consistency_mode
     }
   }
 }

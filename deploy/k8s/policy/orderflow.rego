@@ -43,8 +43,7 @@ deny contains msg if {
 api_cpu_hpa if {
 	some h in objects
 	h.kind == "HorizontalPodAutoscaler"
-	h.spec.scaleTargetRef.kind == "Deployment"
-	h.spec.scaleTargetRef.name == "orderflow-api"
+	scales(h.spec.scaleTargetRef, "orderflow-api")
 	some m in h.spec.metrics
 	m.resource.name == "cpu"
 	m.resource.target.averageUtilization == 70
@@ -55,7 +54,62 @@ api_cpu_hpa if {
 autoscaled(name) if {
 	some o in objects
 	o.kind in {"HorizontalPodAutoscaler", "ScaledObject"}
-	o.spec.scaleTargetRef.name == name
+	scales(o.spec.scaleTargetRef, name)
+}
+
+# A target scales Deployment name: the Deployment itself, or an Argo
+# Rollouts Rollout whose pods are that Deployment's (workloadRef).
+scales(ref, name) if {
+	object.get(ref, "kind", "Deployment") == "Deployment"
+	ref.name == name
+}
+
+scales(ref, name) if {
+	ref.kind == "Rollout"
+	some r in objects
+	r.kind == "Rollout"
+	r.metadata.name == ref.name
+	r.spec.workloadRef.kind == "Deployment"
+	r.spec.workloadRef.name == name
+}
+
+# A canary is judged: every Rollout's canary runs an analysis, on
+# AnalysisTemplates that exist, and moves traffic on a route of a
+# VirtualService that exists.
+deny contains msg if {
+	some r in objects
+	r.kind == "Rollout"
+	count(object.get(r.spec, ["strategy", "canary", "steps"], [])) == 0
+	msg := sprintf("Rollout %s has no canary steps", [r.metadata.name])
+}
+
+deny contains msg if {
+	some r in objects
+	r.kind == "Rollout"
+	count([s | some s in r.spec.strategy.canary.steps; s.analysis]) == 0
+	msg := sprintf("Rollout %s promotes its canary with no analysis step", [r.metadata.name])
+}
+
+rollout_templates(r) := {t.templateName |
+	some s in r.spec.strategy.canary.steps
+	some t in s.analysis.templates
+} | {t.templateName | some t in object.get(r.spec.strategy.canary, ["analysis", "templates"], [])}
+
+deny contains msg if {
+	some r in objects
+	r.kind == "Rollout"
+	some name in rollout_templates(r)
+	count([a | some a in objects; a.kind == "AnalysisTemplate"; a.metadata.name == name]) == 0
+	msg := sprintf("Rollout %s runs AnalysisTemplate %s, which is not there", [r.metadata.name, name])
+}
+
+deny contains msg if {
+	some r in objects
+	r.kind == "Rollout"
+	vs := r.spec.strategy.canary.trafficRouting.istio.virtualService
+	some route in vs.routes
+	count([v | some v in objects; v.kind == "VirtualService"; v.metadata.name == vs.name; some h in v.spec.http; h.name == route]) == 0
+	msg := sprintf("Rollout %s shifts traffic on route %s of VirtualService %s, which is not there", [r.metadata.name, route, vs.name])
 }
 
 deny contains msg if {
@@ -298,4 +352,28 @@ selects_some_pods(sel) if {
 	every k, v in sel {
 		d.spec.template.metadata.labels[k] == v
 	}
+}
+
+# Argo CD's sync waves: what a pod reads (its settings, its secrets, the
+# ServiceAccount its credentials come through) is applied before any
+# workload, and the namespace before all of them.
+wave(o) := to_number(object.get(o.metadata, ["annotations", "argocd.argoproj.io/sync-wave"], "0"))
+
+workloads := [w | some w in objects; w.kind in {"Deployment", "Rollout"}]
+
+deny contains msg if {
+	some c in objects
+	c.kind in {"ConfigMap", "Secret", "ServiceAccount", "TriggerAuthentication"}
+	some w in workloads
+	wave(c) >= wave(w)
+	msg := sprintf("%s %s syncs in wave %v, not before %s %s (wave %v)", [c.kind, c.metadata.name, wave(c), w.kind, w.metadata.name, wave(w)])
+}
+
+deny contains msg if {
+	some n in objects
+	n.kind == "Namespace"
+	some o in objects
+	o.kind != "Namespace"
+	wave(n) >= wave(o)
+	msg := sprintf("Namespace %s syncs in wave %v, not before %s %s (wave %v)", [n.metadata.name, wave(n), o.kind, o.metadata.name, wave(o)])
 }
