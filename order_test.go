@@ -153,3 +153,49 @@ func TestNewOrderIDSortsByTime(t *testing.T) {
 		}
 	}
 }
+
+func TestNewOrderIDInCarriesTheRegion(t *testing.T) {
+	t0 := time.UnixMilli(1_700_000_000_000)
+	a, b := NewOrderIDIn(t0, "us-east-1"), NewOrderIDIn(t0.Add(time.Millisecond), "eu-west-1")
+	if !a.Valid() || !b.Valid() || !(a < b) {
+		t.Fatalf("ids %s, %s: want valid and sorted by time", a, b)
+	}
+	if !a.AcceptedIn("us-east-1") || a.AcceptedIn("eu-west-1") || !b.AcceptedIn("eu-west-1") || b.AcceptedIn("us-east-1") {
+		t.Errorf("%s and %s: want each accepted in its own region only", a, b)
+	}
+	if got := string(a[12:16]); got != RegionTag("us-east-1") {
+		t.Errorf("%s carries %q, want the tag %q at 12-15", a, got, RegionTag("us-east-1"))
+	}
+	if a.AcceptedIn("") || OrderID("nope").AcceptedIn("us-east-1") {
+		t.Error("no region, or an id that is not one, is accepted in a region")
+	}
+	seen := map[OrderID]bool{}
+	for range 1000 {
+		id := NewOrderIDIn(t0, "us-east-1")
+		if seen[id] {
+			t.Fatalf("%s made twice in one millisecond", id)
+		}
+		seen[id] = true
+	}
+}
+
+// The regions an id's tag must tell apart: AWS's (commercial, GovCloud,
+// China) on 2026-12-01.
+func TestRegionTagsOfTheAWSRegionsDiffer(t *testing.T) {
+	regions := []string{
+		"us-east-1", "us-east-2", "us-west-1", "us-west-2", "af-south-1", "ap-east-1", "ap-east-2",
+		"ap-south-1", "ap-south-2", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3",
+		"ap-southeast-4", "ap-southeast-5", "ap-southeast-6", "ap-southeast-7", "ap-northeast-1",
+		"ap-northeast-2", "ap-northeast-3", "ca-central-1", "ca-west-1", "eu-central-1",
+		"eu-central-2", "eu-west-1", "eu-west-2", "eu-west-3", "eu-south-1", "eu-south-2",
+		"eu-north-1", "il-central-1", "me-south-1", "me-central-1", "mx-central-1", "sa-east-1",
+		"us-gov-east-1", "us-gov-west-1", "cn-north-1", "cn-northwest-1",
+	}
+	byTag := map[string]string{}
+	for _, r := range regions {
+		if other, ok := byTag[RegionTag(r)]; ok {
+			t.Errorf("%s and %s share the tag %s", r, other, RegionTag(r))
+		}
+		byTag[RegionTag(r)] = r
+	}
+}

@@ -439,9 +439,10 @@ func (c config) replicaConfig(log *slog.Logger) replica.Config {
 // awsMode reports whether the queue and store are SQS and DynamoDB.
 func (c config) awsMode() bool { return c.SQSQueueURL != "" }
 
-// processorRegion is the region whose orders the processor works: the AWS
-// mode's AWS_REGION; none in the embedded mode (its orders have none).
-func (c config) processorRegion() string {
+// region is the region this process serves: the AWS mode's AWS_REGION,
+// whose tag the api's new order ids carry and whose orders the processor
+// works; none in the embedded mode (its orders have none).
+func (c config) region() string {
 	if c.awsMode() {
 		return c.AWSRegion
 	}

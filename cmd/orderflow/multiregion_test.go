@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/awstest"
 	"github.com/orderflow/orderflow/dynamostore"
 )
@@ -95,6 +96,17 @@ func TestMultiRegionFailover(t *testing.T) {
 	for n := range 10 {
 		if err := clB.place(fmt.Sprintf("b-%d", n), 1000+100*n); err != nil {
 			t.Fatalf("region B while A is down: %v", err)
+		}
+	}
+	// Each order's id carries the region that accepted it.
+	for key, acc := range cl.ok {
+		if id := orderflow.OrderID(acc.OrderID); !id.AcceptedIn(east) || id.AcceptedIn(west) {
+			t.Errorf("order %s (%s) accepted in %s: its id lacks the tag %s of %s", id, key, east, orderflow.RegionTag(east), east)
+		}
+	}
+	for key, acc := range clB.ok {
+		if id := orderflow.OrderID(acc.OrderID); !id.AcceptedIn(west) || id.AcceptedIn(east) {
+			t.Errorf("order %s (%s) accepted in %s: its id lacks the tag %s of %s", id, key, west, orderflow.RegionTag(west), west)
 		}
 	}
 	inB := func(statusURL string) string { return strings.Replace(statusURL, apiA, apiB, 1) }

@@ -276,6 +276,7 @@ func newAPI(cfg config, keys *apiKeys, b *backend, log *slog.Logger, reg *promet
 		Orders:      b.store,
 		Ready:       readyUnlessLeaving(orderflow.NewCachedCheck(time.Second, time.Now, b.ping).Check, leaving),
 		Now:         time.Now,
+		NewID:       func() orderflow.OrderID { return orderflow.NewOrderIDIn(time.Now(), cfg.region()) },
 		RateLimiter: b.limiter,
 		Watcher:     b.watcher,
 		Done:        done,
@@ -293,7 +294,7 @@ func newProcessor(cfg config, b *backend, log *slog.Logger, reg *prometheus.Regi
 		DrainTimeout: cfg.DrainTimeout,
 
 		DeadLetterInterval: cfg.DLQWatchInterval,
-		Region:             cfg.processorRegion(),
+		Region:             cfg.region(),
 	}, processor.Deps{
 		Queue:     b.work.queue,
 		Store:     b.work.store,
