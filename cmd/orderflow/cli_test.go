@@ -233,17 +233,33 @@ func sseEventOf(id string, v httpapi.OrderView) string {
 	return "id: " + id + "\nevent: status\ndata: " + string(b) + "\n\n"
 }
 
+// idLog records the Last-Event-ID of each request a test server gets.
+type idLog struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+// add records r's Last-Event-ID and returns how many requests came so far.
+func (l *idLog) add(r *http.Request) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ids = append(l.ids, r.Header.Get("Last-Event-ID"))
+	return len(l.ids)
+}
+
+func (l *idLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return fmt.Sprint(l.ids)
+}
+
 // The stream breaks after PENDING; the reconnect carries Last-Event-ID
 // and the watch prints each status with its time, then exits 2 on REJECTED.
 func TestWatchFollowsServerSentEvents(t *testing.T) {
 	t0 := time.Date(2026, 12, 2, 3, 40, 1, 0, time.UTC)
-	var mu sync.Mutex
-	var lastIDs []string
+	var lastIDs idLog
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		lastIDs = append(lastIDs, r.Header.Get("Last-Event-ID"))
-		n := len(lastIDs)
-		mu.Unlock()
+		n := lastIDs.add(r)
 		if r.Header.Get("Accept") == "" || !strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
 			t.Errorf("Accept %q, want text/event-stream", r.Header.Get("Accept"))
 		}
@@ -262,8 +278,8 @@ func TestWatchFollowsServerSentEvents(t *testing.T) {
 	if out != want || code != exitRejected {
 		t.Errorf("exit %d, stdout\n%s\nwant %d and\n%s\n(stderr %s)", code, out, exitRejected, want, errOut)
 	}
-	if fmt.Sprint(lastIDs) != `[ "e1"]` {
-		t.Errorf("Last-Event-IDs %q, want none, then the first stream's last id", lastIDs)
+	if got := lastIDs.String(); got != `[ "e1"]` {
+		t.Errorf("Last-Event-IDs %q, want none, then the first stream's last id", got)
 	}
 }
 
@@ -271,13 +287,9 @@ func TestWatchFollowsServerSentEvents(t *testing.T) {
 // after the idle time and resumed with Last-Event-ID.
 func TestWatchResumesASilentStream(t *testing.T) {
 	t0 := time.Date(2026, 12, 2, 3, 40, 1, 0, time.UTC)
-	var mu sync.Mutex
-	var lastIDs []string
+	var lastIDs idLog
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		lastIDs = append(lastIDs, r.Header.Get("Last-Event-ID"))
-		n := len(lastIDs)
-		mu.Unlock()
+		n := lastIDs.add(r)
 		w.Header().Set("Content-Type", "text/event-stream")
 		if n == 1 {
 			fmt.Fprint(w, sseEventOf(`"e1"`, statusDocument("PENDING", t0)))
@@ -300,8 +312,8 @@ func TestWatchResumesASilentStream(t *testing.T) {
 	if err != nil || fmt.Sprint(got) != "[PENDING COMPLETED]" {
 		t.Fatalf("follow: %v, saw %v; want PENDING then COMPLETED", err, got)
 	}
-	if fmt.Sprint(lastIDs) != `[ "e1"]` {
-		t.Errorf("Last-Event-IDs %q, want none, then the silent stream's last id", lastIDs)
+	if got := lastIDs.String(); got != `[ "e1"]` {
+		t.Errorf("Last-Event-IDs %q, want none, then the silent stream's last id", got)
 	}
 	if !strings.Contains(log.String(), "sent nothing for 100ms") {
 		t.Errorf("no remark on the silent stream: %q", log.String())
