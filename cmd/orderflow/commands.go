@@ -16,8 +16,10 @@ type command struct {
 	Args  string // the positional arguments, as the synopsis shows them
 	Short string // one line for the list of commands
 	Long  string // what help CMD says below the synopsis
-	// Flags defines the command's flags on a FlagSet; the command itself
-	// parses its arguments with the same function (nil: no flags).
+	// Flags defines the command's flags on a FlagSet (nil: no flags), each
+	// call on values of its own: the help, the completions and checkFlags
+	// call it, concurrently in tests, and the command itself defines the
+	// same flags with the same method on the values it runs with.
 	Flags func(fs *flag.FlagSet)
 	// Settings are the environment variables the command reads (nil:
 	// none); serverSettings for the serving commands.
@@ -37,46 +39,48 @@ var commands = []command{
 		Long:     "Runs the processor alone, with its /health, /ready and /metrics on ORDERFLOW_PROCESSOR_ADDR (:9090).",
 		Settings: serverSettings},
 	{Name: "init", Short: "create the SQS queue, its dead-letter queue and the DynamoDB table",
-		Long:  "Creates the queue (its VisibilityTimeout from ORDERFLOW_VISIBILITY_TIMEOUT), the dead-letter queue with the RedrivePolicy (ORDERFLOW_MAX_RECEIVES) and the Orders table with its index and TTL, on AWS_ENDPOINT_URL or AWS itself. It changes nothing that exists, and prints the exports for the servers.",
-		Flags: (&initFlags{queue: defaultOf("ORDERFLOW_QUEUE_NAME"), dlq: defaultOf("ORDERFLOW_DLQ_NAME"), table: defaultOf("ORDERFLOW_TABLE_NAME")}).define,
+		Long: "Creates the queue (its VisibilityTimeout from ORDERFLOW_VISIBILITY_TIMEOUT), the dead-letter queue with the RedrivePolicy (ORDERFLOW_MAX_RECEIVES) and the Orders table with its index and TTL, on AWS_ENDPOINT_URL or AWS itself. It changes nothing that exists, and prints the exports for the servers.",
+		Flags: func(fs *flag.FlagSet) {
+			(&initFlags{queue: defaultOf("ORDERFLOW_QUEUE_NAME"), dlq: defaultOf("ORDERFLOW_DLQ_NAME"), table: defaultOf("ORDERFLOW_TABLE_NAME")}).define(fs)
+		},
 		Settings: names("AWS_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_CA_BUNDLE",
 			"ORDERFLOW_QUEUE_NAME", "ORDERFLOW_DLQ_NAME", "ORDERFLOW_TABLE_NAME", "ORDERFLOW_VISIBILITY_TIMEOUT", "ORDERFLOW_MAX_RECEIVES")},
 	{Name: "dlq list", Short: "show the dead-letter messages (JSON lines on stdout)",
 		Long:     "Prints up to -max dead-letter messages, one JSON object a line (message_id, order_id, request_id, receive_count; body and error for an undecodable one), and their count on stderr.",
-		Flags:    (&dlqFlags{sub: "list"}).define,
+		Flags:    func(fs *flag.FlagSet) { (&dlqFlags{sub: "list"}).define(fs) },
 		Settings: dlqSettings},
 	{Name: "dlq redrive", Short: "move dead-letter messages back to the queue",
 		Long:     "Moves up to -max dead-letter messages back to the order queue, their receive count reset. A message whose order is already final is dropped there as a duplicate. On a terminal, stderr shows the progress.",
-		Flags:    (&dlqFlags{sub: "redrive"}).define,
+		Flags:    func(fs *flag.FlagSet) { (&dlqFlags{sub: "redrive"}).define(fs) },
 		Settings: dlqSettings},
 	{Name: "dlq purge", Short: "delete every dead-letter message",
 		Long:     "Deletes every dead-letter message for good. On a terminal it asks first; elsewhere it needs --yes.",
-		Flags:    (&dlqFlags{sub: "purge"}).define,
+		Flags:    func(fs *flag.FlagSet) { (&dlqFlags{sub: "purge"}).define(fs) },
 		Settings: dlqSettings},
 	{Name: "backup", Short: "consistent snapshot of ORDERFLOW_DB while the servers run",
 		Long:     "Writes a consistent snapshot of the embedded mode's SQLite file to a new file, while the api and the processor go on.",
-		Flags:    new(backupFlags).define,
+		Flags:    func(fs *flag.FlagSet) { new(backupFlags).define(fs) },
 		Settings: names("ORDERFLOW_DB")},
 	{Name: "restore", Short: "rebuild ORDERFLOW_DB from ORDERFLOW_REPLICA_URL",
 		Long:     "Rebuilds the SQLite file from its continuous replica: the latest state, or the state at --timestamp. --force replaces an existing file; --if-missing restores only when there is none (an init container).",
-		Flags:    new(restoreFlags).define,
+		Flags:    func(fs *flag.FlagSet) { new(restoreFlags).define(fs) },
 		Settings: names("ORDERFLOW_DB", "ORDERFLOW_REPLICA_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_REGION")},
 	{Name: "hash-password", Short: "bcrypt hash of the password on stdin, for ORDERFLOW_USERS_FILE",
 		Long: "Reads one password line on stdin and prints its bcrypt hash, for a user_id:hash line of ORDERFLOW_USERS_FILE."},
 	{Name: "login", Short: "log in to the api and keep the token", Client: true,
 		Long:     "Posts to /login and keeps the token for ORDERFLOW_URL in $XDG_CONFIG_HOME/orderflow/tokens.json (mode 0600). Dev login needs no password; otherwise it is asked for on the terminal, or read from the first line of stdin with --password-stdin.",
-		Flags:    new(loginFlags).define,
+		Flags:    func(fs *flag.FlagSet) { new(loginFlags).define(fs) },
 		Settings: clientSettings},
 	{Name: "order place", Short: "place an order", Client: true,
 		Long:     "Places an order and prints its id, status and signed status URL (the 202 body with --json). A timeout, a 503 or a 409 in-progress is retried with the same Idempotency-Key, five attempts in all, so the order is placed once.",
-		Flags:    new(placeFlags).define,
+		Flags:    func(fs *flag.FlagSet) { new(placeFlags).define(fs) },
 		Settings: clientSettings},
 	{Name: "order watch", Args: "ID|STATUS_URL", Short: "follow an order to its end", Client: true,
 		Long:     "Follows an order (server-sent events, else long-polling) and prints each status with its time. Exit status: 0 COMPLETED, 2 REJECTED, 3 FAILED, 4 CANCELLED, 1 on an error.",
 		Settings: clientSettings},
 	{Name: "order list", Short: "your orders, newest first (every page)", Client: true,
 		Long:     "Prints every order of the logged-in user, newest first, following the cursor to the last page; --json prints them as one page in the api's format.",
-		Flags:    new(listFlags).define,
+		Flags:    func(fs *flag.FlagSet) { new(listFlags).define(fs) },
 		Settings: clientSettings},
 	{Name: "order cancel", Args: "ID", Short: "cancel a PENDING or PROCESSING order", Client: true,
 		Long:     "Cancels an order: a PENDING one at once, a PROCESSING one at its next stage boundary (follow it with order watch). A final order is the api's 409 order-final.",

@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -340,5 +341,26 @@ func TestBadFlagValueIsOneLine(t *testing.T) {
 	out, errOut, code := runArgs(t, env, "order", "place", "--amount", "1", "--timeout", "soon")
 	if code != 1 || out != "" || errOut != "orderflow: invalid value \"soon\" for flag -timeout: parse error\n" {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// Each use of a command's flags defines them on values of its own: runs
+// of the command line at the same time (the tests' in-process runs) share
+// nothing. Under -race this failed while the list held one value per
+// command that every FlagSet wrote its defaults into.
+func TestCommandFlagsShareNoValues(t *testing.T) {
+	for _, c := range commands {
+		if c.Flags == nil {
+			continue
+		}
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() {
+				if err := c.checkFlags(nil); err != nil {
+					t.Errorf("%s: %v", c.Name, err)
+				}
+			})
+		}
+		wg.Wait()
 	}
 }
