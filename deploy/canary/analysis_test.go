@@ -13,19 +13,31 @@ import (
 
 func healthy(int) int { return 1000 }
 
-// A canary that answers well and fast, with a processor that ends its
-// orders well, passes every metric.
-func TestCanaryAnalysisPassesOnAHealthyRun(t *testing.T) {
-	t.Parallel()
+// analyseUnder starts a stack under the load amount gives, runs disturb
+// (if not nil) once the load runs, waits for the analysis window from
+// then, and returns the analysis of it.
+func analyseUnder(t *testing.T, amount func(int) int, disturb func(ctx context.Context, s *stack)) (v1alpha1.AnalysisPhase, map[string]v1alpha1.AnalysisPhase) {
+	t.Helper()
 	s := startStack(t)
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
+	codes := s.load(ctx, t, amount)
 	began := s.now(t)
-	codes := s.load(ctx, t, healthy)
+	if disturb != nil {
+		disturb(ctx, s)
+	}
 	s.waitWindow(t, began)
 	run, phases := analyse(t, s)
 	stop()
 	t.Logf("answers by code: %v", codes())
+	return run, phases
+}
+
+// A canary that answers well and fast, with a processor that ends its
+// orders well, passes every metric.
+func TestCanaryAnalysisPassesOnAHealthyRun(t *testing.T) {
+	t.Parallel()
+	run, phases := analyseUnder(t, healthy, nil)
 	if run != v1alpha1.AnalysisPhaseSuccessful {
 		t.Errorf("analysis of a healthy run: %s (%v), want Successful", run, phases)
 	}
@@ -35,16 +47,7 @@ func TestCanaryAnalysisPassesOnAHealthyRun(t *testing.T) {
 // ratio fails the analysis (and the rollout aborts).
 func TestCanaryAnalysisFailsOnAStoreOutage(t *testing.T) {
 	t.Parallel()
-	s := startStack(t)
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	codes := s.load(ctx, t, healthy)
-	began := s.now(t)
-	storeOutage(ctx, t, s.db, 0)
-	s.waitWindow(t, began)
-	run, phases := analyse(t, s)
-	stop()
-	t.Logf("answers by code: %v", codes())
+	run, phases := analyseUnder(t, healthy, func(ctx context.Context, s *stack) { storeOutage(ctx, t, s.db, 0) })
 	if run != v1alpha1.AnalysisPhaseFailed || phases["non-5xx-ratio"] != v1alpha1.AnalysisPhaseFailed {
 		t.Errorf("analysis during a store outage: %s (%v), want Failed with non-5xx-ratio Failed", run, phases)
 	}
@@ -54,16 +57,7 @@ func TestCanaryAnalysisFailsOnAStoreOutage(t *testing.T) {
 // analysis while the non-5xx ratio holds.
 func TestCanaryAnalysisFailsOnSlowRequests(t *testing.T) {
 	t.Parallel()
-	s := startStack(t)
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	codes := s.load(ctx, t, healthy)
-	began := s.now(t)
-	storeOutage(ctx, t, s.db, 1500*time.Millisecond)
-	s.waitWindow(t, began)
-	run, phases := analyse(t, s)
-	stop()
-	t.Logf("answers by code: %v", codes())
+	run, phases := analyseUnder(t, healthy, func(ctx context.Context, s *stack) { storeOutage(ctx, t, s.db, 1500*time.Millisecond) })
 	if run != v1alpha1.AnalysisPhaseFailed || phases["p99-latency"] != v1alpha1.AnalysisPhaseFailed {
 		t.Errorf("analysis with slow writes: %s (%v), want Failed with p99-latency Failed", run, phases)
 	}
@@ -77,20 +71,12 @@ func TestCanaryAnalysisFailsOnSlowRequests(t *testing.T) {
 // errors rise over the window before: the analysis fails.
 func TestCanaryAnalysisFailsWhenProcessorErrorsRise(t *testing.T) {
 	t.Parallel()
-	s := startStack(t)
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	began := s.now(t)
-	codes := s.load(ctx, t, func(i int) int {
+	run, phases := analyseUnder(t, func(i int) int {
 		if i%2 == 0 {
 			return 1004
 		}
 		return 1000
-	})
-	s.waitWindow(t, began)
-	run, phases := analyse(t, s)
-	stop()
-	t.Logf("answers by code: %v", codes())
+	}, nil)
 	if run != v1alpha1.AnalysisPhaseFailed || phases["processor-errors-not-rising"] != v1alpha1.AnalysisPhaseFailed {
 		t.Errorf("analysis with failing payments: %s (%v), want Failed with processor-errors-not-rising Failed", run, phases)
 	}
