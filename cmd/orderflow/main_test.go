@@ -204,9 +204,25 @@ type statusDoc struct {
 	} `json:"cancellation"`
 }
 
-// pollUntilTerminal polls a signed status URL as a client would: a 503
-// (the store slow or unreachable for a moment) is asked again.
-func pollUntilTerminal(t *testing.T, statusURL string, within time.Duration) statusDoc {
+// terminal reports whether the document's status is a final one.
+func terminal(d statusDoc) bool {
+	switch d.Status {
+	case "COMPLETED", "REJECTED", "FAILED", "CANCELLED":
+		return true
+	}
+	return false
+}
+
+// pollStatus reads a status document once (asking again after a 503).
+func pollStatus(t *testing.T, statusURL string) statusDoc {
+	t.Helper()
+	return pollUntil(t, statusURL, 10*time.Second, func(statusDoc) bool { return true })
+}
+
+// pollUntil polls a signed status URL as a client would, until done holds
+// for its document: a 503 with Retry-After (the store slow or unreachable
+// for a moment) is asked again.
+func pollUntil(t *testing.T, statusURL string, within time.Duration, done func(statusDoc) bool) statusDoc {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	var doc statusDoc
@@ -217,17 +233,24 @@ func pollUntilTerminal(t *testing.T, statusURL string, within time.Duration) sta
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
+		doc = statusDoc{}
 		if resp.StatusCode != 200 || json.Unmarshal(body, &doc) != nil {
 			t.Fatalf("GET %s: %d %s", statusURL, resp.StatusCode, body)
 		}
-		switch doc.Status {
-		case "COMPLETED", "REJECTED", "FAILED", "CANCELLED":
+		if done(doc) {
 			return doc
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
-	t.Fatalf("order at %s still %s after %s", statusURL, doc.Status, within)
+	t.Fatalf("order at %s still %s in %q after %s", statusURL, doc.Status, doc.Region, within)
 	return doc
+}
+
+// pollUntilTerminal polls a signed status URL as a client would until
+// the order is terminal (see pollUntil).
+func pollUntilTerminal(t *testing.T, statusURL string, within time.Duration) statusDoc {
+	t.Helper()
+	return pollUntil(t, statusURL, within, terminal)
 }
 
 // waitForMetrics polls url until its page holds every line in want, and

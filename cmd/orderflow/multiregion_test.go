@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -172,43 +171,4 @@ func TestMultiRegionFailover(t *testing.T) {
 	checkBooks(t, st, cl, final, crashStock)
 	t.Logf("region A down with %d orders accepted: %d taken over by B, %d ended by A on its return (%d in work when it went down); B accepted %d meanwhile",
 		len(fromA), takenOver, len(fromA)-takenOver, len(inWorkInA), len(clB.ok))
-}
-
-func terminal(d statusDoc) bool {
-	switch d.Status {
-	case "COMPLETED", "REJECTED", "FAILED", "CANCELLED":
-		return true
-	}
-	return false
-}
-
-// pollStatus reads a status document once (asking again after a 503).
-func pollStatus(t *testing.T, statusURL string) statusDoc {
-	t.Helper()
-	return pollUntil(t, statusURL, 10*time.Second, func(statusDoc) bool { return true })
-}
-
-// pollUntil polls a status URL until done holds for its document.
-func pollUntil(t *testing.T, statusURL string, within time.Duration, done func(statusDoc) bool) statusDoc {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	var doc statusDoc
-	for time.Now().Before(deadline) {
-		var body json.RawMessage
-		resp := call(t, "GET", statusURL, "", nil, &body)
-		if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "" {
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
-		doc = statusDoc{}
-		if resp.StatusCode != 200 || json.Unmarshal(body, &doc) != nil {
-			t.Fatalf("GET %s: %d %s", statusURL, resp.StatusCode, body)
-		}
-		if done(doc) {
-			return doc
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	t.Fatalf("order at %s still %s in %q after %s", statusURL, doc.Status, doc.Region, within)
-	return doc
 }
