@@ -18,6 +18,15 @@ var errCancelRequested = errors.New("a cancel is requested")
 // the outcome); an order another worker ended is done too. A failed read
 // is a transient error of the attempt.
 func (p *Processor) cancelBoundary(ctx context.Context, a *attempt) (outcome, bool) {
+	if bs, ok := p.store.(boundaryStore); ok {
+		same, err := call(ctx, p, func(ctx context.Context) (bool, error) { return bs.Undisturbed(ctx, a.o.ID, a.o.Status) })
+		if err != nil {
+			return p.transient(ctx, a, "read order", err), true
+		}
+		if same {
+			return outcome{}, false
+		}
+	}
 	o, err := call(ctx, p, func(ctx context.Context) (orderflow.Order, error) { return p.store.GetOrder(ctx, a.o.ID) })
 	if err != nil {
 		return p.transient(ctx, a, "read order", err), true

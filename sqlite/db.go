@@ -95,7 +95,10 @@ type DB struct {
 	closeErr   error
 
 	arrivals notifier // broadcast when messages are enqueued
-	dead     notifier // broadcast when a receive dead-letters messages (see WatchDead)
+	// seenEmpty is the arrivals' generation (notifier.waitGen) as of the
+	// latest look that found no visible message (see receive).
+	seenEmpty atomic.Uint64
+	dead      notifier // broadcast when a receive dead-letters messages (see WatchDead)
 	// poll is how long a waiting Receive waits at most before it looks
 	// again (pollInterval; tests lengthen it), beforeWait a test's hook
 	// run when a Receive found nothing and is about to wait.
@@ -411,16 +414,24 @@ func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
 // notifier wakes every goroutine waiting on the channel that wait returned
 // when broadcast is called.
 type notifier struct {
-	mu sync.Mutex
-	ch chan struct{}
+	mu  sync.Mutex
+	ch  chan struct{}
+	gen uint64 // broadcasts so far
 }
 
 func newNotifier() notifier { return notifier{ch: make(chan struct{})} }
 
 func (n *notifier) wait() <-chan struct{} {
+	ch, _ := n.waitGen()
+	return ch
+}
+
+// waitGen is wait with the number of broadcasts made before ch: a later
+// broadcast closes ch and counts more.
+func (n *notifier) waitGen() (<-chan struct{}, uint64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.ch
+	return n.ch, n.gen
 }
 
 func (n *notifier) broadcast() {
@@ -428,4 +439,5 @@ func (n *notifier) broadcast() {
 	defer n.mu.Unlock()
 	close(n.ch)
 	n.ch = make(chan struct{})
+	n.gen++
 }

@@ -91,6 +91,22 @@ func (db *DB) GetOrder(ctx context.Context, id orderflow.OrderID) (orderflow.Ord
 	return o, db.observe(err)
 }
 
+// Undisturbed reports whether order id is in status with no cancel
+// requested (false if there is no such order): the processor's question
+// at a stage boundary, answered from two columns instead of the whole
+// order (see processor.Store).
+func (db *DB) Undisturbed(ctx context.Context, id orderflow.OrderID, status orderflow.Status) (bool, error) {
+	var same bool
+	err := db.rs.undisturbed.QueryRowContext(ctx, string(id), string(status)).Scan(&same)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, db.observe(unavailable(err, "read order %s", id))
+	}
+	return same, nil
+}
+
 // ListOrders returns up to limit (see orderflow.Store) orders of
 // userID, newest first (by creation time, then id), after cursor. A cursor
 // that is not one of the user's orders yields an empty page.

@@ -73,18 +73,27 @@ func (db *DB) receive(ctx context.Context, max int, wait time.Duration, st *star
 	}
 	deadline := time.Now().Add(wait)
 	for {
-		arrival := db.arrivals.wait()
-		// A reader looks first, even after an arrival (another receiver
-		// may have taken it): a receive that would hand out nothing must
-		// not cost a write transaction, or an idle server with its
-		// receivers long-polling would write (and fsync) several times a
-		// second.
-		if db.anyVisible(ctx) {
+		arrival, gen := db.arrivals.waitGen()
+		// A receive that would hand out nothing must not cost a write
+		// transaction, or an idle server with its receivers long-polling
+		// would write several times a second: unless messages were
+		// enqueued here since a look last found the queue drained, a
+		// reader looks first. With a backlog the reader's look, 4% of the
+		// server's CPU in cmd/bench, is skipped; an arrival that another
+		// receiver took costs one write that hands out nothing (and
+		// changes nothing). Messages that become visible without an
+		// arrival (a visibility timeout running out, another process's
+		// send) are found by the reader's look.
+		if gen != db.seenEmpty.Load() || db.anyVisible(ctx) {
 			ds, err := db.receiveOnce(ctx, max, st)
+			if err == nil && len(ds) < max {
+				db.sawEmpty(gen) // it took every visible message
+			}
 			if err != nil || len(ds) > 0 {
 				return ds, err
 			}
 		}
+		db.sawEmpty(gen)
 		remaining := time.Until(deadline)
 		if remaining <= 0 {
 			return nil, nil
@@ -104,6 +113,17 @@ func (db *DB) receive(ctx context.Context, max int, wait time.Duration, st *star
 			return nil, errClosed()
 		}
 		timer.Stop()
+	}
+}
+
+// sawEmpty records that a look begun at the arrivals' generation gen found
+// no visible message. A look begun earlier does not move it back.
+func (db *DB) sawEmpty(gen uint64) {
+	for {
+		seen := db.seenEmpty.Load()
+		if seen >= gen || db.seenEmpty.CompareAndSwap(seen, gen) {
+			return
+		}
 	}
 }
 

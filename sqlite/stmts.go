@@ -159,6 +159,7 @@ type readStmts struct {
 	all []*sql.Stmt
 
 	ping, getOrder, listFirst, listAfter *sql.Stmt
+	undisturbed                          *sql.Stmt
 	activity, stock, anyVisible, depth   *sql.Stmt
 	listDead, charges, chargeByKey       *sql.Stmt
 	anyExpired, unhandledDead            *sql.Stmt
@@ -178,6 +179,7 @@ func (s *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 	return errors.Join(
 		p(&s.ping, `SELECT 1`),
 		p(&s.getOrder, `SELECT `+orderReadCols+` FROM orders WHERE id = ?`),
+		p(&s.undisturbed, `SELECT status = ?2 AND cancel_requested_at IS NULL FROM orders WHERE id = ?1`),
 		p(&s.listFirst, `SELECT `+orderReadCols+` FROM orders WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`),
 		p(&s.listAfter, `SELECT `+orderReadCols+` FROM orders WHERE user_id = ?1
 			AND (created_at, id) < ((SELECT created_at FROM orders WHERE id = ?2 AND user_id = ?1), ?2)
