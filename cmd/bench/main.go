@@ -163,6 +163,14 @@ type options struct {
 	follow  bool
 	orders  int
 	latency time.Duration
+	// -open (open.go): arrivals on a schedule, the sweep for the
+	// sustained capacity and its target, the overload phase.
+	open     bool
+	arrivals string
+	conns    int
+	target   time.Duration
+	steps    int
+	overload float64
 }
 
 func parseOptions() options {
@@ -177,6 +185,12 @@ func parseOptions() options {
 	flag.BoolVar(&o.follow, "follow", false, "measure what following orders costs instead (split mode, or the AWS mode with -aws): polling against server-sent events")
 	flag.IntVar(&o.orders, "orders", 100, "with -follow: orders followed at once")
 	flag.DurationVar(&o.latency, "latency", 2*time.Second, "with -follow: payment latency, how long each order is followed")
+	flag.BoolVar(&o.open, "open", false, "open loop: orders arrive at fixed rates; find the highest rate sustained (every order accepted, end-to-end p99 within -target, backlog bounded) and measure 50, 80 and 100 % of it and an overload")
+	flag.StringVar(&o.arrivals, "arrivals", "poisson", "with -open: the arrivals' schedule, poisson or constant")
+	flag.IntVar(&o.conns, "conns", 512, "with -open: client connections the arrivals are sent over (at most this many requests in flight)")
+	flag.DurationVar(&o.target, "target", 100*time.Millisecond, "with -open: the end-to-end p99 (202 → final state) a sustained rate keeps")
+	flag.IntVar(&o.steps, "steps", 6, "with -open: bisection steps of the sweep (the capacity is found to within the closed-loop rate / 2^steps)")
+	flag.Float64Var(&o.overload, "overload", 2, "with -open: the overload phase's rate, as a multiple of the capacity")
 	flag.BoolVar(&o.json, "json", false, "print every figure as one JSON document on stdout (the lines for a person go to stderr)")
 	flag.StringVar(&o.plot, "plot", "", "draw throughput and latency percentiles per phase, against the ceilings, into this SVG `FILE`")
 	flag.StringVar(&o.from, "from", "", "with -plot: draw the report of an earlier run (its -json output, this `FILE`) instead of measuring")
@@ -196,6 +210,11 @@ func run() error {
 	o := parseOptions()
 	if o.json {
 		human = os.Stderr
+	}
+	if o.open {
+		if err := o.checkOpen(); err != nil {
+			return err
+		}
 	}
 	if o.follow && o.plot != "" {
 		return errors.New("-plot draws the load phases; -follow has none (-json reports its figures)")
@@ -218,9 +237,12 @@ func run() error {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
 	say("ok\n")
-	if o.follow {
+	switch {
+	case o.follow:
 		err = runFollow(o, dir, bin)
-	} else {
+	case o.open:
+		err = measureOpen(o, dir, bin)
+	default:
 		err = measure(o, dir, bin)
 	}
 	if err != nil {
