@@ -16,12 +16,25 @@
 // beside it on the same servers (seed.go), with the price of a million
 // orders at AWS list prices (cost.go).
 //
+// With -open it measures the sustained capacity instead (open.go): after
+// the ceilings and the closed-loop peak, orders arrive at fixed rates
+// (Poisson or constant arrivals, sent over up to -conns connections,
+// every latency counted from the intended send time), and a bisection
+// below the closed-loop rate finds the highest rate at which every order
+// is accepted, the end-to-end p99 (202 → final state) stays within
+// -target and the backlog does not grow. It prints that rate and its
+// ratio to the durable ceiling, the ack and end-to-end p50/p99/p999 at
+// 50, 80 and 100 % of it, and an overload phase at -overload times it
+// (accepted/s, 503s and other answers, whether every accepted order
+// reached a final state). With -aws, the same against the AWS mode.
+//
 // With -follow it measures what following orders costs instead (follow.go):
 // status requests and store reads per followed order, by polling and by
 // server-sent events, in split mode or (with -aws) the AWS mode.
 //
 //	go run ./cmd/bench [-duration 10s] [-workers 64] [-users 200]
 //	go run ./cmd/bench -aws [-sqs elasticmq|moto] [-baseline=false]
+//	go run ./cmd/bench -open [-arrivals poisson|constant] [-conns 512] [-target 100ms] [-steps 6] [-overload 2] [-aws]
 //	go run ./cmd/bench -follow [-orders 100] [-latency 2s] [-aws [-sqs moto]]
 package main
 
