@@ -541,8 +541,8 @@ func measureOpen(o options, dir, bin string) error {
 		say("\nsustained capacity: none: no rate tried (down to %.1f/s) met the target; try a longer -target\n", hi/math.Pow(2, float64(o.steps)))
 		return nil
 	}
-	say("\nsustained capacity:            %8.0f orders/s   (%.2f of the durable ceiling %.0f/s; ceiling %.0f/s; closed loop accepted %.0f/s)\n",
-		capacity, capacity/durable.rate(), durable.rate(), bare.rate(), p.res.rate())
+	say("\nsustained capacity:            %8s orders/s   (%.3f of the durable ceiling %.0f/s; ceiling %.0f/s; closed loop accepted %s/s)\n",
+		perSecond(capacity), capacity/durable.rate(), durable.rate(), bare.rate(), perSecond(p.res.rate()))
 	say("%-9s %9s %9s   %-26s   %-26s\n", "", "offered/s", "accepted", "ack p50 / p99 / p999 ms", "end to end p50 / p99 / p999")
 	for _, frac := range []float64{0.5, 0.8, 1} {
 		f, err := r.phase(fmt.Sprintf("%.0f %%", frac*100), frac*capacity)
@@ -560,9 +560,18 @@ func measureOpen(o options, dir, bin string) error {
 	f.OfCapacity = o.overload
 	ol.OverloadPhase = &f
 	printLevel(f)
-	say("overload (%.1f× the capacity): %d offered, %.0f accepted/s; answers %v; accepted orders' end-to-end p99 %.1f ms; %d of %d accepted reached a final state (lost %d)\n",
-		o.overload, f.Sent, f.AcceptedPerSecond, f.Statuses, f.EndToEnd.P99, f.Accepted-f.Lost, f.Accepted, f.Lost)
+	say("overload (%.1f× the capacity): %d offered, %s accepted/s; answers %v; accepted orders' end-to-end p99 %.1f ms; %d of %d accepted reached a final state (lost %d)\n",
+		o.overload, f.Sent, perSecond(f.AcceptedPerSecond), f.Statuses, f.EndToEnd.P99, f.Accepted-f.Lost, f.Accepted, f.Lost)
 	return nil
+}
+
+// perSecond formats a rate: whole orders from 100/s up, tenths below
+// (the AWS mode on emulators runs at a few per second).
+func perSecond(r float64) string {
+	if r >= 100 {
+		return strconv.FormatFloat(r, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(r, 'f', 1, 64)
 }
 
 // printOpenPhase prints a sweep phase and its verdict.
@@ -571,8 +580,8 @@ func printOpenPhase(f openPhase) {
 	if !f.Sustained {
 		verdict = "not sustained: " + f.Why
 	}
-	say("  %-8s %7.0f/s   ack p99 %7.1f ms   end to end p50 %7.1f  p99 %7.1f ms   backlog %.1f → %.1f (bound %.1f); %s\n",
-		f.Name, f.OfferedPerSecond, f.Ack.P99, f.EndToEnd.P50, f.EndToEnd.P99, f.BacklogQ2, f.BacklogQ4, f.BacklogQ4Bound, verdict)
+	say("  %-8s %7s/s   ack p99 %7.1f ms   end to end p50 %7.1f  p99 %7.1f ms   backlog %.1f → %.1f (bound %.1f); %s\n",
+		f.Name, perSecond(f.OfferedPerSecond), f.Ack.P99, f.EndToEnd.P50, f.EndToEnd.P99, f.BacklogQ2, f.BacklogQ4, f.BacklogQ4Bound, verdict)
 }
 
 // printLevel prints a row of the levels' table: a level measured again
@@ -586,6 +595,6 @@ func printLevel(f openPhase) {
 	if f.Name == "overload" {
 		verdict = ""
 	}
-	say("%-9s %9.0f %9.0f   %7.1f / %7.1f / %7.1f    %7.1f / %7.1f / %7.1f   send lag p99 %.1f ms   %s\n", f.Name, f.OfferedPerSecond, f.AcceptedPerSecond,
+	say("%-9s %9s %9s   %7.1f / %7.1f / %7.1f    %7.1f / %7.1f / %7.1f   send lag p99 %.1f ms   %s\n", f.Name, perSecond(f.OfferedPerSecond), perSecond(f.AcceptedPerSecond),
 		f.Ack.P50, f.Ack.P99, f.Ack.P999, f.EndToEnd.P50, f.EndToEnd.P99, f.EndToEnd.P999, f.SendLagP99Ms, verdict)
 }
