@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -391,5 +392,43 @@ func TestCheckOpenRefusesBadFlags(t *testing.T) {
 		if err := o.checkOpen(); err == nil {
 			t.Errorf("%s accepted", name)
 		}
+	}
+}
+
+// The open loop's request: a 202 gives the order's id, a 503 of load
+// shedding (or any other answer) its status and no error, so that the
+// overload phase counts it; only a request with no answer is an error.
+func TestSendReadsTheAnswer(t *testing.T) {
+	var status int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer token-1" || r.URL.Path != "/orders" {
+			http.Error(w, "wrong request", http.StatusBadRequest)
+			return
+		}
+		if status == http.StatusAccepted {
+			w.WriteHeader(status)
+			fmt.Fprint(w, `{"order_id":"ord_1","status":"PENDING","status_url":"http://x/orders/ord_1/status","expires_at":"2026-12-03T00:00:00Z"}`)
+			return
+		}
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(status)
+		fmt.Fprint(w, `{"type":"https://orderflow.dev/problems/overloaded","status":503}`)
+	}))
+	defer srv.Close()
+	r := newOpenRun(options{conns: 4}, &served{api: srv.URL, tokens: []string{"token-0", "token-1"}})
+	for _, tt := range []struct {
+		status int
+		id     orderflow.OrderID
+	}{{http.StatusAccepted, "ord_1"}, {http.StatusServiceUnavailable, ""}, {http.StatusTooManyRequests, ""}} {
+		status = tt.status
+		got, id, err := r.send(0, 1)
+		if err != nil || got != tt.status || id != tt.id {
+			t.Errorf("answer %d: send returned %d %q %v, want %d %q", tt.status, got, id, err, tt.status, tt.id)
+		}
+	}
+	srv.Close()
+	if _, _, err := r.send(0, 1); err == nil {
+		t.Error("a request to a stopped server returned no error")
 	}
 }
