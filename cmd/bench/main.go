@@ -16,12 +16,25 @@
 // beside it on the same servers (seed.go), with the price of a million
 // orders at AWS list prices (cost.go).
 //
+// With -open it measures the sustained capacity instead (open.go): after
+// the ceilings and the closed-loop peak, orders arrive at fixed rates
+// (Poisson or constant arrivals, sent over up to -conns connections,
+// every latency counted from the intended send time), and a bisection
+// below the closed-loop rate finds the highest rate at which every order
+// is accepted, the end-to-end p99 (202 → final state) stays within
+// -target and the backlog does not grow. It prints that rate and its
+// ratio to the durable ceiling, the ack and end-to-end p50/p99/p999 at
+// 50, 80 and 100 % of it, and an overload phase at -overload times it
+// (accepted/s, 503s and other answers, whether every accepted order
+// reached a final state). With -aws, the same against the AWS mode.
+//
 // With -follow it measures what following orders costs instead (follow.go):
 // status requests and store reads per followed order, by polling and by
 // server-sent events, in split mode or (with -aws) the AWS mode.
 //
 //	go run ./cmd/bench [-duration 10s] [-workers 64] [-users 200]
 //	go run ./cmd/bench -aws [-sqs elasticmq|moto] [-baseline=false]
+//	go run ./cmd/bench -open [-arrivals poisson|constant] [-conns 512] [-target 100ms] [-steps 6] [-overload 2] [-aws]
 //	go run ./cmd/bench -follow [-orders 100] [-latency 2s] [-aws [-sqs moto]]
 package main
 
@@ -163,6 +176,14 @@ type options struct {
 	follow  bool
 	orders  int
 	latency time.Duration
+	// -open (open.go): arrivals on a schedule, the sweep for the
+	// sustained capacity and its target, the overload phase.
+	open     bool
+	arrivals string
+	conns    int
+	target   time.Duration
+	steps    int
+	overload float64
 }
 
 func parseOptions() options {
@@ -177,6 +198,12 @@ func parseOptions() options {
 	flag.BoolVar(&o.follow, "follow", false, "measure what following orders costs instead (split mode, or the AWS mode with -aws): polling against server-sent events")
 	flag.IntVar(&o.orders, "orders", 100, "with -follow: orders followed at once")
 	flag.DurationVar(&o.latency, "latency", 2*time.Second, "with -follow: payment latency, how long each order is followed")
+	flag.BoolVar(&o.open, "open", false, "open loop: orders arrive at fixed rates; find the highest rate sustained (every order accepted, end-to-end p99 within -target, backlog bounded) and measure 50, 80 and 100 % of it and an overload")
+	flag.StringVar(&o.arrivals, "arrivals", "poisson", "with -open: the arrivals' schedule, poisson or constant")
+	flag.IntVar(&o.conns, "conns", 512, "with -open: client connections the arrivals are sent over (at most this many requests in flight)")
+	flag.DurationVar(&o.target, "target", 100*time.Millisecond, "with -open: the end-to-end p99 (202 → final state) a sustained rate keeps")
+	flag.IntVar(&o.steps, "steps", 6, "with -open: bisection steps of the sweep (the capacity is found to within the closed-loop rate / 2^steps)")
+	flag.Float64Var(&o.overload, "overload", 2, "with -open: the overload phase's rate, as a multiple of the capacity")
 	flag.BoolVar(&o.json, "json", false, "print every figure as one JSON document on stdout (the lines for a person go to stderr)")
 	flag.StringVar(&o.plot, "plot", "", "draw throughput and latency percentiles per phase, against the ceilings, into this SVG `FILE`")
 	flag.StringVar(&o.from, "from", "", "with -plot: draw the report of an earlier run (its -json output, this `FILE`) instead of measuring")
@@ -196,6 +223,11 @@ func run() error {
 	o := parseOptions()
 	if o.json {
 		human = os.Stderr
+	}
+	if o.open {
+		if err := o.checkOpen(); err != nil {
+			return err
+		}
 	}
 	if o.follow && o.plot != "" {
 		return errors.New("-plot draws the load phases; -follow has none (-json reports its figures)")
@@ -218,9 +250,12 @@ func run() error {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
 	say("ok\n")
-	if o.follow {
+	switch {
+	case o.follow:
 		err = runFollow(o, dir, bin)
-	} else {
+	case o.open:
+		err = measureOpen(o, dir, bin)
+	default:
 		err = measure(o, dir, bin)
 	}
 	if err != nil {

@@ -31,6 +31,9 @@ var (
 // requests accepted per second of each phase, the ceilings in grey; below,
 // their ack latency percentiles (p50, p90, p99).
 func plotReport(r *report, path string) error {
+	if r.Open != nil {
+		return plotOpen(r, path)
+	}
 	if len(r.Phases) == 0 {
 		return fmt.Errorf("plot: no phase was measured")
 	}
@@ -99,13 +102,23 @@ func plotReport(r *report, path string) error {
 	lat.NominalX(names...)
 	lat.Y.Max *= 1.1
 
+	return writeSVG(path, tput, lat)
+}
+
+// writeSVG draws plots one above the other into an SVG file at path.
+func writeSVG(path string, plots ...*plot.Plot) error {
 	width, height := 9*vg.Inch, 8*vg.Inch
 	c := vgsvg.New(width, height)
 	dc := draw.New(c)
-	tiles := draw.Tiles{Rows: 2, Cols: 1, PadX: vg.Millimeter * 4, PadY: vg.Millimeter * 6, PadTop: vg.Millimeter * 2, PadBottom: vg.Millimeter * 2, PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 4}
-	canvases := plot.Align([][]*plot.Plot{{tput}, {lat}}, tiles, dc)
-	tput.Draw(canvases[0][0])
-	lat.Draw(canvases[1][0])
+	tiles := draw.Tiles{Rows: len(plots), Cols: 1, PadX: vg.Millimeter * 4, PadY: vg.Millimeter * 6, PadTop: vg.Millimeter * 2, PadBottom: vg.Millimeter * 2, PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 4}
+	rows := make([][]*plot.Plot, len(plots))
+	for i, p := range plots {
+		rows[i] = []*plot.Plot{p}
+	}
+	canvases := plot.Align(rows, tiles, dc)
+	for i, p := range plots {
+		p.Draw(canvases[i][0])
+	}
 
 	f, err := os.Create(path)
 	if err != nil {

@@ -31,6 +31,37 @@ type report struct {
 	AWS       *awsFigs `json:"aws,omitempty"`
 	// Follow holds the figures of -follow, one per way of following.
 	Follow []followFig `json:"follow,omitempty"`
+	// Capacity is -open's headline, its fields at the top level of the
+	// document; Open the phases behind it.
+	*Capacity
+	Open *openLoop `json:"open_loop,omitempty"`
+}
+
+// Capacity is what one machine sustains (open.go), beside what bounds
+// it, all measured in the same run: the ceilings, and the rate the
+// closed loop had accepted.
+type Capacity struct {
+	SustainedPerSecond      float64 `json:"sustained_capacity_per_s"`
+	DurableCeilingPerSecond float64 `json:"durable_ceiling_per_s"`
+	CeilingPerSecond        float64 `json:"ceiling_per_s"`
+	// AcceptedPerSecond is the closed-loop phase's accepted rate, the
+	// sweep's upper bound.
+	AcceptedPerSecond     float64 `json:"accepted_per_s"`
+	RatioToDurableCeiling float64 `json:"capacity_to_durable_ceiling"`
+}
+
+// openLoop is how -open ran and every phase it measured.
+type openLoop struct {
+	Arrivals    string  `json:"arrivals"` // poisson or constant
+	Connections int     `json:"connections"`
+	TargetP99Ms float64 `json:"target_end_to_end_p99_ms"`
+	Steps       int     `json:"steps"`
+	Overload    float64 `json:"overload_factor"`
+	// Sweep are the bisection's phases in order, Levels the 50, 80 and
+	// 100 % of the capacity, OverloadPhase the one at Overload times it.
+	Sweep         []openPhase `json:"sweep"`
+	Levels        []openPhase `json:"levels,omitempty"`
+	OverloadPhase *openPhase  `json:"overload,omitempty"`
 }
 
 // followFig is what following orders one way cost (see runFollow).

@@ -62,6 +62,21 @@ func TestPlotReport(t *testing.T) {
 	if err := plotReport(testReport(), path); err != nil {
 		t.Fatal(err)
 	}
+	all := svgTexts(t, path)
+	for _, want := range []string{"ceiling", "durable ceiling", "at its peak", "at half", "10000", "6000", "3000", "1500", "p50", "p90", "p99", "Accepted per second"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("the plot does not show %q (its texts: %q)", want, all)
+		}
+	}
+	if err := plotReport(&report{}, path); err == nil {
+		t.Error("an empty report plotted")
+	}
+}
+
+// svgTexts reads the SVG file at path, fails t unless it is an SVG
+// document, and returns its texts joined by spaces.
+func svgTexts(t *testing.T, path string) string {
+	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -88,18 +103,10 @@ func TestPlotReport(t *testing.T) {
 			}
 		}
 	}
-	all := strings.Join(texts, " ")
 	if root != "svg" {
 		t.Errorf("root element %q, want svg", root)
 	}
-	for _, want := range []string{"ceiling", "durable ceiling", "at its peak", "at half", "10000", "6000", "3000", "1500", "p50", "p90", "p99", "Accepted per second"} {
-		if !strings.Contains(all, want) {
-			t.Errorf("the plot does not show %q (its texts: %q)", want, all)
-		}
-	}
-	if err := plotReport(&report{}, path); err == nil {
-		t.Error("an empty report plotted")
-	}
+	return strings.Join(texts, " ")
 }
 
 func TestStepperOnlyOnATerminal(t *testing.T) {

@@ -1,0 +1,600 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/httpapi"
+)
+
+// The open-loop mode (-open) answers what a closed loop cannot: at which
+// rate of arriving orders does one machine keep up? Orders arrive on a
+// schedule fixed before the phase starts (constant or Poisson arrivals),
+// whatever the server does, as a deployment's clients do; a closed loop
+// instead waits for each answer before it sends again, so it slows down
+// with the server and hides the backlog it builds.
+//
+// A phase at rate λ is sustained when all of these hold (sustainedRule):
+//
+//  1. every order sent was answered 202 (a 503 of load shedding, any other
+//     status or a failed request means the server did not take the rate);
+//  2. every accepted order reached a final state after the phase, while
+//     the bench waited for the backlog to drain;
+//  3. the end-to-end p99 (intended send time → the order's final state,
+//     updated_at read back through GET /orders) of all the phase's
+//     orders is at or under the target (-target, 100 ms);
+//  4. the backlog does not grow: the mean number of orders in the system
+//     (sent and not yet final) over the phase's last quarter is at most
+//     that over its second quarter plus λ·target/4 + 5. By Little's law
+//     the mean time in the system is that number over λ, so the rule lets
+//     it grow by a quarter of the target from the one quarter to the
+//     other (5 orders more for the randomness of small counts); a
+//     processor that does not keep up with λ builds a backlog that grows
+//     all through the phase, and shows here before its p99 reaches the
+//     target. The first quarter is left out: it starts from an empty
+//     system.
+//
+// The sweep (bisect) looks for the highest sustained rate below the
+// closed-loop accepted rate (an upper bound: there the processor falls
+// behind), halving the interval -steps times, each probe a phase of
+// -duration, with the backlog drained before the next. Every latency
+// counts from the intended send time, not from when a connection was
+// free to send (fire): the correction for coordinated omission.
+
+// checkOpen refuses -open's flags before anything is measured.
+func (o options) checkOpen() error {
+	switch {
+	case o.follow:
+		return errors.New("-open and -follow are two different measurements: choose one")
+	case o.arrivals != "poisson" && o.arrivals != "constant":
+		return fmt.Errorf("-arrivals %q: want poisson or constant", o.arrivals)
+	case o.conns < 1 || o.steps < 1 || o.overload <= 0 || o.target <= 0:
+		return errors.New("-conns and -steps must be at least 1, -overload and -target above 0")
+	}
+	return nil
+}
+
+// schedule returns the intended send times of a phase of rate orders/s
+// lasting d, as offsets from its start: evenly spaced (constant), or with
+// exponentially distributed gaps of mean 1/rate (poisson), drawn from rng.
+func schedule(arrivals string, rate float64, d time.Duration, rng *rand.Rand) ([]time.Duration, error) {
+	if rate <= 0 {
+		return nil, nil
+	}
+	var out []time.Duration
+	switch arrivals {
+	case "constant":
+		n := int(rate * d.Seconds())
+		out = make([]time.Duration, n)
+		for i := range out {
+			out[i] = time.Duration(math.Round(float64(i) * float64(time.Second) / rate))
+		}
+	case "poisson":
+		out = make([]time.Duration, 0, int(rate*d.Seconds()*1.1)+16)
+		for t := rng.ExpFloat64() / rate; t < d.Seconds(); t += rng.ExpFloat64() / rate {
+			out = append(out, time.Duration(t*float64(time.Second)))
+		}
+	default:
+		return nil, fmt.Errorf("-arrivals %q: want poisson or constant", arrivals)
+	}
+	return out, nil
+}
+
+// clock is the generator's time: the wall clock, or a test's.
+type clock interface {
+	Now() time.Time
+	SleepUntil(t time.Time)
+}
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time         { return time.Now() }
+func (wallClock) SleepUntil(t time.Time) { time.Sleep(time.Until(t)) }
+
+// shot is one request of an open-loop phase and what became of it.
+type shot struct {
+	Intended, Sent, Answered time.Time
+	User                     int
+	Status                   int // 0: no answer (the request failed)
+	ID                       orderflow.OrderID
+}
+
+// ack is the shot's ack latency, from its intended send time: a request
+// that waited for a free connection was late because the server was
+// slow, and that wait is part of what its client sees.
+func (s shot) ack() time.Duration { return s.Answered.Sub(s.Intended) }
+
+// sender sends the request of shot n for user and returns the answer's
+// status and, for a 202, the order's id.
+type sender func(n, user int) (status int, id orderflow.OrderID, err error)
+
+// fire sends one request at each intended time of sched (offsets from
+// start) over conns connections at most in flight, and returns what
+// became of each. When all connections are busy at a request's time it
+// goes out as soon as one is free; its latency still counts from its
+// intended time (shot.ack), so a stalled server is charged for every
+// order that arrived while it stalled (coordinated omission).
+func fire(sched []time.Duration, start time.Time, conns, users int, clk clock, send sender) []shot {
+	shots := make([]shot, len(sched))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(conns, len(sched)) {
+		wg.Go(func() {
+			for {
+				n := int(next.Add(1) - 1)
+				if n >= len(sched) {
+					return
+				}
+				s := &shots[n]
+				s.Intended = start.Add(sched[n])
+				s.User = n % max(users, 1)
+				clk.SleepUntil(s.Intended)
+				s.Sent = clk.Now()
+				status, id, err := send(n, s.User)
+				s.Answered = clk.Now()
+				if err == nil {
+					s.Status, s.ID = status, id
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return shots
+}
+
+// final is an order's final state as read back from the api.
+type final struct {
+	Status orderflow.Status
+	At     time.Time // updated_at: when it reached Status (milliseconds)
+}
+
+// percentiles are latencies in milliseconds.
+type percentiles struct {
+	P50  float64 `json:"p50"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p999"`
+}
+
+func percentilesOf(sorted []time.Duration) percentiles {
+	return percentiles{ms(quantile(sorted, 0.50)), ms(quantile(sorted, 0.99)), ms(quantile(sorted, 0.999))}
+}
+
+// quantile is the q-quantile of sorted durations (the element at
+// (n-1)·q, as pct), 0 if there are none.
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[int(float64(len(sorted)-1)*q)].Round(10 * time.Microsecond)
+}
+
+// openPhase is the figures of one open-loop phase.
+type openPhase struct {
+	Name string `json:"name"` // sweep 1 … sweep N, 50 %, 80 %, 100 %, overload
+	// OfCapacity is the rate as a fraction of the sustained capacity
+	// (the levels and the overload phase).
+	OfCapacity       float64 `json:"of_capacity,omitempty"`
+	OfferedPerSecond float64 `json:"offered_per_second"`
+	Seconds          float64 `json:"seconds"`
+	Sent             int     `json:"sent"`
+	// Accepted are the 202s; Statuses counts every answer by status, and
+	// "error" the requests that got none.
+	Accepted          int            `json:"accepted"`
+	AcceptedPerSecond float64        `json:"accepted_per_second"`
+	Statuses          map[string]int `json:"statuses"`
+	Ack               percentiles    `json:"ack_ms"`        // of the 202s
+	EndToEnd          percentiles    `json:"end_to_end_ms"` // of the accepted orders that reached a final state
+	// Final are the accepted orders in a final state once the backlog
+	// drained, by state; Lost the accepted ones that were not.
+	Final map[orderflow.Status]int `json:"final"`
+	Lost  int                      `json:"lost"`
+	// InSystemAtEnd is the orders sent and not yet final at the phase's
+	// end, InSystemMax the most at any moment of it; BacklogQ2 and
+	// BacklogQ4 the mean number over its second and last quarter, and
+	// BacklogQ4Bound the most rule 4 allows the latter.
+	InSystemAtEnd  int     `json:"in_system_at_end"`
+	InSystemMax    int     `json:"in_system_max"`
+	BacklogQ2      float64 `json:"backlog_mean_second_quarter"`
+	BacklogQ4      float64 `json:"backlog_mean_last_quarter"`
+	BacklogQ4Bound float64 `json:"backlog_mean_last_quarter_bound"`
+	// SendLagP99Ms is how late the generator sent (sent − intended): far
+	// above a millisecond, the connections or the generator's share of the
+	// cores held the load back (the latencies still count from the
+	// intended times).
+	SendLagP99Ms float64 `json:"send_lag_p99_ms"`
+	Sustained    bool    `json:"sustained"`
+	Why          string  `json:"why,omitempty"` // why not sustained
+}
+
+// phaseFigures computes a phase's figures from its shots and the final
+// states read back (by order id), and judges it with sustainedRule
+// against target.
+func phaseFigures(name string, rate float64, start time.Time, d time.Duration, shots []shot, finals map[orderflow.OrderID]final, target time.Duration) openPhase {
+	f := openPhase{Name: name, OfferedPerSecond: rate, Seconds: d.Seconds(), Sent: len(shots),
+		Statuses: map[string]int{}, Final: map[orderflow.Status]int{}}
+	end := start.Add(d)
+	var acks, e2e, lags []time.Duration
+	type event struct {
+		at    time.Time
+		delta int
+	}
+	var events []event
+	for _, s := range shots {
+		lags = append(lags, s.Sent.Sub(s.Intended))
+		if s.Status == 0 {
+			f.Statuses["error"]++
+			continue
+		}
+		f.Statuses[strconv.Itoa(s.Status)]++
+		if s.Status != http.StatusAccepted {
+			continue
+		}
+		f.Accepted++
+		acks = append(acks, s.ack())
+		events = append(events, event{s.Intended, +1})
+		fin, ok := finals[s.ID]
+		if !ok || !fin.Status.Terminal() {
+			f.Lost++
+			continue
+		}
+		f.Final[fin.Status]++
+		e2e = append(e2e, max(fin.At.Sub(s.Intended), 0))
+		events = append(events, event{fin.At, -1})
+	}
+	slices.Sort(acks)
+	slices.Sort(e2e)
+	slices.Sort(lags)
+	f.AcceptedPerSecond = float64(f.Accepted) / d.Seconds()
+	f.Ack, f.EndToEnd = percentilesOf(acks), percentilesOf(e2e)
+	f.SendLagP99Ms = ms(quantile(lags, 0.99))
+	// The orders in the system over the phase: +1 at each intended send
+	// time, −1 at each final state (arrivals first at equal times).
+	slices.SortFunc(events, func(a, b event) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		return b.delta - a.delta
+	})
+	q := d / 4
+	var area [4]float64 // order-seconds in the system in each quarter
+	in, prev := 0, start
+	hold := func(until time.Time) { // in held from prev to until
+		for i := range area {
+			lo := later(prev, start.Add(time.Duration(i)*q))
+			if hi := earlier(until, start.Add(time.Duration(i+1)*q)); hi.After(lo) {
+				area[i] += float64(in) * hi.Sub(lo).Seconds()
+			}
+		}
+		prev = until
+	}
+	for _, e := range events {
+		if e.at.After(end) {
+			break
+		}
+		hold(e.at)
+		in += e.delta
+		f.InSystemMax = max(f.InSystemMax, in)
+	}
+	hold(end)
+	f.InSystemAtEnd = in
+	f.BacklogQ2, f.BacklogQ4 = area[1]/q.Seconds(), area[3]/q.Seconds()
+	f.BacklogQ4Bound = f.BacklogQ2 + rate*target.Seconds()/4 + 5
+	f.Sustained, f.Why = sustainedRule(f, target)
+	return f
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func earlier(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// sustainedRule is the decision of the sweep (see the comment at the top
+// of this file): whether a phase's figures show the rate sustained, and
+// if not, why.
+func sustainedRule(f openPhase, target time.Duration) (bool, string) {
+	switch {
+	case f.Sent == 0:
+		return false, "no order was sent"
+	case f.Accepted < f.Sent:
+		return false, fmt.Sprintf("%d of %d orders not answered 202 (%v)", f.Sent-f.Accepted, f.Sent, f.Statuses)
+	case f.Lost > 0:
+		return false, fmt.Sprintf("%d accepted orders never reached a final state", f.Lost)
+	case f.EndToEnd.P99 > ms(target):
+		return false, fmt.Sprintf("end-to-end p99 %.1f ms > %s", f.EndToEnd.P99, target)
+	case f.BacklogQ4 > f.BacklogQ4Bound:
+		return false, fmt.Sprintf("backlog growing: %.1f orders in the system on average in the last quarter, %.1f in the second", f.BacklogQ4, f.BacklogQ2)
+	}
+	return true, ""
+}
+
+// bisect finds the highest rate below hi at which probe passes: steps
+// probes, each halving the interval [lo, hi] that holds the answer
+// (lo = 0 at first: nothing passed yet). It returns lo, the highest rate
+// that passed, 0 if none did; the answer is within hi/2^steps of it.
+func bisect(hi float64, steps int, probe func(rate float64) (bool, error)) (float64, error) {
+	lo := 0.0
+	for range steps {
+		mid := (lo + hi) / 2
+		ok, err := probe(mid)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return lo, nil
+}
+
+// openRun is orderflow running for the open-loop phases: where to send,
+// as whom, and how.
+type openRun struct {
+	o      options
+	s      *served
+	client *http.Client
+	phases int // phases run so far: each draws its own Poisson arrivals
+}
+
+func newOpenRun(o options, s *served) *openRun {
+	tr := &http.Transport{MaxIdleConns: o.conns, MaxIdleConnsPerHost: o.conns, DisableCompression: true}
+	return &openRun{o: o, s: s, client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+}
+
+// send posts one order for user and reads its id from the 202.
+func (r *openRun) send(_, user int) (int, orderflow.OrderID, error) {
+	req, _ := http.NewRequest("POST", r.s.api+"/orders", bytes.NewReader([]byte(`{"amount":1250,"currency":"USD"}`)))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+r.s.tokens[user])
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, "", nil
+	}
+	var a httpapi.Accepted
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+		return 0, "", err
+	}
+	return resp.StatusCode, a.OrderID, nil
+}
+
+// phase offers rate orders/s for -duration, waits for the backlog to
+// drain (up to 5 minutes), reads the orders' final states back and
+// returns the phase's figures.
+func (r *openRun) phase(name string, rate float64) (openPhase, error) {
+	r.phases++
+	sched, err := schedule(r.o.arrivals, rate, r.o.duration, rand.New(rand.NewPCG(1, uint64(r.phases))))
+	if err != nil {
+		return openPhase{}, err
+	}
+	before, err := processed(r.s.proc)
+	if err != nil {
+		return openPhase{}, err
+	}
+	steps.step(fmt.Sprintf("open loop %s: %.0f orders/s", name, rate), r.o.duration)
+	start := time.Now().Add(10 * time.Millisecond)
+	shots := fire(sched, start, r.o.conns, len(r.s.tokens), wallClock{}, r.send)
+	steps.step(fmt.Sprintf("open loop %s: waiting for the backlog to drain", name), 0)
+	defer steps.clear()
+	accepted := 0
+	for _, s := range shots {
+		if s.Status == http.StatusAccepted {
+			accepted++
+		}
+	}
+	if _, err := waitProcessed(r.s.proc, before, float64(accepted)); err != nil {
+		return openPhase{}, err
+	}
+	finals, err := readBack(r.client, r.s.api, r.s.tokens, shots)
+	if err != nil {
+		return openPhase{}, err
+	}
+	return phaseFigures(name, rate, start, r.o.duration, shots, finals, r.o.target), nil
+}
+
+// readBack reads the final states of the shots' accepted orders through
+// GET /orders, each user's orders newest first, until all of that user's
+// are found (the phase's orders are the newest: nothing else is sent
+// meanwhile) or the list ends.
+func readBack(client *http.Client, api string, tokens []string, shots []shot) (map[orderflow.OrderID]final, error) {
+	wanted := make([]map[orderflow.OrderID]bool, len(tokens))
+	for _, s := range shots {
+		if s.Status == http.StatusAccepted {
+			if wanted[s.User] == nil {
+				wanted[s.User] = map[orderflow.OrderID]bool{}
+			}
+			wanted[s.User][s.ID] = true
+		}
+	}
+	var mu sync.Mutex
+	finals := map[orderflow.OrderID]final{}
+	errs := make(chan error, len(tokens))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for u, ids := range wanted {
+		if len(ids) == 0 {
+			continue
+		}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			cursor := ""
+			for len(ids) > 0 {
+				page, err := listPage(client, api, tokens[u], cursor)
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				for _, o := range page.Orders {
+					if ids[o.OrderID] {
+						delete(ids, o.OrderID)
+						finals[o.OrderID] = final{o.Status, o.UpdatedAt}
+					}
+				}
+				mu.Unlock()
+				if page.NextCursor == nil {
+					return
+				}
+				cursor = *page.NextCursor
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return finals, <-errs
+}
+
+// listPage is one page of GET /orders.
+func listPage(client *http.Client, api, token, cursor string) (httpapi.OrderPage, error) {
+	var page httpapi.OrderPage
+	u := api + "/orders?limit=100"
+	if cursor != "" {
+		u += "&cursor=" + url.QueryEscape(cursor)
+	}
+	req, _ := http.NewRequest("GET", u, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
+	if err != nil {
+		return page, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return page, fmt.Errorf("GET /orders: %s: %s", resp.Status, b)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&page)
+	return page, err
+}
+
+// measureOpen is -open: the ceilings, the closed-loop peak (the sweep's
+// upper bound), the sweep for the sustained capacity, the capacity's
+// 50, 80 and 100 %, and an overload phase at -overload times it.
+func measureOpen(o options, dir, bin string) error {
+	say("machine: %d cores; each phase %s; closed loop with %d workers, open loop: %s arrivals over up to %d connections\n\n",
+		runtime.NumCPU(), o.duration, o.workers, o.arrivals, o.conns)
+	bare, durable, err := measureCeilings(o, dir)
+	if err != nil {
+		return err
+	}
+	s, err := startServe(o, dir, bin)
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	p, err := measurePeak(o, s)
+	if err != nil {
+		return err
+	}
+	p.print(bare, durable)
+	hi := p.res.rate()
+	if hi <= 0 {
+		return errors.New("the closed-loop phase accepted no order: no rate to sweep below")
+	}
+	ol := &openLoop{Arrivals: o.arrivals, Connections: o.conns, TargetP99Ms: ms(o.target), Steps: o.steps, Overload: o.overload}
+	rep.Open = ol
+	r := newOpenRun(o, s)
+	say("\nopen loop: the highest rate with every order accepted, end-to-end p99 ≤ %s and a bounded backlog, below %.0f/s in %d steps\n", o.target, hi, o.steps)
+	capacity, err := bisect(hi, o.steps, func(rate float64) (bool, error) {
+		f, err := r.phase(fmt.Sprintf("sweep %d", len(ol.Sweep)+1), rate)
+		if err != nil {
+			return false, err
+		}
+		ol.Sweep = append(ol.Sweep, f)
+		printOpenPhase(f)
+		return f.Sustained, nil
+	})
+	if err != nil {
+		return err
+	}
+	rep.Capacity = &Capacity{SustainedPerSecond: capacity, DurableCeilingPerSecond: durable.rate(), CeilingPerSecond: bare.rate(),
+		AcceptedPerSecond: p.res.rate(), RatioToDurableCeiling: capacity / durable.rate()}
+	if capacity == 0 {
+		say("\nsustained capacity: none: no rate tried (down to %.1f/s) met the target; try a longer -target\n", hi/math.Pow(2, float64(o.steps)))
+		return nil
+	}
+	say("\nsustained capacity:            %8s orders/s   (%.3f of the durable ceiling %.0f/s; ceiling %.0f/s; closed loop accepted %s/s)\n",
+		perSecond(capacity), capacity/durable.rate(), durable.rate(), bare.rate(), perSecond(p.res.rate()))
+	say("%-9s %9s %9s   %-26s   %-26s\n", "", "offered/s", "accepted", "ack p50 / p99 / p999 ms", "end to end p50 / p99 / p999")
+	for _, frac := range []float64{0.5, 0.8, 1} {
+		f, err := r.phase(fmt.Sprintf("%.0f %%", frac*100), frac*capacity)
+		if err != nil {
+			return err
+		}
+		f.OfCapacity = frac
+		ol.Levels = append(ol.Levels, f)
+		printLevel(f)
+	}
+	f, err := r.phase("overload", o.overload*capacity)
+	if err != nil {
+		return err
+	}
+	f.OfCapacity = o.overload
+	ol.OverloadPhase = &f
+	printLevel(f)
+	say("overload (%.1f× the capacity): %d offered, %s accepted/s; answers %v; accepted orders' end-to-end p99 %.1f ms; %d of %d accepted reached a final state (lost %d)\n",
+		o.overload, f.Sent, perSecond(f.AcceptedPerSecond), f.Statuses, f.EndToEnd.P99, f.Accepted-f.Lost, f.Accepted, f.Lost)
+	return nil
+}
+
+// perSecond formats a rate: whole orders from 100/s up, tenths below
+// (the AWS mode on emulators runs at a few per second).
+func perSecond(r float64) string {
+	if r >= 100 {
+		return strconv.FormatFloat(r, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(r, 'f', 1, 64)
+}
+
+// printOpenPhase prints a sweep phase and its verdict.
+func printOpenPhase(f openPhase) {
+	verdict := "sustained"
+	if !f.Sustained {
+		verdict = "not sustained: " + f.Why
+	}
+	say("  %-8s %7s/s   ack p99 %7.1f ms   end to end p50 %7.1f  p99 %7.1f ms   backlog %.1f → %.1f (bound %.1f); %s\n",
+		f.Name, perSecond(f.OfferedPerSecond), f.Ack.P99, f.EndToEnd.P50, f.EndToEnd.P99, f.BacklogQ2, f.BacklogQ4, f.BacklogQ4Bound, verdict)
+}
+
+// printLevel prints a row of the levels' table: a level measured again
+// may miss the target that its sweep phase met (a busy machine), and
+// says so.
+func printLevel(f openPhase) {
+	verdict := "sustained"
+	if !f.Sustained {
+		verdict = "not sustained: " + f.Why
+	}
+	if f.Name == "overload" {
+		verdict = ""
+	}
+	say("%-9s %9s %9s   %7.1f / %7.1f / %7.1f    %7.1f / %7.1f / %7.1f   send lag p99 %.1f ms   %s\n", f.Name, perSecond(f.OfferedPerSecond), perSecond(f.AcceptedPerSecond),
+		f.Ack.P50, f.Ack.P99, f.Ack.P999, f.EndToEnd.P50, f.EndToEnd.P99, f.EndToEnd.P999, f.SendLagP99Ms, verdict)
+}
