@@ -65,6 +65,7 @@ func (s *server) handleCreateOrder() http.Handler {
 		}
 
 		var ik orderflow.IdempotencyKey
+		admitted := false // the backlog's Admit stands: the order was created
 		if key != "" {
 			end, ok := s.inflight.begin(user, key)
 			if !ok {
@@ -74,6 +75,25 @@ func (s *server) handleCreateOrder() http.Handler {
 			}
 			defer end()
 			ik = orderflow.IdempotencyKey{UserID: user, Key: key, RequestHash: requestHash(o)}
+		}
+		// Shedding comes after validation, so that bad input still gets
+		// its 4xx, and before the write, which is the work it saves. A
+		// retry of an order accepted before (same Idempotency-Key) is
+		// refused like new work while shedding: telling it apart needs the
+		// store's read of the key, the kind of work being shed; once the
+		// backlog is under the bound the retry gets its replay, and no
+		// second order (see docs/api.md).
+		if s.backlog != nil {
+			n, ok := s.backlog.Admit(s.cfg.MaxBacklog)
+			if !ok {
+				s.overloaded(w, r, now, n)
+				return
+			}
+			defer func() {
+				if !admitted {
+					s.backlog.Cancel()
+				}
+			}()
 		}
 		o.ID = s.newID()
 		o.Status = orderflow.StatusPending
@@ -88,7 +108,12 @@ func (s *server) handleCreateOrder() http.Handler {
 			return
 		}
 		if created {
+			admitted = true
 			s.metrics.accepted.Inc()
+			if s.backlog != nil && s.shed.on.Load() {
+				n, _ := s.backlog.Current()
+				s.shed.accepted(ctx, now, n)
+			}
 		} else {
 			h["Idempotent-Replayed"] = s.hdr.replayed
 		}

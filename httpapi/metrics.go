@@ -16,6 +16,7 @@ type metrics struct {
 	requests *prometheus.CounterVec   // http_requests_total{method,route,code}
 	duration *prometheus.HistogramVec // http_request_duration_seconds{method,route}
 	accepted prometheus.Counter       // orders_accepted_total
+	shed     prometheus.Counter       // orders_shed_total: 503 overloaded (see shed.go)
 	// rate_limit_fallbacks_total{limit}: decisions made by a process's
 	// own limit because the shared limiter's store was unreachable.
 	limitFallbacks *prometheus.CounterVec
@@ -40,6 +41,10 @@ func newMetrics(reg prometheus.Registerer, env string) *metrics {
 			Name: "orders_accepted_total",
 			Help: "Orders accepted by POST /orders (idempotent replays not counted).",
 		}),
+		shed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "orders_shed_total",
+			Help: "Orders refused by POST /orders with 503 overloaded because the backlog had reached ORDERFLOW_MAX_BACKLOG.",
+		}),
 		limitFallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rate_limit_fallbacks_total",
 			Help: "Rate-limit decisions (limit=orders|login) made by this process's own limit of limit/ORDERFLOW_RATE_LIMIT_PROCESSES because the shared limiter's store could not be reached.",
@@ -48,6 +53,7 @@ func newMetrics(reg prometheus.Registerer, env string) *metrics {
 	m.requests = register(reg, m.requests)
 	m.duration = register(reg, m.duration)
 	m.accepted = register(reg, m.accepted)
+	m.shed = register(reg, m.shed)
 	m.limitFallbacks = register(reg, m.limitFallbacks)
 	processed := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "orders_processed_total",
@@ -97,6 +103,8 @@ func statusLabel(code int) string {
 		return "422"
 	case 429:
 		return "429"
+	case 503:
+		return "503"
 	}
 	return strconv.Itoa(code)
 }

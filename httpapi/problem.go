@@ -31,6 +31,7 @@ const (
 	codeOrderFinal       = "order_final"
 	codeTooManyStreams   = "too_many_streams"
 	codeStreamsFull      = "streams_full"
+	codeOverloaded       = "overloaded"
 )
 
 // unavailableRetryAfter is the Retry-After of 503 answers, in seconds.
@@ -85,6 +86,8 @@ func kindOf(code string) problemKind {
 		return problemKind{http.StatusTooManyRequests, "too-many-streams", "Too many status streams for this user"}
 	case codeStreamsFull:
 		return problemKind{http.StatusServiceUnavailable, "streams-full", "Too many status streams"}
+	case codeOverloaded:
+		return problemKind{http.StatusServiceUnavailable, "overloaded", "Too many orders waiting to be processed"}
 	case orderflow.EUnavailable:
 		return problemKind{http.StatusServiceUnavailable, "service-unavailable", "Service temporarily unavailable"}
 	case orderflow.EStoreUnavailable:

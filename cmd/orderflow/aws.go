@@ -240,6 +240,11 @@ func openAWS(ctx context.Context, cfg config, log *slog.Logger, reg prometheus.R
 		watcher: st,
 		loops:   []loop{{"pending sweep", sw.Run}},
 		close:   func() error { return nil },
+		// SQS's ApproximateNumberOfMessages* are eventually consistent
+		// (they may lag the queue by up to a minute on AWS): counting
+		// more often than every second would buy nothing but
+		// GetQueueAttributes calls (two per count, the DLQ's included).
+		backlogInterval: time.Second,
 	}
 	b.work.queue, b.work.store = q, st
 	return b, nil

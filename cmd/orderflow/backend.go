@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
@@ -33,6 +34,9 @@ type backend struct {
 	// loops run beside the processor, where it runs (the AWS mode's
 	// pending sweep; none in the embedded mode).
 	loops []loop
+	// backlogInterval is how often each api process counts the queue for
+	// ORDERFLOW_MAX_BACKLOG (see newBacklog).
+	backlogInterval time.Duration
 	// work is the processor's queue and store.
 	work struct {
 		queue processor.Queue
@@ -64,7 +68,8 @@ func openBackend(ctx context.Context, cfg config, log *slog.Logger, reg promethe
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", cfg.DBPath, err)
 	}
-	b := &backend{intake: db, store: db, stock: db, queue: db, dead: db, watch: db, ledger: db, limiter: db.RateLimiter(), watcher: db, close: db.Close}
+	b := &backend{intake: db, store: db, stock: db, queue: db, dead: db, watch: db, ledger: db, limiter: db.RateLimiter(), watcher: db, close: db.Close,
+		backlogInterval: orderflow.DefaultBacklogSampleInterval}
 	// One value for both, so that a receive starts the orders it hands out.
 	wq := db.WorkQueue()
 	b.work.queue, b.work.store = wq, wq
@@ -103,6 +108,19 @@ func sqliteOptions(cfg config, log *slog.Logger, reg prometheus.Registerer) sqli
 		WatchInterval:     cfg.WatchInterval,
 		WatchMaxInterval:  cfg.WatchMaxInterval,
 	}
+}
+
+// newBacklog returns the api's estimate of the backlog for
+// ORDERFLOW_MAX_BACKLOG: the queue's messages waiting and in flight (the
+// orders accepted and not yet acknowledged by a processor), counted every
+// backlogInterval by each api process. Every mode counts the one queue
+// that all its api processes share, so the bound holds across them, give
+// or take what the others accepted since the last count.
+func (b *backend) newBacklog(log *slog.Logger) *orderflow.Backlog {
+	return orderflow.NewBacklog(func(ctx context.Context) (int, error) {
+		d, err := b.queue.Depth(ctx)
+		return d.Visible + d.InFlight, err
+	}, b.backlogInterval, log)
 }
 
 // ping checks both the queue and the store.

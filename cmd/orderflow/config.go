@@ -68,6 +68,7 @@ type config struct {
 	RequestTimeout     time.Duration
 	MaxStreams         int
 	MaxStreamsPerUser  int
+	MaxBacklog         int // 0: no load shedding
 	WatchInterval      time.Duration
 	WatchMaxInterval   time.Duration
 	// watchOtherWriters is set for the api command, whose store is
@@ -145,6 +146,7 @@ var settings = []setting{
 	{"ORDERFLOW_REQUEST_TIMEOUT", dur(httpapi.DefaultRequestTimeout), "deadline of one api request, its body's arrival and dependency calls included (408 for a body still arriving)"},
 	{"ORDERFLOW_MAX_STREAMS", strconv.Itoa(httpapi.DefaultMaxStreams), "status requests an api process holds open at once (event streams and long-polls); beyond it 503 with Retry-After"},
 	{"ORDERFLOW_MAX_STREAMS_PER_USER", strconv.Itoa(httpapi.DefaultMaxStreamsPerUser), "held status requests per order owner in one api process; beyond it 429 with Retry-After"},
+	{"ORDERFLOW_MAX_BACKLOG", strconv.Itoa(httpapi.DefaultMaxBacklog), "orders accepted and not yet terminal (the queue's waiting and in-flight messages) at which POST /orders answers 503 overloaded with Retry-After instead of accepting; 0 turns shedding off. A new order waits about this / the processing rate: the default is about 0.6 s of the embedded mode's 3,200 orders/s on 2 cores (docs/operations.md#load-shedding)"},
 	{"ORDERFLOW_WATCH_INTERVAL", dur(orderflow.DefaultWatchInterval), "how often an api process reads the followed orders (all in one batched read) to learn of changes other processes wrote; doubles while nothing changes"},
 	{"ORDERFLOW_WATCH_MAX_INTERVAL", dur(orderflow.DefaultWatchMaxInterval), "the longest pause between those reads, reached while nothing changes"},
 	{"ORDERFLOW_CONCURRENCY", strconv.Itoa(processor.DefaultConcurrency), "orders the processor works on at once"},
@@ -269,6 +271,7 @@ func (p *parser) config() config {
 		RequestTimeout:     p.duration("ORDERFLOW_REQUEST_TIMEOUT"),
 		MaxStreams:         p.positive("ORDERFLOW_MAX_STREAMS"),
 		MaxStreamsPerUser:  p.positive("ORDERFLOW_MAX_STREAMS_PER_USER"),
+		MaxBacklog:         p.nonNegative("ORDERFLOW_MAX_BACKLOG"),
 		WatchInterval:      p.duration("ORDERFLOW_WATCH_INTERVAL"),
 		WatchMaxInterval:   p.duration("ORDERFLOW_WATCH_MAX_INTERVAL"),
 
@@ -502,6 +505,15 @@ func (p *parser) positive(name string) int {
 	n, err := strconv.Atoi(s)
 	if err != nil || n <= 0 {
 		p.fail(name, "must be a positive integer, got %q", s)
+	}
+	return n
+}
+
+func (p *parser) nonNegative(name string) int {
+	s := p.str(name)
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		p.fail(name, "must be a non-negative integer (0: off), got %q", s)
 	}
 	return n
 }

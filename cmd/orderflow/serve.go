@@ -185,14 +185,25 @@ func startAPI(ctx context.Context, g *group, cfg config, b *backend, log *slog.L
 	if err != nil {
 		return nil, err
 	}
-	h := newAPI(cfg, keys, b, log, reg, tp, ctx.Done(), leaving)
+	var backlog *orderflow.Backlog
+	if cfg.MaxBacklog > 0 {
+		backlog = b.newBacklog(log.With("component", "api"))
+	}
+	h := newAPI(cfg, keys, b, log, reg, tp, ctx.Done(), leaving, backlog)
 	srv := httpapi.NewHTTPServer(cfg.APIAddr, h)
 	ln, err := net.Listen("tcp", cfg.APIAddr)
 	if err != nil {
 		return nil, fmt.Errorf("ORDERFLOW_API_ADDR: %w", err)
 	}
-	log.Info("api listening", "addr", ln.Addr().String(), "env", cfg.Env, "dev_login", cfg.DevLogin)
-	g.start("api", func() error { return ignoreClosed(srv.Serve(ln)) })
+	log.Info("api listening", "addr", ln.Addr().String(), "env", cfg.Env, "dev_login", cfg.DevLogin, "max_backlog", cfg.MaxBacklog)
+	// The backlog is counted for as long as the api serves (through the
+	// shutdown delay too), not until ctx ends: a part of g that returned
+	// at ctx's end would race it in g.wait.
+	countCtx, stopCount := context.WithCancel(context.WithoutCancel(ctx))
+	g.start("api", func() error { defer stopCount(); return ignoreClosed(srv.Serve(ln)) })
+	if backlog != nil {
+		g.start("backlog count", func() error { return backlog.Run(countCtx) })
+	}
 	if files := keys.files(cfg); len(files) > 0 {
 		g.start("secret files", func() error { return watchSecretFiles(ctx, files, secretPollInterval, log) })
 	}
@@ -249,7 +260,11 @@ func shutdown(srv *http.Server, grace time.Duration, log *slog.Logger) {
 	}
 }
 
-func newAPI(cfg config, keys *apiKeys, b *backend, log *slog.Logger, reg *prometheus.Registry, tp trace.TracerProvider, done <-chan struct{}, leaving *atomic.Bool) http.Handler {
+func newAPI(cfg config, keys *apiKeys, b *backend, log *slog.Logger, reg *prometheus.Registry, tp trace.TracerProvider, done <-chan struct{}, leaving *atomic.Bool, backlog *orderflow.Backlog) http.Handler {
+	var bl httpapi.Backlog // nil, not a nil *orderflow.Backlog, when off
+	if backlog != nil {
+		bl = backlog
+	}
 	return httpapi.NewServer(httpapi.Config{
 		Env:                cfg.Env,
 		DevLogin:           cfg.DevLogin,
@@ -267,6 +282,7 @@ func newAPI(cfg config, keys *apiKeys, b *backend, log *slog.Logger, reg *promet
 		RequestTimeout:     cfg.RequestTimeout,
 		MaxStreams:         cfg.MaxStreams,
 		MaxStreamsPerUser:  cfg.MaxStreamsPerUser,
+		MaxBacklog:         cfg.MaxBacklog,
 		Version:            currentBuild().Version,
 	}, httpapi.Deps{
 		Logger:      log.With("component", "api"),
@@ -279,6 +295,7 @@ func newAPI(cfg config, keys *apiKeys, b *backend, log *slog.Logger, reg *promet
 		NewID:       func() orderflow.OrderID { return orderflow.NewOrderIDIn(time.Now(), cfg.region()) },
 		RateLimiter: b.limiter,
 		Watcher:     b.watcher,
+		Backlog:     bl,
 		Done:        done,
 
 		TracerProvider: tp,
