@@ -116,7 +116,7 @@ type config struct {
 	SQSSendWindow    time.Duration
 	SQSReceiveLinger time.Duration
 	SQSDeleteWindow  time.Duration
-	TakeoverRegions  []string      // regions declared down whose PENDING orders this region takes over
+	TakeoverRegions  []string // regions declared down whose PENDING orders this region takes over
 
 	Tracing tracing // OpenTelemetry (OTEL_*; see tracing.go)
 }
