@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -184,13 +185,27 @@ func testContext(t *testing.T) context.Context {
 }
 
 var (
-	sqsBenchRates = flag.String("sqsbench.rates", "20,100,1000", "BenchmarkSQSRequestsPerOrder: offered rates, orders/s")
-	sqsBenchFor   = flag.Duration("sqsbench.for", 10*time.Second, "BenchmarkSQSRequestsPerOrder: how long each rate is offered")
+	sqsBenchRates   = flag.String("sqsbench.rates", "20,100,1000", "BenchmarkSQSRequestsPerOrder: offered rates, orders/s")
+	sqsBenchFor     = flag.Duration("sqsbench.for", 10*time.Second, "BenchmarkSQSRequestsPerOrder: how long each rate is offered")
+	sqsBenchWindows = flag.String("sqsbench.windows", "default,none", "BenchmarkSQSRequestsPerOrder: the batching windows of each run: default, none, or one window alone (send, linger, delete)")
 )
 
-// BenchmarkSQSRequestsPerOrder offers orders at fixed rates (open loop:
-// each order is stored and its message sent on a schedule, as concurrent
-// api requests would) to a Processor on SQS (ElasticMQ), its store and
+// sqsBenchVariants are the batching windows BenchmarkSQSRequestsPerOrder
+// compares: the defaults, none, and each alone.
+var sqsBenchVariants = map[string]struct {
+	del   time.Duration
+	qopts sqsqueue.Options
+}{
+	"default": {sqsqueue.DefaultDeleteWindow, sqsqueue.Options{}},
+	"none":    {-1, sqsqueue.Options{FlushDelay: -1, ReceiveLinger: -1}},
+	"send":    {-1, sqsqueue.Options{ReceiveLinger: -1}},
+	"linger":  {-1, sqsqueue.Options{FlushDelay: -1}},
+	"delete":  {sqsqueue.DefaultDeleteWindow, sqsqueue.Options{FlushDelay: -1, ReceiveLinger: -1}},
+}
+
+// BenchmarkSQSRequestsPerOrder offers orders at fixed rates (open loop,
+// Poisson arrivals: each order is stored and its message sent on a
+// schedule, as independent clients' api requests would) to a Processor on SQS (ElasticMQ), its store and
 // ledger the in-memory fakes, so that SQS alone bounds the rate: with the
 // default batching windows, and with none (send window, receive linger and
 // delete window off). It reports SQS requests per order, by operation,
@@ -208,15 +223,12 @@ func BenchmarkSQSRequestsPerOrder(b *testing.B) {
 		rates = append(rates, r)
 	}
 	for _, rate := range rates {
-		for _, w := range []struct {
-			name  string
-			del   time.Duration
-			qopts sqsqueue.Options
-		}{
-			{"windows=default", sqsqueue.DefaultDeleteWindow, sqsqueue.Options{}},
-			{"windows=none", -1, sqsqueue.Options{FlushDelay: -1, ReceiveLinger: -1}},
-		} {
-			b.Run(fmt.Sprintf("rate=%d/%s", rate, w.name), func(b *testing.B) {
+		for _, name := range splitComma(*sqsBenchWindows) {
+			w, ok := sqsBenchVariants[name]
+			if !ok {
+				b.Fatalf("-sqsbench.windows: no variant %q", name)
+			}
+			b.Run(fmt.Sprintf("rate=%d/windows=%s", rate, name), func(b *testing.B) {
 				for range b.N {
 					benchmarkRate(b, endpoint, rate, Config{DeleteDelay: w.del}, w.qopts)
 				}
@@ -242,9 +254,14 @@ func benchmarkRate(b *testing.B, endpoint string, rate int, cfg Config, qopts sq
 	n := int(float64(rate) * sqsBenchFor.Seconds())
 	var sends sync.WaitGroup
 	errs := make(chan error, n)
+	// Arrivals of a Poisson process (as independent clients make), the
+	// same for every run at a rate.
+	gaps := rand.New(rand.NewPCG(uint64(rate), 1))
 	start := time.Now()
+	var at float64 // seconds after start
 	for i := range n {
-		time.Sleep(time.Until(start.Add(time.Duration(float64(i) / float64(rate) * float64(time.Second)))))
+		at += gaps.ExpFloat64() / float64(rate)
+		time.Sleep(time.Until(start.Add(time.Duration(at * float64(time.Second)))))
 		sends.Go(func() {
 			if _, err := r.order(ctx, fmt.Sprintf("u%d", i%200)); err != nil {
 				errs <- err
