@@ -284,10 +284,11 @@ func (p *Processor) heartbeat(ctx context.Context, receipt string) (stop func())
 }
 
 // deleter deletes finished messages in batches of up to 10, waiting up to
-// DeleteDelay for a batch to fill. It flushes and returns once stopDel is
+// deleteWindow for a batch to fill. It flushes and returns once stopDel is
 // closed.
 func (r *run) deleter(ctx context.Context) {
 	const maxBatch = 10
+	window := r.p.deleteWindow()
 	var batch []finished
 	var timer <-chan time.Time
 	flush := func() {
@@ -303,7 +304,7 @@ func (r *run) deleter(ctx context.Context) {
 			if len(batch) >= maxBatch {
 				flush()
 			} else if timer == nil {
-				timer = time.After(r.p.cfg.DeleteDelay)
+				timer = time.After(window)
 			}
 		case <-timer:
 			flush()
@@ -322,6 +323,17 @@ func (r *run) deleter(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// deleteWindow is DeleteDelay, capped at a third of the queue's
+// visibility timeout: a finished message is hidden for at least two
+// thirds of it after its last extension (heartbeat), and is deleted well
+// before it could come back.
+func (p *Processor) deleteWindow() time.Duration {
+	if vt := p.queuePolicy().VisibilityTimeout; vt > 0 && p.cfg.DeleteDelay > vt/3 {
+		return vt / 3
+	}
+	return p.cfg.DeleteDelay
 }
 
 func (p *Processor) deleteBatch(ctx context.Context, batch []finished) {

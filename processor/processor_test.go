@@ -1120,3 +1120,14 @@ func checkTransitionLogs(t *testing.T, h *harness, o orderflow.Order) {
 		}
 	}
 }
+
+func TestDeleteWindowEndsWellBeforeTheVisibilityTimeout(t *testing.T) {
+	h := newHarness(t, func(h *harness) { h.cfg.DeleteDelay = time.Hour })
+	if got, want := h.p.deleteWindow(), h.q.vt/3; got != want {
+		t.Errorf("delete window with a visibility timeout of %s = %s, want %s", h.q.vt, got, want)
+	}
+	h = newHarness(t, func(h *harness) { h.cfg.DeleteDelay = time.Millisecond })
+	if got := h.p.deleteWindow(); got != time.Millisecond {
+		t.Errorf("delete window = %s, want the 1ms configured", got)
+	}
+}

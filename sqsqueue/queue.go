@@ -26,7 +26,6 @@ const (
 	maxVisibility  = 12 * time.Hour  // longest visibility timeout
 	maxRawBody     = 256 << 10       // largest message body
 	defaultTimeout = 5 * time.Second // default CallTimeout
-	defaultFlush   = 5 * time.Millisecond
 )
 
 // Message attribute names that carry the request id and trace context
@@ -46,9 +45,15 @@ type Options struct {
 	// CallTimeout bounds every call to SQS (a long poll gets its wait on
 	// top). Default 5s.
 	CallTimeout time.Duration
-	// FlushDelay is how long Send waits for more messages to fill a batch.
-	// Default 5ms.
+	// FlushDelay is how long Send waits for more messages to fill a batch
+	// (default DefaultSendWindow; negative: no wait, only the Sends made
+	// at the same moment share a batch).
 	FlushDelay time.Duration
+	// ReceiveLinger is the pause before the next Receive once one came
+	// back short, so that the next carries what arrived meanwhile (see
+	// pacer; default DefaultReceiveLinger; negative: none, every Receive
+	// goes at once).
+	ReceiveLinger time.Duration
 	// Logger receives warnings; default: discard.
 	Logger *slog.Logger
 	// TracerProvider makes the "sqs send" span of a Send whose caller is
@@ -64,6 +69,8 @@ type Queue struct {
 	opts   Options
 	log    *slog.Logger
 	tracer trace.Tracer
+
+	pace *pacer // nil without a ReceiveLinger
 
 	policyMu sync.Mutex
 	policy   *orderflow.QueuePolicy // nil until read (see Policy)
@@ -89,8 +96,11 @@ func Open(ctx context.Context, client *sqs.Client, opts Options) (*Queue, error)
 	if opts.CallTimeout <= 0 {
 		opts.CallTimeout = defaultTimeout
 	}
-	if opts.FlushDelay <= 0 {
-		opts.FlushDelay = defaultFlush
+	if opts.FlushDelay == 0 {
+		opts.FlushDelay = DefaultSendWindow
+	}
+	if opts.ReceiveLinger == 0 {
+		opts.ReceiveLinger = DefaultReceiveLinger
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -99,6 +109,9 @@ func Open(ctx context.Context, client *sqs.Client, opts Options) (*Queue, error)
 		opts.TracerProvider = noop.NewTracerProvider()
 	}
 	q := &Queue{client: client, opts: opts, log: opts.Logger, tracer: opts.TracerProvider.Tracer("github.com/orderflow/orderflow/sqsqueue")}
+	if opts.ReceiveLinger > 0 {
+		q.pace = newPacer(opts.ReceiveLinger)
+	}
 	if opts.DLQURL == "" {
 		dlqARN, _, err := q.readPolicy(ctx)
 		if err != nil {
@@ -196,10 +209,22 @@ func (q *Queue) SendRaw(ctx context.Context, body []byte) error {
 	return mapErr(err, "send message")
 }
 
-// Receive long-polls for up to max (at most 10) messages, waiting up to
+// Receive long-polls for up to n (at most 10) messages, waiting up to
 // wait (whole seconds, at most 20; a fraction of a second rounds up).
-func (q *Queue) Receive(ctx context.Context, max int, wait time.Duration) ([]orderflow.Delivery, error) {
-	return q.receive(ctx, q.opts.QueueURL, max, wait, 0)
+// Once a Receive came back short, the next waits out ReceiveLinger first
+// and concurrent ones go one at a time until one comes back full (see
+// pacer); a ctx that ends in that wait ends it with EUnavailable.
+func (q *Queue) Receive(ctx context.Context, n int, wait time.Duration) ([]orderflow.Delivery, error) {
+	if q.pace == nil {
+		return q.receive(ctx, q.opts.QueueURL, n, wait, 0)
+	}
+	done, err := q.pace.wait(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ds, err := q.receive(ctx, q.opts.QueueURL, n, wait, 0)
+	done(len(ds), min(max(n, 1), maxBatch), err)
+	return ds, err
 }
 
 // receive receives from url; hide, if positive, overrides the queue's

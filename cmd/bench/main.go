@@ -33,8 +33,8 @@
 // server-sent events, in split mode or (with -aws) the AWS mode.
 //
 //	go run ./cmd/bench [-duration 10s] [-workers 64] [-users 200]
-//	go run ./cmd/bench -aws [-sqs elasticmq|moto] [-baseline=false]
 //	go run ./cmd/bench -open [-arrivals poisson|constant] [-conns 512] [-target 100ms] [-steps 6] [-overload 2] [-aws]
+//	go run ./cmd/bench -aws [-sqs elasticmq|moto] [-baseline=false] [-rate 20]
 //	go run ./cmd/bench -follow [-orders 100] [-latency 2s] [-aws [-sqs moto]]
 package main
 
@@ -184,6 +184,9 @@ type options struct {
 	target   time.Duration
 	steps    int
 	overload float64
+	// rate, if positive, holds the load of the orderflow phase to this
+	// many requests/s instead of as many as the workers get answered.
+	rate float64
 }
 
 func parseOptions() options {
@@ -208,6 +211,7 @@ func parseOptions() options {
 	flag.StringVar(&o.plot, "plot", "", "draw throughput and latency percentiles per phase, against the ceilings, into this SVG `FILE`")
 	flag.StringVar(&o.from, "from", "", "with -plot: draw the report of an earlier run (its -json output, this `FILE`) instead of measuring")
 	flag.StringVar(&o.replica, "replica", "", "embedded mode: ORDERFLOW_REPLICA_URL of the server (file:///dir or s3://bucket/prefix), to measure with continuous replication on")
+	flag.Float64Var(&o.rate, "rate", 0, "offer the orderflow phase this many orders/s (the workers paced) instead of as many as they get answered: the AWS mode's requests per order at a given rate")
 	flag.Parse()
 	return o
 }
@@ -412,7 +416,7 @@ func measurePeak(o options, s *served) (peak, error) {
 	cpu0 := cpuTime(pid)
 	p.start = time.Now()
 	steps.step("orderflow at its peak", o.duration)
-	p.res = load(o, s.api+"/orders", s.tokens, 0)
+	p.res = load(o, s.api+"/orders", s.tokens, o.rate)
 	p.cpuLoad = cpuTime(pid) - cpu0
 	steps.step("orderflow: waiting for the backlog to complete", 0)
 	defer steps.clear()

@@ -194,6 +194,15 @@ func outcome(err error) string {
 	return "client_error"
 }
 
+// window is a batching window setting as the adapters' options take it,
+// where zero is their default: a setting of 0 (no wait) is negative.
+func window(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
 // openAWS opens the AWS mode's backend: the queue on SQS, the store (and
 // the simulated gateway's ledger) on DynamoDB, the intake across both. The
 // pending sweep, a processor-side loop of this mode only, is in the
@@ -207,6 +216,7 @@ func openAWS(ctx context.Context, cfg config, log *slog.Logger, reg prometheus.R
 	q, err := sqsqueue.Open(ctx, clients.sqs, sqsqueue.Options{
 		QueueURL: cfg.SQSQueueURL, DLQURL: cfg.SQSDLQURL, CallTimeout: cfg.AWSCallTimeout, Logger: log,
 		TracerProvider: tp,
+		FlushDelay:     window(cfg.SQSSendWindow), ReceiveLinger: window(cfg.SQSReceiveLinger),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("SQS_QUEUE_URL %s: %w", cfg.SQSQueueURL, err)

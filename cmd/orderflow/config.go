@@ -20,6 +20,7 @@ import (
 	"github.com/orderflow/orderflow/processor"
 	"github.com/orderflow/orderflow/replica"
 	"github.com/orderflow/orderflow/sqlite"
+	"github.com/orderflow/orderflow/sqsqueue"
 )
 
 // Insecure defaults, accepted only when ENV is local, dev or test.
@@ -111,7 +112,12 @@ type config struct {
 	SweepAfter       time.Duration // re-send the message of orders PENDING this long
 	TakeoverAfter    time.Duration // a retry takes over an Idempotency-Key in flight this long
 	DLQWatchInterval time.Duration // how often the processor's dead-letter watch looks
-	TakeoverRegions  []string      // regions declared down whose PENDING orders this region takes over
+	// The AWS mode's SQS batching windows (0: none; see sqsqueue's
+	// defaults for why each is what it is).
+	SQSSendWindow    time.Duration
+	SQSReceiveLinger time.Duration
+	SQSDeleteWindow  time.Duration
+	TakeoverRegions  []string // regions declared down whose PENDING orders this region takes over
 
 	Tracing tracing // OpenTelemetry (OTEL_*; see tracing.go)
 }
@@ -177,6 +183,9 @@ var settings = []setting{
 	{"ORDERFLOW_DLQ_NAME", "order-queue-dlq", "orderflow init: name of its dead-letter queue"},
 	{"ORDERFLOW_TABLE_NAME", "Orders", "orderflow init: name of the DynamoDB table to create"},
 	{"ORDERFLOW_AWS_CALL_TIMEOUT", "3s", "AWS mode: longest wait for one SQS or DynamoDB call (retries included)"},
+	{"ORDERFLOW_SQS_SEND_WINDOW", dur(sqsqueue.DefaultSendWindow), "AWS mode: how long an order's message waits for others to share its SendMessageBatch (up to 10); adds up to this to the 202 and to the end-to-end latency, and sends fewer requests at moderate rates (0: no wait; at most 1s)"},
+	{"ORDERFLOW_SQS_RECEIVE_LINGER", dur(sqsqueue.DefaultReceiveLinger), "AWS mode: after a receive came back with fewer messages than it asked for, the next waits this long, and the processor's receive loops go one at a time, so that messages arriving meanwhile share one ReceiveMessage; adds up to this to an order's end-to-end latency (0: no pause; at most 1s)"},
+	{"ORDERFLOW_SQS_DELETE_WINDOW", dur(sqsqueue.DefaultDeleteWindow), "AWS mode: how long a finished order's message waits for others to share its DeleteMessageBatch (up to 10). The order is final before the delete, so this adds nothing to its latency; pending deletes are made before the processor stops, a crash leaves them for a harmless redelivery; capped at a third of the visibility timeout (0: no wait)"},
 	{"ORDERFLOW_SWEEP_AFTER", "2m", "AWS mode: the processor re-sends the message of orders still PENDING after this long"},
 	{"ORDERFLOW_TAKEOVER_AFTER", dur(dynamostore.DefaultStaleIntent), "AWS mode: a retry with an Idempotency-Key takes over a first request unfinished after this long"},
 	{"ORDERFLOW_TAKEOVER_REGIONS", "", "AWS mode with a global table: regions declared down (comma-separated) whose PENDING orders this region's processor takes over and works; never this region (docs/multi-region.md)"},
@@ -307,6 +316,9 @@ func (p *parser) config() config {
 		TakeoverAfter:    p.duration("ORDERFLOW_TAKEOVER_AFTER"),
 		TakeoverRegions:  strings.FieldsFunc(p.str("ORDERFLOW_TAKEOVER_REGIONS"), func(r rune) bool { return r == ',' || r == ' ' }),
 		DLQWatchInterval: p.duration("ORDERFLOW_DLQ_WATCH_INTERVAL"),
+		SQSSendWindow:    p.duration("ORDERFLOW_SQS_SEND_WINDOW"),
+		SQSReceiveLinger: p.duration("ORDERFLOW_SQS_RECEIVE_LINGER"),
+		SQSDeleteWindow:  p.duration("ORDERFLOW_SQS_DELETE_WINDOW"),
 
 		Tracing: p.tracing(),
 	}
@@ -378,6 +390,11 @@ func (p *parser) limits(c config) {
 	if c.AWSCallTimeout <= 0 {
 		p.fail("ORDERFLOW_AWS_CALL_TIMEOUT", "must be positive, got %s", c.AWSCallTimeout)
 	}
+	for name, d := range map[string]time.Duration{"ORDERFLOW_SQS_SEND_WINDOW": c.SQSSendWindow, "ORDERFLOW_SQS_RECEIVE_LINGER": c.SQSReceiveLinger} {
+		if d > time.Second {
+			p.fail(name, "must be at most 1s (it adds to every order's latency), got %s", d)
+		}
+	}
 	if c.ReplicaURL != "" && c.awsMode() {
 		p.fail("ORDERFLOW_REPLICA_URL", "replicates the embedded mode's SQLite file; the AWS mode keeps its data in SQS and DynamoDB (use DynamoDB's point-in-time recovery)")
 	}
@@ -441,6 +458,16 @@ func (c config) replicaConfig(log *slog.Logger) replica.Config {
 
 // awsMode reports whether the queue and store are SQS and DynamoDB.
 func (c config) awsMode() bool { return c.SQSQueueURL != "" }
+
+// deleteDelay is the processor's DeleteDelay: ORDERFLOW_SQS_DELETE_WINDOW
+// in the AWS mode; the processor's default in the embedded mode, whose
+// deletes are rows of the SQLite file that its group commit batches anyway.
+func (c config) deleteDelay() time.Duration {
+	if !c.awsMode() {
+		return 0
+	}
+	return window(c.SQSDeleteWindow)
+}
 
 // region is the region this process serves: the AWS mode's AWS_REGION,
 // whose tag the api's new order ids carry and whose orders the processor

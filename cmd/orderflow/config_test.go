@@ -24,6 +24,7 @@ import (
 	"github.com/orderflow/orderflow/processor"
 	"github.com/orderflow/orderflow/replica"
 	"github.com/orderflow/orderflow/sqlite"
+	"github.com/orderflow/orderflow/sqsqueue"
 )
 
 func TestConfigDefaults(t *testing.T) {
@@ -259,6 +260,9 @@ func TestConfigDefaultsAreTheirOwnersConstants(t *testing.T) {
 		{"ORDERFLOW_FRAUD_MAX_AMOUNT", c.FraudMaxAmount, int64(processor.DefaultFraudMaxAmount)},
 		{"ORDERFLOW_TAKEOVER_AFTER", c.TakeoverAfter, dynamostore.DefaultStaleIntent},
 		{"ORDERFLOW_REPLICA_SYNC_INTERVAL", c.ReplicaSyncInterval, replica.DefaultSyncInterval},
+		{"ORDERFLOW_SQS_SEND_WINDOW", c.SQSSendWindow, sqsqueue.DefaultSendWindow},
+		{"ORDERFLOW_SQS_RECEIVE_LINGER", c.SQSReceiveLinger, sqsqueue.DefaultReceiveLinger},
+		{"ORDERFLOW_SQS_DELETE_WINDOW", c.SQSDeleteWindow, sqsqueue.DefaultDeleteWindow},
 	} {
 		if tt.got != tt.want {
 			t.Errorf("%s defaults to %v, want its owner's %v", tt.name, tt.got, tt.want)

@@ -309,6 +309,7 @@ func newProcessor(cfg config, b *backend, log *slog.Logger, reg *prometheus.Regi
 		Concurrency:  cfg.Concurrency,
 		BatchSize:    cfg.BatchSize,
 		DrainTimeout: cfg.DrainTimeout,
+		DeleteDelay:  cfg.deleteDelay(),
 
 		DeadLetterInterval: cfg.DLQWatchInterval,
 		Region:             cfg.region(),
