@@ -105,7 +105,11 @@ type Process struct {
 
 	covered atomic.Int64 // as Replicator's
 	active  atomic.Bool
-	errors  atomic.Uint64
+	// told is set at the first status line: until then the lag is
+	// counted as if active, never 0 for a child that has not said
+	// whether it replicates or stands by.
+	told   atomic.Bool
+	errors atomic.Uint64
 
 	stop    chan struct{}
 	stopped sync.Once
@@ -148,7 +152,7 @@ func StartProcess(path string, cfg Config, pc ProcessConfig, reg prometheus.Regi
 
 // Lag is as Replicator.Lag, from what the child reported.
 func (p *Process) Lag(now time.Time) time.Duration {
-	return lagOf(p.path, p.active.Load(), time.Unix(0, p.covered.Load()), now)
+	return lagOf(p.path, p.active.Load() || !p.told.Load(), time.Unix(0, p.covered.Load()), now)
 }
 
 // Stop tells the child to make its last sync and exit, and returns that
@@ -236,6 +240,7 @@ func (p *Process) readStatus(r io.ReadCloser) (synced bool) {
 			continue
 		}
 		p.active.Store(s.Active)
+		p.told.Store(true)
 		if s.Covered != 0 {
 			synced = true
 			p.covered.Store(s.Covered)

@@ -1,9 +1,10 @@
 // Package replica replicates the embedded mode's SQLite file continuously
 // to a directory or an S3-compatible bucket, and rebuilds the file from
-// there, with Litestream (github.com/benbjohnson/litestream) running inside
-// orderflow's own process.
+// there, with Litestream (github.com/benbjohnson/litestream) linked into
+// orderflow and run in a child process of the server: orderflow replicate,
+// the same binary, started at a lower CPU priority (Process).
 //
-// # Why in-process
+// # Why the library, in a process of its own
 //
 // Litestream is a Go library as well as a program. orderflow links it
 // rather than running the litestream binary beside it because
@@ -20,6 +21,24 @@
 //     S3 replica clients, on the AWS SDK orderflow already links, and the
 //     LTX format; Litestream's other clients (GCS, Azure, SFTP, NATS, ...),
 //     its VFS and its command are not compiled in.
+//
+// The Replicator runs in a child process rather than in the server's own
+// because of what it costs at saturation: 15 % of the server's CPU at the
+// bench's peak (reading and checksumming the WAL, encoding LTX files,
+// compacting them), which in-process took 10-13 % of the accepted orders
+// per second. A process of its own can run at a lower priority
+// (ORDERFLOW_REPLICA_NICE, DefaultNice): while the cores are saturated the
+// api and the processor get them first and the replica falls behind, and
+// it catches up as soon as the load leaves it CPU (docs/performance.md has
+// the rates and the lag of each niceness). The child is the server's own
+// binary, so nothing more is installed; its job comes on its stdin, one
+// JSON line, and its status (active, the covered time, errors) goes back
+// on its stdout after each sync, from which the parent keeps the same
+// metrics a Replicator would: an operator sees one process with the
+// replica's metrics and logs. The child ends when its stdin does (after
+// a last sync: the parent closes it once its database is closed) and, on
+// Linux, is killed with its parent (PR_SET_PDEATHSIG); the parent starts
+// it again if it dies.
 //
 // Litestream's root package registers its own metrics with Prometheus'
 // default registry and imports net/http/pprof (which registers on
