@@ -1,9 +1,10 @@
 // Package replica replicates the embedded mode's SQLite file continuously
 // to a directory or an S3-compatible bucket, and rebuilds the file from
-// there, with Litestream (github.com/benbjohnson/litestream) running inside
-// orderflow's own process.
+// there, with Litestream (github.com/benbjohnson/litestream) linked into
+// orderflow and run in a child process of the server: orderflow replicate,
+// the same binary, started at a lower CPU priority (Process).
 //
-// # Why in-process
+// # Why the library, in a process of its own
 //
 // Litestream is a Go library as well as a program. orderflow links it
 // rather than running the litestream binary beside it because
@@ -20,6 +21,24 @@
 //     S3 replica clients, on the AWS SDK orderflow already links, and the
 //     LTX format; Litestream's other clients (GCS, Azure, SFTP, NATS, ...),
 //     its VFS and its command are not compiled in.
+//
+// The Replicator runs in a child process rather than in the server's own
+// because of what it costs at saturation: 15 % of the server's CPU at the
+// bench's peak (reading and checksumming the WAL, encoding LTX files,
+// compacting them), which in-process took 10-13 % of the accepted orders
+// per second. A process of its own can run at a lower priority
+// (ORDERFLOW_REPLICA_NICE, DefaultNice): while the cores are saturated the
+// api and the processor get them first and the replica falls behind, and
+// it catches up as soon as the load leaves it CPU (docs/performance.md has
+// the rates and the lag of each niceness). The child is the server's own
+// binary, so nothing more is installed; its job comes on its stdin, one
+// JSON line, and its status (active, the covered time, errors) goes back
+// on its stdout after each sync, from which the parent keeps the same
+// metrics a Replicator would: an operator sees one process with the
+// replica's metrics and logs. The child ends when its stdin does (after
+// a last sync: the parent closes it once its database is closed) and, on
+// Linux, is killed with its parent (PR_SET_PDEATHSIG); the parent starts
+// it again if it dies.
 //
 // Litestream's root package registers its own metrics with Prometheus'
 // default registry and imports net/http/pprof (which registers on
@@ -134,8 +153,47 @@ type Replicator struct {
 	// is known to be in the replica: the start of the last successful
 	// sync, New's time until then.
 	covered atomic.Int64
+	synced  atomic.Bool // a sync succeeded: covered is a sync's start
 	active  atomic.Bool
-	errors  prometheus.Counter
+	errors  atomic.Uint64
+	// onStatus, if set, receives r's status after each change (the
+	// replicator process reports it to its parent, see ServeProcess).
+	onStatus func(status)
+}
+
+// status is what a Replicator reports of itself to the process that
+// keeps its metrics.
+type status struct {
+	Active bool `json:"active"`
+	// Covered is the Replicator's covered time (Unix ns) once a sync
+	// succeeded; 0 before.
+	Covered int64  `json:"covered,omitempty"`
+	Errors  uint64 `json:"errors"` // since it started
+}
+
+// notify hands r's status to onStatus, if set.
+func (r *Replicator) notify() {
+	if r.onStatus == nil {
+		return
+	}
+	s := status{Active: r.active.Load(), Errors: r.errors.Load()}
+	if r.synced.Load() {
+		s.Covered = r.covered.Load()
+	}
+	r.onStatus(s)
+}
+
+// fail counts a failed attempt and reports it.
+func (r *Replicator) fail() {
+	r.errors.Add(1)
+	r.notify()
+}
+
+// synced records a sync that succeeded and began at start.
+func (r *Replicator) syncedAt(start time.Time) {
+	r.covered.Store(start.UnixNano())
+	r.synced.Store(true)
+	r.notify()
 }
 
 // New returns a Replicator of the database file at path, with its metrics
@@ -155,32 +213,43 @@ func New(path string, cfg Config, reg prometheus.Registerer) (*Replicator, error
 	r := &Replicator{path: path, cfg: cfg, client: client, log: cfg.Logger,
 		logs: orderflow.NewLogLimiter(cfg.Logger, orderflow.RepeatedLogInterval)}
 	r.covered.Store(time.Now().UnixNano()) // what is older was the job of an earlier run
-	r.errors = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "orderflow_replica_errors_total",
-		Help: "Syncs of the SQLite file to its replica (ORDERFLOW_REPLICA_URL) that failed; each is retried at the next interval.",
-	})
-	if reg == nil {
-		return r, nil
-	}
-	lag := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "orderflow_replica_lag_seconds",
-		Help: "How far the replica is behind the SQLite file: 0 when every write is in it, else the age of the oldest write that may not be (0 in a process standing by).",
-	}, func() float64 { return r.Lag(time.Now()).Seconds() })
-	active := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "orderflow_replica_active",
-		Help: "1 in the process that replicates the SQLite file, 0 in one standing by (another process sharing the file replicates).",
-	}, func() float64 {
-		if r.active.Load() {
-			return 1
-		}
-		return 0
-	})
-	for _, c := range []prometheus.Collector{r.errors, lag, active} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register replica metrics: %w", err)
-		}
+	if err := registerMetrics(reg, func() float64 { return float64(r.errors.Load()) }, r.Lag, r.active.Load); err != nil {
+		return nil, err
 	}
 	return r, nil
+}
+
+// registerMetrics registers with reg (nothing if nil) the replica's
+// metrics, read from errors, lag and active when scraped.
+func registerMetrics(reg prometheus.Registerer, errors func() float64, lag func(time.Time) time.Duration, active func() bool) error {
+	if reg == nil {
+		return nil
+	}
+	cs := []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "orderflow_replica_errors_total",
+			Help: "Syncs of the SQLite file to its replica (ORDERFLOW_REPLICA_URL) that failed, and exits of the replicator process not asked for; each is retried.",
+		}, errors),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "orderflow_replica_lag_seconds",
+			Help: "How far the replica is behind the SQLite file: 0 when every write is in it, else the age of the oldest write that may not be (0 in a process standing by).",
+		}, func() float64 { return lag(time.Now()).Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "orderflow_replica_active",
+			Help: "1 in the process that replicates the SQLite file, 0 in one standing by (another process sharing the file replicates).",
+		}, func() float64 {
+			if active() {
+				return 1
+			}
+			return 0
+		}),
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("register replica metrics: %w", err)
+		}
+	}
+	return nil
 }
 
 // Active reports whether r replicates: it holds the lock and its replica
@@ -195,11 +264,16 @@ const mtimeSlack = 20 * time.Millisecond
 // since then (the oldest write not known to be in the replica is at most
 // that old). Zero in a process standing by.
 func (r *Replicator) Lag(now time.Time) time.Duration {
-	if !r.active.Load() {
+	return lagOf(r.path, r.active.Load(), time.Unix(0, r.covered.Load()), now)
+}
+
+// lagOf is the lag at now of the replica of the file at path, with every
+// write before covered in it; zero if !active.
+func lagOf(path string, active bool, covered, now time.Time) time.Duration {
+	if !active {
 		return 0
 	}
-	covered := time.Unix(0, r.covered.Load())
-	fi, err := os.Stat(r.path + "-wal")
+	fi, err := os.Stat(path + "-wal")
 	// A file's mtime comes from a coarse clock (a few ms behind): a write
 	// just after the sync began may carry an earlier time.
 	if err == nil && fi.ModTime().Before(covered.Add(-mtimeSlack)) {
@@ -209,7 +283,9 @@ func (r *Replicator) Lag(now time.Time) time.Duration {
 }
 
 // Run replicates until ctx ends, then ships what is left (for up to 15
-// s) and returns that last sync's error. A replica that cannot be set up
+// s) and returns that last sync's error. A ctx that has ended already when
+// Run starts still gets that last sync, unless another process holds the
+// lock. A replica that cannot be set up
 // or written (a bucket not there, credentials refused, a full disk) never
 // stops it: each failure is counted in orderflow_replica_errors_total,
 // logged, and tried again at the next interval, while the lag grows.
@@ -221,6 +297,7 @@ func (r *Replicator) Run(ctx context.Context) error {
 	defer unlock()
 	r.active.Store(true)
 	defer r.active.Store(false)
+	r.notify()
 	store, db := r.open(ctx)
 	if store == nil {
 		return nil
@@ -234,19 +311,20 @@ func (r *Replicator) Run(ctx context.Context) error {
 	err := store.Close(cctx)
 	r.logs.Flush()
 	if err != nil {
-		r.errors.Inc()
+		r.fail()
 		return fmt.Errorf("replica %s: last sync: %w", r.cfg.URL, err)
 	}
-	r.covered.Store(start.UnixNano())
+	r.syncedAt(start)
 	return nil
 }
 
 // open sets Litestream up on the file, trying again every interval until
-// it succeeds or ctx ends (nil).
+// it succeeds or ctx ends (nil). The first attempt is made even if ctx
+// has ended, for Run's last sync.
 func (r *Replicator) open(ctx context.Context) (*litestream.Store, *litestream.DB) {
 	t := time.NewTicker(r.cfg.SyncInterval)
 	defer t.Stop()
-	for {
+	for first := true; ; first = false {
 		db := litestream.NewDB(r.path)
 		db.MonitorInterval = 0 // syncLoop drives the syncs
 		rep := litestream.NewReplicaWithClient(db, r.client)
@@ -256,11 +334,16 @@ func (r *Replicator) open(ctx context.Context) (*litestream.Store, *litestream.D
 		store.Logger = r.log
 		db.SetLogger(r.log)
 		store.SetShutdownSyncTimeout(10 * time.Second)
-		err := store.Open(ctx)
+		octx, cancel := ctx, context.CancelFunc(func() {})
+		if first {
+			octx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		}
+		err := store.Open(octx)
+		cancel()
 		if err == nil {
 			return store, db
 		}
-		r.errors.Inc()
+		r.fail()
 		r.logs.Log(ctx, slog.LevelWarn, "replica open", "replica cannot be set up; retrying", "replica", r.cfg.URL, "err", err)
 		select {
 		case <-ctx.Done():
@@ -279,11 +362,11 @@ func (r *Replicator) syncLoop(ctx context.Context, db *litestream.DB) {
 		err := db.SyncAndWait(ctx)
 		switch {
 		case err == nil:
-			r.covered.Store(start.UnixNano())
+			r.syncedAt(start)
 		case ctx.Err() != nil:
 			return
 		default:
-			r.errors.Inc()
+			r.fail()
 			r.logs.Log(ctx, slog.LevelWarn, "replica sync", "replica sync failed; retrying", "replica", r.cfg.URL, "err", err)
 		}
 		select {
@@ -309,7 +392,7 @@ func (r *Replicator) lock(ctx context.Context) (unlock func()) {
 		}
 		switch {
 		case !errors.Is(err, syscall.EWOULDBLOCK):
-			r.errors.Inc()
+			r.fail()
 			r.logs.Log(ctx, slog.LevelWarn, "replica lock", "replica lock file cannot be taken; retrying", "path", r.path, "err", err)
 		case !logged:
 			r.log.Info("another process replicates the database; standing by", "path", r.path)

@@ -398,6 +398,7 @@ type peak struct {
 	cpuLoad, cpuAll           time.Duration // the server's, during the load and until e2eElapsed
 	awsBefore                 map[string]float64
 	writerBefore, writerAfter map[string]float64
+	replica                   func() // with -replica: prints its lag and WAL (replica.go)
 }
 
 func measurePeak(o options, s *served) (peak, error) {
@@ -413,11 +414,21 @@ func measurePeak(o options, s *served) (peak, error) {
 	p.awsBefore = page.series("aws_requests_total")
 	p.writerBefore = page.histograms(writerHistograms...)
 	pid := s.srv.cmd.Process.Pid
-	cpu0 := cpuTime(pid)
+	cpu0 := treeCPU(pid) // the replicator process's included
+	var rw *replicaWatch
+	if o.replica != "" {
+		rw = watchReplica(s.proc, s.db)
+	}
 	p.start = time.Now()
 	steps.step("orderflow at its peak", o.duration)
 	p.res = load(o, s.api+"/orders", s.tokens, o.rate)
-	p.cpuLoad = cpuTime(pid) - cpu0
+	p.cpuLoad = treeCPU(pid) - cpu0
+	if rw != nil {
+		maxLag, maxWAL, wal0 := rw.end()
+		caught := make(chan time.Duration, 1)
+		go func() { caught <- caughtUp(s.proc) }()
+		p.replica = func() { printReplica("during the peak", maxLag, maxWAL, wal0, <-caught) }
+	}
 	steps.step("orderflow: waiting for the backlog to complete", 0)
 	defer steps.clear()
 	if page, err = scrape(s.proc); err != nil {
@@ -430,7 +441,7 @@ func measurePeak(o options, s *served) (peak, error) {
 		return p, err
 	}
 	p.e2eElapsed = time.Since(p.start)
-	p.cpuAll = cpuTime(pid) - cpu0
+	p.cpuAll = treeCPU(pid) - cpu0
 	return p, nil
 }
 
@@ -477,6 +488,9 @@ func (p peak) print(bare, durable result) {
 	// machine); compare these with the ceilings' above.
 	say("  CPU per accepted order in the load: %s server (the processor's work beside it included) + %s load generator\n",
 		perRequest(p.cpuLoad, res.ok), perRequest(res.genCPU, res.ok))
+	if p.replica != nil {
+		p.replica()
+	}
 }
 
 // measureHalf is the last phase: half the peak, paced, for the ack
@@ -484,9 +498,17 @@ func (p peak) print(bare, durable result) {
 // end-to-end latencies read from its database.
 func measureHalf(o options, s *served, p peak) error {
 	halfStart := time.Now()
+	var rw *replicaWatch
+	if o.replica != "" {
+		rw = watchReplica(s.proc, s.db)
+	}
 	steps.step("orderflow at half its peak", o.duration)
 	half := load(o, s.api+"/orders", s.tokens, p.res.rate()/2)
 	steps.clear()
+	if rw != nil {
+		maxLag, maxWAL, wal0 := rw.end()
+		printReplica("at half the peak", maxLag, maxWAL, wal0, -1)
+	}
 	rep.Phases = append(rep.Phases, phaseOf("orderflow_half", false, p.res.rate()/2, half, 0))
 	say("at half the peak (%5.0f/s):    ack p50 %6s  p99 %6s\n", p.res.rate()/2, half.pct(50), half.pct(99))
 	if _, err := waitProcessed(s.proc, p.before, float64(p.res.ok+half.ok)); err != nil {

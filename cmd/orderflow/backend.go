@@ -3,7 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
+	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -77,23 +81,53 @@ func openBackend(ctx context.Context, cfg config, log *slog.Logger, reg promethe
 }
 
 // startReplica starts replicating the embedded mode's file when
-// ORDERFLOW_REPLICA_URL is set, and returns the function that stops it
-// after a last sync (call it once the database is closed, so that the
-// replica has its last writes). It runs beside the serve group, not in it:
-// a replica that fails is counted and retried (see replica.Replicator.Run)
-// and never stops the pipeline, and /ready does not depend on it.
-func startReplica(cfg config, log *slog.Logger, reg prometheus.Registerer) (stop func() error, err error) {
+// ORDERFLOW_REPLICA_URL is set, from a replicator process of its own
+// (orderflow replicate, at niceness ORDERFLOW_REPLICA_NICE, see
+// replica.Process) whose logs go to logs, and returns the function that
+// stops it after a last sync (call it once the database is closed, so
+// that the replica has its last writes). It runs beside the serve group,
+// not in it: a replica that fails, or a replicator process that dies, is
+// counted and retried and never stops the pipeline, and /ready does not
+// depend on it.
+func startReplica(cfg config, log *slog.Logger, reg prometheus.Registerer, logs io.Writer) (stop func() error, err error) {
 	if cfg.ReplicaURL == "" || cfg.awsMode() {
 		return func() error { return nil }, nil
 	}
-	r, err := replica.New(cfg.DBPath, cfg.replicaConfig(log.With("component", "replica")), reg)
+	p, err := replica.StartProcess(cfg.DBPath, cfg.replicaConfig(log.With("component", "replica")), replica.ProcessConfig{
+		Command:  replicatorCommand,
+		Nice:     cfg.ReplicaNice,
+		Logs:     logs,
+		LogLevel: cfg.LogLevel,
+	}, reg)
 	if err != nil {
 		return nil, fmt.Errorf("ORDERFLOW_REPLICA_URL: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	return func() error { cancel(); return <-done }, nil
+	return p.Stop, nil
+}
+
+// replicatorCommand is orderflow replicate, run from this very binary
+// (/proc/self/exe: the one running, even if an upgrade replaced the file
+// since), with this process's environment (the AWS credential chain of an
+// s3:// replica reads it).
+func replicatorCommand() *exec.Cmd {
+	self := "/proc/self/exe"
+	if runtime.GOOS != "linux" {
+		self, _ = os.Executable()
+	}
+	cmd := exec.Command(self, "replicate")
+	cmd.Args[0] = os.Args[0]
+	return cmd
+}
+
+// replicate is orderflow replicate, the replicator process that
+// startReplica starts: its job comes on stdin, its status goes to stdout,
+// its logs to stderr (replica.ServeProcess). It ignores ctx, which ends at
+// SIGINT or SIGTERM: its parent tells it when to stop, after its own
+// shutdown.
+func replicate(stdin io.Reader, stdout, stderr io.Writer) error {
+	return replica.ServeProcess(stdin, stdout, func(level string) *slog.Logger {
+		return newLogger(config{LogLevel: level}, stderr).With("component", "replica")
+	})
 }
 
 // sqliteOptions are the embedded mode's database options of cfg.

@@ -65,6 +65,8 @@ var commands = []command{
 		Long:     "Rebuilds the SQLite file from its continuous replica: the latest state, or the state at --timestamp. --force replaces an existing file; --if-missing restores only when there is none (an init container).",
 		Flags:    func(fs *flag.FlagSet) { new(restoreFlags).define(fs) },
 		Settings: names("ORDERFLOW_DB", "ORDERFLOW_REPLICA_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_REGION")},
+	{Name: "replicate", Short: "the replicator process of serve, api and processor (started by them)",
+		Long: "The process that replicates ORDERFLOW_DB to ORDERFLOW_REPLICA_URL for serve, api and processor, which start it at a lower CPU priority (ORDERFLOW_REPLICA_NICE) and send its job on stdin: it is not run by hand. It makes its last sync and exits when its stdin ends; it ignores SIGINT and SIGTERM, and dies with its parent."},
 	{Name: "hash-password", Short: "bcrypt hash of the password on stdin, for ORDERFLOW_USERS_FILE",
 		Long: "Reads one password line on stdin and prints its bcrypt hash, for a user_id:hash line of ORDERFLOW_USERS_FILE."},
 	{Name: "login", Short: "log in to the api and keep the token", Client: true,

@@ -42,6 +42,7 @@ type config struct {
 	// to (see package replica); ReplicaSyncInterval how often.
 	ReplicaURL          string
 	ReplicaSyncInterval time.Duration
+	ReplicaNice         int    // the replicator process's niceness
 	S3Endpoint          string // AWS_ENDPOINT_URL_S3, for an s3:// replica
 	AWSCABundle         string // AWS_CA_BUNDLE, read by the SDK itself; checked only
 
@@ -136,6 +137,7 @@ var settings = []setting{
 	{"ORDERFLOW_DB", "orderflow.db", "SQLite file of the embedded mode (queue and store)"},
 	{"ORDERFLOW_REPLICA_URL", "", "continuous replica of ORDERFLOW_DB (embedded and split modes, with Litestream): file:///dir or s3://bucket/prefix; off when empty. Endpoint and credentials of S3 come from the AWS settings (AWS_ENDPOINT_URL_S3, the standard credential chain). orderflow restore rebuilds the file from it"},
 	{"ORDERFLOW_REPLICA_SYNC_INTERVAL", dur(replica.DefaultSyncInterval), "how often new writes are shipped to the replica; a write is in the replica within this plus the upload's time (RPO 1s at the default)"},
+	{"ORDERFLOW_REPLICA_NICE", strconv.Itoa(replica.DefaultNice), "niceness (CPU priority, 0-19) of the replicator process that serve, api and processor start for the replica; 0 is their own. Higher leaves more of saturated cores to the orders, and lets the replica lag further behind while they stay saturated"},
 	{"JWT_SECRET", "(dev secret in local)", "HS256 keys as kid:secret[,kid:secret]; the first signs, all verify. Also JWT_SECRET_FILE"},
 	{"ORDERFLOW_URL_SIGNING_KEY", "(dev key in local)", "HMAC keys for status URLs, same format. Also ORDERFLOW_URL_SIGNING_KEY_FILE"},
 	{"ORDERFLOW_DEV_LOGIN", "true in local/dev/test", "any user_id logs in without a password"},
@@ -260,6 +262,7 @@ func (p *parser) config() config {
 		DBPath:              p.str("ORDERFLOW_DB"),
 		ReplicaURL:          p.replicaURL("ORDERFLOW_REPLICA_URL"),
 		ReplicaSyncInterval: p.duration("ORDERFLOW_REPLICA_SYNC_INTERVAL"),
+		ReplicaNice:         p.nice("ORDERFLOW_REPLICA_NICE"),
 		S3Endpoint:          p.str("AWS_ENDPOINT_URL_S3"),
 		AWSCABundle:         p.str("AWS_CA_BUNDLE"),
 		JWTSecret:           p.secret("JWT_SECRET"),
@@ -541,6 +544,17 @@ func (p *parser) nonNegative(name string) int {
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 {
 		p.fail(name, "must be a non-negative integer (0: off), got %q", s)
+	}
+	return n
+}
+
+// nice reads a niceness, 0-19: lower priorities than the server's only,
+// which need no privilege.
+func (p *parser) nice(name string) int {
+	s := p.str(name)
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > 19 {
+		p.fail(name, "must be a niceness of 0 (the server's priority) to 19 (the lowest), got %q", s)
 	}
 	return n
 }

@@ -1,7 +1,7 @@
 // Command orderflow runs the order pipeline: the api, the processor, or
 // both (serve, the default), and the operator's commands.
 //
-//	orderflow [serve|api|processor|init|dlq|backup|restore|hash-password|login|order|version|help|completion|man]
+//	orderflow [serve|api|processor|init|dlq|backup|restore|replicate|hash-password|login|order|version|help|completion|man]
 //
 // The commands are listed in commands.go, the settings (environment
 // variables) in config.go.
@@ -128,6 +128,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return manCmd(args, stdout, currentBuild())
 	case "hash-password":
 		return hashPassword(stdin, stdout)
+	case "replicate":
+		return replicate(stdin, stdout, stderr)
 	}
 	if c.Client {
 		cc, err := loadClientConfig(getenv)

@@ -19,11 +19,14 @@ import (
 
 // TestMain lets the crash test run this test binary as an orderflow child
 // process: with ORDERFLOW_TEST_CHILD=1 it is the program, not the tests.
+// The tests' own processes have it set too, for the replicator processes
+// that the servers they run start (orderflow replicate, from this binary).
 func TestMain(m *testing.M) {
 	if os.Getenv("ORDERFLOW_TEST_CHILD") == "1" {
 		main()
 		os.Exit(0)
 	}
+	os.Setenv("ORDERFLOW_TEST_CHILD", "1")
 	awsCredentials()
 	os.Exit(m.Run())
 }

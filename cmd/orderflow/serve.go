@@ -59,7 +59,7 @@ func serve(ctx context.Context, mode string, cfg config, stdout io.Writer) error
 	if err != nil {
 		return err
 	}
-	stopReplica, err := startReplica(cfg, log, reg)
+	stopReplica, err := startReplica(cfg, log, reg, stdout)
 	if err != nil {
 		b.close()
 		return err
