@@ -24,10 +24,14 @@ const backlogSampleTimeout = 2 * time.Second
 // api can refuse new orders above a bound without a query per request.
 // Run counts them every interval (count: the queue's messages waiting or
 // in flight, which is what is accepted and not yet acknowledged by a
-// processor), and between two counts the orders this process admitted
-// since the last count began are added, so that a burst cannot pass the
-// bound by a whole interval's worth of orders. Admissions of other api
-// processes on the same queue are seen at the next count only.
+// processor), and between two counts this process adds the orders it is
+// writing and those it wrote since the last count began, so that a burst
+// cannot pass the bound by a whole interval's worth of orders. An order
+// whose write is still running when a count begins may or may not be in
+// that count; it stays added on top until the count after its write
+// returned, so the estimate errs high for a moment, never low.
+// Admissions of other api processes on the same queue are seen at the
+// next count only.
 //
 // A failed count, no count yet, or Run having returned make the backlog
 // unknown: Admit then admits everything (a store that is down fails the
@@ -38,11 +42,12 @@ type Backlog struct {
 	interval time.Duration
 	logs     *LogLimiter
 
-	mu       sync.Mutex
-	known    bool
-	sampled  int // the last count
-	admitted int // orders admitted by this process, ever (minus those cancelled)
-	base     int // admitted when the last count began
+	mu      sync.Mutex
+	known   bool
+	sampled int // the last count
+	writing int // orders admitted whose write has not returned
+	written int // orders admitted and written by this process, ever
+	base    int // written when the last count began
 }
 
 // NewBacklog returns a Backlog that counts with count every interval once
@@ -75,12 +80,12 @@ func (b *Backlog) Run(ctx context.Context) error {
 	}
 }
 
-// sample runs one count. The orders admitted while it runs stay counted on
-// top of it (they may be in it too: the estimate errs high for the length
-// of one count, never low).
+// sample runs one count. The orders written while it runs, and those
+// still being written, stay added on top of it (they may be in it too:
+// the estimate errs high, never low).
 func (b *Backlog) sample(ctx context.Context) {
 	b.mu.Lock()
-	start := b.admitted
+	start := b.written
 	b.mu.Unlock()
 	cctx, cancel := context.WithTimeout(ctx, backlogSampleTimeout)
 	n, err := b.count(cctx)
@@ -101,24 +106,27 @@ func (b *Backlog) sample(ctx context.Context) {
 
 // Admit decides on one new order: while the backlog is known and at or
 // above max, it returns the backlog and false; otherwise it counts the
-// order as admitted (undo with Cancel if it is not accepted after all)
-// and returns the backlog before it and true.
+// order as being written, returns the backlog before it and true, and
+// the caller must call Done once the write has returned.
 func (b *Backlog) Admit(max int) (backlog int, ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	n := b.sampled + b.admitted - b.base
+	n := b.estimate()
 	if b.known && n >= max {
 		return n, false
 	}
-	b.admitted++
+	b.writing++
 	return n, true
 }
 
-// Cancel undoes one Admit whose order was not accepted (the write failed,
-// or it was an idempotent replay of an order counted already).
-func (b *Backlog) Cancel() {
+// Done ends one Admit: created says the write returned a new order (not a
+// failure, nor an idempotent replay of an order counted already).
+func (b *Backlog) Done(created bool) {
 	b.mu.Lock()
-	b.admitted--
+	b.writing--
+	if created {
+		b.written++
+	}
 	b.mu.Unlock()
 }
 
@@ -126,5 +134,11 @@ func (b *Backlog) Cancel() {
 func (b *Backlog) Current() (backlog int, known bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.sampled + b.admitted - b.base, b.known
+	return b.estimate(), b.known
+}
+
+// estimate is the last count plus this process's orders not surely in it.
+// The caller holds mu.
+func (b *Backlog) estimate() int {
+	return b.sampled + b.writing + b.written - b.base
 }

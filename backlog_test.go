@@ -82,9 +82,39 @@ func TestBacklogAddsAdmittedOrdersToTheLastCount(t *testing.T) {
 			t.Errorf("admit %d: ok = %v, want %v", i+1, ok, want)
 		}
 	}
-	b.Cancel()
+	b.Done(true)
+	b.Done(false)
 	if n, _ := b.Current(); n != 3 {
-		t.Errorf("after 2 admitted and 1 cancelled: %d, want 3", n)
+		t.Errorf("after 2 admitted, 1 written and 1 failed: %d, want 3", n)
+	}
+}
+
+// An order whose write is still running when a count begins is not in
+// that count (its transaction has not committed): it stays added on top
+// until a count that began after its write returned, so the estimate
+// never drops below what is in the system.
+func TestBacklogKeepsAnOrderBeingWrittenAcrossACount(t *testing.T) {
+	var queued, counts atomic.Int64
+	b := orderflow.NewBacklog(func(context.Context) (int, error) {
+		counts.Add(1)
+		return int(queued.Load()), nil
+	}, time.Millisecond, slog.New(slog.DiscardHandler))
+	runBacklog(t, b)
+	waitFor(t, "first count", func() bool { _, known := b.Current(); return known })
+	if _, ok := b.Admit(10); !ok {
+		t.Fatal("refused under the bound")
+	}
+	after := counts.Load()
+	waitFor(t, "a whole count after the admit", func() bool { return counts.Load() >= after+2 })
+	if n, _ := b.Current(); n != 1 {
+		t.Errorf("with one order being written and none in the queue: %d, want 1", n)
+	}
+	b.Done(true) // committed: from now on the queue holds it
+	queued.Store(1)
+	after = counts.Load()
+	waitFor(t, "a whole count after the write", func() bool { return counts.Load() >= after+2 })
+	if n, _ := b.Current(); n != 1 {
+		t.Errorf("with the order in the queue: %d, want 1", n)
 	}
 }
 
@@ -106,6 +136,7 @@ func TestBacklogCountFailureIsUnknown(t *testing.T) {
 	if _, ok := b.Admit(1); !ok {
 		t.Error("admit refused while the count fails")
 	}
+	b.Done(false)
 	failing.Store(false)
 	waitFor(t, "known again", func() bool { n, known := b.Current(); return known && n == 50 })
 	if n := len(logs.Records(t)); n != 1 {

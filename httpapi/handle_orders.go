@@ -65,7 +65,7 @@ func (s *server) handleCreateOrder() http.Handler {
 		}
 
 		var ik orderflow.IdempotencyKey
-		admitted := false // the backlog's Admit stands: the order was created
+		created := false // for the backlog's Done
 		if key != "" {
 			end, ok := s.inflight.begin(user, key)
 			if !ok {
@@ -89,11 +89,7 @@ func (s *server) handleCreateOrder() http.Handler {
 				s.overloaded(w, r, now, n)
 				return
 			}
-			defer func() {
-				if !admitted {
-					s.backlog.Cancel()
-				}
-			}()
+			defer func() { s.backlog.Done(created) }()
 		}
 		o.ID = s.newID()
 		o.Status = orderflow.StatusPending
@@ -102,13 +98,12 @@ func (s *server) handleCreateOrder() http.Handler {
 		o.CreatedAt = now.UTC().Truncate(time.Millisecond) // what every store keeps exactly
 		o.UpdatedAt = o.CreatedAt
 
-		stored, created, err := s.intake.Accept(orderflow.WithOrderID(ctx, o.ID), o, ik)
+		stored, isNew, err := s.intake.Accept(orderflow.WithOrderID(ctx, o.ID), o, ik)
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		if created {
-			admitted = true
+		if created = isNew; created {
 			s.metrics.accepted.Inc()
 			if s.backlog != nil && s.shed.on.Load() {
 				n, _ := s.backlog.Current()

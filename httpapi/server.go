@@ -29,12 +29,12 @@ type Intake interface {
 // Backlog estimates the orders accepted and not yet terminal, across
 // every api process on the queue (orderflow.Backlog). Admit admits one new
 // order unless the backlog, while known, is at or above max (it returns
-// the backlog it saw); Cancel undoes an Admit whose order was not
-// accepted; Current is the estimate and whether it is known. Safe for
-// concurrent use.
+// the backlog it saw); Done ends an Admit once the write has returned,
+// saying whether it created the order; Current is the estimate and
+// whether it is known. Safe for concurrent use.
 type Backlog interface {
 	Admit(max int) (backlog int, ok bool)
-	Cancel()
+	Done(created bool)
 	Current() (backlog int, known bool)
 }
 

@@ -187,13 +187,15 @@ func TestSheddingStopsWhenTheBacklogDrainsAndIsLoggedOnce(t *testing.T) {
 // shedding spell, not a pair of lines per accepted order.
 func TestSheddingAtTheBoundDoesNotLogEveryAccept(t *testing.T) {
 	q := &queueCount{}
-	q.n.Store(5)
-	f, b := newShedFixture(t, 5, time.Hour, q)
+	f, b := newShedFixture(t, 20, time.Hour, q)
+	for range 20 {
+		b.Admit(20) // writes of other orders fill the backlog up to the bound
+	}
 	for i := range 20 {
 		if rr := f.postOrder("u123", `{"amount":1}`); rr.Code != 503 {
 			t.Fatalf("status = %d, want 503", rr.Code)
 		}
-		b.Cancel() // one order's room: the next is accepted
+		b.Done(false) // one of them failed: room for the next
 		if rr := f.postOrder("u123", `{"amount":1}`); rr.Code != 202 {
 			t.Fatalf("round %d: status = %d, want 202", i, rr.Code)
 		}
@@ -247,7 +249,7 @@ func TestIdempotentRetryWhileSheddingGetsItsReplayLater(t *testing.T) {
 	if rr := f.postOrder("u123", `{"amount":1}`, "Idempotency-Key", "k1"); rr.Code != 503 {
 		t.Fatalf("retry while shedding: %d, want 503", rr.Code)
 	}
-	b.Cancel()
+	b.Done(false) // one of them failed
 	retry := f.postOrder("u123", `{"amount":1}`, "Idempotency-Key", "k1")
 	if retry.Code != 202 || retry.Header().Get("Idempotent-Replayed") != "true" || retry.Body.String() != first.Body.String() {
 		t.Fatalf("retry under the bound: %d %q %s, want the replay of %s", retry.Code, retry.Header().Get("Idempotent-Replayed"), retry.Body, first.Body)
