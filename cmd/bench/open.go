@@ -216,7 +216,17 @@ type openPhase struct {
 	// cores held the load back (the latencies still count from the
 	// intended times).
 	SendLagP99Ms float64 `json:"send_lag_p99_ms"`
-	Sustained    bool    `json:"sustained"`
+	// The overload phase only: MaxBacklog is the server's
+	// ORDERFLOW_MAX_BACKLOG (0: no shedding), and with shedding on
+	// EndToEndBoundMs the most an accepted order should take: the wait
+	// behind a full backlog at the rate the server completed orders
+	// (MaxBacklog / AcceptedPerSecond, Little's law for a queue held at
+	// the bound) plus -target for its own processing. WithinBound says
+	// whether the accepted orders' end-to-end p99 kept to it.
+	MaxBacklog      int     `json:"max_backlog,omitempty"`
+	EndToEndBoundMs float64 `json:"end_to_end_bound_ms,omitempty"`
+	WithinBound     bool    `json:"within_bound,omitempty"`
+	Sustained       bool    `json:"sustained"`
 	Why          string  `json:"why,omitempty"` // why not sustained
 }
 
@@ -558,11 +568,40 @@ func measureOpen(o options, dir, bin string) error {
 		return err
 	}
 	f.OfCapacity = o.overload
+	page, err := scrape(s.api)
+	if err != nil {
+		return err
+	}
+	overloadBound(&f, int(page.sum("order_backlog_max", nil)), o.target)
 	ol.OverloadPhase = &f
 	printLevel(f)
 	say("overload (%.1f× the capacity): %d offered, %s accepted/s; answers %v; accepted orders' end-to-end p99 %.1f ms; %d of %d accepted reached a final state (lost %d)\n",
 		o.overload, f.Sent, perSecond(f.AcceptedPerSecond), f.Statuses, f.EndToEnd.P99, f.Accepted-f.Lost, f.Accepted, f.Lost)
+	switch {
+	case f.MaxBacklog == 0:
+		say("load shedding off (ORDERFLOW_MAX_BACKLOG=0): the backlog takes the excess\n")
+	case f.WithinBound:
+		say("load shedding at a backlog of %d: the end-to-end p99 %.1f ms is within the bound %.1f ms (%d / %s accepted/s + %s)\n",
+			f.MaxBacklog, f.EndToEnd.P99, f.EndToEndBoundMs, f.MaxBacklog, perSecond(f.AcceptedPerSecond), o.target)
+	default:
+		say("load shedding at a backlog of %d: the end-to-end p99 %.1f ms is OVER the bound %.1f ms (%d / %s accepted/s + %s)\n",
+			f.MaxBacklog, f.EndToEnd.P99, f.EndToEndBoundMs, f.MaxBacklog, perSecond(f.AcceptedPerSecond), o.target)
+	}
 	return nil
+}
+
+// overloadBound sets the overload phase's bound from the server's
+// ORDERFLOW_MAX_BACKLOG max: with shedding on, a queue held at the bound
+// and drained at the accepted rate makes an order wait at most
+// max / rate (Little's law), plus target for its own processing. An
+// order that was lost, or a p99 over that, is outside the bound.
+func overloadBound(f *openPhase, max int, target time.Duration) {
+	f.MaxBacklog = max
+	if max <= 0 || f.AcceptedPerSecond <= 0 {
+		return
+	}
+	f.EndToEndBoundMs = float64(max)/f.AcceptedPerSecond*1000 + ms(target)
+	f.WithinBound = f.Lost == 0 && f.EndToEnd.P99 <= f.EndToEndBoundMs
 }
 
 // perSecond formats a rate: whole orders from 100/s up, tenths below

@@ -432,3 +432,29 @@ func TestSendReadsTheAnswer(t *testing.T) {
 		t.Error("a request to a stopped server returned no error")
 	}
 }
+
+// The overload phase keeps to its bound when shedding holds the queue at
+// ORDERFLOW_MAX_BACKLOG: an order then waits at most the bound over the
+// rate the server completes orders, plus the target for itself.
+func TestOverloadBound(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		max, lost int
+		p99       float64
+		bound     float64
+		within    bool
+	}{
+		{"within", 2000, 0, 700, 2000.0/3200*1000 + 100, true},
+		{"p99 over the wait behind a full backlog", 2000, 0, 900, 2000.0/3200*1000 + 100, false},
+		{"an accepted order lost", 2000, 1, 100, 2000.0/3200*1000 + 100, false},
+		{"shedding off: no bound", 0, 0, 100, 0, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := openPhase{AcceptedPerSecond: 3200, Lost: c.lost, EndToEnd: percentiles{P99: c.p99}}
+			overloadBound(&f, c.max, 100*time.Millisecond)
+			if f.MaxBacklog != c.max || math.Abs(f.EndToEndBoundMs-c.bound) > 1e-9 || f.WithinBound != c.within {
+				t.Errorf("max %d, bound %.3f ms, within %v; want %d, %.3f, %v", f.MaxBacklog, f.EndToEndBoundMs, f.WithinBound, c.max, c.bound, c.within)
+			}
+		})
+	}
+}
