@@ -227,7 +227,7 @@ type openPhase struct {
 	EndToEndBoundMs float64 `json:"end_to_end_bound_ms,omitempty"`
 	WithinBound     bool    `json:"within_bound,omitempty"`
 	Sustained       bool    `json:"sustained"`
-	Why          string  `json:"why,omitempty"` // why not sustained
+	Why             string  `json:"why,omitempty"` // why not sustained
 }
 
 // phaseFigures computes a phase's figures from its shots and the final
