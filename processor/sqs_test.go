@@ -11,36 +11,12 @@ import (
 	"testing"
 	"time"
 
-	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/smithy-go/middleware"
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/awstest"
 	"github.com/orderflow/orderflow/sqsqueue"
 )
-
-// sqsRequests counts the requests an SQS client sends, by operation.
-type sqsRequests struct {
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func (c *sqsRequests) get(op string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.n[op]
-}
-
-func (c *sqsRequests) snapshot() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	m := make(map[string]int, len(c.n))
-	for k, v := range c.n {
-		m[k] = v
-	}
-	return m
-}
 
 // sqsRig is a Processor on a fresh SQS queue, with the fakes as its store
 // and ledger, and the queue's requests counted.
@@ -48,20 +24,12 @@ type sqsRig struct {
 	q    *sqsqueue.Queue
 	s    *fakeStore
 	p    *Processor
-	reqs *sqsRequests
+	reqs *awstest.Requests
 }
 
 func newSQSRig(tb testing.TB, endpoint string, vt time.Duration, cfg Config, qopts sqsqueue.Options) *sqsRig {
 	tb.Helper()
-	reqs := &sqsRequests{n: map[string]int{}}
-	mw := middleware.FinalizeMiddlewareFunc("count", func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-		reqs.mu.Lock()
-		reqs.n[awsmiddleware.GetOperationName(ctx)]++
-		reqs.mu.Unlock()
-		return next.HandleFinalize(ctx, in)
-	})
-	acfg := awstest.Config(endpoint)
-	acfg.APIOptions = append(acfg.APIOptions, func(s *middleware.Stack) error { return s.Finalize.Add(mw, middleware.After) })
+	acfg, reqs := awstest.CountRequests(awstest.Config(endpoint))
 	client := sqs.NewFromConfig(acfg)
 	ctx := context.Background()
 	name := awstest.Name("proc")
@@ -85,9 +53,7 @@ func newSQSRig(tb testing.TB, endpoint string, vt time.Duration, cfg Config, qop
 	if err != nil {
 		tb.Fatalf("New: %v", err)
 	}
-	reqs.mu.Lock()
-	reqs.n = map[string]int{} // the setup's requests are not the orders'
-	reqs.mu.Unlock()
+	reqs.Reset() // the setup's requests are not the orders'
 	return &sqsRig{q: q, s: s, p: p, reqs: reqs}
 }
 
@@ -160,12 +126,12 @@ func TestDeletesOnSQSShareBatchesAndAreMadeAtStop(t *testing.T) {
 		}
 		stop := r.run(t)
 		until(t, "every order to complete", func() bool { return r.completed() == n })
-		until(t, "the two full delete batches", func() bool { return r.reqs.get("DeleteMessageBatch") == 2 })
+		until(t, "the two full delete batches", func() bool { return r.reqs.Count("DeleteMessageBatch") == 2 })
 		stop()
-		if got := r.reqs.get("DeleteMessageBatch"); got != 3 {
+		if got := r.reqs.Count("DeleteMessageBatch"); got != 3 {
 			t.Errorf("%d DeleteMessageBatch requests for %d messages, want 3 (10, 10, and 5 at the stop)", got, n)
 		}
-		if got := r.reqs.get("DeleteMessage"); got != 0 {
+		if got := r.reqs.Count("DeleteMessage"); got != 0 {
 			t.Errorf("%d DeleteMessage requests, want none", got)
 		}
 		d, err := r.q.Depth(ctx)
@@ -276,7 +242,7 @@ func benchmarkRate(b *testing.B, endpoint string, rate int, cfg Config, qopts sq
 	}
 	until(b, "every order to complete", func() bool { return r.completed() == n })
 	stop()
-	reqs := r.reqs.snapshot()
+	reqs := r.reqs.Snapshot()
 	var e2e []time.Duration
 	r.s.mu.Lock()
 	for _, o := range r.s.orders {

@@ -8,39 +8,18 @@ import (
 	"testing"
 	"time"
 
-	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/smithy-go/middleware"
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/awstest"
 	"github.com/orderflow/orderflow/sqsqueue"
 )
 
-// requestCounter counts the requests an SQS client sends, by operation.
-type requestCounter struct {
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func (c *requestCounter) count(op string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.n[op]
-}
-
-// countingClient returns an SQS client on endpoint whose requests c counts.
-func countingClient(endpoint string, c *requestCounter) *sqs.Client {
-	c.n = map[string]int{}
-	mw := middleware.FinalizeMiddlewareFunc("count", func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-		c.mu.Lock()
-		c.n[awsmiddleware.GetOperationName(ctx)]++
-		c.mu.Unlock()
-		return next.HandleFinalize(ctx, in)
-	})
-	cfg := awstest.Config(endpoint)
-	cfg.APIOptions = append(cfg.APIOptions, func(s *middleware.Stack) error { return s.Finalize.Add(mw, middleware.After) })
-	return sqs.NewFromConfig(cfg)
+// countingClient returns an SQS client on endpoint and the count of its
+// requests.
+func countingClient(endpoint string) (*sqs.Client, *awstest.Requests) {
+	cfg, reqs := awstest.CountRequests(awstest.Config(endpoint))
+	return sqs.NewFromConfig(cfg), reqs
 }
 
 // openQueue creates a fresh queue pair and opens a Queue on it with opts.
@@ -70,8 +49,7 @@ func openQueue(t *testing.T, client *sqs.Client, opts sqsqueue.Options) *sqsqueu
 func TestReceiveLingerGathersAnArrivingBurst(t *testing.T) {
 	awstest.ForEachSQS(t, func(t *testing.T, b awstest.Backend) {
 		t.Parallel()
-		var c requestCounter
-		client := countingClient(b.SQS, &c)
+		client, c := countingClient(b.SQS)
 		q := openQueue(t, client, sqsqueue.Options{ReceiveLinger: time.Hour})
 		release := make(chan time.Time)
 		sqsqueue.SetPauseClock(q, func(time.Duration) <-chan time.Time { return release })
@@ -82,7 +60,7 @@ func TestReceiveLingerGathersAnArrivingBurst(t *testing.T) {
 		if ds, err := q.Receive(ctx, 10, 0); err != nil || len(ds) != 0 {
 			t.Fatalf("Receive on an empty queue = %d messages, %v; want none", len(ds), err)
 		}
-		before := c.count("ReceiveMessage")
+		before := c.Count("ReceiveMessage")
 
 		const n, receivers = 30, 4
 		var loops sync.WaitGroup
@@ -115,7 +93,7 @@ func TestReceiveLingerGathersAnArrivingBurst(t *testing.T) {
 		}
 		// Full receives, and at most one more for each loop, which may
 		// have begun as the others stopped.
-		if r, most := c.count("ReceiveMessage")-before, n/10+receivers; r > most {
+		if r, most := c.Count("ReceiveMessage")-before, n/10+receivers; r > most {
 			t.Errorf("%d ReceiveMessage requests for %d messages, want at most %d", r, n, most)
 		} else {
 			t.Logf("%d ReceiveMessage requests for %d messages", r, n)
@@ -166,8 +144,8 @@ func TestReceiveLingerEndsWithTheContext(t *testing.T) {
 func TestSendWithoutAWindowStillBatchesOneSend(t *testing.T) {
 	awstest.ForEachSQS(t, func(t *testing.T, b awstest.Backend) {
 		t.Parallel()
-		var c requestCounter
-		q := openQueue(t, countingClient(b.SQS, &c), sqsqueue.Options{FlushDelay: -1, ReceiveLinger: -1})
+		client, c := countingClient(b.SQS)
+		q := openQueue(t, client, sqsqueue.Options{FlushDelay: -1, ReceiveLinger: -1})
 		msgs := make([]orderflow.Message, 10)
 		for i := range msgs {
 			msgs[i] = orderflow.Message{OrderID: orderflow.OrderID(fmt.Sprintf("o%02d", i))}
@@ -175,7 +153,7 @@ func TestSendWithoutAWindowStillBatchesOneSend(t *testing.T) {
 		if err := q.Send(testCtx(t), msgs...); err != nil {
 			t.Fatal(err)
 		}
-		if n := c.count("SendMessageBatch"); n != 1 {
+		if n := c.Count("SendMessageBatch"); n != 1 {
 			t.Errorf("%d SendMessageBatch requests for one Send of 10, want 1", n)
 		}
 	})
