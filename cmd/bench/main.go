@@ -285,26 +285,34 @@ func run() error {
 // half of it (or, with -aws, its AWS requests per order).
 func measure(o options, dir, bin string) error {
 	say("machine: %d cores; each phase %s with %d workers\n\n", runtime.NumCPU(), o.duration, o.workers)
-
-	bare, durable, err := measureCeilings(o, dir)
-	if err != nil {
-		return err
-	}
-	s, err := startServe(o, dir, bin)
+	_, _, s, p, err := measureUpToPeak(o, dir, bin)
 	if err != nil {
 		return err
 	}
 	defer s.stop()
-	p, err := measurePeak(o, s)
-	if err != nil {
-		return err
-	}
-	p.print(bare, durable)
 	if o.aws {
 		return measureAWSCost(o, s, p)
 	}
 	printWriter(p.writerBefore, p.writerAfter, p.res.elapsed)
 	return measureHalf(o, s, p)
+}
+
+// measureUpToPeak measures the ceilings, starts the server and measures
+// its closed-loop peak, and prints them: what every mode begins with. The
+// caller stops the server.
+func measureUpToPeak(o options, dir, bin string) (bare, durable result, s *served, p peak, err error) {
+	if bare, durable, err = measureCeilings(o, dir); err != nil {
+		return
+	}
+	if s, err = startServe(o, dir, bin); err != nil {
+		return
+	}
+	if p, err = measurePeak(o, s); err != nil {
+		s.stop()
+		return
+	}
+	p.print(bare, durable)
+	return
 }
 
 // measureCeilings is the first phase: a bare handler, and the same handler

@@ -511,20 +511,11 @@ func listPage(client *http.Client, api, token, cursor string) (httpapi.OrderPage
 func measureOpen(o options, dir, bin string) error {
 	say("machine: %d cores; each phase %s; closed loop with %d workers, open loop: %s arrivals over up to %d connections\n\n",
 		runtime.NumCPU(), o.duration, o.workers, o.arrivals, o.conns)
-	bare, durable, err := measureCeilings(o, dir)
-	if err != nil {
-		return err
-	}
-	s, err := startServe(o, dir, bin)
+	bare, durable, s, p, err := measureUpToPeak(o, dir, bin)
 	if err != nil {
 		return err
 	}
 	defer s.stop()
-	p, err := measurePeak(o, s)
-	if err != nil {
-		return err
-	}
-	p.print(bare, durable)
 	hi := p.res.rate()
 	if hi <= 0 {
 		return errors.New("the closed-loop phase accepted no order: no rate to sweep below")
