@@ -45,34 +45,18 @@ func plotReport(r *report, path string) error {
 		}
 	}
 
-	tput := plot.New()
-	tput.Title.Text = fmt.Sprintf("Accepted per second (%d cores, %d workers, %gs a phase; grey: the ceilings)", r.Machine.Cores, r.Machine.Workers, r.Machine.PhaseSeconds)
-	tput.Y.Label.Text = "requests/s"
-	tput.Y.Min = 0
-	tput.Add(plotter.NewGrid()) // first: behind the bars
-	w := vg.Points(36)
+	bars := make([]labelledBar, len(r.Phases))
 	for i, p := range r.Phases {
-		vals := make(plotter.Values, len(r.Phases))
-		vals[i] = p.AcceptedPerSecond
-		bars, err := plotter.NewBarChart(vals, w)
-		if err != nil {
-			return err
-		}
-		bars.LineStyle.Width = 0
-		bars.Color = ourColor
+		bars[i] = labelledBar{names[i], p.AcceptedPerSecond, ourColor}
 		if p.Ceiling {
-			bars.Color = ceilingColor
+			bars[i].color = ceilingColor
 		}
-		tput.Add(bars)
-		label, err := plotter.NewLabels(plotter.XYLabels{XYs: []plotter.XY{{X: float64(i), Y: p.AcceptedPerSecond}}, Labels: []string{fmt.Sprintf("%.0f", p.AcceptedPerSecond)}})
-		if err != nil {
-			return err
-		}
-		label.Offset = vg.Point{X: -vg.Points(10), Y: vg.Points(3)}
-		tput.Add(label)
 	}
-	tput.NominalX(names...)
-	tput.Y.Max *= 1.1 // room for the figures above the bars
+	tput, err := barPlot(fmt.Sprintf("Accepted per second (%d cores, %d workers, %gs a phase; grey: the ceilings)", r.Machine.Cores, r.Machine.Workers, r.Machine.PhaseSeconds),
+		"requests/s", bars)
+	if err != nil {
+		return err
+	}
 
 	lat := plot.New()
 	lat.Title.Text = "Ack latency per phase (202 received)"
@@ -103,6 +87,45 @@ func plotReport(r *report, path string) error {
 	lat.Y.Max *= 1.1
 
 	return writeSVG(path, tput, lat)
+}
+
+// labelledBar is one bar of barPlot: its name under it, its value, drawn
+// above it, and its colour.
+type labelledBar struct {
+	name  string
+	v     float64
+	color color.Color
+}
+
+// barPlot draws one bar per entry of bars, each with its value above it.
+func barPlot(title, yLabel string, bars []labelledBar) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = title
+	p.Y.Label.Text = yLabel
+	p.Y.Min = 0
+	p.Add(plotter.NewGrid()) // first: behind the bars
+	names := make([]string, len(bars))
+	for i, b := range bars {
+		names[i] = b.name
+		vals := make(plotter.Values, len(bars))
+		vals[i] = b.v
+		bc, err := plotter.NewBarChart(vals, vg.Points(36))
+		if err != nil {
+			return nil, err
+		}
+		bc.LineStyle.Width = 0
+		bc.Color = b.color
+		p.Add(bc)
+		label, err := plotter.NewLabels(plotter.XYLabels{XYs: []plotter.XY{{X: float64(i), Y: b.v}}, Labels: []string{fmt.Sprintf("%.0f", b.v)}})
+		if err != nil {
+			return nil, err
+		}
+		label.Offset = vg.Point{X: -vg.Points(10), Y: vg.Points(3)}
+		p.Add(label)
+	}
+	p.NominalX(names...)
+	p.Y.Max *= 1.1 // room for the figures above the bars
+	return p, nil
 }
 
 // writeSVG draws plots one above the other into an SVG file at path.

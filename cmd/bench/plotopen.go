@@ -25,46 +25,16 @@ func plotOpen(r *report, path string) error {
 		return fmt.Errorf("plot: the open-loop report has no sweep")
 	}
 
-	rates := plot.New()
-	rates.Title.Text = fmt.Sprintf("Sustained capacity against the ceilings (%d cores, %gs a phase, %s arrivals; grey: measured as fast as %d closed-loop workers go)",
-		r.Machine.Cores, r.Machine.PhaseSeconds, ol.Arrivals, r.Machine.Workers)
-	rates.Y.Label.Text = "orders/s"
-	rates.Y.Min = 0
-	rates.Add(plotter.NewGrid())
-	bars := []struct {
-		name string
-		v    float64
-		ours bool
-	}{
-		{fmt.Sprintf("sustained capacity\n(e2e p99 ≤ %g ms)", ol.TargetP99Ms), c.SustainedPerSecond, true},
-		{"closed loop\naccepted", c.AcceptedPerSecond, false},
-		{"durable ceiling\n(fsynced 202)", c.DurableCeilingPerSecond, false},
-		{"ceiling\n(bare 202)", c.CeilingPerSecond, false},
+	rates, err := barPlot(fmt.Sprintf("Sustained capacity against the ceilings (%d cores, %gs a phase, %s arrivals; grey: measured as fast as %d closed-loop workers go)",
+		r.Machine.Cores, r.Machine.PhaseSeconds, ol.Arrivals, r.Machine.Workers), "orders/s", []labelledBar{
+		{fmt.Sprintf("sustained capacity\n(e2e p99 ≤ %g ms)", ol.TargetP99Ms), c.SustainedPerSecond, ourColor},
+		{"closed loop\naccepted", c.AcceptedPerSecond, ceilingColor},
+		{"durable ceiling\n(fsynced 202)", c.DurableCeilingPerSecond, ceilingColor},
+		{"ceiling\n(bare 202)", c.CeilingPerSecond, ceilingColor},
+	})
+	if err != nil {
+		return err
 	}
-	names := make([]string, len(bars))
-	for i, b := range bars {
-		names[i] = b.name
-		vals := make(plotter.Values, len(bars))
-		vals[i] = b.v
-		bc, err := plotter.NewBarChart(vals, vg.Points(36))
-		if err != nil {
-			return err
-		}
-		bc.LineStyle.Width = 0
-		bc.Color = ceilingColor
-		if b.ours {
-			bc.Color = ourColor
-		}
-		rates.Add(bc)
-		label, err := plotter.NewLabels(plotter.XYLabels{XYs: []plotter.XY{{X: float64(i), Y: b.v}}, Labels: []string{fmt.Sprintf("%.0f", b.v)}})
-		if err != nil {
-			return err
-		}
-		label.Offset = vg.Point{X: -vg.Points(10), Y: vg.Points(3)}
-		rates.Add(label)
-	}
-	rates.NominalX(names...)
-	rates.Y.Max *= 1.1
 
 	lat := plot.New()
 	lat.Title.Text = "Latency against the offered rate (from the intended send time; log scale)"
