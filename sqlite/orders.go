@@ -94,7 +94,8 @@ func (db *DB) GetOrder(ctx context.Context, id orderflow.OrderID) (orderflow.Ord
 // Undisturbed reports whether order id is in status with no cancel
 // requested (false if there is no such order): the processor's question
 // at a stage boundary, answered from two columns instead of the whole
-// order (see processor.Store).
+// order (the processor asks it when its store offers it: the unexported
+// boundaryStore of package processor, in stages.go).
 func (db *DB) Undisturbed(ctx context.Context, id orderflow.OrderID, status orderflow.Status) (bool, error) {
 	var same bool
 	err := db.rs.undisturbed.QueryRowContext(ctx, string(id), string(status)).Scan(&same)
