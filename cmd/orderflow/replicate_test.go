@@ -176,7 +176,15 @@ func TestReplicatorDiesWithItsParent(t *testing.T) {
 	c := startChild(t, env, logPath)
 	logs := func() string { b, _ := os.ReadFile(logPath); return string(b) }
 	rp := waitReplicators(t, logs, 1)[0]
-	t.Cleanup(func() { syscall.Kill(rp, syscall.SIGKILL) })
+	// Killed at the end only if it was not seen gone: once it is, its pid
+	// may soon be another process's (pids wrap at 32768 here), which a
+	// late SIGKILL would kill instead (a test's ElasticMQ, say).
+	gone := false
+	t.Cleanup(func() {
+		if !gone {
+			syscall.Kill(rp, syscall.SIGKILL)
+		}
+	})
 	if err := syscall.Kill(rp, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +192,8 @@ func TestReplicatorDiesWithItsParent(t *testing.T) {
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		state, _, _, err := procStat(fmt.Sprintf("/proc/%d/stat", rp))
 		if err != nil || state == "Z" {
-			return // gone, or dead and not yet reaped
+			gone = true // or dead and not yet reaped
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the replicator process %d is still there (state %s) 20s after its parent was killed", rp, state)
