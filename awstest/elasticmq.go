@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -143,12 +142,10 @@ func StartElasticMQ(classpath string, port int) (url string, stop func(), err er
 	}
 	defer logFile.Close() // the child has its own descriptor
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	exited, err := startServer(cmd)
+	if err != nil {
 		return "", nil, fmt.Errorf("start ElasticMQ: %w", err)
 	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
 	url = fmt.Sprintf("http://127.0.0.1:%d", port)
 	stop = func() {
 		_ = cmd.Process.Kill()
