@@ -143,15 +143,27 @@ func runDrill(t *testing.T, env map[string]string) drillResult {
 	c := startChild(t, env, logPath)
 	cl := newCrashClient(t, "http://"+env["ORDERFLOW_API_ADDR"])
 	load := startTimedLoad(cl, drillPace)
-	for start := time.Now(); time.Since(start) < drillLoad; time.Sleep(10 * time.Millisecond) {
+	loadStart := time.Now()
+	for time.Since(loadStart) < drillLoad {
+		time.Sleep(10 * time.Millisecond)
 		select {
 		case <-c.done:
 			t.Fatalf("the server exited under load: %v", c.err)
 		default:
 		}
 	}
+	// The replicator, a child process at a lower priority, may not have
+	// shipped anything yet on a busy machine: wait until the replica holds
+	// part of the load (its lag is shorter than the load is old), so that
+	// there is something to restore.
+	metrics := "http://" + env["ORDERFLOW_PROCESSOR_ADDR"] + "/metrics"
+	for deadline := time.Now().Add(30 * time.Second); replicaLag(t, metrics) >= time.Since(loadStart); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica held none of the load %s after it began", time.Since(loadStart).Round(time.Second))
+		}
+	}
 	lagAt := time.Now()
-	res := drillResult{lag: replicaLag(t, "http://"+env["ORDERFLOW_PROCESSOR_ADDR"]+"/metrics")}
+	res := drillResult{lag: replicaLag(t, metrics)}
 	c.kill9(t)
 	disaster := time.Now()
 	load.stop()
