@@ -184,8 +184,10 @@ type options struct {
 	target   time.Duration
 	steps    int
 	overload float64
-	// maxBacklog is the server's ORDERFLOW_MAX_BACKLOG; negative keeps
-	// the server's default.
+	// maxBacklog is the server's ORDERFLOW_MAX_BACKLOG; negative is 0
+	// (no shedding) for the closed loop, which measures how fast the api
+	// accepts, and the server's default for -open, which measures what a
+	// deployment's clients get.
 	maxBacklog int
 	// rate, if positive, holds the load of the orderflow phase to this
 	// many requests/s instead of as many as the workers get answered.
@@ -210,7 +212,7 @@ func parseOptions() options {
 	flag.DurationVar(&o.target, "target", 100*time.Millisecond, "with -open: the end-to-end p99 (202 → final state) a sustained rate keeps")
 	flag.IntVar(&o.steps, "steps", 6, "with -open: bisection steps of the sweep (the capacity is found to within the closed-loop rate / 2^steps)")
 	flag.Float64Var(&o.overload, "overload", 2, "with -open: the overload phase's rate, as a multiple of the capacity")
-	flag.IntVar(&o.maxBacklog, "max-backlog", -1, "the server's ORDERFLOW_MAX_BACKLOG (0: no load shedding); negative keeps its default")
+	flag.IntVar(&o.maxBacklog, "max-backlog", -1, "the server's ORDERFLOW_MAX_BACKLOG (0: no load shedding); negative: 0 for the closed loop (how fast the api accepts, which shedding would cap at the processing rate), the server's default with -open")
 	flag.BoolVar(&o.json, "json", false, "print every figure as one JSON document on stdout (the lines for a person go to stderr)")
 	flag.StringVar(&o.plot, "plot", "", "draw throughput and latency percentiles per phase, against the ceilings, into this SVG `FILE`")
 	flag.StringVar(&o.from, "from", "", "with -plot: draw the report of an earlier run (its -json output, this `FILE`) instead of measuring")
@@ -378,8 +380,11 @@ func startServe(o options, dir, bin string) (*served, error) {
 	if o.replica != "" {
 		env = append(env, "ORDERFLOW_REPLICA_URL="+o.replica)
 	}
-	if o.maxBacklog >= 0 {
+	switch {
+	case o.maxBacklog >= 0:
 		env = append(env, "ORDERFLOW_MAX_BACKLOG="+strconv.Itoa(o.maxBacklog))
+	case !o.open:
+		env = append(env, "ORDERFLOW_MAX_BACKLOG=0")
 	}
 	if o.aws {
 		awsEnv, err := startAWS(o, s, dir, bin)
