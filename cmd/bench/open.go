@@ -568,16 +568,16 @@ func measureOpen(o options, dir, bin string) error {
 	printLevel(f)
 	say("overload (%.1f× the capacity): %d offered, %s accepted/s; answers %v; accepted orders' end-to-end p99 %.1f ms; %d of %d accepted reached a final state (lost %d)\n",
 		o.overload, f.Sent, perSecond(f.AcceptedPerSecond), f.Statuses, f.EndToEnd.P99, f.Accepted-f.Lost, f.Accepted, f.Lost)
-	switch {
-	case f.MaxBacklog == 0:
+	if f.MaxBacklog == 0 {
 		say("load shedding off (ORDERFLOW_MAX_BACKLOG=0): the backlog takes the excess\n")
-	case f.WithinBound:
-		say("load shedding at a backlog of %d: the end-to-end p99 %.1f ms is within the bound %.1f ms (%d / %s accepted/s + %s)\n",
-			f.MaxBacklog, f.EndToEnd.P99, f.EndToEndBoundMs, f.MaxBacklog, perSecond(f.AcceptedPerSecond), o.target)
-	default:
-		say("load shedding at a backlog of %d: the end-to-end p99 %.1f ms is OVER the bound %.1f ms (%d / %s accepted/s + %s)\n",
-			f.MaxBacklog, f.EndToEnd.P99, f.EndToEndBoundMs, f.MaxBacklog, perSecond(f.AcceptedPerSecond), o.target)
+		return nil
 	}
+	verdict := "OVER"
+	if f.WithinBound {
+		verdict = "within"
+	}
+	say("load shedding at a backlog of %d: the end-to-end p99 %.1f ms is %s the bound %.1f ms (%d / %s accepted/s + %s)\n",
+		f.MaxBacklog, f.EndToEnd.P99, verdict, f.EndToEndBoundMs, f.MaxBacklog, perSecond(f.AcceptedPerSecond), o.target)
 	return nil
 }
 
