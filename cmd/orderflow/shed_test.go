@@ -55,15 +55,25 @@ func testShedding(t *testing.T, env map[string]string, open func() books) {
 
 	// No processor yet: every order accepted stays in the backlog, and the
 	// api counts the ones it accepted on top of the queue's last count, so
-	// exactly the bound is accepted however fast the orders come.
+	// no more than the bound is accepted however fast the orders come. An
+	// order whose write returns while a count runs may be in that count and
+	// is added on top as well until the next count (the estimate errs high,
+	// never low: see orderflow.Backlog), so a refusal below the bound waits
+	// for the api's estimate to come back to the orders accepted (a count
+	// with no write beside it) before the next order; at the end exactly
+	// the bound is accepted.
 	const offered = shedBound + 10
 	for n := range offered {
 		key := fmt.Sprintf("s-%d", n)
+		refused := cl.asked
 		cl.place(key, 1000+100*n) // a refusal is counted in cl.asked, anything else in cl.other
+		if cl.asked > refused && len(cl.ok) < shedBound {
+			waitForMetrics(t, base+"/metrics", 10*time.Second, fmt.Sprintf("\norder_backlog %d\n", len(cl.ok)))
+		}
 	}
-	if len(cl.ok) != shedBound || len(cl.unknown) != offered-shedBound || cl.asked != offered-shedBound || len(cl.other) > 0 {
-		t.Fatalf("%d accepted, %d refused with 503 or 409, other answers %v; want %d accepted and %d refused with 503",
-			len(cl.ok), cl.asked, cl.other, shedBound, offered-shedBound)
+	if len(cl.ok) != shedBound || len(cl.unknown) != offered-shedBound || cl.asked < offered-shedBound || len(cl.other) > 0 {
+		t.Fatalf("%d accepted, %d refused with 503 or 409, other answers %v; want %d accepted and the rest refused with 503",
+			len(cl.ok), cl.asked, cl.other, shedBound)
 	}
 	checkOverloadedAnswer(t, cl, base)
 	if resp, err := cl.http.Get(base + "/ready"); err != nil || resp.StatusCode != http.StatusOK {
@@ -72,7 +82,7 @@ func testShedding(t *testing.T, env map[string]string, open func() books) {
 		resp.Body.Close()
 	}
 	waitForMetrics(t, base+"/metrics", 10*time.Second,
-		fmt.Sprintf("orders_shed_total %d", offered-shedBound+1),
+		fmt.Sprintf("orders_shed_total %d", cl.asked+1),
 		fmt.Sprintf("order_backlog_max %d", shedBound))
 	waitLog(t, api.log, 10*time.Second, map[string]any{"msg": "shedding load: the backlog has reached ORDERFLOW_MAX_BACKLOG; POST /orders answers 503 overloaded"})
 
