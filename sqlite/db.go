@@ -30,11 +30,7 @@ const (
 	DefaultMaxReceives       = 5
 	DefaultIdempotencyTTL    = orderflow.MinIdempotencyTTL
 	DefaultJanitorInterval   = time.Minute
-	// DefaultCommitWindow is Options.CommitWindow's default: at 2,400
-	// orders/s on 2 cores it cut the server's CPU per order by about a
-	// fifth, at about 4 ms of end-to-end latency (docs/performance.md).
-	DefaultCommitWindow = 2 * time.Millisecond
-	DefaultSynchronous  = "FULL"
+	DefaultSynchronous       = "FULL"
 )
 
 // Options configures a DB. Zero fields take the defaults above.
@@ -77,17 +73,6 @@ type Options struct {
 	// Without it, Watch tells of this process's writes only.
 	WatchOtherWriters               bool
 	WatchInterval, WatchMaxInterval time.Duration
-	// CommitWindow is the shortest time between two commits of the
-	// writer while writes keep coming: a transaction that could commit
-	// sooner (the last fsync has ended) stays open until this long after
-	// the previous commit, and the writes that arrive meanwhile join it.
-	// Each commit writes every page it dirtied to the WAL and costs an
-	// fsync, so at moderate rates, where each would carry a few writes,
-	// fewer and fuller commits cost the server less CPU; a write that
-	// finds the writer idle longer than this commits at once, so a quiet
-	// database adds no latency. Zero takes DefaultCommitWindow; negative
-	// commits as soon as the disk is free.
-	CommitWindow time.Duration
 }
 
 // DB is the embedded queue and store on one SQLite file. It is safe for
@@ -156,12 +141,6 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 	if opts.JanitorInterval <= 0 {
 		opts.JanitorInterval = DefaultJanitorInterval
-	}
-	switch {
-	case opts.CommitWindow == 0:
-		opts.CommitWindow = DefaultCommitWindow
-	case opts.CommitWindow < 0:
-		opts.CommitWindow = 0
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

@@ -60,6 +60,3 @@ func (db *DB) SetPollInterval(d time.Duration) { db.poll = d }
 // SetBeforeWait makes a Receive that found nothing call hook before it
 // waits.
 func (db *DB) SetBeforeWait(hook func()) { db.beforeWait.Store(&hook) }
-
-// MaxBatch is the most operations one transaction takes.
-const MaxBatch = maxBatch

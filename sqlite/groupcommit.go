@@ -68,10 +68,6 @@ type groupCommit struct {
 	// txBegan is when the writer began its current transaction, for its
 	// span (see traceTx); the writer's alone.
 	txBegan time.Time
-	// lastCommit is when the writer last committed, and window its timer
-	// for the commit window (see windowOp); the writer's alone.
-	lastCommit time.Time
-	window     *time.Timer
 	// tracer starts the write and transaction spans (tracing.go).
 	tracer trace.Tracer
 

@@ -141,7 +141,6 @@ func sqliteOptions(cfg config, log *slog.Logger, reg prometheus.Registerer) sqli
 		WatchOtherWriters: cfg.watchOtherWriters,
 		WatchInterval:     cfg.WatchInterval,
 		WatchMaxInterval:  cfg.WatchMaxInterval,
-		CommitWindow:      window(cfg.CommitWindow),
 	}
 }
 
