@@ -22,7 +22,8 @@
 // every latency counted from the intended send time), and a bisection
 // below the closed-loop rate finds the highest rate at which every order
 // is accepted, the end-to-end p99 (202 → final state) stays within
-// -target and the backlog does not grow. It prints that rate and its
+// -target and the backlog does not grow, and a second phase at that rate
+// confirms it (stepping down while it fails). It prints that rate and its
 // ratio to the durable ceiling, the ack and end-to-end p50/p99/p999 at
 // 50, 80 and 100 % of it, and an overload phase at -overload times it
 // (accepted/s, 503s and other answers, whether every accepted order

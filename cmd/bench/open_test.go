@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -284,6 +285,40 @@ func TestBisectFindsTheHighestPassingRate(t *testing.T) {
 		}
 	}
 	if _, err := bisect(100, 3, func(float64) (bool, error) { return false, fmt.Errorf("server gone") }); err == nil {
+		t.Error("a probe's error was not returned")
+	}
+}
+
+// The sweep's answer is measured again; while it does not hold, rates
+// one, three and seven steps below it are tried, and none of them is a
+// capacity unless its phase passed.
+func TestConfirmStepsDownUntilARateHolds(t *testing.T) {
+	for _, tt := range []struct {
+		holds  float64 // the highest rate that passes a second time
+		want   float64
+		probes []float64
+	}{
+		{3000, 3000, []float64{3000}},
+		{2990, 2950, []float64{3000, 2950}},
+		{2900, 2850, []float64{3000, 2950, 2850}},
+		{2800, 0, []float64{3000, 2950, 2850}},
+	} {
+		var probes []float64
+		got, err := confirm(3000, 50, 3, func(rate float64) (bool, error) {
+			probes = append(probes, rate)
+			return rate <= tt.holds, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != tt.want || !slices.Equal(probes, tt.probes) {
+			t.Errorf("a second phase holding up to %v: confirmed %v after probes %v, want %v after %v", tt.holds, got, probes, tt.want, tt.probes)
+		}
+	}
+	if got, _ := confirm(40, 50, 3, func(float64) (bool, error) { return false, nil }); got != 0 {
+		t.Errorf("stepping below 0/s confirmed %v, want 0", got)
+	}
+	if _, err := confirm(100, 10, 3, func(float64) (bool, error) { return false, fmt.Errorf("server gone") }); err == nil {
 		t.Error("a probe's error was not returned")
 	}
 }
