@@ -58,9 +58,9 @@ import (
 // sweep found is measured again (confirm): the capacity is a rate that
 // held twice, stepping down by the sweep's resolution, then twice that,
 // while the second phase does not hold; that phase is the 100 % level.
-// Every latency
-// counts from the intended send time, not from when a connection was
-// free to send (fire): the correction for coordinated omission.
+// Every latency counts from the intended send time, not from when a
+// connection was free to send (fire): the correction for coordinated
+// omission.
 
 // checkOpen refuses -open's flags before anything is measured.
 func (o options) checkOpen() error {
