@@ -388,7 +388,7 @@ func confirm(rate, step float64, tries int, probe func(rate float64) (bool, erro
 }
 
 // confirmTries bounds the phases confirm runs: the sweep's answer, then
-// at most 7 resolutions (the last step) below it.
+// one and three resolutions (the last step) below it.
 const confirmTries = 3
 
 // openRun is orderflow running for the open-loop phases: where to send,

@@ -290,7 +290,7 @@ func TestBisectFindsTheHighestPassingRate(t *testing.T) {
 }
 
 // The sweep's answer is measured again; while it does not hold, rates
-// one, three and seven steps below it are tried, and none of them is a
+// one and then three steps below it are tried, and none of them is a
 // capacity unless its phase passed.
 func TestConfirmStepsDownUntilARateHolds(t *testing.T) {
 	for _, tt := range []struct {
