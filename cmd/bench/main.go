@@ -218,7 +218,7 @@ func parseOptions() options {
 	flag.StringVar(&o.plot, "plot", "", "draw throughput and latency percentiles per phase, against the ceilings, into this SVG `FILE`")
 	flag.StringVar(&o.from, "from", "", "with -plot: draw the report of an earlier run (its -json output, this `FILE`) instead of measuring")
 	flag.StringVar(&o.replica, "replica", "", "embedded mode: ORDERFLOW_REPLICA_URL of the server (file:///dir or s3://bucket/prefix), to measure with continuous replication on")
-	flag.Float64Var(&o.rate, "rate", 0, "offer the orderflow phase this many orders/s (the workers paced) instead of as many as they get answered: the AWS mode's requests per order at a given rate")
+	flag.Float64Var(&o.rate, "rate", 0, "offer the orderflow phase this many orders/s (the workers paced) instead of as many as they get answered: the AWS mode's requests per order at a given rate; with -open, measure one open-loop phase at this rate instead of the sweep")
 	flag.Parse()
 	return o
 }

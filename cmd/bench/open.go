@@ -48,10 +48,15 @@ import (
 //     target. The first quarter is left out: it starts from an empty
 //     system.
 //
-// The sweep (bisect) looks for the highest sustained rate below the
-// closed-loop accepted rate (an upper bound: there the processor falls
-// behind), halving the interval -steps times, each probe a phase of
-// -duration, with the backlog drained before the next. One phase's p99
+// The sweep looks for the highest sustained rate. It starts at the
+// closed-loop accepted rate, which is only a guess at the ceiling: with
+// load shedding on, the closed loop's 64 clients are accepted about as
+// fast as the processor completes, and an open loop can be sustained
+// above that. While a rate is sustained it doubles it (up to the durable
+// ceiling, above which the api accepts nothing more), and then bisects
+// between the highest rate sustained and the lowest not, -steps times,
+// each probe a phase of -duration, with the backlog drained before the
+// next. One phase's p99
 // rests on its slowest 1 % of orders, which a stall of a few hundred
 // milliseconds (a checkpoint behind a slow fsync, the load generator
 // descheduled on the shared cores) decides on its own, so the rate the
@@ -71,6 +76,8 @@ func (o options) checkOpen() error {
 		return fmt.Errorf("-arrivals %q: want poisson or constant", o.arrivals)
 	case o.conns < 1 || o.steps < 1 || o.overload <= 0 || o.target <= 0:
 		return errors.New("-conns and -steps must be at least 1, -overload and -target above 0")
+	case o.rate > 0 && o.plot != "":
+		return errors.New("-open -rate measures one phase; -plot draws a sweep: drop one")
 	}
 	return nil
 }
@@ -347,17 +354,36 @@ func sustainedRule(f openPhase, target time.Duration) (bool, string) {
 	return true, ""
 }
 
-// bisect finds the highest rate below hi at which probe passes: steps
-// probes, each halving the interval [lo, hi] that holds the answer
-// (lo = 0 at first: nothing passed yet). It returns lo, the highest rate
-// that passed, 0 if none did; the answer is within hi/2^steps of it.
-func bisect(hi float64, steps int, probe func(rate float64) (bool, error)) (float64, error) {
+// sweep finds the highest rate at which probe passes, below limit. It
+// brackets the answer first: it probes hi, a first guess at where the
+// processor falls behind, and while a probe passes, twice the rate (up to
+// limit: passing there ends the sweep, with the resolution steps halvings
+// of limit would have had). Then it bisects the bracket
+// [lo, hi] that holds the answer (lo = 0 while nothing passed) steps
+// times, each probe halving it. It returns lo, the highest rate that
+// passed, 0 if none did, and the bracket's final width: the answer is
+// within it of lo.
+func sweep(hi, limit float64, steps int, probe func(rate float64) (bool, error)) (rate, resolution float64, err error) {
 	lo := 0.0
+	hi = min(hi, limit)
+	for {
+		ok, err := probe(hi)
+		if err != nil {
+			return 0, 0, err
+		}
+		if !ok {
+			break
+		}
+		if lo = hi; hi >= limit {
+			return lo, limit / math.Pow(2, float64(steps)), nil
+		}
+		hi = min(2*hi, limit)
+	}
 	for range steps {
 		mid := (lo + hi) / 2
 		ok, err := probe(mid)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if ok {
 			lo = mid
@@ -365,7 +391,7 @@ func bisect(hi float64, steps int, probe func(rate float64) (bool, error)) (floa
 			hi = mid
 		}
 	}
-	return lo, nil
+	return lo, hi - lo, nil
 }
 
 // confirm measures rate again with probe and, while it does not pass,
@@ -541,6 +567,9 @@ func listPage(client *http.Client, api, token, cursor string) (httpapi.OrderPage
 func measureOpen(o options, dir, bin string) error {
 	say("machine: %d cores; each phase %s; closed loop with %d workers, open loop: %s arrivals over up to %d connections\n\n",
 		runtime.NumCPU(), o.duration, o.workers, o.arrivals, o.conns)
+	if o.rate > 0 {
+		return measureOpenAt(o, dir, bin)
+	}
 	bare, durable, s, p, err := measureUpToPeak(o, dir, bin)
 	if err != nil {
 		return err
@@ -548,13 +577,13 @@ func measureOpen(o options, dir, bin string) error {
 	defer s.stop()
 	hi := p.res.rate()
 	if hi <= 0 {
-		return errors.New("the closed-loop phase accepted no order: no rate to sweep below")
+		return errors.New("the closed-loop phase accepted no order: no rate to start the sweep at")
 	}
 	ol := &openLoop{Arrivals: o.arrivals, Connections: o.conns, TargetP99Ms: ms(o.target), Steps: o.steps, Overload: o.overload}
 	rep.Open = ol
 	r := newOpenRun(o, s)
-	say("\nopen loop: the highest rate with every order accepted, end-to-end p99 ≤ %s and a bounded backlog, below %.0f/s in %d steps\n", o.target, hi, o.steps)
-	capacity, err := bisect(hi, o.steps, func(rate float64) (bool, error) {
+	say("\nopen loop: the highest rate with every order accepted, end-to-end p99 ≤ %s and a bounded backlog: from the closed loop's %.0f/s, doubling while sustained (up to the durable ceiling), then %d bisection steps\n", o.target, hi, o.steps)
+	capacity, resolution, err := sweep(hi, durable.rate(), o.steps, func(rate float64) (bool, error) {
 		f, err := r.phase(fmt.Sprintf("sweep %d", len(ol.Sweep)+1), rate)
 		if err != nil {
 			return false, err
@@ -570,7 +599,7 @@ func measureOpen(o options, dir, bin string) error {
 	// phase that holds is the 100 % level; the others are probes.
 	var full openPhase
 	if capacity > 0 {
-		capacity, err = confirm(capacity, hi/math.Pow(2, float64(o.steps)), confirmTries, func(rate float64) (bool, error) {
+		capacity, err = confirm(capacity, resolution, confirmTries, func(rate float64) (bool, error) {
 			f, err := r.phase("100 %", rate)
 			if err != nil {
 				return false, err
@@ -591,7 +620,7 @@ func measureOpen(o options, dir, bin string) error {
 	rep.Capacity = &Capacity{SustainedPerSecond: capacity, DurableCeilingPerSecond: durable.rate(), CeilingPerSecond: bare.rate(),
 		AcceptedPerSecond: p.res.rate(), RatioToDurableCeiling: capacity / durable.rate()}
 	if capacity == 0 {
-		say("\nsustained capacity: none: no rate (down to %.1f/s) met the target in the sweep and again in a second phase; try a longer -target\n", hi/math.Pow(2, float64(o.steps)))
+		say("\nsustained capacity: none: no rate (down to %.1f/s) met the target in the sweep and again in a second phase; try a longer -target\n", resolution)
 		return nil
 	}
 	say("\nsustained capacity:            %8s orders/s   (%.3f of the durable ceiling %.0f/s; ceiling %.0f/s; closed loop accepted %s/s)\n",
@@ -621,19 +650,54 @@ func measureOpen(o options, dir, bin string) error {
 	overloadBound(&f, int(page.sum("order_backlog_max", nil)), o.target)
 	ol.OverloadPhase = &f
 	printLevel(f)
-	say("overload (%.1f× the capacity): %d offered, %s accepted/s; answers %v; accepted orders' end-to-end p99 %.1f ms; %d of %d accepted reached a final state (lost %d)\n",
-		o.overload, f.Sent, perSecond(f.AcceptedPerSecond), f.Statuses, f.EndToEnd.P99, f.Accepted-f.Lost, f.Accepted, f.Lost)
+	say("overload (%.1f× the capacity): ", o.overload)
+	printShedding(f, o.target)
+	return nil
+}
+
+// measureOpenAt is -open -rate: one phase at that rate on a server of its
+// own, with the answers and the overload bound as the overload phase
+// prints them: what a given load gets, without the sweep.
+func measureOpenAt(o options, dir, bin string) error {
+	s, err := startServe(o, dir, bin)
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	ol := &openLoop{Arrivals: o.arrivals, Connections: o.conns, TargetP99Ms: ms(o.target)}
+	rep.Open = ol
+	r := newOpenRun(o, s)
+	f, err := r.phase(fmt.Sprintf("at %s/s", perSecond(o.rate)), o.rate)
+	if err != nil {
+		return err
+	}
+	page, err := scrape(s.api)
+	if err != nil {
+		return err
+	}
+	overloadBound(&f, int(page.sum("order_backlog_max", nil)), o.target)
+	ol.Levels = append(ol.Levels, f)
+	say("%-9s %9s %9s   %-26s   %-26s\n", "", "offered/s", "accepted", "ack p50 / p99 / p999 ms", "end to end p50 / p99 / p999")
+	printLevel(f)
+	printShedding(f, o.target)
+	return nil
+}
+
+// printShedding prints what became of an open-loop phase's orders, and
+// with load shedding on, its end-to-end p99 against the bound's wait.
+func printShedding(f openPhase, target time.Duration) {
+	say("%d offered, %s accepted/s; answers %v; accepted orders' end-to-end p99 %.1f ms; %d of %d accepted reached a final state (lost %d)\n",
+		f.Sent, perSecond(f.AcceptedPerSecond), f.Statuses, f.EndToEnd.P99, f.Accepted-f.Lost, f.Accepted, f.Lost)
 	if f.MaxBacklog == 0 {
 		say("load shedding off (ORDERFLOW_MAX_BACKLOG=0): the backlog takes the excess\n")
-		return nil
+		return
 	}
 	verdict := "OVER"
 	if f.WithinBound {
 		verdict = "within"
 	}
 	say("load shedding at a backlog of %d: the end-to-end p99 %.1f ms is %s the bound %.1f ms (%d / %s accepted/s + %s)\n",
-		f.MaxBacklog, f.EndToEnd.P99, verdict, f.EndToEndBoundMs, f.MaxBacklog, perSecond(f.AcceptedPerSecond), o.target)
-	return nil
+		f.MaxBacklog, f.EndToEnd.P99, verdict, f.EndToEndBoundMs, f.MaxBacklog, perSecond(f.AcceptedPerSecond), target)
 }
 
 // overloadBound sets the overload phase's bound from the server's

@@ -265,27 +265,52 @@ func TestPhaseFiguresCountTheOrdersInTheSystem(t *testing.T) {
 	}
 }
 
-// The sweep finds the highest passing rate to within hi/2^steps, and
-// never one that failed.
-func TestBisectFindsTheHighestPassingRate(t *testing.T) {
-	for _, capacity := range []float64{0, 1, 3000, 4999, 5000} {
+// The sweep finds the highest passing rate to within the resolution it
+// reports, and never one that failed: below the first guess by bisection
+// alone, above it (up to the limit) after doubling past it.
+func TestSweepFindsTheHighestPassingRate(t *testing.T) {
+	const guess, limit = 5000.0, 30000.0
+	for _, tt := range []struct {
+		capacity   float64
+		probes     int
+		resolution float64
+	}{
+		{0, 7, guess / 64},
+		{1, 7, guess / 64},
+		{3000, 7, guess / 64},
+		{4999, 7, guess / 64},
+		{5000, 8, guess / 64},               // 5000 passes, 10000 fails
+		{9000, 8, guess / 64},               // the bracket [5000, 10000]
+		{12000, 9, 2 * guess / 64},          // [10000, 20000]
+		{25000, 10, (limit - 4*guess) / 64}, // [20000, 30000 = the limit]
+		{limit, 4, limit / 64},              // the limit passes: nothing above it to find
+		{2 * limit, 4, limit / 64},          // ditto
+	} {
 		var probes []float64
-		got, err := bisect(5000, 6, func(rate float64) (bool, error) {
+		got, res, err := sweep(guess, limit, 6, func(rate float64) (bool, error) {
 			probes = append(probes, rate)
-			return rate <= capacity, nil
+			return rate <= tt.capacity, nil
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(probes) != 6 {
-			t.Errorf("capacity %v: %d probes, want 6", capacity, len(probes))
+		if len(probes) != tt.probes || res != tt.resolution {
+			t.Errorf("capacity %v: %d probes, resolution %v; want %d, %v (probes %v)", tt.capacity, len(probes), res, tt.probes, tt.resolution, probes)
 		}
-		if got > capacity || got < min(capacity, 5000)-5000.0/64 {
-			t.Errorf("capacity %v: found %v, want within %v below it (probes %v)", capacity, got, 5000.0/64, probes)
+		if want := min(tt.capacity, limit); got > want || got < want-res {
+			t.Errorf("capacity %v: found %v, want within %v below %v (probes %v)", tt.capacity, got, res, want, probes)
 		}
 	}
-	if _, err := bisect(100, 3, func(float64) (bool, error) { return false, fmt.Errorf("server gone") }); err == nil {
+	if _, _, err := sweep(100, 1000, 3, func(float64) (bool, error) { return false, fmt.Errorf("server gone") }); err == nil {
 		t.Error("a probe's error was not returned")
+	}
+	if _, _, err := sweep(100, 1000, 3, func(r float64) (bool, error) {
+		if r > 100 {
+			return false, fmt.Errorf("server gone")
+		}
+		return true, nil
+	}); err == nil {
+		t.Error("an error while doubling was not returned")
 	}
 }
 
@@ -421,6 +446,7 @@ func TestCheckOpenRefusesBadFlags(t *testing.T) {
 		"-conns 0":         func(o *options) { o.conns = 0 },
 		"-overload 0":      func(o *options) { o.overload = 0 },
 		"-follow":          func(o *options) { o.follow = true },
+		"-rate with -plot": func(o *options) { o.rate, o.plot = 5000, "x.svg" },
 	} {
 		o := good
 		change(&o)
