@@ -61,8 +61,9 @@ import (
 // milliseconds (a checkpoint behind a slow fsync, the load generator
 // descheduled on the shared cores) decides on its own, so the rate the
 // sweep found is measured again (confirm): the capacity is a rate that
-// held twice, stepping down by the sweep's resolution, then twice that,
-// while the second phase does not hold; that phase is the 100 % level.
+// held twice, stepping down by the sweep's resolution, then twice that and
+// so on, while the second phase does not hold (confirmTries phases at
+// most); that phase is the 100 % level.
 // Every latency counts from the intended send time, not from when a
 // connection was free to send (fire): the correction for coordinated
 // omission.
@@ -395,8 +396,8 @@ func sweep(hi, limit float64, steps int, probe func(rate float64) (bool, error))
 }
 
 // confirm measures rate again with probe and, while it does not pass,
-// rates below it, stepping down by step, then twice and four times as
-// far (tries probes at most): the highest rate found to pass, or 0 if
+// rates below it, stepping down by step, then each time twice as far
+// (tries probes at most): the highest rate found to pass, or 0 if
 // none did (or the rates reached 0).
 func confirm(rate, step float64, tries int, probe func(rate float64) (bool, error)) (float64, error) {
 	for range tries {
@@ -414,8 +415,12 @@ func confirm(rate, step float64, tries int, probe func(rate float64) (bool, erro
 }
 
 // confirmTries bounds the phases confirm runs: the sweep's answer, then
-// one and three resolutions (the last step) below it.
-const confirmTries = 3
+// one, three, seven and fifteen resolutions (the last step) below it. Near
+// the capacity a phase fails or holds by chance (one stall decides), and
+// a run in which the sweep's rate held once and three lower ones failed
+// reported no capacity at all, though a rate a fifth lower had held
+// earlier in the same sweep.
+const confirmTries = 5
 
 // openRun is orderflow running for the open-loop phases: where to send,
 // as whom, and how.
