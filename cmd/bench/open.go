@@ -208,11 +208,17 @@ type openPhase struct {
 	Sent             int     `json:"sent"`
 	// Accepted are the 202s; Statuses counts every answer by status, and
 	// "error" the requests that got none.
-	Accepted          int            `json:"accepted"`
-	AcceptedPerSecond float64        `json:"accepted_per_second"`
-	Statuses          map[string]int `json:"statuses"`
-	Ack               percentiles    `json:"ack_ms"`        // of the 202s
-	EndToEnd          percentiles    `json:"end_to_end_ms"` // of the accepted orders that reached a final state
+	Accepted          int     `json:"accepted"`
+	AcceptedPerSecond float64 `json:"accepted_per_second"`
+	// CompletedPerSecond is the phase's accepted orders that reached a
+	// final state before its end, per second: the rate the server drained
+	// the backlog at. Under an overload it is below AcceptedPerSecond,
+	// which also counts the orders that filled the empty queue up to the
+	// bound at the phase's start.
+	CompletedPerSecond float64        `json:"completed_per_second"`
+	Statuses           map[string]int `json:"statuses"`
+	Ack                percentiles    `json:"ack_ms"`        // of the 202s
+	EndToEnd           percentiles    `json:"end_to_end_ms"` // of the accepted orders that reached a final state
 	// Final are the accepted orders in a final state once the backlog
 	// drained, by state; Lost the accepted ones that were not.
 	Final map[orderflow.Status]int `json:"final"`
@@ -235,7 +241,7 @@ type openPhase struct {
 	// ORDERFLOW_MAX_BACKLOG (0: no shedding), and with shedding on
 	// EndToEndBoundMs the most an accepted order should take: the wait
 	// behind a full backlog at the rate the server completed orders
-	// (MaxBacklog / AcceptedPerSecond, Little's law for a queue held at
+	// (MaxBacklog / CompletedPerSecond, Little's law for a queue held at
 	// the bound) plus -target for its own processing. WithinBound says
 	// whether the accepted orders' end-to-end p99 kept to it.
 	MaxBacklog      int     `json:"max_backlog,omitempty"`
@@ -316,6 +322,7 @@ func phaseFigures(name string, rate float64, start time.Time, d time.Duration, s
 	}
 	hold(end)
 	f.InSystemAtEnd = in
+	f.CompletedPerSecond = float64(f.Accepted-in) / d.Seconds()
 	f.BacklogQ2, f.BacklogQ4 = area[1]/q.Seconds(), area[3]/q.Seconds()
 	f.BacklogQ4Bound = f.BacklogQ2 + rate*target.Seconds()/4 + 5
 	f.Sustained, f.Why = sustainedRule(f, target)
@@ -701,21 +708,21 @@ func printShedding(f openPhase, target time.Duration) {
 	if f.WithinBound {
 		verdict = "within"
 	}
-	say("load shedding at a backlog of %d: the end-to-end p99 %.1f ms is %s the bound %.1f ms (%d / %s accepted/s + %s)\n",
-		f.MaxBacklog, f.EndToEnd.P99, verdict, f.EndToEndBoundMs, f.MaxBacklog, perSecond(f.AcceptedPerSecond), target)
+	say("load shedding at a backlog of %d: the end-to-end p99 %.1f ms is %s the bound %.1f ms (%d / %s completed/s + %s)\n",
+		f.MaxBacklog, f.EndToEnd.P99, verdict, f.EndToEndBoundMs, f.MaxBacklog, perSecond(f.CompletedPerSecond), target)
 }
 
 // overloadBound sets the overload phase's bound from the server's
 // ORDERFLOW_MAX_BACKLOG max: with shedding on, a queue held at the bound
-// and drained at the accepted rate makes an order wait at most
+// and drained at the phase's completion rate makes an order wait about
 // max / rate (Little's law), plus target for its own processing. An
 // order that was lost, or a p99 over that, is outside the bound.
 func overloadBound(f *openPhase, max int, target time.Duration) {
 	f.MaxBacklog = max
-	if max <= 0 || f.AcceptedPerSecond <= 0 {
+	if max <= 0 || f.CompletedPerSecond <= 0 {
 		return
 	}
-	f.EndToEndBoundMs = float64(max)/f.AcceptedPerSecond*1000 + ms(target)
+	f.EndToEndBoundMs = float64(max)/f.CompletedPerSecond*1000 + ms(target)
 	f.WithinBound = f.Lost == 0 && f.EndToEnd.P99 <= f.EndToEndBoundMs
 }
 

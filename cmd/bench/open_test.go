@@ -263,6 +263,10 @@ func TestPhaseFiguresCountTheOrdersInTheSystem(t *testing.T) {
 	if f.Accepted != 10000 || f.AcceptedPerSecond != 1000 || f.Final[orderflow.StatusCompleted] != 10000 || f.Lost != 0 {
 		t.Errorf("accepted %d (%.0f/s), final %v, lost %d", f.Accepted, f.AcceptedPerSecond, f.Final, f.Lost)
 	}
+	// All but the 20 still in the system at the end completed in it.
+	if f.CompletedPerSecond != 998 {
+		t.Errorf("completed %.1f/s, want 998", f.CompletedPerSecond)
+	}
 }
 
 // The sweep finds the highest passing rate to within the resolution it
@@ -511,7 +515,9 @@ func TestOverloadBound(t *testing.T) {
 		{"shedding off: no bound", 0, 0, 100, 0, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			f := openPhase{AcceptedPerSecond: 3200, Lost: c.lost, EndToEnd: percentiles{P99: c.p99}}
+			// 3400 accepted/s, 2000 of them only to fill the queue: the
+			// bound is the wait at the 3200/s the queue drained at.
+			f := openPhase{AcceptedPerSecond: 3400, CompletedPerSecond: 3200, Lost: c.lost, EndToEnd: percentiles{P99: c.p99}}
 			overloadBound(&f, c.max, 100*time.Millisecond)
 			if f.MaxBacklog != c.max || math.Abs(f.EndToEndBoundMs-c.bound) > 1e-9 || f.WithinBound != c.within {
 				t.Errorf("max %d, bound %.3f ms, within %v; want %d, %.3f, %v", f.MaxBacklog, f.EndToEndBoundMs, f.WithinBound, c.max, c.bound, c.within)
