@@ -318,6 +318,33 @@ func TestSweepFindsTheHighestPassingRate(t *testing.T) {
 	}
 }
 
+// A rate fails the sweep only if a second phase fails it too; a pass or
+// an error ends the probe at once.
+func TestSecondChanceProbesAFailureAgain(t *testing.T) {
+	for _, tt := range []struct {
+		phases []bool
+		want   bool
+		ran    int
+	}{
+		{[]bool{true}, true, 1},
+		{[]bool{false, true}, true, 2},
+		{[]bool{false, false}, false, 2},
+	} {
+		ran := 0
+		got, err := secondChance(func(float64) (bool, error) {
+			ran++
+			return tt.phases[ran-1], nil
+		})(1000)
+		if err != nil || got != tt.want || ran != tt.ran {
+			t.Errorf("phases %v: %v after %d phases (%v), want %v after %d", tt.phases, got, ran, err, tt.want, tt.ran)
+		}
+	}
+	ran := 0
+	if _, err := secondChance(func(float64) (bool, error) { ran++; return false, fmt.Errorf("server gone") })(1000); err == nil || ran != 1 {
+		t.Errorf("an error: %v after %d phases, want it after 1", err, ran)
+	}
+}
+
 // The sweep's answer is measured again; while it does not hold, rates
 // one and then three steps below it are tried, and none of them is a
 // capacity unless its phase passed.
