@@ -627,12 +627,14 @@ func measureOpen(o options, dir, bin string) error {
 	// The sweep's answer held once: measure it again (see confirm). The
 	// phase that holds is the 100 % level; the others are probes.
 	var full openPhase
+	found, lowest := capacity, capacity // the sweep's answer, the lowest rate confirm tried
 	if capacity > 0 {
 		capacity, err = confirm(capacity, resolution, confirmTries, func(rate float64) (bool, error) {
 			f, err := r.phase("100 %", rate)
 			if err != nil {
 				return false, err
 			}
+			lowest = rate
 			if !f.Sustained {
 				f.Name = fmt.Sprintf("confirm %d", len(ol.Sweep)+1)
 				ol.Sweep = append(ol.Sweep, f)
@@ -648,8 +650,13 @@ func measureOpen(o options, dir, bin string) error {
 	}
 	rep.Capacity = &Capacity{SustainedPerSecond: capacity, DurableCeilingPerSecond: durable.rate(), CeilingPerSecond: bare.rate(),
 		AcceptedPerSecond: p.res.rate(), RatioToDurableCeiling: capacity / durable.rate()}
-	if capacity == 0 {
-		say("\nsustained capacity: none: no rate (down to %.1f/s) met the target in the sweep and again in a second phase; try a longer -target\n", resolution)
+	switch {
+	case capacity == 0 && found == 0:
+		say("\nsustained capacity: none: no rate (down to %.1f/s) met the target in the sweep; try a longer -target\n", resolution)
+		return nil
+	case capacity == 0:
+		say("\nsustained capacity: none confirmed: the sweep's %s/s held once, and a second phase at it and at every rate tried below it, down to %s/s, did not; "+
+			"the machine's load varied during the run (compare the phases' lines): run it again on a quiet machine\n", perSecond(found), perSecond(lowest))
 		return nil
 	}
 	say("\nsustained capacity:            %8s orders/s   (%.3f of the durable ceiling %.0f/s; ceiling %.0f/s; closed loop accepted %s/s)\n",
