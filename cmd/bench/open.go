@@ -56,15 +56,14 @@ import (
 // ceiling, above which the api accepts nothing more), and then bisects
 // between the highest rate sustained and the lowest not, -steps times,
 // each probe a phase of -duration, with the backlog drained before the
-// next; a rate fails only when a second phase at it fails too
-// (secondChance). One phase's p99
-// rests on its slowest 1 % of orders, which a stall of a few hundred
-// milliseconds (a checkpoint behind a slow fsync, the load generator
-// descheduled on the shared cores) decides on its own, so the rate the
-// sweep found is measured again (confirm): the capacity is a rate that
-// held twice, stepping down by the sweep's resolution, then twice that and
-// so on, while the second phase does not hold (confirmTries phases at
-// most); that phase is the 100 % level.
+// next. One phase's p99 rests on its slowest 1 % of orders, which a stall
+// of a few hundred milliseconds (a checkpoint behind a slow fsync, the
+// load generator descheduled on the shared cores) decides on its own, so
+// a rate fails only when a second phase at it fails too (secondChance),
+// and the rate the sweep found is measured again (confirm): the capacity
+// is a rate that held twice, stepping down by the sweep's resolution,
+// then twice that and so on, while the second phase does not hold
+// (confirmTries phases at most); that phase is the 100 % level.
 // Every latency counts from the intended send time, not from when a
 // connection was free to send (fire): the correction for coordinated
 // omission.
@@ -363,13 +362,13 @@ func sustainedRule(f openPhase, target time.Duration) (bool, string) {
 	return true, ""
 }
 
-// sweep finds the highest rate at which probe passes, below limit. It
+// sweep finds the highest rate, up to limit, at which probe passes. It
 // brackets the answer first: it probes hi, a first guess at where the
 // processor falls behind, and while a probe passes, twice the rate (up to
 // limit: passing there ends the sweep, with the resolution steps halvings
-// of limit would have had). Then it bisects the bracket
-// [lo, hi] that holds the answer (lo = 0 while nothing passed) steps
-// times, each probe halving it. It returns lo, the highest rate that
+// of limit would have had). Then it bisects the bracket [lo, hi] that
+// holds the answer (lo = 0 while nothing passed) steps times, each probe
+// halving it. It returns lo, the highest rate that
 // passed, 0 if none did, and the bracket's final width: the answer is
 // within it of lo.
 func sweep(hi, limit float64, steps int, probe func(rate float64) (bool, error)) (rate, resolution float64, err error) {
