@@ -108,15 +108,20 @@ func (s *Store) callCtx(ctx context.Context) (context.Context, context.CancelFun
 // failed less than Options.WriteFailureWindow ago: a table that can be
 // read can still refuse writes, and Ping writes nothing itself, since
 // readiness probes would pay a write request each.
+//
+// The window is judged when Ping is asked, before its read: a read that
+// takes longer than the window (a slow or throttled table) must not let a
+// failure the probe was asked about expire meanwhile.
 func (s *Store) Ping(ctx context.Context) error {
+	ago, werr := s.writes.failed(s.opts.WriteFailureWindow)
 	ctx, cancel := s.callCtx(ctx)
 	defer cancel()
 	_, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key("PING", "PING")})
 	if err != nil {
 		return mapErr(err, "reach table %s", s.table)
 	}
-	if ago, err := s.writes.failed(s.opts.WriteFailureWindow); err != nil {
-		return mapErr(err, "the last write to table %s failed %s ago", s.table, ago.Round(time.Millisecond))
+	if werr != nil {
+		return mapErr(werr, "the last write to table %s failed %s ago", s.table, ago.Round(time.Millisecond))
 	}
 	return nil
 }

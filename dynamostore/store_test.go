@@ -128,6 +128,43 @@ func TestPingFailsWhileWritesFail(t *testing.T) {
 	}
 }
 
+// Ping judges the failure window when it is asked: a read slower than the
+// window (a loaded table) does not let the failure expire meanwhile and
+// report the table ready. (A loaded CI run's moto once answered Ping's
+// read after more than the 300 ms window of the test above.)
+func TestPingJudgesTheWindowWhenAsked(t *testing.T) {
+	t.Parallel()
+	_, table := newTable(t)
+	var fail atomic.Bool
+	const window = 200 * time.Millisecond
+	slowReads := func(o *dynamodb.Options) {
+		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
+			return s.Finalize.Add(middleware.FinalizeMiddlewareFunc("TestSlowReads",
+				func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+					if awsmiddleware.GetOperationName(ctx) == "GetItem" {
+						select {
+						case <-time.After(2 * window):
+						case <-ctx.Done():
+						}
+					}
+					return next.HandleFinalize(ctx, in)
+				}), middleware.After)
+		})
+	}
+	client := dynamodb.NewFromConfig(awstest.Config(awstest.Endpoint(t)), faultyWrites(&fail), slowReads)
+	st := dynamostore.New(client, table, dynamostore.Options{WriteFailureWindow: window})
+	fail.Store(true)
+	if err := st.SetStock(testCtx(t), "widget", 1); err == nil {
+		t.Fatal("SetStock succeeded while writes fail")
+	}
+	if err := st.Ping(testCtx(t)); orderflow.ErrorCode(err) != orderflow.EUnavailable {
+		t.Fatalf("Ping asked within the window, answered after it: got %v, want %s", err, orderflow.EUnavailable)
+	}
+	if err := st.Ping(testCtx(t)); err != nil {
+		t.Fatalf("Ping asked after the window: %v", err)
+	}
+}
+
 func TestRateLimiterContract(t *testing.T) {
 	t.Parallel()
 	client, table := newTable(t)
