@@ -406,7 +406,7 @@ func sweep(hi, limit float64, steps int, probe func(rate float64) (bool, error))
 // only if two phases in a row fail it. One stall of a few hundred
 // milliseconds fails a phase far below the capacity (a run's first phase,
 // at 2,568/s, failed with a p99 of 233 ms and a backlog of 18 orders; the
-// overload phase of the same run completed 4,145/s), and a sweep takes
+// overload phase of the same run accepted 4,145/s), and a sweep takes
 // every failure as an upper bound for good.
 func secondChance(probe func(rate float64) (bool, error)) func(rate float64) (bool, error) {
 	return func(rate float64) (bool, error) {
