@@ -19,15 +19,17 @@
 // With -open it measures the sustained capacity instead (open.go): after
 // the ceilings and the closed-loop peak, orders arrive at fixed rates
 // (Poisson or constant arrivals, sent over up to -conns connections,
-// every latency counted from the intended send time), and a bisection
-// below the closed-loop rate finds the highest rate at which every order
-// is accepted, the end-to-end p99 (202 → final state) stays within
-// -target and the backlog does not grow, and a second phase at that rate
-// confirms it (stepping down while it fails). It prints that rate and its
+// every latency counted from the intended send time), and a sweep from
+// the closed-loop rate (doubling while sustained, then bisecting) finds
+// the highest rate at which every order is accepted, the end-to-end p99
+// (202 → final state) stays within -target and the backlog does not
+// grow, and a second phase at that rate confirms it (stepping down while
+// it fails). It prints that rate and its
 // ratio to the durable ceiling, the ack and end-to-end p50/p99/p999 at
 // 50, 80 and 100 % of it, and an overload phase at -overload times it
 // (accepted/s, 503s and other answers, whether every accepted order
-// reached a final state). With -aws, the same against the AWS mode.
+// reached a final state). With -aws, the same against the AWS mode;
+// with -rate, one open-loop phase at that rate instead of the sweep.
 //
 // With -follow it measures what following orders costs instead (follow.go):
 // status requests and store reads per followed order, by polling and by

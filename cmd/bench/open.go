@@ -368,9 +368,8 @@ func sustainedRule(f openPhase, target time.Duration) (bool, string) {
 // limit: passing there ends the sweep, with the resolution steps halvings
 // of limit would have had). Then it bisects the bracket [lo, hi] that
 // holds the answer (lo = 0 while nothing passed) steps times, each probe
-// halving it. It returns lo, the highest rate that
-// passed, 0 if none did, and the bracket's final width: the answer is
-// within it of lo.
+// halving it. It returns lo, the highest rate that passed, 0 if none did,
+// and the bracket's final width: the answer is within it of lo.
 func sweep(hi, limit float64, steps int, probe func(rate float64) (bool, error)) (rate, resolution float64, err error) {
 	lo := 0.0
 	hi = min(hi, limit)
@@ -660,7 +659,7 @@ func measureOpen(o options, dir, bin string) error {
 	}
 	say("\nsustained capacity:            %8s orders/s   (%.3f of the durable ceiling %.0f/s; ceiling %.0f/s; closed loop accepted %s/s)\n",
 		perSecond(capacity), capacity/durable.rate(), durable.rate(), bare.rate(), perSecond(p.res.rate()))
-	say("%-9s %9s %9s   %-26s   %-26s\n", "", "offered/s", "accepted", "ack p50 / p99 / p999 ms", "end to end p50 / p99 / p999")
+	printLevelHeader()
 	for _, frac := range []float64{0.5, 0.8} {
 		f, err := r.phase(fmt.Sprintf("%.0f %%", frac*100), frac*capacity)
 		if err != nil {
@@ -678,11 +677,9 @@ func measureOpen(o options, dir, bin string) error {
 		return err
 	}
 	f.OfCapacity = o.overload
-	page, err := scrape(s.api)
-	if err != nil {
+	if err := r.judgeShedding(&f); err != nil {
 		return err
 	}
-	overloadBound(&f, int(page.sum("order_backlog_max", nil)), o.target)
 	ol.OverloadPhase = &f
 	printLevel(f)
 	say("overload (%.1f× the capacity): ", o.overload)
@@ -706,16 +703,30 @@ func measureOpenAt(o options, dir, bin string) error {
 	if err != nil {
 		return err
 	}
-	page, err := scrape(s.api)
-	if err != nil {
+	if err := r.judgeShedding(&f); err != nil {
 		return err
 	}
-	overloadBound(&f, int(page.sum("order_backlog_max", nil)), o.target)
 	ol.Levels = append(ol.Levels, f)
-	say("%-9s %9s %9s   %-26s   %-26s\n", "", "offered/s", "accepted", "ack p50 / p99 / p999 ms", "end to end p50 / p99 / p999")
+	printLevelHeader()
 	printLevel(f)
 	printShedding(f, o.target)
 	return nil
+}
+
+// judgeShedding sets f's bound (overloadBound) from the server's
+// ORDERFLOW_MAX_BACKLOG, read from its order_backlog_max.
+func (r *openRun) judgeShedding(f *openPhase) error {
+	page, err := scrape(r.s.api)
+	if err != nil {
+		return err
+	}
+	overloadBound(f, int(page.sum("order_backlog_max", nil)), r.o.target)
+	return nil
+}
+
+// printLevelHeader prints the column heads of printLevel's lines.
+func printLevelHeader() {
+	say("%-9s %9s %9s   %-26s   %-26s\n", "", "offered/s", "accepted", "ack p50 / p99 / p999 ms", "end to end p50 / p99 / p999")
 }
 
 // printShedding prints what became of an open-loop phase's orders, and
