@@ -57,7 +57,7 @@ func startCluster(t *testing.T, env map[string]string) *cluster {
 	for i := range 2 {
 		e := maps.Clone(env)
 		e["ORDERFLOW_PROCESSOR_ADDR"] = freeAddr(t)
-		e["ORDERFLOW_LOG_LEVEL"] = "info" // a line per transition, with its trace_id (see checkOneTracePerOrder)
+		e["ORDERFLOW_LOG_LEVEL"] = "info" // a line per transition and per message deleted, with its trace_id (see checkOneTracePerOrder)
 		registerPorts(e)
 		c.procs = append(c.procs, startChildCommand(t, e, filepath.Join(logs, fmt.Sprintf("processor%d.log", i)), "processor"))
 	}
@@ -200,12 +200,14 @@ func (c *crashClient) burst(t *testing.T, n int) (denied int) {
 
 // checkOneTracePerOrder checks, with every process stopped (their spans
 // flushed), that each accepted order of the clients is one trace across
-// the processes: the trace_id of every transition line the processors
-// logged for it and of every "process order" span of it is the same, and
-// that trace holds the POST /orders server span of an api process, the
-// parent of each "process order" span. The log lines are written as they
-// happen, so they also cover the orders that the killed processor ended
-// but whose spans it had not yet exported.
+// the processes: the trace_id of every line the processors logged about it
+// and of every "process order" span of it is the same, and that trace
+// holds the POST /orders server span of an api process, the parent of each
+// "process order" span. The log lines are written as they happen, so they
+// also cover the orders that the killed processor handled but whose spans
+// it had not yet exported: a transition, or for an order its owner
+// cancelled while PENDING (no transition of the processor's), the line
+// that deletes its message.
 func checkOneTracePerOrder(t *testing.T, c *cluster, rcv *otlptest.Receiver, clients ...*crashClient) {
 	t.Helper()
 	spans := rcv.Spans()
@@ -229,7 +231,7 @@ func checkOneTracePerOrder(t *testing.T, c *cluster, rcv *otlptest.Receiver, cli
 		}
 	}
 	for _, p := range c.procs {
-		for _, l := range transitionLines(t, p.log) {
+		for _, l := range orderLines(t, p.log) {
 			saw(l.OrderID, l.TraceID)
 		}
 	}
@@ -250,32 +252,32 @@ func checkOneTracePerOrder(t *testing.T, c *cluster, rcv *otlptest.Receiver, cli
 				}
 			}
 			if len(seen) == 0 {
-				t.Errorf("order %s: no transition logged and no process order span", a.OrderID)
+				t.Errorf("order %s: no processor logged a line about it and no process order span", a.OrderID)
 			}
 		}
 	}
 	t.Logf("%d orders, each one trace from an api process to a processor (%d spans received)", orders, len(spans))
 }
 
-// transitionLine is what checkOneTracePerOrder reads of a processor's
-// "order transition" log line.
-type transitionLine struct {
-	Msg     string `json:"msg"`
+// orderLine is what checkOneTracePerOrder reads of a processor's log
+// line about an order.
+type orderLine struct {
 	OrderID string `json:"order_id"`
 	TraceID string `json:"trace_id"`
 }
 
-// transitionLines returns the "order transition" lines of the log at path.
-func transitionLines(t *testing.T, path string) []transitionLine {
+// orderLines returns the lines of the log at path that name an order and
+// a trace.
+func orderLines(t *testing.T, path string) []orderLine {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []transitionLine
+	var out []orderLine
 	for line := range bytes.Lines(b) {
-		var l transitionLine
-		if json.Unmarshal(line, &l) == nil && l.Msg == "order transition" {
+		var l orderLine
+		if json.Unmarshal(line, &l) == nil && l.OrderID != "" && l.TraceID != "" {
 			out = append(out, l)
 		}
 	}
