@@ -624,6 +624,36 @@ func TestCanceledContextWritesNothing(t *testing.T) {
 	}
 }
 
+// TestKeyReadsRefuseAnEndedContext: the reads by key run without their
+// context's cancellation (see keyRead), so they look at it before they
+// start: a context that has ended reads nothing, and the store is not
+// judged unhealthy for it.
+func TestKeyReadsRefuseAnEndedContext(t *testing.T) {
+	t.Parallel()
+	db, _ := open(t, sqlite.Options{})
+	o := order("mia", t0)
+	if _, _, err := db.Accept(ctx(t), o, orderflow.IdempotencyKey{}); err != nil {
+		t.Fatal(err)
+	}
+	c, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := db.GetOrder(c, o.ID); orderflow.ErrorCode(err) != orderflow.EUnavailable || !errors.Is(err, context.Canceled) {
+		t.Errorf("GetOrder with a canceled context: got %v, want %s for context.Canceled", err, orderflow.EUnavailable)
+	}
+	if _, err := db.Undisturbed(c, o.ID, orderflow.StatusPending); orderflow.ErrorCode(err) != orderflow.EUnavailable || !errors.Is(err, context.Canceled) {
+		t.Errorf("Undisturbed with a canceled context: got %v, want %s for context.Canceled", err, orderflow.EUnavailable)
+	}
+	if got, err := db.GetOrder(ctx(t), o.ID); err != nil || got.ID != o.ID {
+		t.Errorf("GetOrder afterwards: %v, %v", got.ID, err)
+	}
+	if same, err := db.Undisturbed(ctx(t), o.ID, orderflow.StatusPending); err != nil || !same {
+		t.Errorf("Undisturbed afterwards: %v, %v; want true", same, err)
+	}
+	if err := db.Ping(ctx(t)); err != nil {
+		t.Errorf("Ping after the refused reads: %v", err)
+	}
+}
+
 func TestOpenValidatesOptions(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
