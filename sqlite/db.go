@@ -30,7 +30,11 @@ const (
 	DefaultMaxReceives       = 5
 	DefaultIdempotencyTTL    = orderflow.MinIdempotencyTTL
 	DefaultJanitorInterval   = time.Minute
-	DefaultSynchronous       = "FULL"
+	// DefaultCommitWindow is Options.CommitWindow's default: at 2,400
+	// orders/s on 2 cores it cut the server's CPU per order by about an
+	// eighth, at about 3 ms of end-to-end latency (docs/performance.md).
+	DefaultCommitWindow = 2 * time.Millisecond
+	DefaultSynchronous  = "FULL"
 )
 
 // Options configures a DB. Zero fields take the defaults above.
@@ -73,6 +77,21 @@ type Options struct {
 	// Without it, Watch tells of this process's writes only.
 	WatchOtherWriters               bool
 	WatchInterval, WatchMaxInterval time.Duration
+	// CommitWindow is the shortest time between two commits of the
+	// writer while writes keep coming and the processor keeps up: a
+	// transaction that could commit sooner (the last fsync has ended)
+	// stays open until this long after the previous commit, and the
+	// writes that arrive meanwhile join it. Each commit writes every page
+	// it dirtied to the WAL and costs an fsync, so at moderate rates,
+	// where each would carry a few writes, fewer and fuller commits cost
+	// the server less CPU; a write that finds the writer idle longer than
+	// this commits at once, so a quiet database adds no latency. There is
+	// no window while a receive of this DB finds a backlog (it got all the
+	// messages it asked for) or once the transaction holds 32 operations:
+	// the processor's steps each wait for a commit, and a window then
+	// only slows the drain. Zero takes DefaultCommitWindow; negative
+	// commits as soon as the disk is free.
+	CommitWindow time.Duration
 }
 
 // DB is the embedded queue and store on one SQLite file. It is safe for
@@ -141,6 +160,12 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 	if opts.JanitorInterval <= 0 {
 		opts.JanitorInterval = DefaultJanitorInterval
+	}
+	switch {
+	case opts.CommitWindow == 0:
+		opts.CommitWindow = DefaultCommitWindow
+	case opts.CommitWindow < 0:
+		opts.CommitWindow = 0
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

@@ -60,3 +60,7 @@ func (db *DB) SetPollInterval(d time.Duration) { db.poll = d }
 // SetBeforeWait makes a Receive that found nothing call hook before it
 // waits.
 func (db *DB) SetBeforeWait(hook func()) { db.beforeWait.Store(&hook) }
+
+// WindowBatch is the number of operations at which a transaction commits
+// without waiting for the rest of the commit window.
+const WindowBatch = windowBatch

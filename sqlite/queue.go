@@ -199,6 +199,7 @@ func (db *DB) receiveOnce(ctx context.Context, max int, st *startedOrders) ([]or
 			}
 		}
 		w.releaseAtCommit = settled
+		db.backlog.Store(len(out) == max)
 		return nil
 	})
 	if err != nil {

@@ -14,6 +14,10 @@ import (
 // commit never holds callers for long.
 const maxBatch = 512
 
+// windowBatch is the number of operations at which a transaction commits
+// without waiting for the rest of the commit window (see windowOp).
+const windowBatch = 32
+
 // writeOp is one caller's unit of work for the writer.
 type writeOp struct {
 	ctx  context.Context
@@ -190,13 +194,13 @@ func (db *DB) runWriter() {
 }
 
 // runTx runs first and the operations that follow it in one transaction.
-// It commits as soon as the syncer is idle, and otherwise keeps taking new
-// operations into the open transaction (up to maxBatch) until the syncer
-// has finished its fsync: a commit made while an fsync is running could
-// not release its callers any sooner, and every commit writes each page it
-// dirtied to the WAL again, so waiting turns several small commits into
-// one. With Synchronous NORMAL the syncer is always idle and every batch
-// commits at once.
+// It commits once the syncer is idle and the commit window after the
+// previous commit has passed (see Options.CommitWindow), and until then
+// keeps taking new operations into the open transaction (up to
+// maxBatch): a commit made while an fsync is running could not release
+// its callers any sooner, and every commit writes each page it dirtied to
+// the WAL again, so waiting turns several small commits into one. With Synchronous NORMAL the syncer is always idle and only the
+// window holds a commit back.
 //
 // Operations run as they arrive; the first that fails after writing (see
 // commitBatch) makes runTx roll back and run the batch again with
@@ -238,6 +242,10 @@ func (db *DB) runTx(first *writeOp) {
 		default:
 		}
 		if db.unsynced.Load() == 0 {
+			if op, ok := db.windowOp(len(batch)); ok {
+				batch = append(batch, op)
+				continue
+			}
 			break
 		}
 		select {
@@ -250,6 +258,7 @@ func (db *DB) runTx(first *writeOp) {
 		}
 		break
 	}
+	db.lastCommit = time.Now()
 	if _, err := db.ws.commit.Exec(); err != nil {
 		db.abort(batch, unavailable(err, "commit sqlite transaction"))
 	} else {
@@ -257,6 +266,36 @@ func (db *DB) runTx(first *writeOp) {
 		db.watch.hub.Notify(w.changed...)
 	}
 	db.handOver(batch)
+}
+
+// windowOp waits, while the commit window after the previous commit is
+// open (Options.CommitWindow), for an operation to join the open
+// transaction of n operations, and returns it; false once the window has
+// closed (at once when the writer was idle for longer) or the DB is
+// closing. There is no window while a backlog waits (see DB.backlog) or
+// once the transaction holds windowBatch operations: then the commits are
+// full without it, and each step of the processor, which waits for the
+// commit of its write, would only wait longer, at the cost of the rate it
+// drains the backlog at (a window kept on for every load more than halved
+// it: 9,100–9,800 against 3,950–4,030 orders/s).
+func (db *DB) windowOp(n int) (*writeOp, bool) {
+	wait := db.opts.CommitWindow - time.Since(db.lastCommit)
+	if wait <= 0 || n >= windowBatch || db.backlog.Load() {
+		return nil, false
+	}
+	if db.window == nil {
+		db.window = time.NewTimer(wait)
+	} else {
+		db.window.Reset(wait)
+	}
+	defer db.window.Stop()
+	select {
+	case op := <-db.ops:
+		return op, true
+	case <-db.window.C:
+	case <-db.closing:
+	}
+	return nil, false
 }
 
 // committedBatch runs once batch's transaction has committed: it records

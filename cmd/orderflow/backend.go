@@ -141,6 +141,7 @@ func sqliteOptions(cfg config, log *slog.Logger, reg prometheus.Registerer) sqli
 		WatchOtherWriters: cfg.watchOtherWriters,
 		WatchInterval:     cfg.WatchInterval,
 		WatchMaxInterval:  cfg.WatchMaxInterval,
+		CommitWindow:      window(cfg.CommitWindow),
 	}
 }
 

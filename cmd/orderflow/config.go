@@ -73,6 +73,7 @@ type config struct {
 	MaxBacklog         int // 0: no load shedding
 	WatchInterval      time.Duration
 	WatchMaxInterval   time.Duration
+	CommitWindow       time.Duration // 0: commit as soon as the disk is free
 	// watchOtherWriters is set for the api command, whose store is
 	// written by processor processes too (split mode; see serve).
 	watchOtherWriters bool
@@ -155,6 +156,7 @@ var settings = []setting{
 	{"ORDERFLOW_MAX_STREAMS", strconv.Itoa(httpapi.DefaultMaxStreams), "status requests an api process holds open at once (event streams and long-polls); beyond it 503 with Retry-After"},
 	{"ORDERFLOW_MAX_STREAMS_PER_USER", strconv.Itoa(httpapi.DefaultMaxStreamsPerUser), "held status requests per order owner in one api process; beyond it 429 with Retry-After"},
 	{"ORDERFLOW_MAX_BACKLOG", strconv.Itoa(httpapi.DefaultMaxBacklog), "orders accepted and not yet terminal (the queue's waiting and in-flight messages) at which POST /orders answers 503 overloaded with Retry-After instead of accepting; 0 turns shedding off. A new order waits about this / the rate the processors complete orders: size it from the longest wait you accept (docs/operations.md#load-shedding)"},
+	{"ORDERFLOW_COMMIT_WINDOW", dur(sqlite.DefaultCommitWindow), "embedded and split modes: the shortest time between two commits of the SQLite file while writes keep coming, so that the writes of that time share one commit and one fsync: less CPU per order at moderate rates, for up to this much more latency on each write (the 202, each step of an order); a write that finds the file quiet longer than this commits at once, and there is no window while the processor has a backlog to drain (0: commit as soon as the disk is free; at most 100ms)"},
 	{"ORDERFLOW_WATCH_INTERVAL", dur(orderflow.DefaultWatchInterval), "how often an api process reads the followed orders (all in one batched read) to learn of changes other processes wrote; doubles while nothing changes"},
 	{"ORDERFLOW_WATCH_MAX_INTERVAL", dur(orderflow.DefaultWatchMaxInterval), "the longest pause between those reads, reached while nothing changes"},
 	{"ORDERFLOW_CONCURRENCY", strconv.Itoa(processor.DefaultConcurrency), "orders the processor works on at once"},
@@ -286,6 +288,7 @@ func (p *parser) config() config {
 		MaxBacklog:         p.nonNegative("ORDERFLOW_MAX_BACKLOG"),
 		WatchInterval:      p.duration("ORDERFLOW_WATCH_INTERVAL"),
 		WatchMaxInterval:   p.duration("ORDERFLOW_WATCH_MAX_INTERVAL"),
+		CommitWindow:       p.duration("ORDERFLOW_COMMIT_WINDOW"),
 
 		Concurrency:       p.positive("ORDERFLOW_CONCURRENCY"),
 		BatchSize:         p.positive("ORDERFLOW_BATCH_SIZE"),
@@ -403,6 +406,9 @@ func (p *parser) limits(c config) {
 	}
 	if strings.HasPrefix(c.ReplicaURL, "s3://") && c.AWSCABundle != "" {
 		p.fail("ORDERFLOW_REPLICA_URL", "an s3:// replica cannot be used with AWS_CA_BUNDLE set (the AWS SDK cannot add the bundle to Litestream's S3 client); put the CA in the system's trust store (SSL_CERT_FILE) and unset AWS_CA_BUNDLE")
+	}
+	if c.CommitWindow > 100*time.Millisecond {
+		p.fail("ORDERFLOW_COMMIT_WINDOW", "must be at most 100ms (it adds to every write's latency), got %s", c.CommitWindow)
 	}
 	if c.ReplicaSyncInterval < 10*time.Millisecond {
 		p.fail("ORDERFLOW_REPLICA_SYNC_INTERVAL", "must be at least 10ms, got %s", c.ReplicaSyncInterval)

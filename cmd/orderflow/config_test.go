@@ -260,6 +260,7 @@ func TestConfigDefaultsAreTheirOwnersConstants(t *testing.T) {
 		{"ORDERFLOW_FRAUD_MAX_AMOUNT", c.FraudMaxAmount, int64(processor.DefaultFraudMaxAmount)},
 		{"ORDERFLOW_TAKEOVER_AFTER", c.TakeoverAfter, dynamostore.DefaultStaleIntent},
 		{"ORDERFLOW_REPLICA_SYNC_INTERVAL", c.ReplicaSyncInterval, replica.DefaultSyncInterval},
+		{"ORDERFLOW_COMMIT_WINDOW", c.CommitWindow, sqlite.DefaultCommitWindow},
 		{"ORDERFLOW_SQS_SEND_WINDOW", c.SQSSendWindow, sqsqueue.DefaultSendWindow},
 		{"ORDERFLOW_SQS_RECEIVE_LINGER", c.SQSReceiveLinger, sqsqueue.DefaultReceiveLinger},
 		{"ORDERFLOW_SQS_DELETE_WINDOW", c.SQSDeleteWindow, sqsqueue.DefaultDeleteWindow},
@@ -399,6 +400,38 @@ func TestConfigTracing(t *testing.T) {
 	}
 	if got := c.Tracing.Sampler.Description(); got != "TraceIDRatioBased{0.25}" {
 		t.Errorf("sampler %s, want TraceIDRatioBased{0.25}", got)
+	}
+}
+
+func TestConfigCommitWindow(t *testing.T) {
+	for _, tt := range []struct {
+		value string
+		want  time.Duration // the sqlite option; 0 for a refusal
+	}{
+		{"", sqlite.DefaultCommitWindow},
+		{"5ms", 5 * time.Millisecond},
+		{"0", -1}, // commit as soon as the disk is free
+		{"0s", -1},
+		{"100ms", 100 * time.Millisecond},
+		{"101ms", 0},
+		{"-1ms", 0},
+		{"soon", 0},
+	} {
+		env := map[string]string{}
+		if tt.value != "" {
+			env["ORDERFLOW_COMMIT_WINDOW"] = tt.value
+		}
+		c, err := loadConfig(getenvOf(env))
+		switch {
+		case tt.want == 0 && (err == nil || !strings.Contains(err.Error(), "ORDERFLOW_COMMIT_WINDOW")):
+			t.Errorf("ORDERFLOW_COMMIT_WINDOW=%q: got %v, want an error naming it", tt.value, err)
+		case tt.want != 0 && err != nil:
+			t.Errorf("ORDERFLOW_COMMIT_WINDOW=%q: %v", tt.value, err)
+		case tt.want != 0:
+			if got := sqliteOptions(c, nil, nil).CommitWindow; got != tt.want {
+				t.Errorf("ORDERFLOW_COMMIT_WINDOW=%q: the database's CommitWindow is %v, want %v", tt.value, got, tt.want)
+			}
+		}
 	}
 }
 
