@@ -89,8 +89,10 @@ type Options struct {
 	// no window while a receive of this DB finds a backlog (it got all the
 	// messages it asked for) or once the transaction holds 32 operations:
 	// the processor's steps each wait for a commit, and a window then
-	// only slows the drain. Zero takes DefaultCommitWindow; negative
-	// commits as soon as the disk is free.
+	// only slows the drain. The open transaction holds the file's write
+	// lock, so a DB beside other writing processes should turn it off.
+	// Zero takes DefaultCommitWindow; negative commits as soon as the
+	// disk is free.
 	CommitWindow time.Duration
 }
 

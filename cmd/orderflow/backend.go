@@ -130,8 +130,16 @@ func replicate(stdin io.Reader, stdout, stderr io.Writer) error {
 	})
 }
 
-// sqliteOptions are the embedded mode's database options of cfg.
+// sqliteOptions are the embedded mode's database options of cfg. Only the
+// serve command, the one process writing its file, has a commit window: a
+// transaction held open for it holds the file's write lock, and in the
+// split mode the other processes' writes would wait behind it, where the
+// window is meant to gather this process's own.
 func sqliteOptions(cfg config, log *slog.Logger, reg prometheus.Registerer) sqlite.Options {
+	commitWindow := time.Duration(-1)
+	if cfg.ownWriter {
+		commitWindow = window(cfg.CommitWindow)
+	}
 	return sqlite.Options{
 		VisibilityTimeout: cfg.VisibilityTimeout,
 		MaxReceives:       cfg.MaxReceives,
@@ -141,7 +149,7 @@ func sqliteOptions(cfg config, log *slog.Logger, reg prometheus.Registerer) sqli
 		WatchOtherWriters: cfg.watchOtherWriters,
 		WatchInterval:     cfg.WatchInterval,
 		WatchMaxInterval:  cfg.WatchMaxInterval,
-		CommitWindow:      window(cfg.CommitWindow),
+		CommitWindow:      commitWindow,
 	}
 }
 

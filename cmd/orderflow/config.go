@@ -77,6 +77,10 @@ type config struct {
 	// watchOtherWriters is set for the api command, whose store is
 	// written by processor processes too (split mode; see serve).
 	watchOtherWriters bool
+	// ownWriter is set for the serve command, the only process that writes
+	// its file; the others (api, processor, the dlq commands) commit
+	// without a window (see sqliteOptions).
+	ownWriter bool
 
 	Concurrency       int
 	BatchSize         int
@@ -156,7 +160,7 @@ var settings = []setting{
 	{"ORDERFLOW_MAX_STREAMS", strconv.Itoa(httpapi.DefaultMaxStreams), "status requests an api process holds open at once (event streams and long-polls); beyond it 503 with Retry-After"},
 	{"ORDERFLOW_MAX_STREAMS_PER_USER", strconv.Itoa(httpapi.DefaultMaxStreamsPerUser), "held status requests per order owner in one api process; beyond it 429 with Retry-After"},
 	{"ORDERFLOW_MAX_BACKLOG", strconv.Itoa(httpapi.DefaultMaxBacklog), "orders accepted and not yet terminal (the queue's waiting and in-flight messages) at which POST /orders answers 503 overloaded with Retry-After instead of accepting; 0 turns shedding off. A new order waits about this / the rate the processors complete orders: size it from the longest wait you accept (docs/operations.md#load-shedding)"},
-	{"ORDERFLOW_COMMIT_WINDOW", dur(sqlite.DefaultCommitWindow), "embedded and split modes: the shortest time between two commits of the SQLite file while writes keep coming, so that the writes of that time share one commit and one fsync: less CPU per order at moderate rates, for up to this much more latency on each write (the 202, each step of an order); a write that finds the file quiet longer than this commits at once, and there is no window while the processor has a backlog to drain (0: commit as soon as the disk is free; at most 100ms)"},
+	{"ORDERFLOW_COMMIT_WINDOW", dur(sqlite.DefaultCommitWindow), "embedded mode (orderflow serve): the shortest time between two commits of the SQLite file while writes keep coming, so that the writes of that time share one commit and one fsync: less CPU per order at moderate rates, for up to this much more latency on each write (the 202, each step of an order); a write that finds the file quiet longer than this commits at once, and there is no window while the processor has a backlog to drain; orderflow api and orderflow processor commit without one, since an open transaction holds the other processes' writes back (0: commit as soon as the disk is free; at most 100ms)"},
 	{"ORDERFLOW_WATCH_INTERVAL", dur(orderflow.DefaultWatchInterval), "how often an api process reads the followed orders (all in one batched read) to learn of changes other processes wrote; doubles while nothing changes"},
 	{"ORDERFLOW_WATCH_MAX_INTERVAL", dur(orderflow.DefaultWatchMaxInterval), "the longest pause between those reads, reached while nothing changes"},
 	{"ORDERFLOW_CONCURRENCY", strconv.Itoa(processor.DefaultConcurrency), "orders the processor works on at once"},
