@@ -177,7 +177,12 @@ func runDrill(t *testing.T, env map[string]string) drillResult {
 		}
 	}
 	start := time.Now()
-	out, _ := runCmd(t, env, "restore")
+	out, errOut, err := runCmdErr(env, "restore")
+	if err != nil {
+		logs, _ := os.ReadFile(logPath)
+		t.Fatalf("orderflow restore: %v\n%s%s\nthe server's replica lines (lag %s at the kill, load began %s before it):\n%s",
+			err, out, errOut, res.lag, disaster.Sub(loadStart).Round(time.Millisecond), grepLines(string(logs), "replica"))
+	}
 	res.restore, res.acked = time.Since(start), load.count()
 	t.Logf("orderflow restore: %s", strings.TrimSpace(out))
 	c = startChild(t, env, logPath)
@@ -349,6 +354,19 @@ func TestDisasterDrillWithAnS3ReplicaOnMoto(t *testing.T) {
 		"AWS_ENDPOINT_URL":    closedEndpoint,
 		"AWS_REGION":          awstest.Region,
 		"AWS_CA_BUNDLE":       "",
+	})
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		objects, err := s3c.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: &bucket})
+		if err != nil {
+			t.Logf("list the bucket: %v", err)
+			return
+		}
+		for _, o := range objects.Contents {
+			t.Logf("in the bucket: %s (%d bytes, %s)", *o.Key, *o.Size, o.LastModified.Format(time.RFC3339Nano))
+		}
 	})
 	r := runDrill(t, env)
 	objects, err := s3c.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: aws.String("shop/orderflow/")})
