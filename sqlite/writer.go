@@ -199,8 +199,9 @@ func (db *DB) runWriter() {
 // keeps taking new operations into the open transaction (up to
 // maxBatch): a commit made while an fsync is running could not release
 // its callers any sooner, and every commit writes each page it dirtied to
-// the WAL again, so waiting turns several small commits into one. With Synchronous NORMAL the syncer is always idle and only the
-// window holds a commit back.
+// the WAL again, so waiting turns several small commits into one. With
+// Synchronous NORMAL the syncer is always idle and only the window holds
+// a commit back.
 //
 // Operations run as they arrive; the first that fails after writing (see
 // commitBatch) makes runTx roll back and run the batch again with
