@@ -134,7 +134,9 @@ func replicate(stdin io.Reader, stdout, stderr io.Writer) error {
 // serve command, the one process writing its file, has a commit window: a
 // transaction held open for it holds the file's write lock, and in the
 // split mode the other processes' writes would wait behind it, where the
-// window is meant to gather this process's own.
+// window is meant to gather this process's own: with it in the api's and
+// the processor's DB at 2,400 orders/s, the Accepts' p99 doubled for no
+// less CPU (docs/design-decisions.md).
 func sqliteOptions(cfg config, log *slog.Logger, reg prometheus.Registerer) sqlite.Options {
 	commitWindow := time.Duration(-1)
 	if cfg.ownWriter {
