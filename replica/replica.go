@@ -397,6 +397,7 @@ func (r *Replicator) lock(ctx context.Context) (unlock func()) {
 		case !logged:
 			r.log.Info("another process replicates the database; standing by", "path", r.path)
 			logged = true
+			r.notify() // a replicator process's parent shows no lag of its own
 		}
 		select {
 		case <-ctx.Done():

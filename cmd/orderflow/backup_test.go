@@ -424,14 +424,42 @@ func waitForMetricRE(t *testing.T, url, re string) {
 func TestSplitModeReplicatesFromOneProcess(t *testing.T) {
 	env := testEnv(t, map[string]string{"ORDERFLOW_REPLICA_URL": "file://" + filepath.Join(t.TempDir(), "replica")})
 	logs := t.TempDir()
-	api := startChildCommand(t, env, filepath.Join(logs, "api.log"), "api")
-	proc := startChildCommand(t, env, filepath.Join(logs, "processor.log"), "processor")
-	apiMetrics, procMetrics := "http://"+env["ORDERFLOW_API_ADDR"]+"/metrics", "http://"+env["ORDERFLOW_PROCESSOR_ADDR"]+"/metrics"
-	waitForMetricRE(t, apiMetrics, `(?m)^orderflow_replica_active 1$`) // the api started first
-	if m := metricsText(t, procMetrics); !strings.Contains(m, "orderflow_replica_active 0\n") {
-		t.Fatalf("the processor replicates too:\n%s", grepLines(m, "orderflow_replica"))
+	procs := []*child{
+		startChildCommand(t, env, filepath.Join(logs, "api.log"), "api"),
+		startChildCommand(t, env, filepath.Join(logs, "processor.log"), "processor"),
 	}
-	api.kill9(t)
-	waitForMetricRE(t, procMetrics, `(?m)^orderflow_replica_active 1$`)
-	proc.stop(t)
+	metrics := []string{"http://" + env["ORDERFLOW_API_ADDR"] + "/metrics", "http://" + env["ORDERFLOW_PROCESSOR_ADDR"] + "/metrics"}
+	// Either may replicate: the api started first, but its replicator
+	// process, at a lower priority, may take the lock after the
+	// processor's on a busy machine.
+	active := waitForOneActive(t, metrics)
+	other := 1 - active
+	if m := metricsText(t, metrics[other]); !strings.Contains(m, "orderflow_replica_active 0\n") {
+		t.Fatalf("the %s replicates too:\n%s", procs[other].command, grepLines(m, "orderflow_replica"))
+	}
+	// The one standing by says so: no lag of its own (the replica's lag
+	// alert is on every process).
+	waitForMetricRE(t, metrics[other], `(?m)^orderflow_replica_lag_seconds 0$`)
+	procs[active].kill9(t)
+	waitForMetricRE(t, metrics[other], `(?m)^orderflow_replica_active 1$`)
+	procs[other].stop(t)
+}
+
+// waitForOneActive polls the metrics at urls until one says it
+// replicates, and returns its index (20 s).
+func waitForOneActive(t *testing.T, urls []string) int {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var last []string
+		for i, url := range urls {
+			m := metricsText(t, url)
+			if strings.Contains(m, "orderflow_replica_active 1\n") {
+				return i
+			}
+			last = append(last, url+":\n"+grepLines(m, "orderflow_replica"))
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no process replicates after 20s:\n%s", strings.Join(last, "\n"))
+		}
+	}
 }
