@@ -130,16 +130,15 @@ func replicate(stdin io.Reader, stdout, stderr io.Writer) error {
 	})
 }
 
-// sqliteOptions are the embedded mode's database options of cfg. Only the
-// serve command, the one process writing its file, has a commit window: a
-// transaction held open for it holds the file's write lock, and in the
-// split mode the other processes' writes would wait behind it, where the
-// window is meant to gather this process's own: with it in the api's and
-// the processor's DB at 2,400 orders/s, the Accepts' p99 doubled for no
-// less CPU (docs/design-decisions.md).
+// sqliteOptions are the embedded mode's database options of cfg. The api
+// command's store is written by processor processes too, so it watches
+// their writes. Only the serve command, the one process writing its file,
+// has a commit window: a transaction held open for it holds the file's
+// write lock, and in the split mode the other processes' writes would
+// wait behind it (docs/design-decisions.md).
 func sqliteOptions(cfg config, log *slog.Logger, reg prometheus.Registerer) sqlite.Options {
 	commitWindow := time.Duration(-1)
-	if cfg.ownWriter {
+	if cfg.command == "serve" {
 		commitWindow = window(cfg.CommitWindow)
 	}
 	return sqlite.Options{
@@ -148,7 +147,7 @@ func sqliteOptions(cfg config, log *slog.Logger, reg prometheus.Registerer) sqli
 		IdempotencyTTL:    cfg.IdempotencyTTL,
 		Logger:            log,
 		Registerer:        reg,
-		WatchOtherWriters: cfg.watchOtherWriters,
+		WatchOtherWriters: cfg.command == "api",
 		WatchInterval:     cfg.WatchInterval,
 		WatchMaxInterval:  cfg.WatchMaxInterval,
 		CommitWindow:      commitWindow,

@@ -406,14 +406,25 @@ func TestReadyDoesNotDependOnTheReplica(t *testing.T) {
 // waitForMetricRE polls url's metrics until a line matches re (20 s).
 func waitForMetricRE(t *testing.T, url, re string) {
 	t.Helper()
+	waitForMetricREOn(t, []string{url}, re)
+}
+
+// waitForMetricREOn polls the metrics at urls until a line of one of them
+// matches re (20 s), and returns that one's index.
+func waitForMetricREOn(t *testing.T, urls []string, re string) int {
+	t.Helper()
 	rx := regexp.MustCompile(re)
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		m := metricsText(t, url)
-		if rx.MatchString(m) {
-			return
+		var seen []string
+		for i, url := range urls {
+			m := metricsText(t, url)
+			if rx.MatchString(m) {
+				return i
+			}
+			seen = append(seen, url+":\n"+grepLines(m, "orderflow_replica"))
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s has no line matching %s after 20s:\n%s", url, re, grepLines(m, "orderflow_replica"))
+			t.Fatalf("no line matching %s after 20s in the metrics of\n%s", re, strings.Join(seen, "\n"))
 		}
 	}
 }
@@ -432,7 +443,7 @@ func TestSplitModeReplicatesFromOneProcess(t *testing.T) {
 	// Either may replicate: the api started first, but its replicator
 	// process, at a lower priority, may take the lock after the
 	// processor's on a busy machine.
-	active := waitForOneActive(t, metrics)
+	active := waitForMetricREOn(t, metrics, `(?m)^orderflow_replica_active 1$`)
 	other := 1 - active
 	if m := metricsText(t, metrics[other]); !strings.Contains(m, "orderflow_replica_active 0\n") {
 		t.Fatalf("the %s replicates too:\n%s", procs[other].command, grepLines(m, "orderflow_replica"))
@@ -443,23 +454,4 @@ func TestSplitModeReplicatesFromOneProcess(t *testing.T) {
 	procs[active].kill9(t)
 	waitForMetricRE(t, metrics[other], `(?m)^orderflow_replica_active 1$`)
 	procs[other].stop(t)
-}
-
-// waitForOneActive polls the metrics at urls until one says it
-// replicates, and returns its index (20 s).
-func waitForOneActive(t *testing.T, urls []string) int {
-	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		var last []string
-		for i, url := range urls {
-			m := metricsText(t, url)
-			if strings.Contains(m, "orderflow_replica_active 1\n") {
-				return i
-			}
-			last = append(last, url+":\n"+grepLines(m, "orderflow_replica"))
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no process replicates after 20s:\n%s", strings.Join(last, "\n"))
-		}
-	}
 }

@@ -74,13 +74,11 @@ type config struct {
 	WatchInterval      time.Duration
 	WatchMaxInterval   time.Duration
 	CommitWindow       time.Duration // 0: commit as soon as the disk is free
-	// watchOtherWriters is set for the api command, whose store is
-	// written by processor processes too (split mode; see serve).
-	watchOtherWriters bool
-	// ownWriter is set for the serve command, the only process that writes
-	// its file; the others (api, processor, the dlq commands) commit
-	// without a window (see sqliteOptions).
-	ownWriter bool
+	// command is the command that runs with the config (serve, api or
+	// processor; empty for the operator commands), for the database
+	// options that depend on which other processes write the file (see
+	// sqliteOptions).
+	command string
 
 	Concurrency       int
 	BatchSize         int

@@ -428,10 +428,13 @@ func TestConfigCommitWindow(t *testing.T) {
 		case tt.want != 0 && err != nil:
 			t.Errorf("ORDERFLOW_COMMIT_WINDOW=%q: %v", tt.value, err)
 		case tt.want != 0:
-			if got := sqliteOptions(c, nil, nil).CommitWindow; got != -1 {
-				t.Errorf("ORDERFLOW_COMMIT_WINDOW=%q, a process beside others on the file: the database's CommitWindow is %v, want none (-1)", tt.value, got)
+			for _, command := range []string{"api", "processor", ""} { // "": the operator commands
+				c.command = command
+				if got := sqliteOptions(c, nil, nil).CommitWindow; got != -1 {
+					t.Errorf("ORDERFLOW_COMMIT_WINDOW=%q, command %q beside others on the file: the database's CommitWindow is %v, want none (-1)", tt.value, command, got)
+				}
 			}
-			c.ownWriter = true // orderflow serve
+			c.command = "serve"
 			if got := sqliteOptions(c, nil, nil).CommitWindow; got != tt.want {
 				t.Errorf("ORDERFLOW_COMMIT_WINDOW=%q: the database's CommitWindow is %v, want %v", tt.value, got, tt.want)
 			}

@@ -53,10 +53,7 @@ func serve(ctx context.Context, mode string, cfg config, stdout io.Writer) error
 		}
 	}()
 
-	// The api command's store is written by processor processes too.
-	cfg.watchOtherWriters = mode == "api"
-	// The serve command alone writes its file (see sqliteOptions).
-	cfg.ownWriter = mode == "serve"
+	cfg.command = mode
 	b, err := openBackend(ctx, cfg, log, reg, tp)
 	if err != nil {
 		return err
